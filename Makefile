@@ -1,0 +1,44 @@
+# Two commands: `make run` and `make test`. Each does all set-up first (Debian packages, the
+# Python venv, the release build of the Rust workspace); set-up is idempotent and takes seconds
+# when nothing changed.
+SHELL := /bin/bash
+VENV := .venv
+STAMP := $(VENV)/.installed
+CARGO ?= cargo
+ARGS ?=
+
+.PHONY: run test setup apt venv build lint fmt clean
+
+run: setup
+	$(VENV)/bin/harness run $(ARGS)
+
+test: setup
+	$(CARGO) test --release --workspace --quiet
+	$(VENV)/bin/pytest $(ARGS); rc=$$?; [ $$rc -eq 5 ] && { echo "no tests ran" >&2; exit 1; }; exit $$rc
+
+setup: apt venv build
+
+apt:
+	@scripts/setup-apt.sh
+
+venv: $(STAMP)
+$(STAMP): pyproject.toml scripts/setup-venv.sh
+	scripts/setup-venv.sh
+	touch $@
+
+build: apt
+	@scripts/setup-cargo.sh
+	$(CARGO) build --release --workspace --quiet
+
+lint: setup
+	$(VENV)/bin/ruff check harness tests
+	$(VENV)/bin/ruff format --check harness tests
+	$(CARGO) clippy --release --workspace --all-targets --quiet -- -D warnings
+
+fmt: venv
+	$(VENV)/bin/ruff format harness tests
+	$(VENV)/bin/ruff check --fix harness tests
+	$(CARGO) fmt --all
+
+clean:
+	rm -rf target $(VENV) .cargo/config.toml

@@ -1,0 +1,326 @@
+//! Command line -> typed [`Config`] (docs/loadgen.md, "Command line"). Every check on the
+//! arguments happens here, before any load: a bad flag is one `error: ...` line and exit 2.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+pub const USAGE: &str = "\
+usage: loadgen [--host ADDR] [--port N] [--protocol echo] [--size B] [--connections C]
+               [--threads T] [--cpus LIST] [--warmup S] [--duration S] [--timeout S]
+               [--interval-ms MS] [--out FILE]
+See docs/loadgen.md for the meaning of each flag and of the JSON document it prints.";
+
+const MAX_SIZE: usize = 16 << 20;
+const MAX_SECONDS: f64 = 1e6;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProtocolKind {
+    Echo,
+}
+
+impl ProtocolKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ProtocolKind::Echo => "echo",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub host: String,
+    pub port: u16,
+    /// `host:port` resolved once, before the run.
+    pub addr: SocketAddr,
+    pub protocol: ProtocolKind,
+    pub size: usize,
+    pub connections: usize,
+    pub threads: usize,
+    /// `Some(cpus)` with one CPU per thread when pinned.
+    pub cpus: Option<Vec<usize>>,
+    pub warmup_s: f64,
+    pub duration_s: f64,
+    pub timeout_s: f64,
+    pub interval_ms: u64,
+    pub out: Option<PathBuf>,
+}
+
+impl Config {
+    pub fn warmup_ns(&self) -> u64 {
+        seconds_to_ns(self.warmup_s)
+    }
+    pub fn duration_ns(&self) -> u64 {
+        seconds_to_ns(self.duration_s)
+    }
+    pub fn timeout_ns(&self) -> u64 {
+        seconds_to_ns(self.timeout_s)
+    }
+    pub fn interval_ns(&self) -> u64 {
+        self.interval_ms * 1_000_000
+    }
+    /// Number of rows of the series; the last interval is shorter when the duration is not a
+    /// multiple of the interval.
+    pub fn intervals(&self) -> usize {
+        ((self.duration_ns() + self.interval_ns() - 1) / self.interval_ns()) as usize
+    }
+    /// Connections owned by `thread`: an even spread, the first threads taking the remainder.
+    pub fn connections_of(&self, thread: usize) -> usize {
+        self.connections / self.threads + usize::from(thread < self.connections % self.threads)
+    }
+    pub fn cpu_of(&self, thread: usize) -> Option<usize> {
+        self.cpus.as_ref().map(|c| c[thread])
+    }
+}
+
+fn seconds_to_ns(s: f64) -> u64 {
+    (s * 1e9).round() as u64
+}
+
+pub enum Command {
+    Run(Config),
+    Help,
+}
+
+/// Parses the arguments (without the program name).
+pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
+    let mut host = "127.0.0.1".to_string();
+    let mut port: u16 = 7878;
+    let mut protocol = ProtocolKind::Echo;
+    let mut size: usize = 64;
+    let mut connections: usize = 64;
+    let mut threads: usize = 1;
+    let mut cpu_list: Option<Vec<usize>> = None;
+    let (mut warmup_s, mut duration_s, mut timeout_s) = (2.0, 10.0, 2.0);
+    let mut interval_ms: u64 = 1000;
+    let mut out = None;
+
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        if arg == "-h" || arg == "--help" {
+            return Ok(Command::Help);
+        }
+        // Both `--flag value` and `--flag=value`.
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg, None),
+        };
+        if !flag.starts_with("--") {
+            return Err(format!("unexpected argument '{flag}'"));
+        }
+        let known = [
+            "--host",
+            "--port",
+            "--protocol",
+            "--size",
+            "--connections",
+            "--threads",
+            "--cpus",
+            "--warmup",
+            "--duration",
+            "--timeout",
+            "--interval-ms",
+            "--out",
+        ];
+        if !known.contains(&flag.as_str()) {
+            return Err(format!("unknown flag '{flag}'"));
+        }
+        let value = match inline.or_else(|| args.next()) {
+            Some(v) => v,
+            None => return Err(format!("{flag} needs a value")),
+        };
+        let v = value.as_str();
+        match flag.as_str() {
+            "--host" => host = value.clone(),
+            "--port" => port = int(&flag, v, 1, 65535)? as u16,
+            "--protocol" => {
+                protocol = match v {
+                    "echo" => ProtocolKind::Echo,
+                    _ => return Err(format!("--protocol: unsupported protocol '{v}' (echo)")),
+                }
+            }
+            "--size" => size = int(&flag, v, 1, MAX_SIZE as u64)? as usize,
+            "--connections" => connections = int(&flag, v, 1, 1_000_000)? as usize,
+            "--threads" => threads = int(&flag, v, 1, 4096)? as usize,
+            "--cpus" => cpu_list = Some(parse_cpu_list(v)?),
+            "--warmup" => warmup_s = seconds(&flag, v, true)?,
+            "--duration" => duration_s = seconds(&flag, v, false)?,
+            "--timeout" => timeout_s = seconds(&flag, v, false)?,
+            "--interval-ms" => interval_ms = int(&flag, v, 1, 3_600_000)?,
+            "--out" => out = Some(PathBuf::from(value)),
+            _ => unreachable!("flag list and match disagree on {flag}"),
+        }
+    }
+
+    if connections < threads {
+        return Err(format!(
+            "--connections ({connections}) must be at least --threads ({threads})"
+        ));
+    }
+    let cpus = match cpu_list {
+        None => None,
+        Some(list) if list.len() < threads => {
+            return Err(format!(
+                "--cpus names {} CPUs, fewer than --threads ({threads})",
+                list.len()
+            ))
+        }
+        Some(list) => Some(list[..threads].to_vec()),
+    };
+    if let Some(cpus) = &cpus {
+        let allowed = crate::sys::allowed_cpus().map_err(|e| format!("sched_getaffinity: {e}"))?;
+        if let Some(bad) = cpus.iter().find(|c| !allowed.contains(c)) {
+            return Err(format!(
+                "--cpus: CPU {bad} is not available to this process"
+            ));
+        }
+    }
+    // A name may resolve to both families; prefer IPv4, which servers listen on by default.
+    let addrs: Vec<SocketAddr> = (host.as_str(), port)
+        .to_socket_addrs()
+        .map_err(|e| format!("--host: cannot resolve '{host}': {e}"))?
+        .collect();
+    let addr = addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("--host: '{host}' has no address"))?;
+
+    Ok(Command::Run(Config {
+        host,
+        port,
+        addr,
+        protocol,
+        size,
+        connections,
+        threads,
+        cpus,
+        warmup_s,
+        duration_s,
+        timeout_s,
+        interval_ms,
+        out,
+    }))
+}
+
+fn int(flag: &str, v: &str, min: u64, max: u64) -> Result<u64, String> {
+    match v.parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{flag}: expected an integer in {min}..={max}, got '{v}'"
+        )),
+    }
+}
+
+fn seconds(flag: &str, v: &str, zero_ok: bool) -> Result<f64, String> {
+    match v.parse::<f64>() {
+        Ok(s) if s.is_finite() && s <= MAX_SECONDS && (s > 0.0 || (zero_ok && s == 0.0)) => {
+            // A duration must be at least 1 ns once converted.
+            if s > 0.0 && seconds_to_ns(s) == 0 {
+                return Err(format!("{flag}: '{v}' is shorter than 1 ns"));
+            }
+            Ok(s)
+        }
+        _ => {
+            let range = if zero_ok { ">= 0" } else { "> 0" };
+            Err(format!(
+                "{flag}: expected seconds {range} (decimals allowed), got '{v}'"
+            ))
+        }
+    }
+}
+
+/// `1,3,5` or ranges `0-3`, or a mix; a CPU may repeat.
+pub fn parse_cpu_list(v: &str) -> Result<Vec<usize>, String> {
+    let bad = || format!("--cpus: expected a list like '0,2,4-7', got '{v}'");
+    let cpu = |s: &str| -> Result<usize, String> {
+        match s.trim().parse::<usize>() {
+            Ok(c) if c < libc::CPU_SETSIZE as usize => Ok(c),
+            _ => Err(bad()),
+        }
+    };
+    let mut cpus = Vec::new();
+    for part in v.split(',') {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (cpu(a)?, cpu(b)?);
+                if a > b {
+                    return Err(bad());
+                }
+                cpus.extend(a..=b);
+            }
+            None => cpus.push(cpu(part)?),
+        }
+    }
+    Ok(cpus)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Config, String> {
+        match parse(args.iter().map(|s| s.to_string()))? {
+            Command::Run(c) => Ok(c),
+            Command::Help => Err("help".into()),
+        }
+    }
+
+    #[test]
+    fn defaults_follow_the_doc() {
+        let c = run(&[]).unwrap();
+        assert_eq!((c.host.as_str(), c.port, c.size), ("127.0.0.1", 7878, 64));
+        assert_eq!((c.connections, c.threads, c.interval_ms), (64, 1, 1000));
+        assert_eq!((c.warmup_s, c.duration_s, c.timeout_s), (2.0, 10.0, 2.0));
+        assert_eq!(c.cpus, None);
+        assert_eq!(c.intervals(), 10);
+    }
+
+    #[test]
+    fn cpu_lists_and_spread() {
+        assert_eq!(parse_cpu_list("1,3,5").unwrap(), [1, 3, 5]);
+        assert_eq!(parse_cpu_list("0-2,0").unwrap(), [0, 1, 2, 0]);
+        assert!(parse_cpu_list("3-1").is_err());
+        assert!(parse_cpu_list("a").is_err());
+        let c = run(&["--connections", "10", "--threads", "4", "--cpus=0,0,0,0,1"]).unwrap();
+        assert_eq!(c.cpus, Some(vec![0, 0, 0, 0]));
+        let spread: Vec<_> = (0..4).map(|t| c.connections_of(t)).collect();
+        assert_eq!(spread, [3, 3, 2, 2]);
+    }
+
+    #[test]
+    fn decimals_and_partial_last_interval() {
+        let c = run(&[
+            "--duration",
+            "2.5",
+            "--interval-ms",
+            "1000",
+            "--warmup",
+            "0",
+        ])
+        .unwrap();
+        assert_eq!(c.duration_ns(), 2_500_000_000);
+        assert_eq!(c.intervals(), 3);
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        for args in [
+            &["--size", "0"][..],
+            &["--size", "16777217"],
+            &["--connections", "1", "--threads", "2"],
+            &["--duration", "0"],
+            &["--duration", "abc"],
+            &["--warmup", "-1"],
+            &["--timeout", "nan"],
+            &["--port", "70000"],
+            &["--protocol", "smtp"],
+            &["--cpus", "0", "--threads", "2", "--connections", "2"],
+            &["--bogus", "1"],
+            &["--size"],
+            &["stray"],
+        ] {
+            assert!(run(args).is_err(), "{args:?} accepted");
+        }
+    }
+}

@@ -1,0 +1,1 @@
+"""Benchmark harness: plan -> run -> store -> analyse -> report."""

@@ -1,0 +1,71 @@
+"""The load generator's log-linear latency histogram, in Python (docs/loadgen.md).
+
+Pure functions on (lower_ns, upper_ns, count) buckets. Merging adds counts, which is the only
+correct way to combine latency distributions across threads and repetitions; percentiles are
+never averaged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+SUB_BUCKETS = 2048  # 3 significant digits: relative bucket width < 1/1024
+_HALF = SUB_BUCKETS // 2
+
+Bucket = tuple[int, int, int]  # (lower_ns, upper_ns exclusive, count)
+
+
+def bucket_bounds(value_ns: int) -> tuple[int, int]:
+    """The [lower, upper) bucket holding value_ns."""
+    if value_ns < SUB_BUCKETS:
+        return value_ns, value_ns + 1
+    shift = value_ns.bit_length() - 1 - 10  # m - 10 where m = floor(log2 v)
+    sub = value_ns >> shift
+    return sub << shift, (sub + 1) << shift
+
+
+def record(values_ns: Iterable[int]) -> list[Bucket]:
+    """Histogram of raw values (used by tests and by anything that has samples)."""
+    counts: dict[tuple[int, int], int] = {}
+    for v in values_ns:
+        key = bucket_bounds(int(v))
+        counts[key] = counts.get(key, 0) + 1
+    return [(lo, hi, n) for (lo, hi), n in sorted(counts.items())]
+
+
+def merge(histograms: Iterable[Iterable[Bucket]]) -> list[Bucket]:
+    counts: dict[tuple[int, int], int] = {}
+    for hist in histograms:
+        for lo, hi, n in hist:
+            counts[(lo, hi)] = counts.get((lo, hi), 0) + n
+    return [(lo, hi, n) for (lo, hi), n in sorted(counts.items()) if n]
+
+
+def total(hist: Iterable[Bucket]) -> int:
+    return sum(n for _, _, n in hist)
+
+
+def percentile_ns(hist: Sequence[Bucket], p: float) -> int | None:
+    """Nearest-rank percentile, answered as the bucket's highest equivalent value (upper - 1).
+
+    Never below the true nearest-rank value and at most 0.1% above it. None for an empty
+    histogram.
+    """
+    if not 0 < p <= 100:
+        raise ValueError(f"percentile must be in (0, 100], got {p}")
+    n = total(hist)
+    if n == 0:
+        return None
+    rank = max(1, math.ceil(p / 100.0 * n))
+    seen = 0
+    for lo, hi, count in hist:
+        seen += count
+        if seen >= rank:
+            return hi - 1 if hi - lo > 1 else lo
+    return hist[-1][1] - 1
+
+
+def percentile_us(hist: Sequence[Bucket], p: float) -> float | None:
+    v = percentile_ns(hist, p)
+    return None if v is None else v / 1000.0

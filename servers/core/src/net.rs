@@ -1,0 +1,46 @@
+//! Sockets, set up identically for every design: the contract forbids design files from setting
+//! socket options themselves.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::io::AsRawFd;
+
+use socket2::{Domain, SockRef, Socket, Type};
+
+/// Size of the buffer every design reads into.
+pub const BUF_SIZE: usize = 16 * 1024;
+
+/// Listen backlog of every listener.
+pub const BACKLOG: i32 = 1024;
+
+/// A listener shared by all workers (work-stealing designs): `SO_REUSEADDR`, nonblocking.
+pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    bind(addr, false)
+}
+
+/// One of several listeners on the same port, one per thread (thread-per-core designs):
+/// `SO_REUSEADDR` and `SO_REUSEPORT`, so the kernel spreads connections over them; nonblocking.
+pub fn listen_reuseport(addr: SocketAddr) -> io::Result<TcpListener> {
+    bind(addr, true)
+}
+
+fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
+    let listen = || {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+        socket.set_reuse_address(true)?;
+        if reuse_port {
+            socket.set_reuse_port(true)?;
+        }
+        socket.bind(&addr.into())?;
+        socket.listen(BACKLOG)?;
+        socket.set_nonblocking(true)?;
+        Ok(socket.into())
+    };
+    listen().map_err(|e: io::Error| io::Error::new(e.kind(), format!("listen on {addr}: {e}")))
+}
+
+/// Options for an accepted connection, whatever runtime type wraps it: `TCP_NODELAY`, since
+/// request/response traffic must not wait for Nagle's algorithm.
+pub fn configure_accepted(stream: &impl AsRawFd) -> io::Result<()> {
+    SockRef::from(stream).set_nodelay(true)
+}

@@ -1,0 +1,79 @@
+//! tokio-tpc: thread per core.
+//!
+//! N std threads, each pinned to its CPU and running its own tokio current-thread runtime and
+//! `LocalSet`, each accepting on its own `SO_REUSEPORT` listener (the kernel spreads connections
+//! over them by hash). Versus tokio-ws only the executor differs: a connection never leaves the
+//! thread that accepted it, so per-core state may be `!Send` (`Rc<LocalCounters>`), which work
+//! stealing forbids.
+
+use std::rc::Rc;
+use std::sync::{mpsc, Arc, Barrier};
+use std::thread;
+use std::time::Instant;
+
+use bench_core::counters::LocalCounters;
+use bench_core::signal::{ShutdownSignals, SHUTDOWN_GRACE};
+use bench_core::{fatal, net, report, Config};
+use server_designs::tokio_conn::{accept_loop, serve};
+use tokio::net::TcpListener;
+use tokio::runtime::Builder;
+use tokio::sync::watch;
+use tokio::task::{self, LocalSet};
+
+const DESIGN: &str = "tokio-tpc";
+
+fn main() {
+    let cfg = Config::from_env();
+    let signals = ShutdownSignals::block();
+    let listeners: Vec<_> = (0..cfg.threads)
+        .map(|_| net::listen_reuseport(cfg.addr()).unwrap_or_else(fatal))
+        .collect();
+
+    let (stop, stop_rx) = watch::channel(false);
+    let (counters_tx, counters_rx) = mpsc::channel();
+    let workers_ready = Arc::new(Barrier::new(cfg.threads + 1));
+    for (worker, listener) in listeners.into_iter().enumerate() {
+        let (cfg, mut stop_rx) = (cfg.clone(), stop_rx.clone());
+        let (counters_tx, workers_ready) = (counters_tx.clone(), workers_ready.clone());
+        let run = move || {
+            cfg.pin_worker(worker);
+            let rt = Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap_or_else(fatal);
+            let listener = {
+                let _runtime = rt.enter();
+                TcpListener::from_std(listener).unwrap_or_else(fatal)
+            };
+            let counters = Rc::new(LocalCounters::default());
+            workers_ready.wait();
+            LocalSet::new().block_on(&rt, async {
+                let accept = accept_loop(&listener, |stream| {
+                    task::spawn_local(serve(stream, cfg.protocol, counters.clone()));
+                });
+                tokio::select! {
+                    () = accept => {}
+                    _ = stop_rx.changed() => {}
+                }
+            });
+            // The LocalSet, and with it every connection, is gone: the counters are final.
+            let _ = counters_tx.send((worker, counters.snapshot()));
+        };
+        thread::Builder::new()
+            .name(format!("worker-{worker}"))
+            .spawn(run)
+            .unwrap_or_else(fatal);
+    }
+    workers_ready.wait();
+    bench_core::ready();
+
+    signals.wait();
+    stop.send_replace(true);
+    let deadline = Instant::now() + SHUTDOWN_GRACE;
+    let reports = std::iter::from_fn(|| {
+        counters_rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .ok()
+    });
+    report::print(DESIGN, &cfg, reports.take(cfg.threads));
+}

@@ -1,0 +1,4 @@
+//! Code shared by several designs, so that they differ only in what each file shows. The designs
+//! themselves are the binaries in `src/bin/`, one short file each.
+
+pub mod tokio_conn;

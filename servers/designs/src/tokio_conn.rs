@@ -1,0 +1,68 @@
+//! The accept loop and the connection loop of every tokio design: same buffer, socket options and
+//! session code, so that the designs differ only in where these futures run.
+
+use std::io;
+use std::time::Duration;
+
+use bench_core::counters::{Counters, Field};
+use bench_core::{net, Protocol, Session, BUF_SIZE};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Pause after a failed accept: the usual causes (EMFILE, ENFILE, ENOBUFS) persist, and retrying
+/// at once would spin a core and flood stderr.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+
+/// Accepts connections until the future is dropped, handing each to `spawn`.
+pub async fn accept_loop(listener: &TcpListener, mut spawn: impl FnMut(TcpStream)) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => spawn(stream),
+            Err(e) => {
+                eprintln!("accept: {e}");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
+        }
+    }
+}
+
+/// Serves one connection until the peer closes it or an I/O error ends it.
+pub async fn serve(mut stream: TcpStream, protocol: Protocol, counters: impl Counters) {
+    counters.add(Field::Connections, 1);
+    // A reset or a vanished client ends only its own connection; in a benchmark that is routine,
+    // so it is not logged.
+    let _ = run(&mut stream, Session::new(protocol), &counters).await;
+}
+
+async fn run(
+    stream: &mut TcpStream,
+    mut session: Session,
+    counters: &impl Counters,
+) -> io::Result<()> {
+    net::configure_accepted(stream)?;
+    let mut buf = vec![0; BUF_SIZE];
+    loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            // The peer half-closed, and every reply has been written: close.
+            return Ok(());
+        }
+        counters.add(Field::BytesIn, n as u64);
+        let reply = session.on_read(&buf[..n]);
+        counters.add(Field::Messages, reply.messages);
+        let mut rest = reply.bytes;
+        while !rest.is_empty() {
+            // `write` rather than `write_all`: each piece is counted by the worker that wrote
+            // it, even if the task moves to another worker mid-reply.
+            let written = stream.write(rest).await?;
+            if written == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            counters.add(Field::BytesOut, written as u64);
+            rest = &rest[written..];
+        }
+        if reply.close {
+            return Ok(());
+        }
+    }
+}

@@ -1,0 +1,92 @@
+"""Bad input: one clear line on stderr and exit code 2, before anything runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import build_sysfs
+
+
+def harness(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("harness: error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize("value", ["0", "1,0", "-1", "x"])
+def test_bad_cores(value):
+    line = one_error_line(harness("run", "--cores", value, "--dry-run"))
+    assert "--cores" in line
+
+
+def test_too_many_cores_names_the_fix(tmp_path):
+    two = build_sysfs(tmp_path / "cpu", [(0, 0, 0, 0), (1, 0, 1, 0)])
+    line = one_error_line(
+        harness("run", "--cores", "4,16", "--dry-run", env={"HARNESS_SYSFS_CPU": str(two)})
+    )
+    assert "--cores 16 needs 17 CPUs" in line and "has 2 CPUs" in line
+    assert "--oversubscribe" in line and "--cores 1" in line
+
+
+def test_oversubscribe_plans_and_marks(tmp_path):
+    two = build_sysfs(tmp_path / "cpu", [(0, 0, 0, 0), (1, 0, 1, 0)])
+    proc = harness(
+        "run",
+        "--cores",
+        "4",
+        "--repeat",
+        "1",
+        "--oversubscribe",
+        "--dry-run",
+        env={"HARNESS_SYSFS_CPU": str(two)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("OVERSUBSCRIBED") == 2
+
+
+def test_unknown_server():
+    line = one_error_line(harness("run", "--servers", "tokio-ws,nope", "--dry-run"))
+    assert "'nope'" in line and "tokio-ws" in line
+
+
+def test_unwritable_out(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    line = one_error_line(harness("run", "--cores", "1", "--out", str(blocker / "results")))
+    assert "--out" in line and "writable" in line
+
+
+def test_report_on_non_results_dir(tmp_path):
+    line = one_error_line(harness("report", str(tmp_path)))
+    assert "manifest.json" in line
+
+
+def test_unknown_flag():
+    line = one_error_line(harness("run", "--frobnicate"))
+    assert "--frobnicate" in line
+
+
+def test_default_plan_is_interleaved():
+    proc = harness("run", "--dry-run", "--cores", "1")
+    assert proc.returncode == 0, proc.stderr
+    servers = [
+        line.split("-echo-")[0].split("-", 1)[1]
+        for line in proc.stdout.splitlines()
+        if "-echo-" in line
+    ]
+    assert servers[:4] == ["tokio-ws", "tokio-tpc", "tokio-ws", "tokio-tpc"]

@@ -1,0 +1,166 @@
+"""End to end: `harness run` against the real servers and load generator on loopback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+from conftest import REPO, require_binaries
+
+RUN_FAST = ["--cores", "1", "--duration", "2", "--warmup", "1", "--repeat", "1"]
+
+
+def harness(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+    )
+
+
+def only_run(root: Path) -> Path:
+    runs = [p for p in root.iterdir() if p.is_dir()]
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def test_run_produces_tables_and_report(tmp_path):
+    require_binaries("loadgen", "tokio-ws", "tokio-tpc")
+    out, reports = tmp_path / "results", tmp_path / "reports"
+    proc = harness("run", *RUN_FAST, "--out", str(out), "--reports", str(reports))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run = only_run(out)
+    trials = pd.read_parquet(run / "trials.parquet")
+    assert sorted(trials["server"]) == ["tokio-tpc", "tokio-ws"]
+    assert (trials["status"] == "ok").all(), trials[["trial_id", "reason"]]
+    assert (trials["requests"] > 0).all() and (trials["throughput_rps"] > 0).all()
+    assert set(trials["design_family"]) == {"work-stealing", "thread-per-core"}
+    assert (trials["server_cpus"] != trials["client_cpus"]).all()
+    assert trials["server_cpu_s"].notna().all() and trials["client_cpu_s"].notna().all()
+    latency = pd.read_parquet(run / "latency.parquet")
+    sums = latency.groupby("trial_id")["count"].sum()
+    assert (sums == trials.set_index("trial_id")["requests"]).all()
+    series = pd.read_parquet(run / "timeseries.parquet")
+    assert (series.groupby("trial_id").size() == 2).all()
+    workers = pd.read_parquet(run / "workers.parquet")
+    assert len(workers) == 2 and (workers["connections"] == 64).all()
+    # Every request the client counted passed through some server worker.
+    assert (workers["bytes_in"] > 0).all()
+    html = reports / run.name / "index.html"
+    assert html.is_file() and str(html) in proc.stdout
+    text = html.read_text()
+    assert "data:image/png;base64," in text and "http://" not in text and "https://" not in text
+    again = harness("report", str(run), "-o", str(tmp_path / "again.html"))
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "again.html").is_file()
+
+
+def test_failed_trial_is_stored_and_run_goes_on(tmp_path):
+    require_binaries("loadgen", "tokio-ws")
+    registry = tmp_path / "registry.toml"
+    registry.write_text(
+        (REPO / "servers" / "registry.toml").read_text()
+        + """
+[[design]]
+name = "broken"
+family = "thread-per-core"
+io_model = "epoll"
+language = "sh"
+protocols = ["echo"]
+command = "/bin/sh -c 'echo cannot bind >&2; exit 3' --port {port}"
+ready = "line"
+pins_itself = true
+counters = true
+"""
+    )
+    out = tmp_path / "results"
+    proc = harness(
+        "run",
+        *RUN_FAST,
+        "--servers",
+        "broken,tokio-ws",
+        "--registry",
+        str(registry),
+        "--out",
+        str(out),
+        "--reports",
+        str(tmp_path / "reports"),
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "1 of 2 trials failed" in proc.stdout and "broken" in proc.stdout
+    trials = pd.read_parquet(only_run(out) / "trials.parquet").set_index("server")
+    assert trials.loc["broken", "status"] == "failed"
+    assert "exited with code 3" in trials.loc["broken", "reason"]
+    assert "cannot bind" in trials.loc["broken", "reason"]
+    assert trials.loc["tokio-ws", "status"] == "ok"
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def test_ctrl_c_leaves_no_process_and_keeps_results(tmp_path):
+    require_binaries("loadgen", "tokio-ws", "tokio-tpc")
+    out = tmp_path / "results"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "run",
+            "--cores",
+            "1",
+            "--duration",
+            "30",
+            "--warmup",
+            "0",
+            "--repeat",
+            "1",
+            "--out",
+            str(out),
+            "--reports",
+            str(tmp_path / "r"),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        kids: list[int] = []
+        while time.monotonic() < deadline and len(kids) < 2:  # server and load generator
+            time.sleep(0.2)
+            kids = _children(proc.pid)
+        assert len(kids) >= 2, "trial did not start"
+        time.sleep(1.0)
+        os.kill(proc.pid, signal.SIGINT)
+        proc.wait(timeout=20)
+        assert proc.returncode == 130
+        for kid in kids:
+            assert (
+                not Path(f"/proc/{kid}").exists()
+                or Path(f"/proc/{kid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+            )
+        run = only_run(out)
+        trials = pd.read_parquet(run / "trials.parquet")
+        assert len(trials) == 1 and trials.iloc[0]["reason"] == "interrupted by the user"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

@@ -1,0 +1,321 @@
+"""End-to-end tests of the load generator binary (docs/loadgen.md) against small asyncio servers.
+
+Each server runs on 127.0.0.1 in a thread of this process; every loadgen run is a subprocess with
+a hard timeout, so no test can hang and nothing outlives its test. Skipped when the binary is not
+built (`cargo build --release -p loadgen`).
+"""
+
+import asyncio
+import json
+import math
+import os
+import socket
+import subprocess
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LOADGEN = ROOT / "target" / "release" / "loadgen"
+
+pytestmark = pytest.mark.skipif(
+    not LOADGEN.exists(), reason="loadgen not built: cargo build --release -p loadgen"
+)
+
+SUMMARY_PERCENTILES = {"p50": "50", "p90": "90", "p99": "99", "p999": "99.9", "p9999": "99.99"}
+
+
+# --- servers ---------------------------------------------------------------------------------
+
+
+async def echo(reader, writer):
+    while data := await reader.read(65536):
+        writer.write(data)
+        await writer.drain()
+
+
+async def echo_corrupting_byte_100(reader, writer):
+    """Echoes, but flips the 100th byte of every connection's stream."""
+    seen = 0
+    while data := await reader.read(65536):
+        if seen <= 100 < seen + len(data):
+            data = bytearray(data)
+            data[100 - seen] ^= 0xFF
+        seen += len(data)
+        writer.write(bytes(data))
+        await writer.drain()
+
+
+async def silent(reader, writer):
+    """Reads and never answers."""
+    while await reader.read(65536):
+        pass
+
+
+async def close_after_first_message(reader, writer):
+    """Reads one 64-byte message, then closes without answering."""
+    await reader.readexactly(64)
+
+
+class ServerThread:
+    """An asyncio TCP server on 127.0.0.1 (ephemeral port) running `handler` in a thread."""
+
+    def __init__(self, handler):
+        self.handler = handler
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.port = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    async def _serve(self, reader, writer):
+        try:
+            await self.handler(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass  # the load generator drops its connections at the end of a run
+        finally:
+            writer.close()
+
+    def _run(self):
+        asyncio.set_event_loop(self.loop)
+        server = self.loop.run_until_complete(
+            asyncio.start_server(self._serve, "127.0.0.1", 0, backlog=1024)
+        )
+        self.port = server.sockets[0].getsockname()[1]
+        self.ready.set()
+        self.loop.run_forever()
+        server.close()
+        tasks = asyncio.all_tasks(self.loop)
+        for t in tasks:
+            t.cancel()
+        self.loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        self.loop.close()
+
+    def __enter__(self):
+        self.thread.start()
+        assert self.ready.wait(5), "test server did not start"
+        return self
+
+    def __exit__(self, *exc):
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        assert not self.thread.is_alive(), "test server did not stop"
+
+
+def free_port():
+    """A port nothing listens on (bound once, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_loadgen(*args, limit=20):
+    """Runs loadgen; returns (exit code, parsed JSON or None, stderr, seconds taken)."""
+    start = time.monotonic()
+    proc = subprocess.run(
+        [str(LOADGEN), *map(str, args)], capture_output=True, text=True, timeout=limit
+    )
+    elapsed = time.monotonic() - start
+    doc = json.loads(proc.stdout) if proc.stdout.strip() else None
+    return proc.returncode, doc, proc.stderr, elapsed
+
+
+# --- the histogram definition, independently ---------------------------------------------------
+
+
+def bucket_of(v):
+    """[lower, upper) of the bucket holding v ns (docs/loadgen.md)."""
+    if v < 2048:
+        return v, v + 1
+    shift = v.bit_length() - 1 - 10
+    sub = v >> shift
+    return sub << shift, (sub + 1) << shift
+
+
+def percentile_us(buckets, p):
+    """Highest value of the bucket holding the nearest-rank p-th percentile, in us."""
+    n = sum(b["count"] for b in buckets)
+    rank = max(1, math.ceil(Fraction(p) / 100 * n))
+    seen = 0
+    for b in buckets:
+        seen += b["count"]
+        if seen >= rank:
+            return (b["upper_ns"] - 1) / 1000
+    raise AssertionError("rank beyond the histogram")
+
+
+# --- tests ----------------------------------------------------------------------------------
+
+
+def test_echo_run_is_complete_and_consistent():
+    cpu = min(os.sched_getaffinity(0))
+    with ServerThread(echo) as srv:
+        rc, doc, err, _ = run_loadgen(
+            "--port", srv.port, "--size", 100, "--connections", 4, "--threads", 2,
+            "--cpus", f"{cpu},{cpu}", "--warmup", 0.3, "--duration", 2, "--interval-ms", 500,
+            "--timeout", 1,
+        )
+    assert rc == 0, err
+    assert set(doc) == {
+        "schema", "config", "latency_kind", "summary", "histogram", "series", "client_cpu"
+    }
+    assert doc["schema"] == "loadgen/1"
+    assert doc["latency_kind"] == "closed-loop"
+    assert doc["config"] == {
+        "host": "127.0.0.1", "port": srv.port, "protocol": "echo", "mode": "closed",
+        "size": 100, "connections": 4, "threads": 2, "cpus": [cpu, cpu],
+        "warmup_s": 0.3, "duration_s": 2.0, "timeout_s": 1.0, "interval_ms": 500,
+    }
+
+    s = doc["summary"]
+    assert set(s) == {
+        "requests", "errors_total", "errors", "bytes_sent", "bytes_received", "window_s",
+        "throughput_rps", "clamped", "latency_us",
+    }
+    n = s["requests"]
+    assert n > 0
+    assert s["errors"] == {"connect": 0, "reset": 0, "eof": 0, "mismatch": 0, "timeout": 0}
+    assert s["errors_total"] == 0
+    assert s["bytes_sent"] == s["bytes_received"] == 100 * n
+    assert s["window_s"] == 2.0
+    assert s["throughput_rps"] == pytest.approx(n / 2.0)
+    assert s["clamped"] == 0
+
+    h = doc["histogram"]
+    assert (h["unit"], h["sub_buckets"]) == ("ns", 2048)
+    buckets = h["buckets"]
+    assert sum(b["count"] for b in buckets) == n
+    assert all(b["count"] > 0 for b in buckets)
+    assert all(a["upper_ns"] <= b["lower_ns"] for a, b in zip(buckets, buckets[1:]))
+    for b in buckets:
+        assert bucket_of(b["lower_ns"]) == (b["lower_ns"], b["upper_ns"])
+
+    lat = s["latency_us"]
+    for key, p in SUMMARY_PERCENTILES.items():
+        assert lat[key] == percentile_us(buckets, p), key
+    assert lat["min"] <= lat["mean"] <= lat["max"]
+    assert lat["min"] * 1000 >= buckets[0]["lower_ns"]
+    assert lat["max"] * 1000 < buckets[-1]["upper_ns"]
+    assert lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p999"] <= lat["p9999"]
+
+    series = doc["series"]
+    assert len(series) == 4  # duration / interval
+    assert [r["interval"] for r in series] == [0, 1, 2, 3]
+    assert [r["start_s"] for r in series] == [0.0, 0.5, 1.0, 1.5]
+    assert sum(r["requests"] for r in series) == n
+    assert all(r["errors"] == 0 for r in series)
+    for r in series:
+        assert (r["p50_us"] is None) == (r["requests"] == 0)
+        if r["requests"]:
+            assert r["p50_us"] <= r["p99_us"]
+
+    cpu_doc = doc["client_cpu"]
+    assert [t["thread"] for t in cpu_doc["threads"]] == [0, 1]
+    assert [t["cpu"] for t in cpu_doc["threads"]] == [cpu, cpu]
+    assert cpu_doc["total_s"] == pytest.approx(cpu_doc["user_s"] + cpu_doc["system_s"])
+    assert 0 < cpu_doc["total_s"] < 2 * 2.0 + 0.5
+
+
+def test_out_file_gets_the_document(tmp_path):
+    out = tmp_path / "result.json"
+    with ServerThread(echo) as srv:
+        proc = subprocess.run(
+            [str(LOADGEN), "--port", str(srv.port), "--connections", "2", "--warmup", "0",
+             "--duration", "0.5", "--interval-ms", "250", "--out", str(out)],
+            capture_output=True, text=True, timeout=20,
+        )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""
+    doc = json.loads(out.read_text())
+    assert doc["summary"]["requests"] > 0
+    assert len(doc["series"]) == 2
+
+
+def test_nothing_listening_counts_connect_errors_and_exits_1():
+    rc, doc, _, elapsed = run_loadgen(
+        "--port", free_port(), "--connections", 3, "--warmup", 0, "--duration", 1,
+        "--timeout", 0.5,
+    )
+    assert rc == 1
+    s = doc["summary"]
+    assert s["requests"] == 0
+    assert s["errors"]["connect"] > 0
+    assert s["errors_total"] == s["errors"]["connect"]
+    assert all(v is None for v in s["latency_us"].values())
+    assert doc["histogram"]["buckets"] == []
+    assert doc["series"][0]["p50_us"] is None
+    assert elapsed < 1 + 0.5 + 2  # warmup + duration + timeout + slack
+
+
+def test_corrupted_byte_is_a_mismatch():
+    with ServerThread(echo_corrupting_byte_100) as srv:
+        rc, doc, err, _ = run_loadgen(
+            "--port", srv.port, "--connections", 2, "--warmup", 0, "--duration", 1
+        )
+    s = doc["summary"]
+    assert s["errors"]["mismatch"] > 0, err
+    # Each connection gets one message (bytes 0..63) right before the corrupted one.
+    assert s["requests"] > 0
+    assert rc == 0
+
+
+def test_silent_server_times_out_in_bounded_time():
+    with ServerThread(silent) as srv:
+        rc, doc, _, elapsed = run_loadgen(
+            "--port", srv.port, "--connections", 2, "--warmup", 0, "--duration", 1,
+            "--timeout", 0.3,
+        )
+    assert rc == 1
+    assert doc["summary"]["errors"]["timeout"] > 0
+    assert doc["summary"]["requests"] == 0
+    assert elapsed < 1 + 0.3 + 2
+
+
+def test_server_closing_mid_request_is_eof():
+    with ServerThread(close_after_first_message) as srv:
+        rc, doc, _, _ = run_loadgen(
+            "--port", srv.port, "--connections", 2, "--warmup", 0, "--duration", 0.5
+        )
+    assert rc == 1
+    assert doc["summary"]["errors"]["eof"] > 0
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--bogus"],
+        ["--size", "0"],
+        ["--size", "16777217"],
+        ["--connections", "1", "--threads", "2"],
+        ["--duration", "abc"],
+        ["--duration", "0"],
+        ["--warmup", "-1"],
+        ["--port", "0"],
+        ["--protocol", "gopher"],
+        ["--cpus", "1-0"],
+        ["--interval-ms"],
+        ["stray"],
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(args):
+    rc, doc, err, _ = run_loadgen(*args, limit=10)
+    assert rc == 2
+    assert doc is None
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+
+
+def test_help_exits_0():
+    proc = subprocess.run([str(LOADGEN), "--help"], capture_output=True, text=True, timeout=10)
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("usage: loadgen")
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_threads():
+    before = set(threading.enumerate())
+    yield
+    leftover = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    assert not leftover, f"threads left running: {leftover}"
