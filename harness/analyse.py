@@ -1,20 +1,35 @@
-"""Stage 4: from stored tables to per-configuration summaries and design-family ratios.
+"""Stage 4: from stored tables to per-configuration summaries, design comparisons and the answer.
 
-Failed trials never enter a median; they are counted and listed. Latency percentiles of a
-configuration come from the merged histograms of its successful repetitions (never from
-averaging per-trial percentiles).
+Rules (docs/measurement rules 2-7):
+- failed trials never enter a figure; flagged trials (client-bound, oversubscribed, unsteady,
+  rate missed) are shown but never ranked: they are left out of medians, intervals and ratios;
+- latency percentiles of a configuration come from the merged histograms of its ranked trials
+  (never from averaging per-trial percentiles);
+- a design beats another only under criterion's rule (stats.compare).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
 from harness import histogram, stats
-from harness.store import RunData
 
-CONFIG_KEYS = ["protocol", "server_cores", "connections", "size_bytes"]
+FLAGS = ("oversubscribed", "client_bound", "unsteady", "rate_missed")
+# What makes trials repetitions of one configuration, besides the server.
+CONFIG_KEYS = [
+    "protocol",
+    "server_cores",
+    "connections",
+    "size_bytes",
+    "pipeline",
+    "work",
+    "mode",
+    "load",
+]
+# The pair that isolates the executor: same runtime, same I/O code, only scheduling differs.
+HEADLINE_PAIR = ("tokio-tpc", "tokio-ws")
 
 
 @dataclass(frozen=True)
@@ -26,57 +41,142 @@ class ConfigSummary:
     server_cores: int
     connections: int
     size_bytes: int
+    pipeline: int
+    work: str
+    mode: str
+    load: float | None  # open loop: offered rate (or fraction of capacity for sweeps)
     trials_ok: int
     trials_failed: int
-    oversubscribed: bool
-    throughput_median: float | None
-    throughput_min: float | None
-    throughput_max: float | None
+    trials_flagged: int  # ok but flagged: shown, never ranked
+    throughput: stats.Interval | None  # median req/s of ranked trials with its 95% CI
+    throughput_samples: tuple[float, ...]
     p50_us: float | None
     p99_us: float | None
     p999_us: float | None
+    p99_samples: tuple[float, ...]  # per-trial p99 (for ratio intervals)
+    uncorrected_p99_us: float | None
     latency_kind: str | None
-    server_cpu_s_median: float | None
-    client_cpu_s_median: float | None
+    achieved_rate: float | None
+    server_cpu_util: float | None
     requests_per_server_cpu_s: float | None
+    ctxt_per_request: float | None
+    worker_imbalance: float | None  # max / mean requests per worker (1.0 = even), median
+    flag_reasons: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return workload_label(
+            self.protocol,
+            self.size_bytes,
+            self.connections,
+            self.pipeline,
+            self.work,
+            self.mode,
+            self.load,
+        )
 
 
 @dataclass(frozen=True)
-class FamilyRatio:
+class DesignComparison:
+    """A thread-per-core design against a work-stealing one in one configuration."""
+
     protocol: str
     server_cores: int
-    connections: int
-    size_bytes: int
+    workload: str
     thread_per_core: str
     work_stealing: str
-    throughput_ratio: float | None  # thread-per-core / work-stealing, medians
-    p99_ratio: float | None
+    throughput_ratio: stats.Interval | None  # tpc / ws median throughput, 95% CI
+    p99_ratio: stats.Interval | None  # tpc / ws median per-trial p99, 95% CI
+    verdict: stats.Comparison | None  # criterion's rule on throughput
+    headline: bool = False
 
 
-def _none_if_nan(x: object) -> float | None:
+@dataclass(frozen=True)
+class Analysis:
+    summaries: list[ConfigSummary]
+    comparisons: list[DesignComparison]
+    flagged: pd.DataFrame  # trials shown but not ranked, with reasons
+    failed: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+
+def workload_label(
+    protocol: str, size: int, conns: int, pipeline: int, work: str, mode: str, load: float | None
+) -> str:
+    what = f"echo {size} B" if protocol == "echo" else "HTTP GET"
+    parts = [what, f"{conns} conns"]
+    if pipeline != 1:
+        parts.append(f"pipeline {pipeline}")
+    if work != "none":
+        parts.append(f"work {work}")
+    if mode == "open" and load is not None:
+        parts.append(f"open loop {load:g}x capacity" if load <= 2 else f"open loop {load:,.0f}/s")
+    return ", ".join(parts)
+
+
+def _nan_to_none(x: object) -> float | None:
     return None if x is None or pd.isna(x) else float(x)  # type: ignore[arg-type]
 
 
-def summarise(run: RunData) -> list[ConfigSummary]:
-    trials = run.trials
-    if trials.empty:
+def prepare(trials: pd.DataFrame) -> pd.DataFrame:
+    """Add `load` and `ranked` columns (trials that may enter medians and rankings)."""
+    t = trials.copy()
+    if t.empty:
+        return t.assign(load=pd.Series(dtype=float), ranked=pd.Series(dtype=bool))
+    t["load"] = t["rate_fraction"].where(t["rate_fraction"].notna(), t["target_rate"])
+    flagged = pd.Series(False, index=t.index)
+    for flag in FLAGS:
+        flagged |= t[flag].fillna(False).astype(bool)
+    t["flagged"] = (t["status"] == "ok") & flagged
+    t["ranked"] = (t["status"] == "ok") & ~flagged
+    return t
+
+
+def flag_reasons(row: pd.Series) -> list[str]:
+    reasons = []
+    if row.get("oversubscribed"):
+        reasons.append("oversubscribed CPUs")
+    for flag in ("client_bound", "unsteady", "rate_missed"):
+        if row.get(flag) is True or (not pd.isna(row.get(flag)) and bool(row.get(flag))):
+            why = row.get(f"{flag}_reason") or ""
+            reasons.append(f"{flag.replace('_', ' ')}: {why}".rstrip(": "))
+    return reasons
+
+
+def _imbalance(workers: pd.DataFrame, trial_ids: list[str]) -> float | None:
+    """Median over trials of max/mean requests per worker: how unevenly work landed."""
+    values = []
+    for _, group in workers[workers["trial_id"].isin(trial_ids)].groupby("trial_id"):
+        reqs = group["requests"].dropna()
+        if len(reqs) > 1 and reqs.mean() > 0:
+            values.append(float(reqs.max() / reqs.mean()))
+    return stats.median(values)
+
+
+def summarise(
+    trials: pd.DataFrame, latency: pd.DataFrame, workers: pd.DataFrame
+) -> list[ConfigSummary]:
+    t = prepare(trials)
+    if t.empty:
         return []
-    buckets = run.latency.groupby("trial_id") if not run.latency.empty else None
+    primary = latency[latency["kind"].fillna("primary") == "primary"]
+    by_trial = {tid: g for tid, g in primary.groupby("trial_id")}
     out = []
-    for (server, *config), group in trials.groupby(["server", *CONFIG_KEYS], sort=True):
-        ok = group[group["status"] == "ok"]
-        tput = [float(x) for x in ok["throughput_rps"].dropna()]
-        hists = []
-        if buckets is not None:
-            for tid in ok["trial_id"]:
-                if tid in buckets.groups:
-                    b = buckets.get_group(tid)
-                    hists.append(list(zip(b["lower_ns"], b["upper_ns"], b["count"], strict=True)))
+    for key, group in t.groupby(["server", *CONFIG_KEYS], sort=True, dropna=False):
+        server, protocol, cores, conns, size, pipeline, work, mode, load = key
+        ranked = group[group["ranked"]]
+        tput = [float(x) for x in ranked["throughput_rps"].dropna()]
+        hists = [
+            list(zip(b["lower_ns"], b["upper_ns"], b["count"], strict=True))
+            for tid in ranked["trial_id"]
+            if (b := by_trial.get(tid)) is not None
+        ]
         merged = histogram.merge(hists)
-        server_cpu = [float(x) for x in ok["server_cpu_s"].dropna()]
-        requests = [float(x) for x in ok["requests"].dropna()]
-        per_cpu = [r / c for r, c in zip(requests, server_cpu, strict=False) if c > 0]
-        protocol, cores, conns, size = config
+        warnings = [w.message for w in stats.stability_warnings(tput)] if tput else []
+        reasons = sorted(
+            {r for _, row in group[group["flagged"]].iterrows() for r in flag_reasons(row)}
+        )
         out.append(
             ConfigSummary(
                 server=server,
@@ -86,46 +186,74 @@ def summarise(run: RunData) -> list[ConfigSummary]:
                 server_cores=int(cores),
                 connections=int(conns),
                 size_bytes=int(size),
-                trials_ok=len(ok),
-                trials_failed=len(group) - len(ok),
-                oversubscribed=bool(group["oversubscribed"].any()),
-                throughput_median=stats.median(tput),
-                throughput_min=min(tput) if tput else None,
-                throughput_max=max(tput) if tput else None,
+                pipeline=int(pipeline) if not pd.isna(pipeline) else 1,
+                work=str(work) if not pd.isna(work) else "none",
+                mode=str(mode) if not pd.isna(mode) else "closed",
+                load=_nan_to_none(load),
+                trials_ok=int((group["status"] == "ok").sum()),
+                trials_failed=int((group["status"] != "ok").sum()),
+                trials_flagged=int(group["flagged"].sum()),
+                throughput=stats.median_ci(tput),
+                throughput_samples=tuple(tput),
                 p50_us=histogram.percentile_us(merged, 50),
                 p99_us=histogram.percentile_us(merged, 99),
                 p999_us=histogram.percentile_us(merged, 99.9),
-                latency_kind=next(iter(ok["latency_kind"].dropna()), None),
-                server_cpu_s_median=stats.median(server_cpu),
-                client_cpu_s_median=stats.median([float(x) for x in ok["client_cpu_s"].dropna()]),
-                requests_per_server_cpu_s=stats.median(per_cpu),
+                p99_samples=tuple(float(x) for x in ranked["p99_us"].dropna()),
+                uncorrected_p99_us=stats.median(
+                    [float(x) for x in ranked["uncorrected_p99_us"].dropna()]
+                ),
+                latency_kind=next(iter(group["latency_kind"].dropna()), None),
+                achieved_rate=stats.median([float(x) for x in ranked["achieved_rate"].dropna()]),
+                server_cpu_util=stats.median(
+                    [float(x) for x in ranked["server_cpu_util"].dropna()]
+                ),
+                requests_per_server_cpu_s=stats.median(
+                    [float(x) for x in ranked["requests_per_server_cpu_s"].dropna()]
+                ),
+                ctxt_per_request=stats.median(
+                    [float(x) for x in ranked["ctxt_per_request"].dropna()]
+                ),
+                worker_imbalance=_imbalance(workers, list(ranked["trial_id"])),
+                flag_reasons=tuple(reasons),
+                warnings=tuple(warnings),
             )
         )
     return out
 
 
-def family_ratios(summaries: list[ConfigSummary]) -> list[FamilyRatio]:
+def compare_designs(summaries: list[ConfigSummary]) -> list[DesignComparison]:
     """Every thread-per-core design against every work-stealing design, per configuration."""
-    by_config: dict[tuple, list[ConfigSummary]] = {}
+    groups: dict[tuple, list[ConfigSummary]] = {}
     for s in summaries:
-        key = (s.protocol, s.server_cores, s.connections, s.size_bytes)
-        by_config.setdefault(key, []).append(s)
+        key = (s.protocol, s.server_cores, s.label)
+        groups.setdefault(key, []).append(s)
     out = []
-    for (protocol, cores, conns, size), group in sorted(by_config.items()):
+    for (protocol, cores, label), group in sorted(groups.items()):
         tpc = [s for s in group if s.design_family == "thread-per-core"]
         ws = [s for s in group if s.design_family == "work-stealing"]
         for a in tpc:
             for b in ws:
                 out.append(
-                    FamilyRatio(
+                    DesignComparison(
                         protocol=protocol,
                         server_cores=cores,
-                        connections=conns,
-                        size_bytes=size,
+                        workload=label,
                         thread_per_core=a.server,
                         work_stealing=b.server,
-                        throughput_ratio=stats.ratio(a.throughput_median, b.throughput_median),
-                        p99_ratio=stats.ratio(a.p99_us, b.p99_us),
+                        throughput_ratio=stats.ratio_ci(a.throughput_samples, b.throughput_samples),
+                        p99_ratio=stats.ratio_ci(a.p99_samples, b.p99_samples),
+                        verdict=stats.compare(a.throughput_samples, b.throughput_samples),
+                        headline=(a.server, b.server) == HEADLINE_PAIR,
                     )
                 )
     return out
+
+
+def analyse(trials: pd.DataFrame, latency: pd.DataFrame, workers: pd.DataFrame) -> Analysis:
+    summaries = summarise(trials, latency, workers)
+    t = prepare(trials)
+    flagged = t[t["flagged"]].copy() if not t.empty else t
+    if not flagged.empty:
+        flagged["reasons"] = ["; ".join(flag_reasons(row)) for _, row in flagged.iterrows()]
+    failed = t[t["status"] != "ok"] if not t.empty else t
+    return Analysis(summaries, compare_designs(summaries), flagged, failed)

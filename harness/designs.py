@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import shutil
+import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,8 @@ class Design:
     pins_itself: bool
     counters: bool
     summary: str
+    default: bool = False
+    work: bool = False  # accepts --work DIST --seed N (server-side CPU burn per request)
 
     def argv(
         self, *, bin_dir: Path, protocol: str, host: str, port: int, threads: int, cpus: str
@@ -39,6 +42,8 @@ class Design:
             "port": port,
             "threads": threads,
             "cpus": cpus,
+            "python": sys.executable,
+            "repo": str(REPO_ROOT),
         }
         return [part.format(**fields) for part in shlex.split(self.command)]
 
@@ -83,5 +88,7 @@ def load_registry(path: Path = DEFAULT_REGISTRY) -> dict[str, Design]:
             pins_itself=bool(entry.get("pins_itself", False)),
             counters=bool(entry.get("counters", False)),
             summary=entry.get("summary", ""),
+            default=bool(entry.get("default", False)),
+            work=bool(entry.get("work", False)),
         )
     return designs

@@ -1,10 +1,13 @@
-"""Stages 2-3 together: run a plan trial by trial, storing each result before the next starts."""
+"""Stages 2-3 together: run a plan trial by trial, storing each result before the next starts.
+
+Also how a run survives: `resume` reopens a results directory and runs only the trials its
+tables do not hold yet (or that were interrupted), with the plan stored in its manifest.
+"""
 
 from __future__ import annotations
 
 import signal
-import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,13 +15,13 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from harness import platform as platform_info
 from harness.designs import Design
 from harness.errors import HarnessError
-from harness.plan import TRIAL_OVERHEAD_S, Plan
+from harness.plan import TRIAL_OVERHEAD_S, Plan, TrialSpec
 from harness.runner import TrialResult, run_trial
 from harness.store import SCHEMA_VERSION, RunStore, trial_rows
-from harness.topology import Topology
+
+INTERRUPTED = "interrupted by the user"
 
 
 @dataclass
@@ -52,39 +55,72 @@ def check_binaries(plan: Plan, designs: dict[str, Design], bin_dir: Path) -> Non
         raise HarnessError(f"{'; '.join(missing)}; build with `make build` (or pass --bin-dir)")
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
-def execute(
+def new_manifest(
+    run_id: str,
     plan: Plan,
     designs: dict[str, Design],
-    *,
-    out_root: Path,
-    bin_dir: Path,
     command: list[str],
-    topology: Topology,
-    console: Console,
-) -> RunOutcome:
-    check_binaries(plan, designs, bin_dir)
-    run_id = new_run_id(out_root)
-    store = RunStore(out_root / run_id)
-    manifest: dict[str, Any] = {
+    platform: dict[str, Any],
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    return {
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "ended_at": None,
         "command": command,
         "plan": plan.to_dict(),
-        "designs": {n: vars(designs[n]) for n in plan.config.servers},
-        "platform": platform_info.collect(topology),
-        "bin_dir": str(bin_dir),
+        "designs": {n: vars(designs[n]) for n in plan.config.servers if n in designs},
+        "platform": platform,
+        **extra,
     }
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _describe(spec: TrialSpec) -> str:
+    what = f"{spec.server} {spec.protocol} {spec.server_cores} core(s) {spec.connections} conns"
+    if spec.protocol == "echo":
+        what += f" {spec.size_bytes} B"
+    if spec.mode == "open":
+        what += f" open {spec.rate:,.0f}/s" if spec.rate else f" open {spec.rate_fraction:g}x"
+    return f"{what} rep {spec.repetition + 1}"
+
+
+def _resolve_rate(spec: TrialSpec, capacities: dict[str, float | None]) -> TrialSpec | str:
+    """A sweep trial's offered rate from its capacity trial, or why it cannot have one."""
+    if spec.rate_fraction is None:
+        return spec
+    capacity = capacities.get(spec.capacity_trial or "")
+    if not capacity:
+        return f"capacity trial {spec.capacity_trial} measured no throughput"
+    return replace(spec, rate=round(spec.rate_fraction * capacity, 3))
+
+
+def execute(
+    plan: Plan,
+    designs: dict[str, Design],
+    *,
+    store: RunStore,
+    manifest: dict[str, Any],
+    bin_dir: Path,
+    console: Console,
+    skip: set[str] | frozenset[str] = frozenset(),
+    capacities: dict[str, float | None] | None = None,
+) -> RunOutcome:
+    """Run every trial of the plan not in `skip`; `capacities` holds throughputs already
+    measured (a resumed run's capacity trials)."""
+    check_binaries(plan, designs, bin_dir)
+    run_id = manifest["run_id"]
     store.write_manifest(manifest)
+    capacities = dict(capacities or {})
+    todo = [t for t in plan.trials if t.trial_id not in skip]
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM cleans up like Ctrl-C
     results: list[TrialResult] = []
     interrupted = False
-    remaining = plan.estimated_seconds()
+    remaining = sum(t.warmup_s + t.duration_s + TRIAL_OVERHEAD_S for t in todo)
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -95,25 +131,30 @@ def execute(
     )
     try:
         with progress:
-            task = progress.add_task("starting", total=len(plan.trials), left=_fmt(remaining))
-            for spec in plan.trials:
-                what = (
-                    f"{spec.server} {spec.protocol} {spec.server_cores} core(s) "
-                    f"{spec.connections} conns {spec.size_bytes} B rep {spec.repetition + 1}"
-                )
+            task = progress.add_task("starting", total=len(todo), left=_fmt(remaining))
+            for i, spec in enumerate(todo):
+                what = _describe(spec)
                 progress.update(task, description=what, left=_fmt(remaining))
                 if not console.is_terminal:
                     console.print(
-                        f"[{spec.index + 1}/{len(plan.trials)}] {what} (~{_fmt(remaining)} left)",
-                        highlight=False,
+                        f"[{i + 1}/{len(todo)}] {what} (~{_fmt(remaining)} left)", highlight=False
                     )
-                try:
-                    result = run_trial(spec, designs[spec.server], bin_dir, store.directory / "raw")
-                except KeyboardInterrupt:
-                    now = datetime.now(UTC).isoformat(timespec="milliseconds")
-                    result = TrialResult(spec, "failed", "interrupted by the user", now, now)
-                    interrupted = True
+                now = datetime.now(UTC).isoformat(timespec="milliseconds")
+                resolved = _resolve_rate(spec, capacities)
+                if isinstance(resolved, str):
+                    result = TrialResult(spec, "failed", resolved, now, now)
+                else:
+                    try:
+                        result = run_trial(
+                            resolved, designs[spec.server], bin_dir, store.directory / "raw"
+                        )
+                    except KeyboardInterrupt:
+                        result = TrialResult(resolved, "failed", INTERRUPTED, now, now)
+                        interrupted = True
+                if result.status == "ok" and result.loadgen:
+                    capacities[spec.trial_id] = result.loadgen["summary"].get("throughput_rps")
                 results.append(result)
+                store.drop_trial(spec.trial_id)  # a resumed trial replaces its old row
                 for table, rows in trial_rows(run_id, result).items():
                     store.add(table, rows)
                 store.flush()
@@ -131,21 +172,27 @@ def execute(
         interrupted = True
     finally:
         signal.signal(signal.SIGTERM, previous)
+        rows = store.rows["trials"]
         manifest["ended_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         manifest["outcome"] = {
             "trials_planned": len(plan.trials),
-            "trials_run": len(results),
-            "trials_failed": sum(r.status != "ok" for r in results),
+            "trials_stored": len(rows),
+            "trials_failed": sum(r["status"] != "ok" for r in rows),
             "interrupted": interrupted,
         }
         store.write_manifest(manifest)
     return RunOutcome(run_id, store.directory, results, interrupted)
 
 
+def resume_state(store: RunStore) -> tuple[set[str], dict[str, float | None]]:
+    """Trials already done (any stored outcome but an interruption) and their throughputs."""
+    done = {r["trial_id"] for r in store.rows["trials"] if r["reason"] != INTERRUPTED}
+    capacities = {
+        r["trial_id"]: r["throughput_rps"] for r in store.rows["trials"] if r["status"] == "ok"
+    }
+    return done, capacities
+
+
 def _fmt(seconds: float) -> str:
     seconds = max(0, int(seconds))
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
-
-
-def stdout_console() -> Console:
-    return Console(file=sys.stdout, soft_wrap=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from fractions import Fraction
 
 SUB_BUCKETS = 2048  # 3 significant digits: relative bucket width < 1/1024
 _HALF = SUB_BUCKETS // 2
@@ -57,7 +58,8 @@ def percentile_ns(hist: Sequence[Bucket], p: float) -> int | None:
     n = total(hist)
     if n == 0:
         return None
-    rank = max(1, math.ceil(p / 100.0 * n))
+    # Exact rank: in floats 99.9 / 100 * 1000 is 999.0000000000001, one rank too far.
+    rank = max(1, math.ceil(Fraction(str(p)) / 100 * n))
     seen = 0
     for lo, hi, count in hist:
         seen += count

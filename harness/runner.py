@@ -1,5 +1,6 @@
 """Stage 2: run one trial: start the server pinned, wait until it is ready, drive it with the load
-generator pinned to disjoint CPUs, stop it with SIGTERM and collect what both sides report.
+generator pinned to disjoint CPUs, watch both through /proc (and perf), stop the server with
+SIGTERM and collect what both sides report.
 
 A trial never raises for a failure of the thing measured: it returns a TrialResult with status
 "failed" and the reason, and the run goes on. Only KeyboardInterrupt escapes, after cleanup.
@@ -16,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness import procs
+from harness import procs, sampler
 from harness.designs import Design
 from harness.plan import TrialSpec
 from harness.topology import format_cpu_list
@@ -25,6 +26,7 @@ HOST = "127.0.0.1"
 READY_TIMEOUT_S = 10.0
 SHUTDOWN_TIMEOUT_S = 2.0  # the server contract's bound
 LOADGEN_SLACK_S = 15.0  # beyond warm-up + duration + request timeout, before we kill it
+CLIENT_SAMPLE_EVERY_S = 0.5  # the client exits at the window's end: sample it while it runs
 
 
 @dataclass
@@ -36,8 +38,10 @@ class TrialResult:
     ended_at: str
     loadgen: dict[str, Any] | None = None
     counters: dict[str, Any] | None = None
+    threads: list[dict[str, Any]] = field(default_factory=list)  # threads.parquet rows
     server_cpu_s: float | None = None
-    notes: list[str] = field(default_factory=list)
+    server_rss_bytes: int | None = None
+    perf: dict[str, int | None] = field(default_factory=dict)
 
 
 def _now() -> str:
@@ -46,7 +50,7 @@ def _now() -> str:
 
 def loadgen_argv(spec: TrialSpec, loadgen: Path, port: int, out: Path) -> list[str]:
     client = spec.cpus.client[: spec.client_threads]
-    return [
+    argv = [
         str(loadgen),
         "--host",
         HOST,
@@ -54,8 +58,6 @@ def loadgen_argv(spec: TrialSpec, loadgen: Path, port: int, out: Path) -> list[s
         str(port),
         "--protocol",
         spec.protocol,
-        "--size",
-        str(spec.size_bytes),
         "--connections",
         str(spec.connections),
         "--threads",
@@ -71,48 +73,100 @@ def loadgen_argv(spec: TrialSpec, loadgen: Path, port: int, out: Path) -> list[s
         "--out",
         str(out),
     ]
+    if spec.protocol == "echo":
+        argv += ["--size", str(spec.size_bytes)]
+    # Options beyond the closed-loop defaults are passed only when used.
+    if spec.pipeline != 1:
+        argv += ["--pipeline", str(spec.pipeline)]
+    if spec.rate is not None:
+        argv += ["--rate", f"{spec.rate:g}", "--arrival", spec.arrival, "--seed", str(spec.seed)]
+    if spec.hot_fraction is not None and spec.hot_share is not None:
+        argv += ["--hot-fraction", f"{spec.hot_fraction:g}", "--hot-share", f"{spec.hot_share:g}"]
+    if spec.requests_per_connection is not None:
+        argv += ["--requests-per-connection", str(spec.requests_per_connection)]
+    return argv
 
 
-def run_trial(spec: TrialSpec, design: Design, bin_dir: Path, raw: Path) -> TrialResult:
-    """Run one trial; raw is the directory for this trial's raw files."""
-    started = _now()
-    fail = lambda reason, **kw: TrialResult(spec, "failed", reason, started, _now(), **kw)  # noqa: E731
-    port = procs.free_port(HOST)
-    server_cpus = format_cpu_list(spec.cpus.server)
+def server_argv(spec: TrialSpec, design: Design, bin_dir: Path, port: int) -> list[str]:
+    cpus = format_cpu_list(spec.cpus.server)
     argv = design.argv(
         bin_dir=bin_dir,
         protocol=spec.protocol,
         host=HOST,
         port=port,
         threads=spec.server_cores,
-        cpus=server_cpus,
+        cpus=cpus,
     )
+    if spec.work != "none":
+        argv += ["--work", spec.work, "--seed", str(spec.seed)]
+    return argv
+
+
+def _wait_ready(server: subprocess.Popen[bytes], design: Design, port: int) -> bool:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    if design.ready == "port":
+        return procs.wait_port(HOST, port, deadline, server)
+    assert server.stdout is not None
+    line = procs.read_line(server.stdout, deadline, server)
+    while line is not None and line.strip() != "READY":
+        line = procs.read_line(server.stdout, deadline, server)
+    return line is not None
+
+
+def _stop_server(server: subprocess.Popen[bytes], design: Design) -> tuple[dict | None, list[str]]:
+    """SIGTERM, then the counters line (if the design prints one) and the exit status."""
+    server.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + SHUTDOWN_TIMEOUT_S
+    notes: list[str] = []
+    counters = None
+    if design.counters:
+        assert server.stdout is not None
+        line = procs.read_line(server.stdout, deadline, server)
+        while line is not None and not line.lstrip().startswith("{"):
+            line = procs.read_line(server.stdout, deadline, server)
+        try:
+            counters = json.loads(line) if line else None
+        except json.JSONDecodeError:
+            counters = None
+        if counters is None:
+            notes.append("server printed no counters after SIGTERM")
+    try:
+        code = server.wait(timeout=max(0.0, deadline - time.monotonic()) + 0.05)
+        if code != 0:
+            notes.append(f"server exited with code {code} after SIGTERM")
+    except subprocess.TimeoutExpired:
+        notes.append(f"server still running {SHUTDOWN_TIMEOUT_S:.0f} s after SIGTERM")
+    return counters, notes
+
+
+def run_trial(spec: TrialSpec, design: Design, bin_dir: Path, raw: Path) -> TrialResult:
+    """Run one trial; raw is the directory for this trial's raw files."""
+    started = _now()
+
+    def fail(reason: str, **kw: Any) -> TrialResult:
+        return TrialResult(spec, "failed", reason, started, _now(), **kw)
+
+    port = procs.free_port(HOST)
     server_log = raw / f"{spec.trial_id}.server.log"
     loadgen_out = raw / f"{spec.trial_id}.loadgen.json"
     loadgen_log = raw / f"{spec.trial_id}.loadgen.log"
     server: subprocess.Popen[bytes] | None = None
     client: subprocess.Popen[bytes] | None = None
+    perf: sampler.PerfStat | None = None
     with open(server_log, "wb") as slog, open(loadgen_log, "wb") as llog:
         try:
             try:
+                # A design that cannot pin itself is pinned whole to the server CPUs.
+                whole = None if design.pins_itself else format_cpu_list(spec.cpus.server)
                 server = procs.spawn(
-                    argv,
+                    server_argv(spec, design, bin_dir, port),
                     stdout=subprocess.PIPE,
                     stderr=slog,
-                    cpus=None if design.pins_itself else server_cpus,
+                    cpus=whole,
                 )
             except OSError as exc:
                 return fail(f"server could not start: {exc}")
-            assert server.stdout is not None
-            deadline = time.monotonic() + READY_TIMEOUT_S
-            if design.ready == "line":
-                line = procs.read_line(server.stdout, deadline, server)
-                while line is not None and line.strip() != "READY":
-                    line = procs.read_line(server.stdout, deadline, server)
-                ready = line is not None
-            else:
-                ready = procs.wait_port(HOST, port, deadline, server)
-            if not ready:
+            if not _wait_ready(server, design, port):
                 code = server.poll()
                 why = (
                     f"server exited with code {code} before it was ready"
@@ -120,28 +174,51 @@ def run_trial(spec: TrialSpec, design: Design, bin_dir: Path, raw: Path) -> Tria
                     else f"server not ready after {READY_TIMEOUT_S:.0f} s"
                 )
                 slog.flush()
-                return fail(f"{why}: {procs.tail(server_log)}".rstrip(": "))
+                tail = procs.tail(server_log)
+                return fail(f"{why}: {tail}" if tail else why)
 
-            load_argv = loadgen_argv(spec, bin_dir / "loadgen", port, loadgen_out)
+            client = procs.spawn(
+                loadgen_argv(spec, bin_dir / "loadgen", port, loadgen_out),
+                stdout=subprocess.DEVNULL,
+                stderr=llog,
+            )
             t_start = time.monotonic()
-            client = procs.spawn(load_argv, stdout=subprocess.DEVNULL, stderr=llog)
-            # Server CPU over the measured window: sampled when the window opens and closes.
-            cpu_begin = cpu_end = None
-            window = (spec.warmup_s, spec.warmup_s + spec.duration_s)
-            limit = window[1] + spec.timeout_s + LOADGEN_SLACK_S
+            window_open = spec.warmup_s
+            limit = spec.warmup_s + spec.duration_s + spec.timeout_s + LOADGEN_SLACK_S
+            server_pids: list[int] = []
+            before_server = before_client = last_client = None
+            next_client_sample = 0.0
             while client.poll() is None:
                 elapsed = time.monotonic() - t_start
-                if cpu_begin is None and elapsed >= window[0]:
-                    cpu_begin = procs.cpu_seconds(server.pid)
-                if cpu_end is None and elapsed >= window[1]:
-                    cpu_end = procs.cpu_seconds(server.pid)
+                if before_server is None and elapsed >= window_open:
+                    server_pids = sampler.descendants(server.pid)
+                    before_server = sampler.sample(server_pids)
+                    before_client = last_client = sampler.sample([client.pid])
+                    perf = sampler.PerfStat(server_pids, raw / f"{spec.trial_id}.perf.csv")
+                    next_client_sample = elapsed + CLIENT_SAMPLE_EVERY_S
+                elif before_server is not None and elapsed >= next_client_sample:
+                    sample = sampler.sample([client.pid])
+                    if sample.threads:
+                        last_client = sample
+                    next_client_sample = elapsed + CLIENT_SAMPLE_EVERY_S
                 if elapsed > limit:
                     return fail(f"load generator still running {limit:.0f} s after start; killed")
                 time.sleep(0.01)
-            server_cpu = (
-                (cpu_end - cpu_begin) if cpu_begin is not None and cpu_end is not None else None
-            )
-            server_died = server.poll()
+            result = TrialResult(spec, "ok", "", started, "")
+            if before_server is not None:
+                after_server = sampler.sample(server_pids)
+                result.perf = perf.stop() if perf else {}
+                result.threads = sampler.thread_rows(
+                    spec.trial_id, "server", before_server, after_server
+                )
+                if before_client is not None and last_client is not None:
+                    result.threads += sampler.thread_rows(
+                        spec.trial_id, "client", before_client, last_client
+                    )
+                result.server_cpu_s = sum(
+                    r["cpu_s"] for r in result.threads if r["role"] == "server"
+                )
+                result.server_rss_bytes = after_server.rss_bytes
 
             report: dict[str, Any] | None = None
             if loadgen_out.exists():
@@ -154,67 +231,31 @@ def run_trial(spec: TrialSpec, design: Design, bin_dir: Path, raw: Path) -> Tria
                 return fail(
                     f"load generator failed (exit {client.returncode}): {procs.tail(loadgen_log)}"
                 )
-
-            counters = None
-            if server_died is not None:
+            result.loadgen = report
+            if (code := server.poll()) is not None:
                 slog.flush()
-                return fail(
-                    f"server died during the trial (exit {server_died}): {procs.tail(server_log)}",
-                    loadgen=report,
-                    server_cpu_s=server_cpu,
+                result.status = "failed"
+                result.reason = (
+                    f"server died during the trial (exit {code}): {procs.tail(server_log)}"
                 )
-            server.send_signal(signal.SIGTERM)
-            stop_deadline = time.monotonic() + SHUTDOWN_TIMEOUT_S
-            notes = []
-            if design.counters:
-                line = procs.read_line(server.stdout, stop_deadline, server)
-                while line is not None and not line.lstrip().startswith("{"):
-                    line = procs.read_line(server.stdout, stop_deadline, server)
-                try:
-                    counters = json.loads(line) if line else None
-                except json.JSONDecodeError:
-                    counters = None
-                if counters is None:
-                    notes.append("server printed no counters after SIGTERM")
-            try:
-                code = server.wait(timeout=max(0.0, stop_deadline - time.monotonic()) + 0.05)
-                if code != 0:
-                    notes.append(f"server exited with code {code} after SIGTERM")
-            except subprocess.TimeoutExpired:
-                notes.append(f"server still running {SHUTDOWN_TIMEOUT_S:.0f} s after SIGTERM")
-            if counters is not None:
-                (raw / f"{spec.trial_id}.server.json").write_text(json.dumps(counters) + "\n")
-
-            ok_requests = report["summary"]["requests"]
-            if client.returncode == 1 or ok_requests == 0:
+                result.ended_at = _now()
+                return result
+            result.counters, notes = _stop_server(server, design)
+            if result.counters is not None:
+                (raw / f"{spec.trial_id}.server.json").write_text(
+                    json.dumps(result.counters) + "\n"
+                )
+            if client.returncode == 1 or not report["summary"]["requests"]:
                 errors = report["summary"].get("errors", {})
                 kinds = ", ".join(f"{k}={v}" for k, v in errors.items() if v) or "none"
-                return fail(
-                    f"no request succeeded (errors: {kinds})",
-                    loadgen=report,
-                    counters=counters,
-                    server_cpu_s=server_cpu,
-                    notes=notes,
-                )
+                notes.insert(0, f"no request succeeded (errors: {kinds})")
             if notes:
-                return fail(
-                    "; ".join(notes),
-                    loadgen=report,
-                    counters=counters,
-                    server_cpu_s=server_cpu,
-                    notes=notes,
-                )
-            return TrialResult(
-                spec,
-                "ok",
-                "",
-                started,
-                _now(),
-                loadgen=report,
-                counters=counters,
-                server_cpu_s=server_cpu,
-            )
+                result.status, result.reason = "failed", "; ".join(notes)
+            result.ended_at = _now()
+            return result
         finally:
+            if perf is not None:
+                perf.kill()
             for proc in (client, server):
                 if proc is not None:
                     procs.kill_group(proc)

@@ -1,6 +1,6 @@
 """Stage 3: results on disk (docs/data.md). Every finished trial is written before the next starts.
 
-A run directory holds manifest.json, the four parquet tables, and raw/ with each trial's
+A run directory holds manifest.json, the parquet tables, and raw/ with each trial's
 load-generator JSON and server output, so nothing measured exists only in memory.
 """
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,83 +17,72 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from harness import flags
+from harness.errors import HarnessError
+
 SCHEMA_VERSION = 1
 
-TRIALS = pa.schema(
-    [
-        ("run_id", pa.string()),
-        ("trial_id", pa.string()),
-        ("trial_index", pa.int32()),
-        ("server", pa.string()),
-        ("design_family", pa.string()),
-        ("io_model", pa.string()),
-        ("protocol", pa.string()),
-        ("server_cores", pa.int32()),
-        ("server_cpus", pa.string()),
-        ("client_cpus", pa.string()),
-        ("client_threads", pa.int32()),
-        ("connections", pa.int32()),
-        ("size_bytes", pa.int64()),
-        ("repetition", pa.int32()),
-        ("warmup_s", pa.float64()),
-        ("duration_s", pa.float64()),
-        ("window_s", pa.float64()),
-        ("requests", pa.int64()),
-        ("errors", pa.int64()),
-        ("throughput_rps", pa.float64()),
-        ("mean_us", pa.float64()),
-        ("p50_us", pa.float64()),
-        ("p90_us", pa.float64()),
-        ("p99_us", pa.float64()),
-        ("p999_us", pa.float64()),
-        ("max_us", pa.float64()),
-        ("latency_kind", pa.string()),
-        ("server_cpu_s", pa.float64()),
-        ("client_cpu_s", pa.float64()),
-        ("oversubscribed", pa.bool_()),
-        ("status", pa.string()),
-        ("reason", pa.string()),
-        ("started_at", pa.string()),
-        ("ended_at", pa.string()),
-    ]
-)
+_S, _I32, _I64, _F, _B = pa.string(), pa.int32(), pa.int64(), pa.float64(), pa.bool_()
 
-LATENCY = pa.schema(
-    [
-        ("trial_id", pa.string()),
-        ("lower_ns", pa.int64()),
-        ("upper_ns", pa.int64()),
-        ("count", pa.int64()),
-    ]
-)
+TRIALS = pa.schema([
+    # identity and configuration
+    ("run_id", _S), ("trial_id", _S), ("trial_index", _I32), ("server", _S),
+    ("design_family", _S), ("io_model", _S), ("protocol", _S), ("server_cores", _I32),
+    ("server_cpus", _S), ("client_cpus", _S), ("client_threads", _I32), ("connections", _I32),
+    ("size_bytes", _I64), ("pipeline", _I32), ("work", _S), ("mode", _S), ("arrival", _S),
+    ("target_rate", _F), ("rate_fraction", _F), ("capacity_trial", _S), ("hot_fraction", _F),
+    ("hot_share", _F), ("requests_per_connection", _I64), ("seed", _I64), ("repetition", _I32),
+    ("warmup_s", _F), ("duration_s", _F),
+    # what the load generator measured
+    ("window_s", _F), ("requests", _I64), ("errors", _I64), ("throughput_rps", _F),
+    ("achieved_rate", _F), ("sent_rate", _F),
+    ("latency_kind", _S), ("mean_us", _F), ("p50_us", _F), ("p90_us", _F), ("p99_us", _F),
+    ("p999_us", _F), ("max_us", _F),
+    ("uncorrected_p50_us", _F), ("uncorrected_p99_us", _F), ("uncorrected_p999_us", _F),
+    ("schedule_lag_p99_us", _F), ("schedule_lag_max_us", _F),
+    # what the processes did (from /proc over the window, and perf)
+    ("server_cpu_s", _F), ("server_cpu_util", _F), ("requests_per_server_cpu_s", _F),
+    ("server_voluntary_ctxt", _I64), ("server_involuntary_ctxt", _I64),
+    ("ctxt_per_request", _F), ("server_rss_bytes", _I64),
+    ("client_cpu_s", _F), ("client_cpu_util", _F),
+    ("perf_instructions", _I64), ("perf_cycles", _I64), ("perf_context_switches", _I64),
+    ("perf_cache_misses", _I64),
+    # flags: why a number may not be the server's
+    ("oversubscribed", _B), ("client_bound", _B), ("client_bound_reason", _S),
+    ("rate_missed", _B), ("rate_missed_reason", _S), ("unsteady", _B), ("unsteady_reason", _S),
+    ("status", _S), ("reason", _S), ("started_at", _S), ("ended_at", _S),
+])  # fmt: skip
 
-TIMESERIES = pa.schema(
-    [
-        ("trial_id", pa.string()),
-        ("second", pa.float64()),
-        ("requests", pa.int64()),
-        ("errors", pa.int64()),
-        ("p50_us", pa.float64()),
-        ("p99_us", pa.float64()),
-    ]
-)
+LATENCY = pa.schema([
+    ("trial_id", _S), ("kind", _S), ("lower_ns", _I64), ("upper_ns", _I64), ("count", _I64),
+])  # fmt: skip
 
-WORKERS = pa.schema(
-    [
-        ("trial_id", pa.string()),
-        ("worker", pa.int32()),
-        ("cpu", pa.int32()),
-        ("connections", pa.int64()),
-        ("requests", pa.int64()),
-        ("bytes_in", pa.int64()),
-        ("bytes_out", pa.int64()),
-    ]
-)
+TIMESERIES = pa.schema([
+    ("trial_id", _S), ("second", _F), ("requests", _I64), ("errors", _I64), ("p50_us", _F),
+    ("p99_us", _F), ("p999_us", _F),
+])  # fmt: skip
 
-TABLES = {"trials": TRIALS, "latency": LATENCY, "timeseries": TIMESERIES, "workers": WORKERS}
+WORKERS = pa.schema([
+    ("trial_id", _S), ("worker", _I32), ("cpu", _I32), ("connections", _I64),
+    ("requests", _I64), ("bytes_in", _I64), ("bytes_out", _I64),
+])  # fmt: skip
+
+THREADS = pa.schema([
+    ("trial_id", _S), ("role", _S), ("pid", _I64), ("tid", _I64), ("name", _S), ("cpu", _I32),
+    ("user_s", _F), ("system_s", _F), ("cpu_s", _F), ("voluntary_ctxt_switches", _I64),
+    ("involuntary_ctxt_switches", _I64),
+])  # fmt: skip
+
+TABLES = {
+    "trials": TRIALS,
+    "latency": LATENCY,
+    "timeseries": TIMESERIES,
+    "workers": WORKERS,
+    "threads": THREADS,
+}
 
 
-def _write_atomic(path: Path, write) -> None:
+def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     write(tmp)
     os.replace(tmp, path)
@@ -120,11 +110,26 @@ class RunStore:
         self.rows: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
         self.flush()
 
-    def raw_path(self, trial_id: str, suffix: str) -> Path:
-        return self.directory / "raw" / f"{trial_id}.{suffix}"
+    @classmethod
+    def reopen(cls, directory: Path) -> RunStore:
+        """Continue a run: keep the rows already on disk (for --resume)."""
+        store = cls.__new__(cls)
+        store.directory = directory
+        (directory / "raw").mkdir(exist_ok=True)
+        store.rows = {}
+        for name, schema in TABLES.items():
+            path = directory / f"{name}.parquet"
+            store.rows[name] = pq.read_table(path).to_pylist() if path.exists() else []
+            # Tables written by an older layout gain the new columns as nulls.
+            store.rows[name] = [{k: r.get(k) for k in schema.names} for r in store.rows[name]]
+        return store
 
     def add(self, table: str, rows: list[dict[str, Any]]) -> None:
         self.rows[table].extend(rows)
+
+    def drop_trial(self, trial_id: str) -> None:
+        for name in self.rows:
+            self.rows[name] = [r for r in self.rows[name] if r["trial_id"] != trial_id]
 
     def flush(self) -> None:
         for name, schema in TABLES.items():
@@ -142,14 +147,13 @@ class RunData:
     latency: pd.DataFrame
     timeseries: pd.DataFrame
     workers: pd.DataFrame
+    threads: pd.DataFrame
 
 
 def load_run(directory: Path) -> RunData:
     """Read a run back; what `harness report` and users (pandas) do."""
     manifest_path = directory / "manifest.json"
     if not manifest_path.is_file():
-        from harness.errors import HarnessError
-
         raise HarnessError(
             f"{directory} is not a results directory (no manifest.json); "
             "pass one of results/<run-id>/"
@@ -158,10 +162,16 @@ def load_run(directory: Path) -> RunData:
     frames = {}
     for name, schema in TABLES.items():
         path = directory / f"{name}.parquet"
-        frames[name] = (
-            pq.read_table(path).to_pandas() if path.exists() else schema.empty_table().to_pandas()
-        )
+        table = pq.read_table(path) if path.exists() else schema.empty_table()
+        for field in schema:  # older files: missing columns appear as nulls
+            if field.name not in table.column_names:
+                table = table.append_column(field, pa.nulls(len(table), field.type))
+        frames[name] = table.select(schema.names).to_pandas()
     return RunData(directory=directory, manifest=manifest, **frames)
+
+
+def _div(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
 
 
 def trial_rows(run_id: str, result: Any) -> dict[str, list[dict[str, Any]]]:
@@ -171,7 +181,18 @@ def trial_rows(run_id: str, result: Any) -> dict[str, list[dict[str, Any]]]:
     report = result.loadgen or {}
     summary = report.get("summary", {})
     lat = summary.get("latency_us") or {}
+    service = summary.get("service_latency_us") or {}
+    lag = summary.get("schedule_lag_us") or {}
     cpu = report.get("client_cpu") or {}
+    window = summary.get("window_s")
+    requests = summary.get("requests")
+    server_threads = [t for t in result.threads if t["role"] == "server"]
+    vol = sum(t["voluntary_ctxt_switches"] for t in server_threads) if server_threads else None
+    invol = sum(t["involuntary_ctxt_switches"] for t in server_threads) if server_threads else None
+    bound, bound_why = flags.client_bound(report)
+    missed, missed_why = flags.rate_missed(report)
+    unsteady, unsteady_why = flags.unsteady(report.get("series", []), window)
+    perf = result.perf or {}
     trial = {
         "run_id": run_id,
         "trial_id": spec.trial_id,
@@ -186,59 +207,79 @@ def trial_rows(run_id: str, result: Any) -> dict[str, list[dict[str, Any]]]:
         "client_threads": spec.client_threads,
         "connections": spec.connections,
         "size_bytes": spec.size_bytes,
+        "pipeline": spec.pipeline,
+        "work": spec.work,
+        "mode": spec.mode,
+        "arrival": spec.arrival if spec.mode == "open" else None,
+        "target_rate": spec.rate,
+        "rate_fraction": spec.rate_fraction,
+        "capacity_trial": spec.capacity_trial,
+        "hot_fraction": spec.hot_fraction,
+        "hot_share": spec.hot_share,
+        "requests_per_connection": spec.requests_per_connection,
+        "seed": spec.seed,
         "repetition": spec.repetition,
         "warmup_s": spec.warmup_s,
         "duration_s": spec.duration_s,
-        "window_s": summary.get("window_s"),
-        "requests": summary.get("requests"),
+        "window_s": window,
+        "requests": requests,
         "errors": summary.get("errors_total"),
         "throughput_rps": summary.get("throughput_rps"),
+        "achieved_rate": summary.get("achieved_rate", summary.get("throughput_rps")),
+        "sent_rate": summary.get("sent_rate"),
+        "latency_kind": report.get("latency_kind"),
         "mean_us": lat.get("mean"),
         "p50_us": lat.get("p50"),
         "p90_us": lat.get("p90"),
         "p99_us": lat.get("p99"),
         "p999_us": lat.get("p999"),
         "max_us": lat.get("max"),
-        "latency_kind": report.get("latency_kind"),
+        "uncorrected_p50_us": service.get("p50"),
+        "uncorrected_p99_us": service.get("p99"),
+        "uncorrected_p999_us": service.get("p999"),
+        "schedule_lag_p99_us": lag.get("p99"),
+        "schedule_lag_max_us": lag.get("max"),
         "server_cpu_s": result.server_cpu_s,
+        "server_cpu_util": _div(result.server_cpu_s, (window or 0) * spec.server_cores),
+        "requests_per_server_cpu_s": _div(requests, result.server_cpu_s),
+        "server_voluntary_ctxt": vol,
+        "server_involuntary_ctxt": invol,
+        "ctxt_per_request": _div((vol or 0) + (invol or 0), requests) if vol is not None else None,
+        "server_rss_bytes": result.server_rss_bytes,
         "client_cpu_s": cpu.get("total_s"),
+        "client_cpu_util": _div(cpu.get("total_s"), (window or 0) * spec.client_threads),
+        "perf_instructions": perf.get("instructions"),
+        "perf_cycles": perf.get("cycles"),
+        "perf_context_switches": perf.get("context-switches"),
+        "perf_cache_misses": perf.get("cache-misses"),
         "oversubscribed": spec.cpus.oversubscribed,
+        "client_bound": bound,
+        "client_bound_reason": bound_why,
+        "rate_missed": missed,
+        "rate_missed_reason": missed_why,
+        "unsteady": unsteady,
+        "unsteady_reason": unsteady_why,
         "status": result.status,
         "reason": result.reason,
         "started_at": result.started_at,
         "ended_at": result.ended_at,
     }
-    buckets = (report.get("histogram") or {}).get("buckets", [])
-    latency = [
-        {
-            "trial_id": spec.trial_id,
-            "lower_ns": b["lower_ns"],
-            "upper_ns": b["upper_ns"],
-            "count": b["count"],
-        }
-        for b in buckets
-    ]
+    latency = []
+    for kind, key in (("primary", "histogram"), ("uncorrected", "service_histogram")):
+        for b in (report.get(key) or {}).get("buckets", []):
+            latency.append({"trial_id": spec.trial_id, "kind": kind, "lower_ns": b["lower_ns"],
+                            "upper_ns": b["upper_ns"], "count": b["count"]})  # fmt: skip
     series = [
-        {
-            "trial_id": spec.trial_id,
-            "second": s.get("start_s"),
-            "requests": s.get("requests"),
-            "errors": s.get("errors"),
-            "p50_us": s.get("p50_us"),
-            "p99_us": s.get("p99_us"),
-        }
+        {"trial_id": spec.trial_id, "second": s.get("start_s"), "requests": s.get("requests"),
+         "errors": s.get("errors"), "p50_us": s.get("p50_us"), "p99_us": s.get("p99_us"),
+         "p999_us": s.get("p999_us")}
         for s in report.get("series", [])
-    ]
+    ]  # fmt: skip
     workers = [
-        {
-            "trial_id": spec.trial_id,
-            "worker": w.get("worker"),
-            "cpu": w.get("cpu"),
-            "connections": w.get("connections"),
-            "requests": w.get("messages"),
-            "bytes_in": w.get("bytes_in"),
-            "bytes_out": w.get("bytes_out"),
-        }
+        {"trial_id": spec.trial_id, "worker": w.get("worker"), "cpu": w.get("cpu"),
+         "connections": w.get("connections"), "requests": w.get("messages"),
+         "bytes_in": w.get("bytes_in"), "bytes_out": w.get("bytes_out")}
         for w in (result.counters or {}).get("workers", [])
-    ]
-    return {"trials": [trial], "latency": latency, "timeseries": series, "workers": workers}
+    ]  # fmt: skip
+    return {"trials": [trial], "latency": latency, "timeseries": series, "workers": workers,
+            "threads": result.threads}  # fmt: skip

@@ -90,3 +90,48 @@ def test_default_plan_is_interleaved():
         if "-echo-" in line
     ]
     assert servers[:4] == ["tokio-ws", "tokio-tpc", "tokio-ws", "tokio-tpc"]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--profile", "nope"], "unknown profile 'nope'"),
+        (["--mode", "open"], "--rates"),
+        (["--rates", "1000"], "--mode open"),
+        (["--work", "gauss:3"], "--work 'gauss:3'"),
+        (["--hot-fraction", "0.2"], "--hot-share"),
+        (["--protocols", "smtp"], "unknown protocol"),
+        (["--arrival", "burst", "--mode", "open", "--rates", "10"], "--arrival"),
+    ],
+)
+def test_bad_run_options(args, needle):
+    line = one_error_line(harness("run", "--dry-run", *args))
+    assert needle in line
+
+
+def test_plan_file_and_profiles(tmp_path):
+    plan = tmp_path / "plan.toml"
+    plan.write_text('servers = ["tokio-ws"]\ncores = [1]\nrepeat = 2\nduration = 1\n')
+    proc = harness("run", "--dry-run", "--plan", str(plan))
+    assert proc.returncode == 0, proc.stderr
+    assert "2 trials" in proc.stdout
+    # The command line wins over the file.
+    proc = harness("run", "--dry-run", "--plan", str(plan), "--repeat", "3")
+    assert "3 trials" in proc.stdout
+    plan.write_text("bogus = 1\n")
+    assert "unknown option(s) bogus" in one_error_line(
+        harness("run", "--dry-run", "--plan", str(plan))
+    )
+    for profile in ("quick", "ci", "full"):
+        proc = harness("run", "--dry-run", "--profile", profile)
+        assert proc.returncode == 0, (profile, proc.stderr)
+
+
+def test_doctor_runs():
+    proc = harness("doctor", "--json")
+    assert proc.returncode in (0, 2), proc.stderr
+    import json
+
+    checks = json.loads(proc.stdout)
+    names = {c["name"] for c in checks}
+    assert {"aslr", "io_uring", "fd_limit", "designs_built"} <= names

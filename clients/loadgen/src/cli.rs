@@ -5,25 +5,66 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
 pub const USAGE: &str = "\
-usage: loadgen [--host ADDR] [--port N] [--protocol echo] [--size B] [--connections C]
-               [--threads T] [--cpus LIST] [--warmup S] [--duration S] [--timeout S]
-               [--interval-ms MS] [--out FILE]
+usage: loadgen [--host ADDR] [--port N] [--protocol echo|http] [--size B] [--path P]
+               [--connections C] [--pipeline P] [--threads T] [--cpus LIST]
+               [--rate R [--arrival poisson|uniform] [--seed N]]
+               [--hot-fraction F --hot-share S] [--requests-per-connection K]
+               [--warmup S] [--duration S] [--timeout S] [--interval-ms MS]
+               [--hlog FILE] [--out FILE]
 See docs/loadgen.md for the meaning of each flag and of the JSON document it prints.";
 
 const MAX_SIZE: usize = 16 << 20;
 const MAX_SECONDS: f64 = 1e6;
+/// Largest `--pipeline`; also bounds the depth a hot connection gets in closed loop.
+pub const MAX_DEPTH: usize = 4096;
+const MAX_RATE: f64 = 1e9;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProtocolKind {
     Echo,
+    Http,
 }
 
 impl ProtocolKind {
     pub fn name(self) -> &'static str {
         match self {
             ProtocolKind::Echo => "echo",
+            ProtocolKind::Http => "http",
         }
     }
+}
+
+/// How intended send times are spaced in open loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arrival {
+    /// Exponential gaps (a Poisson process per connection; their sum is Poisson too).
+    Poisson,
+    /// Equal gaps, connections phase-shifted so that the sum is evenly spaced.
+    Uniform,
+}
+
+impl Arrival {
+    pub fn name(self) -> &'static str {
+        match self {
+            Arrival::Poisson => "poisson",
+            Arrival::Uniform => "uniform",
+        }
+    }
+}
+
+/// Open loop: a schedule of intended send times at `rate` requests/s in total.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OpenLoop {
+    pub rate: f64,
+    pub arrival: Arrival,
+    pub seed: u64,
+}
+
+/// A fraction of the connections carries a share of the load (docs/loadgen.md, "Skew").
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Skew {
+    pub fraction: f64,
+    pub share: f64,
 }
 
 #[derive(Clone, Debug)]
@@ -33,8 +74,18 @@ pub struct Config {
     /// `host:port` resolved once, before the run.
     pub addr: SocketAddr,
     pub protocol: ProtocolKind,
+    /// Echo message size (unused by HTTP).
     pub size: usize,
+    /// HTTP request target (unused by echo).
+    pub path: String,
     pub connections: usize,
+    /// Requests outstanding per connection (before skew).
+    pub pipeline: usize,
+    /// `None`: closed loop.
+    pub open: Option<OpenLoop>,
+    pub skew: Option<Skew>,
+    /// Requests per TCP connection before it is closed and reopened; `None`: keep-alive.
+    pub requests_per_connection: Option<u64>,
     pub threads: usize,
     /// `Some(cpus)` with one CPU per thread when pinned.
     pub cpus: Option<Vec<usize>>,
@@ -42,6 +93,7 @@ pub struct Config {
     pub duration_s: f64,
     pub timeout_s: f64,
     pub interval_ms: u64,
+    pub hlog: Option<PathBuf>,
     pub out: Option<PathBuf>,
 }
 
@@ -70,6 +122,13 @@ impl Config {
     pub fn cpu_of(&self, thread: usize) -> Option<usize> {
         self.cpus.as_ref().map(|c| c[thread])
     }
+    pub fn mode_name(&self) -> &'static str {
+        if self.open.is_some() {
+            "open"
+        } else {
+            "closed"
+        }
+    }
 }
 
 fn seconds_to_ns(s: f64) -> u64 {
@@ -87,7 +146,15 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
     let mut port: u16 = 7878;
     let mut protocol = ProtocolKind::Echo;
     let mut size: usize = 64;
+    let mut path: Option<String> = None;
     let mut connections: usize = 64;
+    let mut pipeline: usize = 1;
+    let mut rate: Option<f64> = None;
+    let mut arrival: Option<Arrival> = None;
+    let mut seed: u64 = 1;
+    let (mut hot_fraction, mut hot_share): (Option<f64>, Option<f64>) = (None, None);
+    let mut requests_per_connection = None;
+    let mut hlog = None;
     let mut threads: usize = 1;
     let mut cpu_list: Option<Vec<usize>> = None;
     let (mut warmup_s, mut duration_s, mut timeout_s) = (2.0, 10.0, 2.0);
@@ -112,7 +179,16 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
             "--port",
             "--protocol",
             "--size",
+            "--path",
             "--connections",
+            "--pipeline",
+            "--rate",
+            "--arrival",
+            "--seed",
+            "--hot-fraction",
+            "--hot-share",
+            "--requests-per-connection",
+            "--hlog",
             "--threads",
             "--cpus",
             "--warmup",
@@ -135,22 +211,60 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
             "--protocol" => {
                 protocol = match v {
                     "echo" => ProtocolKind::Echo,
-                    _ => return Err(format!("--protocol: unsupported protocol '{v}' (echo)")),
+                    "http" => ProtocolKind::Http,
+                    _ => {
+                        return Err(format!(
+                            "--protocol: unsupported protocol '{v}' (echo or http)"
+                        ))
+                    }
                 }
             }
             "--size" => size = int(&flag, v, 1, MAX_SIZE as u64)? as usize,
+            "--path" => path = Some(request_target(v)?),
             "--connections" => connections = int(&flag, v, 1, 1_000_000)? as usize,
+            "--pipeline" => pipeline = int(&flag, v, 1, MAX_DEPTH as u64)? as usize,
+            "--rate" => rate = Some(real(&flag, v, f64::MIN_POSITIVE, MAX_RATE)?),
+            "--arrival" => {
+                arrival = Some(match v {
+                    "poisson" => Arrival::Poisson,
+                    "uniform" => Arrival::Uniform,
+                    _ => return Err(format!("--arrival: expected poisson or uniform, got '{v}'")),
+                })
+            }
+            "--seed" => seed = int(&flag, v, 0, u64::MAX)?,
+            "--hot-fraction" => hot_fraction = Some(fraction(&flag, v)?),
+            "--hot-share" => hot_share = Some(fraction(&flag, v)?),
+            "--requests-per-connection" => {
+                requests_per_connection = Some(int(&flag, v, 1, u64::MAX)?)
+            }
+            "--hlog" => hlog = Some(PathBuf::from(value)),
             "--threads" => threads = int(&flag, v, 1, 4096)? as usize,
             "--cpus" => cpu_list = Some(parse_cpu_list(v)?),
             "--warmup" => warmup_s = seconds(&flag, v, true)?,
             "--duration" => duration_s = seconds(&flag, v, false)?,
             "--timeout" => timeout_s = seconds(&flag, v, false)?,
-            "--interval-ms" => interval_ms = int(&flag, v, 1, 3_600_000)?,
+            "--interval-ms" => interval_ms = int(&flag, v, 100, 3_600_000)?,
             "--out" => out = Some(PathBuf::from(value)),
             _ => unreachable!("flag list and match disagree on {flag}"),
         }
     }
 
+    if path.is_some() && protocol != ProtocolKind::Http {
+        return Err("--path needs --protocol http".into());
+    }
+    if arrival.is_some() && rate.is_none() {
+        return Err("--arrival needs --rate (open loop)".into());
+    }
+    let open = rate.map(|rate| OpenLoop {
+        rate,
+        arrival: arrival.unwrap_or(Arrival::Poisson),
+        seed,
+    });
+    let skew = match (hot_fraction, hot_share) {
+        (None, None) => None,
+        (Some(fraction), Some(share)) => Some(Skew { fraction, share }),
+        _ => return Err("--hot-fraction and --hot-share go together".into()),
+    };
     if connections < threads {
         return Err(format!(
             "--connections ({connections}) must be at least --threads ({threads})"
@@ -174,6 +288,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
             ));
         }
     }
+    let config_path = path.unwrap_or_else(|| "/".to_string());
     // A name may resolve to both families; prefer IPv4, which servers listen on by default.
     let addrs: Vec<SocketAddr> = (host.as_str(), port)
         .to_socket_addrs()
@@ -186,21 +301,30 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         .copied()
         .ok_or_else(|| format!("--host: '{host}' has no address"))?;
 
-    Ok(Command::Run(Config {
+    let cfg = Config {
         host,
         port,
         addr,
         protocol,
         size,
+        path: config_path,
         connections,
+        pipeline,
+        open,
+        skew,
+        requests_per_connection,
         threads,
         cpus,
         warmup_s,
         duration_s,
         timeout_s,
         interval_ms,
+        hlog,
         out,
-    }))
+    };
+    // Checked here so that a skew that cannot be split is a bad argument, not a panic later.
+    crate::plan::check(&cfg)?;
+    Ok(Command::Run(cfg))
 }
 
 fn int(flag: &str, v: &str, min: u64, max: u64) -> Result<u64, String> {
@@ -209,6 +333,32 @@ fn int(flag: &str, v: &str, min: u64, max: u64) -> Result<u64, String> {
         _ => Err(format!(
             "{flag}: expected an integer in {min}..={max}, got '{v}'"
         )),
+    }
+}
+
+fn real(flag: &str, v: &str, min: f64, max: f64) -> Result<f64, String> {
+    match v.parse::<f64>() {
+        Ok(x) if x.is_finite() && (min..=max).contains(&x) => Ok(x),
+        _ => Err(format!("{flag}: expected a number in {min}..={max}, got '{v}'")),
+    }
+}
+
+/// A number strictly between 0 and 1.
+fn fraction(flag: &str, v: &str) -> Result<f64, String> {
+    match v.parse::<f64>() {
+        Ok(x) if x > 0.0 && x < 1.0 => Ok(x),
+        _ => Err(format!("{flag}: expected a number strictly between 0 and 1, got '{v}'")),
+    }
+}
+
+/// An origin-form request target: starts with `/`, visible ASCII only.
+fn request_target(v: &str) -> Result<String, String> {
+    if v.starts_with('/') && v.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(v.to_string())
+    } else {
+        Err(format!(
+            "--path: expected a path starting with '/' without spaces or control characters, got '{v}'"
+        ))
     }
 }
 

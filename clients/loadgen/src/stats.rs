@@ -17,15 +17,24 @@ pub enum ErrorKind {
     Mismatch,
     /// No complete answer within `--timeout`.
     Timeout,
+    /// HTTP: a well-formed response whose status is not 200.
+    HttpStatus,
+    /// HTTP: a response that cannot be parsed or framed (or bytes nobody asked for).
+    HttpParse,
+    /// Open loop: a due request dropped because its connection's backlog was full.
+    QueueOverflow,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 5] = [
+    pub const ALL: [ErrorKind; 8] = [
         ErrorKind::Connect,
         ErrorKind::Reset,
         ErrorKind::Eof,
         ErrorKind::Mismatch,
         ErrorKind::Timeout,
+        ErrorKind::HttpStatus,
+        ErrorKind::HttpParse,
+        ErrorKind::QueueOverflow,
     ];
 
     pub fn name(self) -> &'static str {
@@ -35,12 +44,15 @@ impl ErrorKind {
             ErrorKind::Eof => "eof",
             ErrorKind::Mismatch => "mismatch",
             ErrorKind::Timeout => "timeout",
+            ErrorKind::HttpStatus => "http_status",
+            ErrorKind::HttpParse => "http_parse",
+            ErrorKind::QueueOverflow => "queue_overflow",
         }
     }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ErrorCounts([u64; 5]);
+pub struct ErrorCounts([u64; 8]);
 
 impl ErrorCounts {
     pub fn add(&mut self, kind: ErrorKind) {
@@ -73,8 +85,17 @@ impl serde::Serialize for ErrorCounts {
 /// One thread's accumulators for the current interval (reused across intervals).
 #[derive(Default)]
 pub struct IntervalCounters {
+    /// Closed loop: from the actual send. Open loop: from the intended send time.
     pub latency: Histogram,
+    /// Open loop only: from the actual send.
+    pub service: Histogram,
+    /// Open loop only: how late each request was admitted after its intended send time.
+    pub lag: Histogram,
     pub errors: ErrorCounts,
+    /// Requests whose first byte was written.
+    pub sent: u64,
+    /// Open loop: requests whose intended send time fell in the window.
+    pub scheduled: u64,
     pub bytes_sent: u64,
     pub bytes_received: u64,
 }
@@ -83,7 +104,11 @@ pub struct IntervalCounters {
 #[derive(Clone, Debug, Default)]
 pub struct IntervalStats {
     pub latency: Snapshot,
+    pub service: Snapshot,
+    pub lag: Snapshot,
     pub errors: ErrorCounts,
+    pub sent: u64,
+    pub scheduled: u64,
     pub bytes_sent: u64,
     pub bytes_received: u64,
 }
@@ -93,11 +118,17 @@ impl IntervalCounters {
     pub fn take(&mut self) -> IntervalStats {
         let stats = IntervalStats {
             latency: self.latency.snapshot(),
+            service: self.service.snapshot(),
+            lag: self.lag.snapshot(),
             errors: std::mem::take(&mut self.errors),
+            sent: std::mem::take(&mut self.sent),
+            scheduled: std::mem::take(&mut self.scheduled),
             bytes_sent: std::mem::take(&mut self.bytes_sent),
             bytes_received: std::mem::take(&mut self.bytes_received),
         };
         self.latency.clear();
+        self.service.clear();
+        self.lag.clear();
         stats
     }
 }
@@ -108,9 +139,11 @@ pub enum ThreadMsg {
         index: usize,
         stats: IntervalStats,
     },
-    /// The thread reached the end of the window; `cpu` is its CPU time over the window.
+    /// The thread reached the end of the window; `cpu` is its CPU time over the window, which
+    /// lasted `wall_ns` by its own clock.
     Done {
         thread: usize,
         cpu: CpuTime,
+        wall_ns: u64,
     },
 }

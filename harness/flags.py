@@ -1,0 +1,63 @@
+"""Why a trial's numbers may not be the server's: each flag is a column with its reason.
+
+Pure functions over the load generator's report and the trial's series, so the rules are
+unit-testable and stated in one place (docs/measurement rules 2, 3, 6).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness import stats
+
+CLIENT_BUSY_LIMIT = 0.90  # a client thread busier than this may be what limits throughput
+RATE_MISSED_LIMIT = 0.99  # open loop: achieved below 99% of target is not a point on a curve
+
+
+def client_bound(report: dict[str, Any]) -> tuple[bool | None, str]:
+    """The load generator's own verdict when it gives one, else judged from its thread CPU."""
+    summary = report.get("summary") or {}
+    reasons: list[str] = list(summary.get("client_bound_reasons") or [])
+    window = summary.get("window_s")
+    for t in (report.get("client_cpu") or {}).get("threads", []):
+        busy = t.get("busy_fraction")
+        if busy is None and window:
+            busy = ((t.get("user_s") or 0.0) + (t.get("system_s") or 0.0)) / window
+        if busy is not None and busy >= CLIENT_BUSY_LIMIT:
+            why = f"client thread {t.get('thread')} busy {busy:.0%} of the window"
+            if why not in reasons:
+                reasons.append(why)
+    if "client_bound" in summary and summary["client_bound"] and not reasons:
+        reasons.append("the load generator reported itself client-bound")
+    if not report:
+        return None, ""
+    return bool(reasons), "; ".join(reasons)
+
+
+def rate_missed(report: dict[str, Any]) -> tuple[bool | None, str]:
+    summary = report.get("summary") or {}
+    target, achieved = summary.get("target_rate"), summary.get("achieved_rate")
+    if not target or achieved is None:
+        return None, ""  # closed loop: no target to miss
+    if achieved < RATE_MISSED_LIMIT * target:
+        return (
+            True,
+            f"achieved {achieved:,.0f} req/s of {target:,.0f} asked ({achieved / target:.1%})",
+        )
+    return False, ""
+
+
+def unsteady(series: list[dict[str, Any]], window_s: float | None) -> tuple[bool | None, str]:
+    """Throughput drifting or stepping inside the window (stats.steady_state)."""
+    if not series:
+        return None, ""
+    starts = [float(s.get("start_s") or 0.0) for s in series]
+    ends = [*starts[1:], float(window_s) if window_s else starts[-1] + 1.0]
+    rates = [
+        (s.get("requests") or 0) / (e - b) if e > b else 0.0
+        for s, b, e in zip(series, starts, ends, strict=True)
+    ]
+    verdict = stats.steady_state(rates)
+    if verdict.steady is None:
+        return None, verdict.reason
+    return (not verdict.steady), ("" if verdict.steady else verdict.reason)

@@ -1,0 +1,71 @@
+//! async-std-ws: work stealing, async-std's own runtime.
+//!
+//! async-std's global executor (async-global-executor: one `async_executor::Executor` run by a
+//! pool of threads, each in async-io's `block_on`) with N threads pinned to the N CPUs, and ONE
+//! listener; the accept loop is a task spawned with `task::spawn`, and each connection is a task
+//! any worker may pick up or steal. Versus smol-ws the executor code is the same; what differs is
+//! what async-std adds (task-local support around every task, a per-thread local executor polled
+//! beside the global one) and that async-std owns its threads: they are configured only by
+//! environment variables read at first use, and have no start hook. So the design pins them from
+//! inside: N tasks that each block their thread on a barrier until all N run must be on N distinct
+//! threads, which are all of them; each pins its thread and binds its counters before releasing.
+
+use std::env;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+
+use async_std::net::TcpListener;
+use async_std::task;
+use bench_core::counters::{CurrentWorker, SharedCounters};
+use bench_core::signal::ShutdownSignals;
+use bench_core::{fatal, net, report, Config};
+use server_designs::async_io_conn::{accept_loop, confine_helper_threads, serve};
+
+const DESIGN: &str = "async-std-ws";
+
+fn main() {
+    let cfg = Config::from_env();
+    let signals = ShutdownSignals::block();
+    confine_helper_threads(&cfg);
+    // async-std's only configuration, read when its runtime starts (the first spawn). Set while
+    // this is the only thread, so no one reads the environment concurrently.
+    env::set_var("ASYNC_STD_THREAD_COUNT", cfg.threads.to_string());
+    env::set_var("ASYNC_STD_THREAD_NAME", "worker");
+    // From a std listener (registered with async-io, which starts its "async-io" thread), not
+    // `TcpListener::bind`, which resolves the address on async-std's blocking pool.
+    let listener = TcpListener::from(net::listen(cfg.addr()).unwrap_or_else(fatal));
+    let counters = SharedCounters::per_worker(cfg.threads);
+
+    // Starts the runtime, then takes over each of its threads once (see the top comment).
+    let started = Arc::new(AtomicUsize::new(0));
+    let workers_ready = Arc::new(Barrier::new(cfg.threads + 1));
+    for _ in 0..cfg.threads {
+        let (cfg, started, workers_ready) = (cfg.clone(), started.clone(), workers_ready.clone());
+        task::spawn(async move {
+            let worker = started.fetch_add(1, Ordering::Relaxed);
+            cfg.pin_worker(worker);
+            counters[worker].bind_to_current_thread();
+            // Blocks this thread on purpose, and only before READY.
+            workers_ready.wait();
+        });
+    }
+    workers_ready.wait();
+
+    let protocol = cfg.protocol;
+    task::spawn(async move {
+        accept_loop(listener.incoming(), |stream| {
+            task::spawn(serve(stream, protocol, CurrentWorker));
+        })
+        .await;
+    });
+    bench_core::ready();
+
+    signals.wait();
+    // async-std's runtime cannot be shut down: the counters are read now, and returning from
+    // `main` ends the process, its threads and with them the listener and every connection.
+    report::print(
+        DESIGN,
+        &cfg,
+        counters.iter().map(SharedCounters::snapshot).enumerate(),
+    );
+}

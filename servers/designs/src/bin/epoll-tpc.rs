@@ -1,0 +1,63 @@
+//! epoll-tpc: thread per core without a runtime, the overhead floor.
+//!
+//! N std threads, each pinned to its CPU and running one level-triggered epoll loop over its own
+//! `SO_REUSEPORT` listener and its connections (`server_designs::epoll_loop`): no futures, tasks,
+//! wakers or queues, just `epoll_wait`, then a read and a write per ready connection. This is the
+//! shape of nginx's and redis's event loops, and what tokio-tpc's runtime does underneath. Versus
+//! tokio-tpc only the executor differs, here by being absent: the same threads, listeners,
+//! buffer size, socket options and session code, so the gap between the two is the cost of the
+//! runtime itself.
+
+use std::sync::{mpsc, Arc, Barrier};
+use std::thread;
+use std::time::Instant;
+
+use bench_core::counters::LocalCounters;
+use bench_core::signal::{ShutdownSignals, SHUTDOWN_GRACE};
+use bench_core::{fatal, net, report, Config};
+use server_designs::epoll_loop::{EventLoop, Stop};
+
+const DESIGN: &str = "epoll-tpc";
+
+fn main() {
+    let cfg = Config::from_env();
+    let signals = ShutdownSignals::block();
+    let listeners: Vec<_> = (0..cfg.threads)
+        .map(|_| net::listen_reuseport(cfg.addr()).unwrap_or_else(fatal))
+        .collect();
+
+    let stop = Arc::new(Stop::new().unwrap_or_else(fatal));
+    let (counters_tx, counters_rx) = mpsc::channel();
+    let workers_ready = Arc::new(Barrier::new(cfg.threads + 1));
+    for (worker, listener) in listeners.into_iter().enumerate() {
+        let (cfg, stop) = (cfg.clone(), stop.clone());
+        let (counters_tx, workers_ready) = (counters_tx.clone(), workers_ready.clone());
+        let run = move || {
+            cfg.pin_worker(worker);
+            let event_loop = EventLoop::new(listener, &stop, cfg.protocol).unwrap_or_else(fatal);
+            let counters = LocalCounters::default();
+            workers_ready.wait();
+            if let Err(e) = event_loop.run(&counters) {
+                eprintln!("worker {worker}: {e}");
+            }
+            // The loop, and with it every connection, is gone: the counters are final.
+            let _ = counters_tx.send((worker, counters.snapshot()));
+        };
+        thread::Builder::new()
+            .name(format!("worker-{worker}"))
+            .spawn(run)
+            .unwrap_or_else(fatal);
+    }
+    workers_ready.wait();
+    bench_core::ready();
+
+    signals.wait();
+    stop.trigger();
+    let deadline = Instant::now() + SHUTDOWN_GRACE;
+    let reports = std::iter::from_fn(|| {
+        counters_rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .ok()
+    });
+    report::print(DESIGN, &cfg, reports.take(cfg.threads));
+}

@@ -1,0 +1,85 @@
+//! smol-ws: work stealing, smol style.
+//!
+//! One `async_executor::Executor` (smol's executor) run by N std threads pinned to the N CPUs, each
+//! in `block_on(ex.run(..))`, and ONE listener; the accept loop is a task on that executor, and
+//! each connection is a task that any thread running the executor may pick up or steal. This is
+//! the multi-threaded set-up smol and async-executor document, with threads the design names and
+//! pins instead of `smol::spawn`'s unpinned global ones. Versus tokio-ws only the executor differs:
+//! async-executor's scheduler (one global queue plus per-thread queues that idle threads steal
+//! from; no LIFO slot, no task budget), and async-io's reactor, one epoll per process driven by
+//! whichever worker is idle in `block_on` (as tokio's shared driver is), with async-io's own
+//! "async-io" thread as a fallback, confined to the worker CPUs (`confine_helper_threads`).
+
+use std::sync::{mpsc, Arc, Barrier};
+use std::thread;
+use std::time::Instant;
+
+use bench_core::counters::{CurrentWorker, SharedCounters};
+use bench_core::signal::{ShutdownSignals, SHUTDOWN_GRACE};
+use bench_core::{fatal, net, report, Config};
+use server_designs::async_io_conn::{accept_loop, confine_helper_threads, serve};
+use smol::{block_on, channel, Async, Executor};
+
+const DESIGN: &str = "smol-ws";
+
+fn main() {
+    let cfg = Config::from_env();
+    let signals = ShutdownSignals::block();
+    confine_helper_threads(&cfg);
+    let listener = net::listen(cfg.addr()).unwrap_or_else(fatal);
+    // Registering the listener starts async-io's reactor and its "async-io" thread.
+    let listener = Async::new(listener).unwrap_or_else(fatal);
+    let counters = SharedCounters::per_worker(cfg.threads);
+
+    // Shared by every worker and task for the whole run, like smol's own global executor.
+    let ex: &'static Executor<'static> = Box::leak(Box::default());
+    let protocol = cfg.protocol;
+    ex.spawn(async move {
+        accept_loop(listener.incoming(), |stream| {
+            ex.spawn(serve(stream, protocol, CurrentWorker)).detach();
+        })
+        .await;
+    })
+    .detach();
+
+    // Closing `stop` ends every `ex.run`; the executor's tasks then no longer run anywhere.
+    let (stop, stopped) = channel::unbounded::<()>();
+    let (exited_tx, exited_rx) = mpsc::channel();
+    let workers_ready = Arc::new(Barrier::new(cfg.threads + 1));
+    for worker in 0..cfg.threads {
+        let (cfg, stopped) = (cfg.clone(), stopped.clone());
+        let (exited_tx, workers_ready) = (exited_tx.clone(), workers_ready.clone());
+        let run = move || {
+            cfg.pin_worker(worker);
+            counters[worker].bind_to_current_thread();
+            workers_ready.wait();
+            let _ = block_on(ex.run(stopped.recv()));
+            let _ = exited_tx.send(());
+        };
+        thread::Builder::new()
+            .name(format!("worker-{worker}"))
+            .spawn(run)
+            .unwrap_or_else(fatal);
+    }
+    workers_ready.wait();
+    bench_core::ready();
+
+    signals.wait();
+    stop.close();
+    // Once every worker has left `ex.run` no counter changes; a worker still busy after the grace
+    // period is abandoned and its counters are read as they are.
+    let deadline = Instant::now() + SHUTDOWN_GRACE;
+    for _ in 0..cfg.threads {
+        if exited_rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .is_err()
+        {
+            break;
+        }
+    }
+    report::print(
+        DESIGN,
+        &cfg,
+        counters.iter().map(SharedCounters::snapshot).enumerate(),
+    );
+}
