@@ -16,7 +16,7 @@ import pandas as pd
 
 from harness import histogram, stats
 
-FLAGS = ("oversubscribed", "client_bound", "unsteady", "rate_missed")
+FLAGS = ("oversubscribed", "client_bound", "unsteady", "rate_missed", "contended")
 # What makes trials repetitions of one configuration, besides the server.
 CONFIG_KEYS = [
     "protocol",
@@ -133,11 +133,31 @@ def prepare(trials: pd.DataFrame) -> pd.DataFrame:
     return t
 
 
+def label_trials(trials: pd.DataFrame) -> pd.DataFrame:
+    """prepare() plus `label` (the ConfigSummary.label of the trial's configuration) and
+    `workload` (the same without the open-loop load), for figures that draw single trials
+    beside the summaries: (server, server_cores, label) names one ConfigSummary."""
+    t = prepare(trials)
+    if t.empty:
+        return t.assign(
+            flagged=pd.Series(dtype=bool), label=pd.Series(dtype=str), workload=pd.Series(dtype=str)
+        )
+    labels, workloads = [], []
+    for row in t.itertuples(index=False):
+        pipeline = int(row.pipeline) if not pd.isna(row.pipeline) else 1
+        work = str(row.work) if not pd.isna(row.work) else "none"
+        mode = str(row.mode) if not pd.isna(row.mode) else "closed"
+        args = (row.protocol, int(row.size_bytes), int(row.connections), pipeline, work)
+        labels.append(workload_label(*args, mode, _nan_to_none(row.load)))
+        workloads.append(workload_label(*args, "closed", None))
+    return t.assign(label=labels, workload=workloads)
+
+
 def flag_reasons(row: pd.Series) -> list[str]:
     reasons = []
     if row.get("oversubscribed"):
         reasons.append("oversubscribed CPUs")
-    for flag in ("client_bound", "unsteady", "rate_missed"):
+    for flag in ("client_bound", "unsteady", "rate_missed", "contended"):
         if row.get(flag) is True or (not pd.isna(row.get(flag)) and bool(row.get(flag))):
             why = row.get(f"{flag}_reason") or ""
             reasons.append(f"{flag.replace('_', ' ')}: {why}".rstrip(": "))
@@ -242,7 +262,11 @@ def compare_designs(summaries: list[ConfigSummary]) -> list[DesignComparison]:
                         work_stealing=b.server,
                         throughput_ratio=stats.ratio_ci(a.throughput_samples, b.throughput_samples),
                         p99_ratio=stats.ratio_ci(a.p99_samples, b.p99_samples),
-                        verdict=stats.compare(a.throughput_samples, b.throughput_samples),
+                        # Open loop offers both designs the same rate: throughput is the input
+                        # there, not a result, and the verdict belongs to latency.
+                        verdict=None
+                        if a.mode == "open"
+                        else stats.compare(a.throughput_samples, b.throughput_samples),
                         headline=(a.server, b.server) == HEADLINE_PAIR,
                     )
                 )

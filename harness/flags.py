@@ -61,3 +61,30 @@ def unsteady(series: list[dict[str, Any]], window_s: float | None) -> tuple[bool
     if verdict.steady is None:
         return None, verdict.reason
     return (not verdict.steady), ("" if verdict.steady else verdict.reason)
+
+
+CONTENDED_LIMIT = 0.10  # other processes used more than 10% of one of our CPUs
+
+
+def contended(
+    busy: dict[int, tuple[float, float]], threads: list[dict[str, Any]], window_s: float | None
+) -> tuple[bool | None, str]:
+    """Another process (or the hypervisor: steal) took CPU time on the trial's CPUs.
+
+    busy: per CPU, (user+nice+system seconds of everyone, steal seconds) over the window;
+    threads: the trial's own threads with the CPU each last ran on and its CPU seconds. What
+    the CPU did beyond our threads was somebody else's work: a noisy neighbour.
+    """
+    if not busy or not window_s:
+        return None, ""
+    ours: dict[int, float] = {}
+    for t in threads:
+        ours[t["cpu"]] = ours.get(t["cpu"], 0.0) + t["cpu_s"]
+    reasons = []
+    for cpu, (used, steal) in sorted(busy.items()):
+        other = max(0.0, used - ours.get(cpu, 0.0))
+        if other > CONTENDED_LIMIT * window_s:
+            reasons.append(f"CPU {cpu}: other processes used {other / window_s:.0%}")
+        if steal > CONTENDED_LIMIT * window_s:
+            reasons.append(f"CPU {cpu}: hypervisor steal {steal / window_s:.0%}")
+    return bool(reasons), "; ".join(reasons)

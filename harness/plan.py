@@ -25,6 +25,7 @@ from harness.topology import Topology
 TRIAL_OVERHEAD_S = 1.5
 DEFAULT_SEED = 1  # load-generator arrivals and server work draws when --seed is not given
 MAX_SIZE = 16 * 1024 * 1024
+MAX_WORK_US = 1_000_000  # the servers' bound on one drawn burn (bench_core::work::MAX_US)
 WORK_KINDS = {"none": 0, "fixed": 1, "exp": 1, "bimodal": 3, "lognormal": 2}
 
 
@@ -131,6 +132,9 @@ def check_work(dist: str) -> None:
         raise HarnessError(f"--work {dist!r}: parameters must be numbers") from None
     if any(v < 0 for v in values) or (kind == "bimodal" and not 0 <= values[2] <= 1):
         raise HarnessError(f"--work {dist!r}: parameters must be >= 0 (and P2 in 0..1)")
+    durations = values[:2] if kind == "bimodal" else values[:1]
+    if any(v > MAX_WORK_US for v in durations):
+        raise HarnessError(f"--work {dist!r}: durations are at most {MAX_WORK_US:,} us (1 s)")
 
 
 def validate(config: RunConfig, designs: dict[str, Design]) -> None:

@@ -1,150 +1,632 @@
-"""Stage 5: one self-contained HTML file (images inline, no external URL) from a stored run."""
+"""Stage 5: one self-contained HTML report of a stored run (charts inline, no external URL), and
+the machine-readable exports beside it (harness/export.py).
+
+The report answers the question first (thread-per-core / work-stealing ratios with intervals and
+criterion's verdicts, in a sentence and a table), then shows the charts that explain it, every
+configuration, every flagged or failed trial with its reason, and how each number was measured
+on which machine, generated from the run's manifest.
+"""
 
 from __future__ import annotations
 
-import base64
-import io
+import math
 import shlex
-from dataclasses import asdict
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import matplotlib
+import pandas as pd
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-matplotlib.use("Agg")  # no display; must precede pyplot
-import matplotlib.pyplot as plt
-from jinja2 import Environment, PackageLoader, select_autoescape
-
-from harness.analyse import ConfigSummary, FamilyRatio, family_ratios, summarise
+from harness import analyse, charts, flags, stats
+from harness.analyse import Analysis, ConfigSummary, DesignComparison
 from harness.store import RunData
 
-FAMILY_STYLE = {"work-stealing": "-", "thread-per-core": "--"}
+# --------------------------------------------------------------------------------------------
+# Number formatting (shared with the exports)
 
 
-def _png(fig: plt.Figure) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+def fmt(value: float | None, spec: str = ",.0f", none: str = "n/a") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return none
+    return format(value, spec)
 
 
-def _workloads(summaries: list[ConfigSummary]) -> list[tuple[str, int, int]]:
-    return sorted({(s.protocol, s.connections, s.size_bytes) for s in summaries})
+def fmt_us(value: float | None) -> str:
+    """Latency in µs with three significant figures (the histogram's own precision)."""
+    if value is None or math.isnan(value):
+        return "n/a"
+    return f"{value:,.0f}" if value >= 1000 else f"{value:.3g}"
 
 
-def throughput_chart(summaries: list[ConfigSummary], workload: tuple[str, int, int]) -> str:
-    protocol, conns, size = workload
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
-    for server in sorted({s.server for s in summaries}):
-        pts = sorted(
-            (
-                s
-                for s in summaries
-                if s.server == server
-                and (s.protocol, s.connections, s.size_bytes) == workload
-                and s.throughput_median is not None
-            ),
-            key=lambda s: s.server_cores,
-        )
-        if not pts:
-            continue
-        xs = [p.server_cores for p in pts]
-        ys = [p.throughput_median for p in pts]
-        err = [
-            [y - p.throughput_min for y, p in zip(ys, pts, strict=True)],
-            [p.throughput_max - y for y, p in zip(ys, pts, strict=True)],
-        ]
-        ax.errorbar(
-            xs,
-            ys,
-            yerr=err,
-            marker="o",
-            capsize=4,
-            label=server,
-            linestyle=FAMILY_STYLE.get(pts[0].design_family, ":"),
-        )
-    ax.set_xlabel("server cores")
-    ax.set_ylabel("requests / s (median, bars: min-max)")
-    ax.set_title(f"Throughput vs cores: {protocol} {size} B, {conns} connections")
-    ax.set_xticks(sorted({s.server_cores for s in summaries}))
-    ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    return _png(fig)
+def fmt_ratio(i: stats.Interval | None) -> str:
+    if i is None:
+        return "n/a"
+    return f"{i.estimate:.2f}x ({i.low:.2f}-{i.high:.2f})"
 
 
-def ratio_chart(ratios: list[FamilyRatio]) -> str | None:
-    pts = [r for r in ratios if r.throughput_ratio is not None]
-    if not pts:
+def plural(n: int, word: str, words: str | None = None) -> str:
+    return f"{n} {word if n == 1 else (words or word + 's')}"
+
+
+def coverage(i: stats.Interval | None) -> str:
+    """What an interval promises, in words (a 3-repetition range is not a 95% interval)."""
+    if i is None:
+        return ""
+    if i.method is stats.CIMethod.RANGE:
+        if i.n < 2:
+            return "one repetition: no interval"
+        return f"min-max of {i.n}: covers the median with {i.level * 100:.3g}% probability, not 95%"
+    if i.method is stats.CIMethod.ORDER_STATISTIC:
+        return f"{i.level * 100:.3g}% order-statistic interval of the median (n={i.n})"
+    text = f"{i.level:.0%} bootstrap interval (n={i.n} a side)"
+    if i.n < 6:
+        text += "; with fewer than 6 repetitions a side it covers less than its nominal level"
+    return text
+
+
+def cores_text(k: int) -> str:
+    return plural(k, "core")
+
+
+# --------------------------------------------------------------------------------------------
+# The answer
+
+
+@dataclass
+class PairRow:
+    """One thread-per-core / work-stealing comparison, formatted."""
+
+    headline: bool
+    cores: int
+    workload: str
+    mode: str
+    tpc: str
+    ws: str
+    throughput: str
+    throughput_verdict: str
+    throughput_change: str
+    p99: str
+    p99_verdict: str
+    n: str
+    p_value: str
+    sentence: str
+    note: str = ""
+    css: str = ""
+
+
+def _verdict_css(label: str) -> str:
+    return {"faster": "better", "lower": "better", "slower": "worse", "higher": "worse"}.get(
+        label, "neutral"
+    )
+
+
+def _why_not(s: ConfigSummary | None, server: str) -> str:
+    """Why a design has no ranked trial in a configuration."""
+    if s is None:
+        return f"{server} did not run this configuration"
+    total = s.trials_ok + s.trials_failed
+    ranked = s.trials_ok - s.trials_flagged
+    parts = [f"{server}: {ranked} ranked of {plural(total, 'trial')}"]
+    if s.trials_failed:
+        parts.append(f"{s.trials_failed} failed")
+    if s.trials_flagged:
+        parts.append(f"{s.trials_flagged} flagged ({'; '.join(s.flag_reasons)})")
+    return ", ".join(parts)
+
+
+def p99_comparison(a: ConfigSummary | None, b: ConfigSummary | None) -> stats.Comparison | None:
+    """criterion's rule on per-trial p99 (lower is better); the interval equals p99_ratio's."""
+    if a is None or b is None:
         return None
-    fig, ax = plt.subplots(figsize=(6.4, 3.4))
-    labels = [
-        f"{r.server_cores}c {r.protocol} {r.size_bytes}B {r.connections}conn\n"
-        f"{r.thread_per_core} / {r.work_stealing}"
-        for r in pts
+    return stats.compare(a.p99_samples, b.p99_samples, higher_is_better=False)
+
+
+def pair_row(c: DesignComparison, a: ConfigSummary | None, b: ConfigSummary | None) -> PairRow:
+    mode = a.mode if a else (b.mode if b else "closed")
+    kind = (a.latency_kind if a else None) or "closed-loop"
+    verdict = c.verdict.label("faster", "slower") if c.verdict else "insufficient data"
+    change = ""
+    if c.verdict:
+        change = f"{c.verdict.estimate:+.1%} [{c.verdict.ci_low:+.1%}, {c.verdict.ci_high:+.1%}]"
+    p99c = p99_comparison(a, b)
+    p99_verdict = p99c.label("lower", "higher") if p99c else "insufficient data"
+    n_a = len(a.throughput_samples) if a else 0
+    n_b = len(b.throughput_samples) if b else 0
+    p_value = fmt(c.verdict.p_value, ".2g") if c.verdict and c.verdict.p_value is not None else ""
+    at = f"At {cores_text(c.server_cores)} on {c.workload}"
+    why = "; ".join(
+        w
+        for w in (
+            _why_not(a, c.thread_per_core) if n_a == 0 else "",
+            _why_not(b, c.work_stealing) if n_b == 0 else "",
+        )
+        if w
+    )
+    why = why or "a median is not positive, so no ratio exists"
+    if mode == "open":
+        throughput, verdict, change = "offered load", "not compared", ""
+        if c.p99_ratio is None:
+            sentence = f"{at}, {c.thread_per_core} and {c.work_stealing} cannot be compared: {why}."
+        else:
+            rates = ""
+            if a and b and a.achieved_rate and b.achieved_rate:
+                rates = (
+                    f" ({c.thread_per_core} at {a.achieved_rate:,.0f} req/s, "
+                    f"{c.work_stealing} at {b.achieved_rate:,.0f} req/s)"
+                )
+            sentence = (
+                f"{at}{rates}, the p99 latency of thread-per-core ({c.thread_per_core}), measured "
+                f"from the intended send time, was {fmt_ratio(c.p99_ratio)} that of "
+                f"work-stealing ({c.work_stealing}): {p99_verdict}."
+            )
+    elif c.throughput_ratio is None:
+        throughput = "n/a"
+        sentence = f"{at}, {c.thread_per_core} and {c.work_stealing} cannot be compared: {why}."
+    else:
+        throughput = fmt_ratio(c.throughput_ratio)
+        sentence = (
+            f"{at}, thread-per-core ({c.thread_per_core}) served {throughput} the requests per "
+            f"second of work-stealing ({c.work_stealing}): {verdict}"
+        )
+        if c.p99_ratio is not None:
+            sentence += f"; its {kind} p99 latency was {fmt_ratio(c.p99_ratio)}: {p99_verdict}"
+        sentence += "."
+    note = "†" if (c.throughput_ratio or c.p99_ratio) and min(n_a, n_b) < 6 else ""
+    if mode == "open":
+        p_value = ""
+    return PairRow(
+        headline=c.headline,
+        cores=c.server_cores,
+        workload=c.workload,
+        mode=mode,
+        tpc=c.thread_per_core,
+        ws=c.work_stealing,
+        throughput=throughput,
+        throughput_verdict=verdict,
+        throughput_change=change,
+        p99=fmt_ratio(c.p99_ratio),
+        p99_verdict=p99_verdict,
+        n=f"{n_a} vs {n_b}",
+        p_value=p_value,
+        sentence=sentence,
+        note=note,
+        css=_verdict_css(verdict if mode == "closed" else p99_verdict),
+    )
+
+
+def unrankable(trials: pd.DataFrame, analysis: Analysis, manifest: dict[str, Any]) -> str | None:
+    """Why no pair of designs could be ranked in this run, or None when one could."""
+    if any(c.throughput_ratio or c.p99_ratio for c in analysis.comparisons):
+        return None
+    if trials.empty:
+        outcome = manifest.get("outcome") or {}
+        if outcome.get("interrupted"):
+            return "the run was interrupted before its first trial finished: it has no trials."
+        return "this run has no trials."
+    n = len(trials)
+    ok = trials["status"] == "ok"
+    if not ok.any():
+        reasons = Counter(str(r).split(":")[0] for r in trials["reason"].fillna("unknown"))
+        top = "; ".join(f"{why} ({k})" for why, k in reasons.most_common(3))
+        return f"all {n} trials failed, so nothing was measured ({top}). See the failed trials."
+    if not trials["ranked"].any():
+        reasons = Counter(
+            r for _, row in trials[trials["flagged"]].iterrows() for r in analyse.flag_reasons(row)
+        )
+        top = "; ".join(f"{why.split(':')[0]} ({k})" for why, k in reasons.most_common(3))
+        return (
+            f"every successful trial was flagged ({top}): their numbers may not be the "
+            "server's, so none is ranked. See the flagged trials."
+        )
+    ranked = trials[trials["ranked"]]
+    families = set(ranked["design_family"])
+    if "thread-per-core" not in families:
+        return "no thread-per-core design has a ranked trial in this run."
+    if "work-stealing" not in families:
+        return "no work-stealing design has a ranked trial in this run."
+    return (
+        "no configuration has ranked trials of both a thread-per-core and a work-stealing "
+        "design (they ran, or succeeded, in different configurations)."
+    )
+
+
+@dataclass
+class Answer:
+    headline: list[PairRow] = field(default_factory=list)
+    others: list[PairRow] = field(default_factory=list)
+    summary: str = ""
+    unrankable: str | None = None
+    any_dagger: bool = False
+    p99_verdicts: dict[tuple, str] = field(default_factory=dict)
+
+
+def answer(analysis: Analysis, trials: pd.DataFrame, manifest: dict[str, Any]) -> Answer:
+    by_key = {(s.server, s.server_cores, s.label): s for s in analysis.summaries}
+    out = Answer(unrankable=unrankable(trials, analysis, manifest))
+    for c in analysis.comparisons:
+        a = by_key.get((c.thread_per_core, c.server_cores, c.workload))
+        b = by_key.get((c.work_stealing, c.server_cores, c.workload))
+        row = pair_row(c, a, b)
+        out.p99_verdicts[charts.pair_key(c)] = row.p99_verdict
+        (out.headline if c.headline else out.others).append(row)
+        out.any_dagger |= bool(row.note)
+    # Closed-loop rows first: they answer "who serves more"; open-loop rows answer "whose tail".
+    for rows in (out.headline, out.others):
+        rows.sort(key=lambda r: (r.mode != "closed", r.workload, r.cores, r.tpc, r.ws))
+    closed = [
+        c
+        for c in analysis.comparisons
+        if c.headline
+        and c.throughput_ratio is not None
+        and (s := by_key.get((c.thread_per_core, c.server_cores, c.workload)))
+        and s.mode == "closed"
     ]
-    ax.bar(range(len(pts)), [r.throughput_ratio for r in pts], color="#4c72b0")
-    ax.axhline(1.0, color="black", linewidth=0.8)
-    ax.set_xticks(range(len(pts)), labels, fontsize=7)
-    ax.set_ylabel("throughput ratio")
-    ax.set_title("Thread-per-core / work-stealing throughput (1.0 = equal)")
-    ax.grid(axis="y", alpha=0.3)
-    return _png(fig)
-
-
-def series_chart(run: RunData) -> str | None:
-    ts = run.timeseries
-    if ts.empty:
-        return None
-    fig, ax = plt.subplots(figsize=(6.4, 3.4))
-    trials = run.trials.set_index("trial_id")
-    for tid, group in ts.groupby("trial_id"):
-        if tid not in trials.index:
-            continue
-        t = trials.loc[tid]
-        width = group["second"].diff().median() if len(group) > 1 else 1.0
-        width = width if width and width > 0 else 1.0
-        ax.plot(
-            group["second"],
-            group["requests"] / width,
-            linewidth=0.9,
-            linestyle=FAMILY_STYLE.get(t["design_family"], ":"),
-            label=f"{t['server']} {t['server_cores']}c r{t['repetition']}",
+    if closed:
+        counts = Counter(
+            c.verdict.label("faster", "slower") if c.verdict else "insufficient data"
+            for c in closed
         )
-    ax.set_xlabel("seconds into the measured window")
-    ax.set_ylabel("requests / s")
-    ax.set_title("Per-interval throughput of every trial (steady state check)")
-    ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
-    if ts["trial_id"].nunique() <= 12:
-        ax.legend(fontsize=7)
-    return _png(fig)
+        words = ", ".join(
+            f"\u201c{w}\u201d in {counts[w]}"
+            for w in ("faster", "slower", "within noise", "no change", "insufficient data")
+            if counts[w]
+        )
+        gm = stats.geometric_mean(
+            [c.throughput_ratio.estimate for c in closed if c.throughput_ratio is not None]
+        )
+        out.summary = (
+            f"Headline pair, {closed[0].thread_per_core} against {closed[0].work_stealing} (the "
+            "same tokio runtime and I/O code; only the scheduler differs): criterion's verdict on "
+            f"thread-per-core's throughput was {words} of "
+            f"{plural(len(closed), 'closed-loop configuration')}"
+            + (f"; geometric mean of the throughput ratios {gm:.2f}x." if gm else ".")
+        )
+    elif analysis.comparisons and not out.headline:
+        out.summary = (
+            "The headline pair (tokio-tpc against tokio-ws, where only the scheduler differs) was "
+            "not run; the pairs below compare designs that also differ in runtime or I/O code, "
+            "so a difference is not the scheduler's alone."
+        )
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Tables
+
+
+def interval_text(i: stats.Interval | None) -> str:
+    if i is None:
+        return ""
+    return f"{i.low:,.0f}-{i.high:,.0f}"
+
+
+def coverage_short(i: stats.Interval | None) -> str:
+    if i is None:
+        return ""
+    if i.method is stats.CIMethod.RANGE:
+        return "1 trial" if i.n < 2 else f"{i.level * 100:.3g}% (min-max of {i.n})"
+    if i.method is stats.CIMethod.ORDER_STATISTIC:
+        return f"{i.level * 100:.3g}% (order statistics, n={i.n})"
+    return f"{i.level:.0%} bootstrap (n={i.n})"
+
+
+def config_groups(analysis: Analysis) -> list[dict[str, Any]]:
+    """The summaries grouped by workload (closed loop first), rows by cores then server."""
+    groups: dict[str, dict[str, Any]] = {}
+    for s in sorted(
+        analysis.summaries, key=lambda s: (s.mode != "closed", s.label, s.server_cores, s.server)
+    ):
+        group = groups.setdefault(
+            s.label,
+            {"workload": s.label, "mode": s.mode, "latency_kind": s.latency_kind, "rows": []},
+        )
+        group["latency_kind"] = group["latency_kind"] or s.latency_kind
+        group["rows"].append(
+            {
+                "server": s.server,
+                "family": s.design_family,
+                "io": s.io_model,
+                "cores": s.server_cores,
+                "ok": s.trials_ok - s.trials_flagged,
+                "failed": s.trials_failed,
+                "flagged": s.trials_flagged,
+                "throughput": fmt(s.throughput.estimate if s.throughput else None),
+                "ci": interval_text(s.throughput),
+                "coverage": coverage_short(s.throughput),
+                "p50": fmt_us(s.p50_us),
+                "p99": fmt_us(s.p99_us),
+                "p999": fmt_us(s.p999_us),
+                "uncorrected_p99": fmt_us(s.uncorrected_p99_us),
+                "cpu_util": fmt(
+                    s.server_cpu_util * 100 if s.server_cpu_util is not None else None, ".0f"
+                )
+                + ("%" if s.server_cpu_util is not None else ""),
+                "efficiency": fmt(s.requests_per_server_cpu_s),
+                "ctxt": fmt(s.ctxt_per_request, ".3g"),
+                "imbalance": fmt(s.worker_imbalance, ".2f", ""),
+                "warnings": len(s.warnings),
+            }
+        )
+    return list(groups.values())
+
+
+def problem_rows(analysis: Analysis, trials: pd.DataFrame) -> list[dict[str, Any]]:
+    """Every failed and every flagged trial with its reason, in run order."""
+    if trials.empty:
+        return []
+    label = dict(zip(trials["trial_id"], trials["label"], strict=True))
+    rows = []
+    for _, r in analysis.failed.iterrows():
+        rows.append(
+            {
+                "index": int(r["trial_index"]),
+                "trial_id": r["trial_id"],
+                "status": "failed",
+                "server": r["server"],
+                "cores": int(r["server_cores"]),
+                "workload": label.get(r["trial_id"], ""),
+                "reason": r["reason"] or "(no reason recorded)",
+            }
+        )
+    for _, r in analysis.flagged.iterrows():
+        rows.append(
+            {
+                "index": int(r["trial_index"]),
+                "trial_id": r["trial_id"],
+                "status": "flagged",
+                "server": r["server"],
+                "cores": int(r["server_cores"]),
+                "workload": label.get(r["trial_id"], ""),
+                "reason": r.get("reasons") or "flagged",
+            }
+        )
+    return sorted(rows, key=lambda r: r["index"])
+
+
+# --------------------------------------------------------------------------------------------
+# Methods, platform, reproduction (all from the manifest)
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, list | tuple):
+        return ", ".join(_value(x) for x in v) if v else "(none)"
+    if v is None:
+        return "(not set)"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    return str(v)
+
+
+def cpu_rows(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    """The CPU assignment of each core count (docs/measurement rule 1)."""
+    seen: dict[int, dict[str, Any]] = {}
+    for t in plan.get("trials", []):
+        k = t.get("server_cores")
+        cpus = t.get("cpus") or {}
+        if k in seen or not cpus:
+            continue
+        client = list(cpus.get("client", []))[
+            : max(1, min(len(cpus.get("client", [])), t.get("connections") or 1))
+        ]
+        seen[k] = {
+            "cores": k,
+            "server": _value(cpus.get("server", [])),
+            "client": _value(client),
+            "oversubscribed": bool(cpus.get("oversubscribed")),
+            "note": cpus.get("note", ""),
+        }
+    return [seen[k] for k in sorted(seen)]
+
+
+def design_order(plan: dict[str, Any]) -> str:
+    trials = plan.get("trials", [])
+    if not trials:
+        return ""
+    first = trials[0]
+    key = (first.get("repetition"), first.get("server_cores"))
+    order: list[str] = []
+    for t in trials:
+        if (t.get("repetition"), t.get("server_cores")) != key:
+            break
+        if t.get("server") not in order:
+            order.append(t.get("server"))
+    return ", ".join(order)
+
+
+def methods(manifest: dict[str, Any]) -> dict[str, Any]:
+    plan = manifest.get("plan") or {}
+    config = plan.get("config") or {}
+    mode = config.get("mode", "closed")
+    seed = config.get("seed")
+    order = design_order(plan)
+    interleave = (
+        f"Designs are interleaved inside every repetition (first group: {order}), so that drift "
+        "of the machine (heat, other tenants) hits every design alike"
+        + (
+            f"; the order inside each group is shuffled with seed {seed} (recorded, so the same "
+            "order comes back)."
+            if seed is not None
+            else "; the order is the order of --servers."
+        )
+    )
+    if mode == "open":
+        rates = config.get("rates") or []
+        sweep = config.get("rate_sweep") or []
+        offered = []
+        if rates:
+            offered.append("fixed rates of " + ", ".join(f"{r:,.0f}" for r in rates) + " req/s")
+        if sweep:
+            offered.append(
+                "fractions " + ", ".join(f"{f:g}x" for f in sweep) + " of each design's own "
+                "capacity, measured by a closed-loop trial run just before them in the same "
+                "repetition (so every design is offered the same share of what it can do, and "
+                "the absolute rates differ)"
+            )
+        arrival = config.get("arrival", "poisson")
+        schedule = " and ".join(offered)
+        load = (
+            "Open loop, wrk2's model: the load generator sends on a schedule "
+            f"({arrival} arrivals) at {schedule}, whether or not answers have come back. "
+            "Latency is measured from each request's intended send time, so a server that "
+            "stalls is charged for every request queued behind the stall (no coordinated "
+            "omission); the "
+            "uncorrected latency from the actual send is kept beside it. A trial whose achieved "
+            f"rate falls below {flags.RATE_MISSED_LIMIT:.0%} of the target is flagged "
+            "'rate missed': it is not a point on the server's latency curve."
+        )
+    else:
+        load = (
+            "Closed loop: each connection sends one message, waits for the complete answer, "
+            "checks every byte, and sends the next. The server's speed sets the rate, so these "
+            "are throughput experiments; their latency is 'closed-loop latency', what a "
+            "connection waited for each answer while all connections were kept busy, which is "
+            "not the latency of a server offered a given rate."
+        )
+    return {
+        "config": [(k, _value(v)) for k, v in config.items()],
+        "mode": mode,
+        "load": load,
+        "interleave": interleave,
+        "warmup": config.get("warmup_s"),
+        "duration": config.get("duration_s"),
+        "repeat": config.get("repeat"),
+        "cpus": cpu_rows(plan),
+        "client_busy": f"{flags.CLIENT_BUSY_LIMIT:.0%}",
+        "rate_missed": f"{flags.RATE_MISSED_LIMIT:.0%}",
+        "steady_limit": f"{stats.STEADY_DRIFT_LIMIT:.0%}",
+        "level": f"{stats.DEFAULT_LEVEL:.0%}",
+        "threshold": f"{stats.DEFAULT_NOISE_THRESHOLD:.0%}",
+        "resamples": f"{stats.DEFAULT_RESAMPLES:,}",
+        "min_reps": stats.MIN_REPETITIONS,
+        "spread": f"{stats.SPREAD_WARN_FRACTION:.0%}",
+        "left_out": manifest.get("left_out") or {},
+        "plan_source": manifest.get("plan_source"),
+    }
+
+
+def platform_rows(manifest: dict[str, Any]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    p = manifest.get("platform") or {}
+    py = p.get("pyperf") or {}
+    topo = p.get("topology") or {}
+    git = p.get("git") or {}
+    rows = [
+        ("kernel", f"{p.get('kernel', 'unknown')} ({p.get('machine', '?')})"),
+        ("host", _value(p.get("hostname", py.get("hostname")))),
+        ("CPU model", _value(py.get("cpu_model_name"))),
+        (
+            "topology",
+            (
+                f"{topo.get('cpus', '?')} CPUs on {topo.get('physical_cores', '?')} "
+                f"physical cores, {topo.get('numa_nodes', '?')} NUMA node(s), SMT "
+                f"{'on' if topo.get('smt') else 'off'}"
+            )
+            if topo
+            else "unknown",
+        ),
+        ("CPU frequency", _value(py.get("cpu_freq"))),
+        ("CPU config (governor, idle)", _value(py.get("cpu_config"))),
+        ("CPUs the harness could use", _value(p.get("cpu_affinity"))),
+        ("ASLR", _value(py.get("aslr"))),
+        ("load average (1 min) at start", _value(py.get("load_avg_1min"))),
+        ("rustc / cargo", f"{_value(p.get('rustc'))} / {_value(p.get('cargo'))}"),
+        ("Python", _value(p.get("python"))),
+        (
+            "git commit",
+            f"{git.get('commit') or 'unknown'}"
+            + (" (with uncommitted changes)" if git.get("dirty") else ""),
+        ),
+    ]
+    return rows, [(k, _value(v)) for k, v in sorted(py.items())]
+
+
+def reproduce(manifest: dict[str, Any], run: RunData) -> dict[str, Any]:
+    git = (manifest.get("platform") or {}).get("git") or {}
+    run_id = manifest.get("run_id", run.directory.name)
+    return {
+        "command": shlex.join(manifest.get("command") or []) or "(not recorded)",
+        "commit": git.get("commit") or "unknown",
+        "dirty": git.get("dirty"),
+        "plan_command": f"harness run --plan results/{run_id}/manifest.json",
+        "directory": str(run.directory),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("harness", "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return env
 
 
 def render(run: RunData) -> str:
-    summaries = summarise(run)
-    ratios = family_ratios(summaries)
-    env = Environment(
-        loader=PackageLoader("harness", "templates"), autoescape=select_autoescape(["html", "j2"])
-    )
-    env.filters["num"] = lambda v, fmt="{:,.0f}": "n/a" if v is None else fmt.format(v)
-    trials = run.trials
-    problems = trials[trials["status"] != "ok"].to_dict("records") if not trials.empty else []
     manifest = run.manifest
-    return env.get_template("report.html.j2").render(
-        manifest=manifest,
-        command=shlex.join(manifest.get("command", [])),
-        summaries=[asdict(s) for s in summaries],
-        ratios=[asdict(r) for r in ratios],
-        throughput_charts=[(w, throughput_chart(summaries, w)) for w in _workloads(summaries)],
-        ratio_chart=ratio_chart(ratios),
-        series_chart=series_chart(run),
-        problems=problems,
-        oversubscribed=int(trials["oversubscribed"].sum()) if not trials.empty else 0,
-        n_trials=len(trials),
+    analysis = analyse.analyse(run.trials, run.latency, run.workers)
+    trials = analyse.label_trials(run.trials)
+    the_answer = answer(analysis, trials, manifest)
+    data = charts.Data(analysis, trials, run.latency, run.workers, run.timeseries)
+    figures = charts.all_charts(data, the_answer.p99_verdicts)
+    n = len(trials)
+    counts = {
+        "trials": n,
+        "ranked": int(trials["ranked"].sum()) if n else 0,
+        "flagged": int(trials["flagged"].sum()) if n else 0,
+        "failed": int((trials["status"] != "ok").sum()) if n else 0,
+        "oversubscribed": int(trials["oversubscribed"].fillna(False).astype(bool).sum())
+        if n
+        else 0,
+    }
+    outcome = manifest.get("outcome") or {}
+    plat, pyperf_meta = platform_rows(manifest)
+    return (
+        _environment()
+        .get_template("report.html.j2")
+        .render(
+            run_id=manifest.get("run_id", run.directory.name),
+            started=manifest.get("started_at") or "unknown",
+            ended=manifest.get("ended_at"),
+            outcome=outcome,
+            planned=outcome.get(
+                "trials_planned", len((manifest.get("plan") or {}).get("trials", []))
+            ),
+            counts=counts,
+            cpu_model=((manifest.get("platform") or {}).get("pyperf") or {}).get("cpu_model_name"),
+            kernel=(manifest.get("platform") or {}).get("kernel"),
+            answer=the_answer,
+            charts=figures,
+            configs=config_groups(analysis),
+            warnings=[s for s in analysis.summaries if s.warnings],
+            problems=problem_rows(analysis, trials),
+            methods=methods(manifest),
+            platform=plat,
+            pyperf_meta=pyperf_meta,
+            doctor=manifest.get("doctor"),
+            designs=manifest.get("designs") or {},
+            reproduce=reproduce(manifest, run),
+            notes=analysis.notes,
+        )
     )
 
 
 def write_report(run: RunData, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(run))
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(render(run), encoding="utf-8")
+    tmp.replace(path)
     return path
+
+
+def write_exports(run: RunData, directory: Path) -> list[Path]:
+    """summary.csv, summary.md, comparisons.csv and pyperf.json beside the report."""
+    from harness import export
+
+    return export.write_exports(run, directory)

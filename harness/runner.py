@@ -42,6 +42,7 @@ class TrialResult:
     server_cpu_s: float | None = None
     server_rss_bytes: int | None = None
     perf: dict[str, int | None] = field(default_factory=dict)
+    cpu_busy: dict[int, tuple[float, float]] = field(default_factory=dict)  # per CPU, window
 
 
 def _now() -> str:
@@ -187,12 +188,14 @@ def run_trial(spec: TrialSpec, design: Design, bin_dir: Path, raw: Path) -> Tria
             limit = spec.warmup_s + spec.duration_s + spec.timeout_s + LOADGEN_SLACK_S
             server_pids: list[int] = []
             before_server = before_client = last_client = None
+            before_cpus: dict[int, tuple[float, float]] = {}
             next_client_sample = 0.0
             while client.poll() is None:
                 elapsed = time.monotonic() - t_start
                 if before_server is None and elapsed >= window_open:
                     server_pids = sampler.descendants(server.pid)
                     before_server = sampler.sample(server_pids)
+                    before_cpus = sampler.cpu_times()
                     before_client = last_client = sampler.sample([client.pid])
                     perf = sampler.PerfStat(server_pids, raw / f"{spec.trial_id}.perf.csv")
                     next_client_sample = elapsed + CLIENT_SAMPLE_EVERY_S
@@ -207,6 +210,8 @@ def run_trial(spec: TrialSpec, design: Design, bin_dir: Path, raw: Path) -> Tria
             result = TrialResult(spec, "ok", "", started, "")
             if before_server is not None:
                 after_server = sampler.sample(server_pids)
+                ours = set(spec.cpus.server) | set(spec.cpus.client[: spec.client_threads])
+                result.cpu_busy = sampler.cpu_deltas(before_cpus, sampler.cpu_times(), ours)
                 result.perf = perf.stop() if perf else {}
                 result.threads = sampler.thread_rows(
                     spec.trial_id, "server", before_server, after_server

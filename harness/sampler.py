@@ -183,3 +183,32 @@ class PerfStat:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+
+
+def cpu_times(proc: Path = PROC) -> dict[int, tuple[float, float]]:
+    """Per CPU: seconds of user+nice+system time (anyone's) and of steal time, since boot.
+
+    irq and softirq are left out on purpose: loopback packet processing lands there, on our
+    own CPUs, and is part of what the trial measures."""
+    out: dict[int, tuple[float, float]] = {}
+    try:
+        lines = (proc / "stat").read_text().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        if line.startswith("cpu") and line[3:4].isdigit():
+            name, *ticks = line.split()
+            values = [int(t) for t in ticks]
+            steal = values[7] if len(values) > 7 else 0
+            out[int(name[3:])] = ((values[0] + values[1] + values[2]) / _TICK, steal / _TICK)
+    return out
+
+
+def cpu_deltas(
+    before: dict[int, tuple[float, float]], after: dict[int, tuple[float, float]], cpus: set[int]
+) -> dict[int, tuple[float, float]]:
+    return {
+        c: (after[c][0] - before[c][0], after[c][1] - before[c][1])
+        for c in sorted(cpus)
+        if c in before and c in after
+    }

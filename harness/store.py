@@ -50,6 +50,7 @@ TRIALS = pa.schema([
     # flags: why a number may not be the server's
     ("oversubscribed", _B), ("client_bound", _B), ("client_bound_reason", _S),
     ("rate_missed", _B), ("rate_missed_reason", _S), ("unsteady", _B), ("unsteady_reason", _S),
+    ("contended", _B), ("contended_reason", _S),
     ("status", _S), ("reason", _S), ("started_at", _S), ("ended_at", _S),
 ])  # fmt: skip
 
@@ -192,6 +193,8 @@ def trial_rows(run_id: str, result: Any) -> dict[str, list[dict[str, Any]]]:
     bound, bound_why = flags.client_bound(report)
     missed, missed_why = flags.rate_missed(report)
     unsteady, unsteady_why = flags.unsteady(report.get("series", []), window)
+    busy = getattr(result, "cpu_busy", None) or {}
+    contended, contended_why = flags.contended(busy, result.threads, window)
     perf = result.perf or {}
     trial = {
         "run_id": run_id,
@@ -259,6 +262,8 @@ def trial_rows(run_id: str, result: Any) -> dict[str, list[dict[str, Any]]]:
         "rate_missed_reason": missed_why,
         "unsteady": unsteady,
         "unsteady_reason": unsteady_why,
+        "contended": contended,
+        "contended_reason": contended_why,
         "status": result.status,
         "reason": result.reason,
         "started_at": result.started_at,

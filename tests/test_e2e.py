@@ -49,6 +49,11 @@ def test_run_produces_tables_and_report(tmp_path):
     assert (sums == trials.set_index("trial_id")["requests"]).all()
     series = pd.read_parquet(run / "timeseries.parquet")
     assert (series.groupby("trial_id").size() == 2).all()
+    assert trials["server_cpu_util"].between(0, 1.05).all()
+    assert trials["requests_per_server_cpu_s"].notna().all()
+    threads = pd.read_parquet(run / "threads.parquet")
+    assert set(threads["role"]) == {"server", "client"}
+    assert (threads.groupby("trial_id")["cpu_s"].sum() > 0).all()
     workers = pd.read_parquet(run / "workers.parquet")
     assert len(workers) == 2 and (workers["connections"] == 64).all()
     # Every request the client counted passed through some server worker.
@@ -126,7 +131,8 @@ def test_ctrl_c_leaves_no_process_and_keeps_results(tmp_path):
             "--cores",
             "1",
             "--duration",
-            "30",
+            "3",
+            "--no-preflight",
             "--warmup",
             "0",
             "--repeat",
@@ -160,6 +166,12 @@ def test_ctrl_c_leaves_no_process_and_keeps_results(tmp_path):
         run = only_run(out)
         trials = pd.read_parquet(run / "trials.parquet")
         assert len(trials) == 1 and trials.iloc[0]["reason"] == "interrupted by the user"
+        # The run goes on from where it stopped, with its stored plan.
+        resumed = harness("run", "--resume", str(run), "--reports", str(tmp_path / "r"))
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        trials = pd.read_parquet(run / "trials.parquet")
+        assert sorted(trials["server"]) == ["tokio-tpc", "tokio-ws"]
+        assert (trials["status"] == "ok").all()
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

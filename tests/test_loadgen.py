@@ -26,11 +26,19 @@ pytestmark = pytest.mark.skipif(
     not LOADGEN.exists(), reason="loadgen not built: cargo build --release -p loadgen"
 )
 
-DOC_KEYS = ["schema", "config", "latency_kind", "summary", "histogram", "series", "client_cpu"]
+DOC_KEYS = [
+    *["schema", "config", "latency_kind", "summary", "histogram", "service_histogram"],
+    *["series", "client_cpu"],
+]
 SUMMARY_KEYS = [
     *["requests", "errors_total", "errors", "bytes_sent", "bytes_received"],
-    *["window_s", "throughput_rps", "clamped", "latency_us"],
+    *["window_s", "throughput_rps", "clamped", "latency_us", "service_latency_us"],
+    *["target_rate", "scheduled_rate", "achieved_rate", "sent_rate", "schedule_lag_us"],
+    *["client_bound", "client_bound_reasons"],
 ]
+ERROR_KINDS = ["connect", "reset", "eof", "mismatch", "timeout"]
+ERROR_KINDS += ["http_status", "http_parse", "queue_overflow"]
+NO_ERRORS = dict.fromkeys(ERROR_KINDS, 0)
 SUMMARY_PERCENTILES = {"p50": "50", "p90": "90", "p99": "99", "p999": "99.9", "p9999": "99.99"}
 
 
@@ -167,21 +175,28 @@ def test_echo_run_is_complete_and_consistent():
     assert doc["schema"] == "loadgen/1"
     assert doc["latency_kind"] == "closed-loop"
     assert doc["config"] == dict(
-        host="127.0.0.1", port=srv.port, protocol="echo", mode="closed", size=100,
-        connections=4, threads=2, cpus=[cpu, cpu], warmup_s=0.3, duration_s=2.0, timeout_s=1.0,
-        interval_ms=500,
+        host="127.0.0.1", port=srv.port, protocol="echo", mode="closed", size=100, path=None,
+        connections=4, pipeline=1, rate=None, arrival=None, seed=None, hot_fraction=None,
+        hot_share=None, requests_per_connection=None, threads=2, cpus=[cpu, cpu], warmup_s=0.3,
+        duration_s=2.0, timeout_s=1.0, interval_ms=500, hlog=None,
     )  # fmt: skip
 
     s = doc["summary"]
     assert list(s) == SUMMARY_KEYS
     n = s["requests"]
     assert n > 0
-    assert s["errors"] == {"connect": 0, "reset": 0, "eof": 0, "mismatch": 0, "timeout": 0}
+    assert s["errors"] == NO_ERRORS
     assert s["errors_total"] == 0
     assert s["bytes_sent"] == s["bytes_received"] == 100 * n
     assert s["window_s"] == 2.0
     assert s["throughput_rps"] == pytest.approx(n / 2.0)
     assert s["clamped"] == 0
+    # Closed loop: no open-loop figures; rates are counted all the same.
+    assert s["service_latency_us"] is s["target_rate"] is s["scheduled_rate"] is None
+    assert s["schedule_lag_us"] is None and doc["service_histogram"] is None
+    assert s["achieved_rate"] == s["throughput_rps"]
+    assert s["sent_rate"] == pytest.approx(s["achieved_rate"], rel=0.01)
+    assert s["client_bound"] == bool(s["client_bound_reasons"])
 
     h = doc["histogram"]
     assert (h["unit"], h["sub_buckets"]) == ("ns", 2048)
@@ -209,13 +224,15 @@ def test_echo_run_is_complete_and_consistent():
     for r in series:
         assert (r["p50_us"] is None) == (r["requests"] == 0)
         if r["requests"]:
-            assert r["p50_us"] <= r["p99_us"]
+            assert r["p50_us"] <= r["p99_us"] <= r["p999_us"]
 
     cpu_doc = doc["client_cpu"]
     assert [t["thread"] for t in cpu_doc["threads"]] == [0, 1]
     assert [t["cpu"] for t in cpu_doc["threads"]] == [cpu, cpu]
     assert cpu_doc["total_s"] == pytest.approx(cpu_doc["user_s"] + cpu_doc["system_s"])
     assert 0 < cpu_doc["total_s"] < 2 * 2.0 + 0.5
+    for t in cpu_doc["threads"]:
+        assert t["busy_fraction"] == pytest.approx((t["user_s"] + t["system_s"]) / 2.0, rel=0.05)
 
 
 def test_out_file_gets_the_document(tmp_path):
@@ -289,6 +306,15 @@ def test_server_closing_mid_request_is_eof():
         ["--protocol", "gopher"],
         ["--cpus", "1-0"],
         ["--interval-ms"],
+        ["--interval-ms", "50"],
+        ["--pipeline", "0"],
+        ["--rate", "0"],
+        ["--arrival", "uniform"],
+        ["--protocol", "http", "--path", "no-slash"],
+        ["--hot-fraction", "0.5"],
+        ["--connections", "4", "--hot-fraction", "0.1", "--hot-share", "0.5"],
+        ["--requests-per-connection", "0"],
+        ["--hlog", "/nonexistent/dir/run.hlog"],
         ["stray"],
     ],
 )

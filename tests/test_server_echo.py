@@ -22,7 +22,15 @@ from pathlib import Path
 import pytest
 
 BIN_DIR = Path(__file__).resolve().parent.parent / "target" / "release"
-DESIGNS = ["tokio-ws", "tokio-tpc"]
+DESIGNS = [
+    "tokio-ws",
+    "tokio-tpc",
+    "tokio-tpc-dispatch",
+    "async-std-ws",
+    "smol-ws",
+    "rayon-ws",
+    "epoll-tpc",
+]
 HOST = "127.0.0.1"
 TIMEOUT = 10.0  # seconds, for start-up and for any one exchange
 SHUTDOWN_LIMIT = 2.0  # seconds from SIGTERM to exit, per the contract

@@ -6,7 +6,8 @@ and what runs in them.
   (`error: ...` on stderr, exit 2), plus `--work DIST` and `--seed N`;
 - `listen`: listeners with the contract's options (SO_REUSEADDR, optional SO_REUSEPORT,
   backlog 1024, nonblocking);
-- `Work`: the simulated per-request work, a busy loop on `time.perf_counter_ns` (never a sleep);
+- `Work`, `Rng`, `burn`: `--work`, drawn exactly as bench-core draws it (its SplitMix64 and
+  formulas) and burnt in a busy loop on `time.perf_counter_ns` (never a sleep);
 - `EchoSession` / `HttpSession`: the sans-IO protocols, the same state machines as bench-core's
   `Session` (bytes in, bytes to write back, messages answered, close or not);
 - `Connection`: the asyncio `BufferedProtocol` that drives a session from a 16 KiB buffer;
@@ -22,12 +23,12 @@ pinning), pinned with `os.sched_setaffinity` before it creates its event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import ipaddress
 import json
 import math
 import os
-import random
 import re
 import select
 import signal
@@ -41,7 +42,7 @@ from typing import NoReturn
 
 BUF_SIZE = 16 * 1024  # bench_core::BUF_SIZE: every read is into a buffer of this size
 BACKLOG = 1024  # bench_core::BACKLOG
-MAX_HEADER_BYTES = 8 * 1024  # a request line + header section larger than this gets 400
+MAX_HEAD_BYTES = 8 * 1024  # bench-core's http::MAX_HEAD: a longer request head gets a 400
 SERVER_NAME = "bench"  # the Server header of the contract's HTTP response (as bench-core's)
 READY_TIMEOUT_S = 10.0  # parent: how long workers may take to listen
 REPORT_TIMEOUT_S = 1.5  # parent: how long workers may take to send their counters after SIGTERM
@@ -66,65 +67,117 @@ def fatal(msg: str) -> NoReturn:
     os._exit(1)
 
 
-# --- command line ---------------------------------------------------------------------------
+# --- command line and --work ----------------------------------------------------------------
+
+DEFAULT_SEED = 1  # bench_core::work::DEFAULT_SEED
+MAX_US = 1e6  # largest microsecond parameter of --work (bench-core's MAX_US)
+MAX_DRAW_NS = 10_000_000_000  # a single draw is clamped to 10 s (bench-core's MAX_DRAW)
+_M64 = (1 << 64) - 1
+_GOLDEN_GAMMA = 0x9E37_79B9_7F4A_7C15
+_FLOAT = re.compile(r"[+-]?(inf|infinity|nan|(\d+\.?\d*|\.\d+)(e[+-]?\d+)?)", re.IGNORECASE)
+
+
+def _mix64(z: int) -> int:
+    z = ((z ^ (z >> 30)) * 0xBF58_476D_1CE4_E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D0_49BB_1331_11EB) & _M64
+    return z ^ (z >> 31)
+
+
+class Rng:
+    """bench-core's SplitMix64 (work::Rng), bit for bit: the same --seed gives a Python worker
+    the same draws as the Rust worker with the same index."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, seed: int, stream: int) -> None:
+        self.state = _mix64(_mix64(seed) ^ ((stream * _GOLDEN_GAMMA) & _M64))
+
+    def next_u64(self) -> int:
+        self.state = (self.state + _GOLDEN_GAMMA) & _M64
+        return _mix64(self.state)
+
+    def unit(self) -> float:
+        """Uniform in [0, 1), 53 bits."""
+        return (self.next_u64() >> 11) * (1.0 / (1 << 53))
+
+    def open01(self) -> float:
+        """Uniform in (0, 1): never 0, so its logarithm is finite."""
+        return ((self.next_u64() >> 11) + 0.5) * (1.0 / (1 << 53))
 
 
 @dataclass(frozen=True)
 class Work:
-    """`--work DIST`: microseconds of CPU burnt per echo read or per HTTP request."""
+    """`--work DIST`: CPU time burnt before answering each echo read or HTTP request."""
 
     kind: str = "none"  # none | fixed | exp | bimodal | lognormal
     params: tuple[float, ...] = ()
 
     @staticmethod
     def parse(text: str) -> Work:
+        """bench-core's syntax, limits and messages (work.rs, `WorkDist::from_str`)."""
         kind, *fields = text.split(":")
-        arity = {"none": 0, "fixed": 1, "exp": 1, "bimodal": 3, "lognormal": 2}
+        arity = {"none": 0, "fixed": 1, "exp": 1, "lognormal": 2, "bimodal": 3}
         if kind not in arity or len(fields) != arity[kind]:
             raise UsageError(f"--work: expected {WORK_SYNTAX}, got '{text}'")
-        try:
-            params = tuple(float(f) for f in fields)
-        except ValueError:
-            raise UsageError(f"--work: expected numbers in '{text}'") from None
-        if any(not math.isfinite(p) or p < 0 for p in params):
-            raise UsageError(f"--work: values must be finite and >= 0, got '{text}'")
+        params = []
+        for field in fields:
+            value = float(field) if _FLOAT.fullmatch(field) else math.nan
+            if not (math.isfinite(value) and value >= 0):
+                raise UsageError(f"--work: '{field}' in '{text}' is not a number >= 0")
+            params.append(value)
+        micros = {"bimodal": params[:2], "lognormal": params[:1]}.get(kind, params)
+        if any(us > MAX_US for us in micros):
+            raise UsageError(f"--work: '{text}': durations are at most {MAX_US:.0f} us")
         if kind == "bimodal" and params[2] > 1:
-            raise UsageError(f"--work: bimodal P2 must be in 0..1, got '{text}'")
-        return Work(kind, params)
+            raise UsageError(f"--work: '{text}': P2 is a probability, 0..1")
+        return Work(kind, tuple(params))
 
-    def draw(self, rng: random.Random) -> float:
-        """One service time in microseconds."""
+    def sample_ns(self, rng: Rng) -> int:
+        """One draw in nanoseconds, with bench-core's formulas (so the same draws)."""
         p = self.params
         if self.kind == "fixed":
-            return p[0]
-        if self.kind == "exp":
-            return rng.expovariate(1.0 / p[0]) if p[0] > 0 else 0.0
-        if self.kind == "bimodal":
-            return p[1] if rng.random() < p[2] else p[0]
-        if self.kind == "lognormal":
-            return p[0] * math.exp(p[1] * rng.gauss(0.0, 1.0))
-        return 0.0
+            us = p[0]
+        elif self.kind == "exp":
+            us = -p[0] * math.log(rng.open01())
+        elif self.kind == "bimodal":
+            us = p[1] if rng.unit() < p[2] else p[0]
+        elif self.kind == "lognormal":  # Box-Muller, the cosine half
+            radius = math.sqrt(-2.0 * math.log(rng.open01()))
+            z = radius * math.cos(math.tau * rng.unit())
+            try:
+                us = p[0] * math.exp(p[1] * z)
+            except OverflowError:
+                us = math.inf
+        else:
+            return 0
+        ns = us * 1e3
+        if ns != ns or ns > MAX_DRAW_NS:  # Rust's f64::min returns the non-NaN operand
+            return MAX_DRAW_NS
+        return math.floor(ns + 0.5)  # Rust rounds half away from zero; ns >= 0
 
 
-def burn(us: float) -> None:
-    """Keeps the CPU busy for `us` microseconds: simulated request processing, never a sleep."""
-    deadline = time.perf_counter_ns() + int(us * 1000)
+def burn(ns: int) -> None:
+    """Spins until `ns` nanoseconds have passed: simulated request processing, never a sleep."""
+    if ns <= 0:
+        return
+    deadline = time.perf_counter_ns() + ns
     while time.perf_counter_ns() < deadline:
         pass
 
 
 class Burner:
-    """One worker's `--work`: a seeded generator (seed * 1000003 + worker, as bench-core) and the
-    burn. Called once per echo read or per HTTP request."""
+    """One worker's `--work`: its generator (stream `worker` of `--seed`, as bench-core's
+    `Config::pin_worker` seeds each worker thread) and the burn. Called once per non-empty echo
+    read or per HTTP request."""
 
     __slots__ = ("rng", "work")
 
     def __init__(self, work: Work, seed: int, worker: int) -> None:
         self.work = work
-        self.rng = random.Random(seed * 1000003 + worker)
+        self.rng = Rng(seed, worker)
 
     def __call__(self) -> None:
-        burn(self.work.draw(self.rng))
+        burn(self.work.sample_ns(self.rng))
 
 
 @dataclass(frozen=True)
@@ -135,7 +188,7 @@ class Config:
     threads: int = 1
     cpus: tuple[int, ...] | None = None  # worker i -> cpus[i]; None: unpinned
     work: Work = Work()
-    seed: int = 0
+    seed: int = DEFAULT_SEED
 
     def cpu(self, worker: int) -> int | None:
         return None if self.cpus is None else self.cpus[worker]
@@ -144,17 +197,28 @@ class Config:
         return None if self.work.kind == "none" else Burner(self.work, self.seed, worker)
 
 
+MAX_CPUS = 1024  # CPU_SETSIZE, as bench-core
+
+
 def parse_cpu_list(text: str) -> tuple[int, ...]:
     """`1,3,5` or ranges `0-3` (a CPU may repeat), as bench-core's cpu::parse_list."""
+    if not text.strip():
+        raise UsageError("--cpus: empty CPU list")
+
+    def cpu(s: str) -> int:
+        s = s.strip()
+        if not re.fullmatch(r"\+?\d+", s):
+            raise UsageError(f"--cpus: '{s}' is not a CPU number")
+        if int(s) >= MAX_CPUS:
+            raise UsageError(f"--cpus: CPU {int(s)} is out of range (at most {MAX_CPUS - 1})")
+        return int(s)
+
     cpus: list[int] = []
-    for part in text.split(","):
-        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
-        if m is None:
-            raise UsageError(f"--cpus: expected a CPU list such as 0,2 or 0-3, got '{text}'")
-        lo = int(m[1])
-        hi = int(m[2]) if m[2] is not None else lo
-        if hi < lo:
-            raise UsageError(f"--cpus: descending range '{part}'")
+    for item in text.split(","):
+        first, dash, last = item.partition("-")
+        lo, hi = (cpu(first), cpu(last)) if dash else (cpu(item), cpu(item))
+        if lo > hi:
+            raise UsageError(f"--cpus: descending range '{item}'")
         cpus.extend(range(lo, hi + 1))
     return tuple(cpus)
 
@@ -284,113 +348,214 @@ class EchoSession:
         return bytes(data), 1, False
 
 
-class HttpResponses:
-    """The fixed responses, rebuilt with a new Date at most once a second (`refresh`)."""
+# What a response says about the connection (bench-core's http::Persist).
+KEEP_ALIVE, KEEP_ALIVE_10, CLOSE = 0, 1, 2
+GET, HEAD, OTHER = 0, 1, 2
 
-    __slots__ = ("bad", "date", "not_allowed", "ok", "ok_close", "ok_keep_alive")
+
+class HttpResponses:
+    """bench-core's responses (http.rs), byte for byte: status line, Content-Length,
+    Content-Type, Server, Date, then Connection when it is not the default. The Date value is
+    reformatted when the second changes, checked once per read (`now`)."""
+
+    __slots__ = ("bad", "second", "table")
 
     def __init__(self) -> None:
-        self.date = ""
-        self.refresh()
+        self.second = -1
+        self.now()
 
-    def refresh(self) -> None:
-        date = formatdate(usegmt=True)  # IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT
-        if date == self.date:
-            return
-        self.date = date
-        head = f"Server: {SERVER_NAME}\r\nDate: {date}\r\nContent-Type: text/plain\r\n"
+    def now(self) -> HttpResponses:
+        second = int(time.time())
+        if second != self.second:
+            self.second = second
+            self._build(formatdate(second, usegmt=True).encode())  # IMF-fixdate
+        return self
 
-        def response(status: str, body: str, extra: str = "") -> bytes:
-            return (
-                f"HTTP/1.1 {status}\r\n{head}Content-Length: {len(body)}\r\n{extra}\r\n{body}"
-            ).encode()
-
-        self.ok = response("200 OK", "Hello, World!")
-        self.ok_close = response("200 OK", "Hello, World!", "Connection: close\r\n")
-        self.ok_keep_alive = response("200 OK", "Hello, World!", "Connection: keep-alive\r\n")
-        self.bad = response("400 Bad Request", "Bad Request", "Connection: close\r\n")
-        self.not_allowed = response(
-            "405 Method Not Allowed", "Method Not Allowed", "Allow: GET\r\nConnection: close\r\n"
+    def _build(self, date: bytes) -> None:
+        ok = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n"
+        not_allowed = (
+            b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nAllow: GET, HEAD\r\n"
         )
+        tail = b"Server: " + SERVER_NAME.encode() + b"\r\nDate: " + date
+        ends = {
+            KEEP_ALIVE: b"\r\n\r\n",
+            KEEP_ALIVE_10: b"\r\nConnection: keep-alive\r\n\r\n",
+            CLOSE: b"\r\nConnection: close\r\n\r\n",
+        }
+        self.table = {
+            (method, persist): start + tail + end + body
+            for persist, end in ends.items()
+            for method, start, body in (
+                (GET, ok, BODY),
+                (HEAD, ok, b""),
+                (OTHER, not_allowed, b""),
+            )
+        }
+        self.bad = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n" + tail + ends[CLOSE]
 
 
-RESPONSES = HttpResponses()  # one per process: each worker process refreshes its own copy
-
+BODY = b"Hello, World!"
+MAX_HEADERS = 64  # bench-core's http::MAX_HEADERS (httparse's header array)
+RESPONSES = HttpResponses()  # one per process, so one per worker
+# The byte classes of httparse 1.8, which bench-core uses: a method is any visible ASCII, a
+# target any visible ASCII but < and >, a header name an RFC 9110 token, a value HTAB, visible
+# ASCII, space or obs-text.
+_METHOD_CHARS = rb"[\x21-\x7e]"
+_TARGET_CHARS = rb"[\x21-\x3b=\x3f-\x7e]"
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_REQUEST_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e\x80-\xff]+) HTTP/1\.([01])")
+_REQUEST_LINE = re.compile(rb"(" + _METHOD_CHARS + rb"+) " + _TARGET_CHARS + rb"+ HTTP/1\.([01])")
+# A request line not complete yet, but still possibly valid (httparse refuses early).
+_REQUEST_PREFIX = re.compile(
+    _METHOD_CHARS
+    + rb"*|"
+    + _METHOD_CHARS
+    + rb"+ "
+    + _TARGET_CHARS
+    + rb"*|"
+    + _METHOD_CHARS
+    + rb"+ "
+    + _TARGET_CHARS
+    + rb"+ (H|HT|HTT|HTTP|HTTP/|HTTP/1|HTTP/1\.)?"
+    + rb"|"
+    + _METHOD_CHARS
+    + rb"+ "
+    + _TARGET_CHARS
+    + rb"+ HTTP/1\.[01]\r?"
+)
 _FIELD_VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
+_LONE_CR = re.compile(rb"\r[^\n]")
+_PARTIAL, _BAD = "partial", "bad"
+
+
+def _head_end(buf: bytes, pos: int) -> int:
+    """End of the request head starting at pos (just past its blank line), or -1. Lines end
+    with CRLF or, as httparse accepts, a bare LF."""
+    crlf = buf.find(b"\n\r\n", pos)
+    lf = buf.find(b"\n\n", pos)
+    if crlf < 0:
+        return -1 if lf < 0 else lf + 2
+    return crlf + 3 if lf < 0 or crlf < lf else lf + 2
+
+
+def _lines(head: bytes) -> list[bytes]:
+    return [ln[:-1] if ln.endswith(b"\r") else ln for ln in head.split(b"\n")]
+
+
+def _bad_lines(lines: list[bytes]) -> bool:
+    """True if a complete request line or header line is malformed (as httparse rejects it)."""
+    if lines and not _REQUEST_LINE.fullmatch(lines[0]):
+        return True
+    for line in lines[1:]:
+        colon = line.find(b":")
+        if colon <= 0 or not _TOKEN.fullmatch(line, 0, colon):
+            return True  # no name, whitespace before the colon, obs-fold
+        if not _FIELD_VALUE.fullmatch(line, colon + 1):
+            return True  # a control character (a bare CR, NUL, ...)
+    return False
+
+
+def _content_length(value: bytes) -> int | None:
+    digits = value.strip(b" \t")
+    if not digits.isdigit() or int(digits) > _M64:
+        return None
+    return int(digits)
+
+
+def parse_head(buf: bytes, pos: int) -> tuple[int, int, int, int] | str:
+    """The request head at buf[pos:], as bench-core's http::parse: (length, method, persist,
+    body length), or _PARTIAL (a valid prefix shorter than MAX_HEAD) or _BAD."""
+    start = pos
+    while buf.startswith(b"\r\n", pos) or buf.startswith(b"\n", pos):  # empty lines first
+        pos += 2 if buf[pos] == 13 else 1
+    end = _head_end(buf, pos)
+    if end < 0:
+        if len(buf) - start >= MAX_HEAD_BYTES:
+            return _BAD
+        lines = _lines(buf[pos:])
+        if len(lines) == 1:
+            return _PARTIAL if _REQUEST_PREFIX.fullmatch(lines[0]) else _BAD
+        if _LONE_CR.search(buf, pos) or _bad_lines(lines[:-1]):  # the last may be incomplete
+            return _BAD
+        return _PARTIAL
+    if end - start > MAX_HEAD_BYTES:
+        return _BAD
+    lines = _lines(buf[pos:end])[:-2]  # the blank line
+    if len(lines) - 1 > MAX_HEADERS or _bad_lines(lines):
+        return _BAD
+    close = keep_alive = False
+    body = None
+    for line in lines[1:]:
+        colon = line.find(b":")
+        name = line[:colon].lower()
+        if name == b"connection":
+            for option in line[colon + 1 :].split(b","):
+                option = option.strip(b" \t").lower()
+                close |= option == b"close"
+                keep_alive |= option == b"keep-alive"
+        elif name == b"content-length":
+            n = _content_length(line[colon + 1 :])
+            if n is None or (body is not None and n != body):
+                return _BAD
+            body = n
+        elif name == b"transfer-encoding":
+            return _BAD  # chunked bodies are not supported
+    m = _REQUEST_LINE.match(lines[0])
+    method = {b"GET": GET, b"HEAD": HEAD}.get(m[1], OTHER)
+    http10 = m[2] == b"0"
+    if close or (http10 and not keep_alive):
+        persist = CLOSE
+    else:
+        persist = KEEP_ALIVE_10 if http10 else KEEP_ALIVE
+    return end - start, method, persist, body or 0
 
 
 class HttpSession:
-    """HTTP/1.1 as bench-core speaks it: any GET gets `200 Hello, World!`; keep-alive unless
-    `Connection: close` (HTTP/1.0: unless no `Connection: keep-alive`); pipelined requests are
-    answered in order, all answers to one read in one write; a malformed request, a request
-    line + header section over 8 KiB, a body (unsupported) -> 400 and close; a method other
-    than GET -> 405 and close."""
+    """HTTP/1.1 as bench-core speaks it (http.rs): GET -> `200 Hello, World!`, HEAD -> the same
+    head, any other method -> 405; keep-alive unless `Connection: close` (HTTP/1.0: unless
+    `Connection: keep-alive`); pipelined requests answered in order, all the answers to one
+    read in one write; request bodies (Content-Length) skipped; a malformed request, more than
+    64 headers, a head over 8 KiB or Transfer-Encoding -> 400 and close."""
 
-    __slots__ = ("burner", "pending", "responses")
+    __slots__ = ("body_left", "burner", "closed", "partial", "responses")
 
     def __init__(self, burner: Burner | None = None, responses: HttpResponses = RESPONSES):
         self.burner = burner
         self.responses = responses
-        self.pending = bytearray()
+        self.partial = b""  # an incomplete request head from earlier reads
+        self.body_left = 0  # body bytes of an answered request still to skip
+        self.closed = False
 
     def on_read(self, data: memoryview) -> tuple[bytes, int, bool]:
-        buf = self.pending
-        buf += data
+        if self.closed or not data:
+            return b"", 0, self.closed
+        skip = min(self.body_left, len(data))
+        self.body_left -= skip
+        buf = self.partial + data[skip:] if self.partial else bytes(data[skip:])
+        self.partial = b""
+        table = self.responses.now().table
         out: list[bytes] = []
-        start = 0
-        close = False
-        while True:
-            while buf.startswith(b"\r\n", start):  # RFC 9112 2.2: ignore CRLF before a request
-                start += 2
-            end = buf.find(b"\r\n\r\n", start)
-            if end < 0 or end + 4 - start > MAX_HEADER_BYTES:
-                if end >= 0 or len(buf) - start > MAX_HEADER_BYTES:
-                    out.append(self.responses.bad)
-                    close = True
+        pos = 0
+        while pos < len(buf):
+            head = parse_head(buf, pos)
+            if head is _PARTIAL:
+                self.partial = buf[pos:]
                 break
-            reply, close = self._answer(bytes(buf[start:end]))
-            out.append(reply)
-            start = end + 4
-            if close:
+            if head is _BAD:
+                out.append(self.responses.bad)
+                self.closed = True
                 break
-        if close:
-            buf.clear()
-        else:
-            del buf[:start]
-        return b"".join(out), len(out), close
-
-    def _answer(self, head: bytes) -> tuple[bytes, bool]:
-        """The response to one request (its head without the final CRLFCRLF), and close?"""
-        r = self.responses
-        lines = head.split(b"\r\n")
-        m = _REQUEST_LINE.fullmatch(lines[0])
-        if m is None:
-            return r.bad, True
-        connection = b""
-        for line in lines[1:]:
-            colon = line.find(b":")
-            if colon <= 0 or not _TOKEN.fullmatch(line, 0, colon):
-                return r.bad, True  # no name, whitespace before the colon, obs-fold, bare LF
-            value = line[colon + 1 :].strip(b" \t")
-            if not _FIELD_VALUE.fullmatch(value):
-                return r.bad, True
-            name = line[:colon].lower()
-            if name == b"connection":
-                connection += b"," + value.lower()
-            elif name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
-                return r.bad, True  # request bodies are not part of the benchmark
-        if m[1] != b"GET":
-            return r.not_allowed, True
-        if self.burner is not None:
-            self.burner()
-        tokens = {t.strip() for t in connection.split(b",")}
-        if m[3] == b"1":
-            return (r.ok_close, True) if b"close" in tokens else (r.ok, False)
-        if b"keep-alive" in tokens and b"close" not in tokens:
-            return r.ok_keep_alive, False
-        return r.ok_close, True
+            length, method, persist, body = head
+            if self.burner is not None:
+                self.burner()
+            out.append(table[method, persist])
+            if persist == CLOSE:
+                self.closed = True
+                break
+            pos += length
+            skip = min(body, len(buf) - pos)
+            pos += skip
+            self.body_left = body - skip
+        return b"".join(out), len(out), self.closed
 
 
 # --- the asyncio driver ---------------------------------------------------------------------
@@ -444,11 +609,6 @@ class Connection(asyncio.BufferedProtocol):
             self.transport.resume_reading()
 
 
-def refresh_date_every_second(loop: asyncio.AbstractEventLoop) -> None:
-    RESPONSES.refresh()
-    loop.call_later(1.0, refresh_date_every_second, loop)
-
-
 def serve_asyncio(cfg: Config, worker: int, sock: socket.socket, link: WorkerLink) -> NoReturn:
     """A worker process of the asyncio designs: one uvloop event loop serving `sock`."""
     import uvloop  # imported here so that a parent that fails early never pays for it
@@ -458,7 +618,6 @@ def serve_asyncio(cfg: Config, worker: int, sock: socket.socket, link: WorkerLin
     counters = Counters()
     burner = cfg.burner(worker)
     if cfg.protocol == "http":
-        refresh_date_every_second(loop)
 
         def factory() -> Connection:
             return Connection(HttpSession(burner), counters)
@@ -574,15 +733,11 @@ def _pump(children: list[_Child], deadline: float, done: Callable[[_Child], bool
 
 def _kill_all(children: list[_Child]) -> None:
     for c in children:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(c.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     for c in children:
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(c.pid, 0)
-        except ChildProcessError:
-            pass
 
 
 def run_workers(
@@ -634,10 +789,8 @@ def run_workers(
             fatal(f"{name} died ({_status(status)})")
 
     for c in children:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(c.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
 
     def reported(c: _Child) -> bool:
         return any(ln.startswith("C") for ln in c.lines)

@@ -136,7 +136,7 @@ fn seconds_to_ns(s: f64) -> u64 {
 }
 
 pub enum Command {
-    Run(Config),
+    Run(Box<Config>),
     Help,
 }
 
@@ -324,7 +324,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
     };
     // Checked here so that a skew that cannot be split is a bad argument, not a panic later.
     crate::plan::check(&cfg)?;
-    Ok(Command::Run(cfg))
+    Ok(Command::Run(Box::new(cfg)))
 }
 
 fn int(flag: &str, v: &str, min: u64, max: u64) -> Result<u64, String> {
@@ -339,7 +339,9 @@ fn int(flag: &str, v: &str, min: u64, max: u64) -> Result<u64, String> {
 fn real(flag: &str, v: &str, min: f64, max: f64) -> Result<f64, String> {
     match v.parse::<f64>() {
         Ok(x) if x.is_finite() && (min..=max).contains(&x) => Ok(x),
-        _ => Err(format!("{flag}: expected a number in {min}..={max}, got '{v}'")),
+        _ => Err(format!(
+            "{flag}: expected a number in {min}..={max}, got '{v}'"
+        )),
     }
 }
 
@@ -347,7 +349,9 @@ fn real(flag: &str, v: &str, min: f64, max: f64) -> Result<f64, String> {
 fn fraction(flag: &str, v: &str) -> Result<f64, String> {
     match v.parse::<f64>() {
         Ok(x) if x > 0.0 && x < 1.0 => Ok(x),
-        _ => Err(format!("{flag}: expected a number strictly between 0 and 1, got '{v}'")),
+        _ => Err(format!(
+            "{flag}: expected a number strictly between 0 and 1, got '{v}'"
+        )),
     }
 }
 
@@ -411,7 +415,7 @@ mod tests {
 
     fn run(args: &[&str]) -> Result<Config, String> {
         match parse(args.iter().map(|s| s.to_string()))? {
-            Command::Run(c) => Ok(c),
+            Command::Run(c) => Ok(*c),
             Command::Help => Err("help".into()),
         }
     }
@@ -424,6 +428,44 @@ mod tests {
         assert_eq!((c.warmup_s, c.duration_s, c.timeout_s), (2.0, 10.0, 2.0));
         assert_eq!(c.cpus, None);
         assert_eq!(c.intervals(), 10);
+        assert_eq!(
+            (c.protocol, c.path.as_str(), c.pipeline),
+            (ProtocolKind::Echo, "/", 1)
+        );
+        assert_eq!(
+            (c.open, c.skew, c.requests_per_connection),
+            (None, None, None)
+        );
+        assert_eq!((c.hlog.as_ref(), c.mode_name()), (None, "closed"));
+    }
+
+    #[test]
+    fn open_loop_and_http_flags() {
+        let c = run(&["--rate", "2500.5", "--protocol", "http", "--path", "/a?b=1"]).unwrap();
+        let open = OpenLoop {
+            rate: 2500.5,
+            arrival: Arrival::Poisson,
+            seed: 1,
+        };
+        assert_eq!(
+            (c.open, c.mode_name(), c.path.as_str()),
+            (Some(open), "open", "/a?b=1")
+        );
+        let c = run(&[
+            "--rate=10",
+            "--arrival=uniform",
+            "--seed=9",
+            "--pipeline=16",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.open.map(|o| (o.arrival, o.seed)),
+            Some((Arrival::Uniform, 9))
+        );
+        assert_eq!(c.pipeline, 16);
+        let c = run(&["--requests-per-connection", "1", "--hlog", "x.hlog"]).unwrap();
+        assert_eq!(c.requests_per_connection, Some(1));
+        assert_eq!(c.hlog, Some(PathBuf::from("x.hlog")));
     }
 
     #[test]
@@ -469,6 +511,21 @@ mod tests {
             &["--bogus", "1"],
             &["--size"],
             &["stray"],
+            &["--interval-ms", "99"],
+            &["--pipeline", "0"],
+            &["--pipeline", "4097"],
+            &["--rate", "0"],
+            &["--rate", "-5"],
+            &["--rate", "inf"],
+            &["--arrival", "poisson"], // without --rate
+            &["--rate", "10", "--arrival", "bursty"],
+            &["--path", "/"], // echo has no path
+            &["--protocol", "http", "--path", "x"],
+            &["--protocol", "http", "--path", "/a b"],
+            &["--hot-fraction", "0.5"],
+            &["--hot-share", "0", "--hot-fraction", "0.5"],
+            &["--requests-per-connection", "0"],
+            &["--seed", "-1"],
         ] {
             assert!(run(args).is_err(), "{args:?} accepted");
         }

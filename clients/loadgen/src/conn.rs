@@ -1,9 +1,15 @@
 //! One client connection: connect, write requests, read and check answers, time them, and
-//! reopen after an error. It holds a queue of outstanding requests (oldest first) with their
-//! send times; closed loop keeps `depth` requests in it, refilling one per answer.
+//! reopen after an error, after the server's `Connection: close`, or after its quota of
+//! requests (`--requests-per-connection`).
 //!
-//! Per answered request the hot path costs one `write` and one `read` (a short read means the
-//! socket is drained, so no extra read to see `EAGAIN`), two clock reads and no allocation.
+//! It holds the queue of requests on the wire (oldest first) with their send times, at most
+//! `depth` of them. Closed loop refills the queue from an endless supply; open loop refills it
+//! from the connection's [`Schedule`], whose due requests wait there while the pipeline is full
+//! or the connection is (re)connecting.
+//!
+//! Per answered request the hot path costs one `write` and one `read` (fewer when pipelined; a
+//! short read means the socket is drained, so no extra read to see `EAGAIN`), two clock reads
+//! and no allocation.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -15,28 +21,31 @@ use mio::{Interest, Registry, Token};
 
 use crate::protocol::{Parsed, Protocol};
 use crate::recorder::Recorder;
+use crate::schedule::Schedule;
 use crate::stats::ErrorKind;
 use crate::sys::now_ns;
 
 /// Wait before reconnecting after a failed connect.
 const CONNECT_BACKOFF_NS: u64 = 50_000_000;
-/// `sent_ns` of a request not written yet.
-const NOT_SENT: u64 = u64::MAX;
+/// `intended_ns` of a closed-loop request, `sent_ns` of a request not written yet.
+const NONE: u64 = u64::MAX;
 
 /// Per-thread buffers and settings shared by the thread's connections.
 pub struct Shared {
     pub registry: Registry,
     pub addr: SocketAddr,
     pub timeout_ns: u64,
-    /// Requests kept outstanding per connection (closed loop).
-    pub depth: usize,
+    /// Requests per TCP connection before it is closed and reopened.
+    pub per_connection: Option<u64>,
     pub read_buf: Box<[u8]>,
     pub write_buf: Box<[u8]>,
 }
 
 struct Request {
     seq: u64,
-    /// Just before the first write of its first byte.
+    /// Open loop: when the schedule meant it to be sent.
+    intended_ns: u64,
+    /// Just before the write of its first byte.
     sent_ns: u64,
 }
 
@@ -52,10 +61,11 @@ struct InFlight<P> {
 }
 
 impl<P: Protocol> InFlight<P> {
-    fn push(&mut self) {
+    fn push(&mut self, intended_ns: u64) {
         self.queue.push_back(Request {
             seq: self.next_seq,
-            sent_ns: NOT_SENT,
+            intended_ns,
+            sent_ns: NONE,
         });
         self.next_seq += 1;
     }
@@ -64,28 +74,26 @@ impl<P: Protocol> InFlight<P> {
         self.written < self.queue.len()
     }
 
-    /// Send time of the oldest request, if written.
-    fn oldest_sent(&self) -> Option<u64> {
-        self.queue
-            .front()
-            .map(|r| r.sent_ns)
-            .filter(|&t| t != NOT_SENT)
+    /// Whether some request has (part of) its bytes on the wire.
+    fn has_sent(&self) -> bool {
+        self.written > 0 || self.write_off > 0
     }
 
-    /// Copies as many unwritten request bytes as fit into `buf`, stamping the send time of each
-    /// request as its first byte goes in; returns the byte count. The cursor moves only with
-    /// `advance_write`, so bytes the socket did not take are generated again next time.
+    /// Send time of the oldest request, if written.
+    fn oldest_sent(&self) -> Option<u64> {
+        self.queue.front().map(|r| r.sent_ns).filter(|&t| t != NONE)
+    }
+
+    /// Copies as many unwritten request bytes as fit into `buf`; returns the byte count. The
+    /// cursor moves only with `advance_write`, so bytes the socket did not take are generated
+    /// again next time.
     fn gather(&mut self, buf: &mut [u8]) -> usize {
         let (mut n, mut i, mut off) = (0, self.written, self.write_off);
-        let mut stamp = None; // one clock read however many requests start here
         while i < self.queue.len() && n < buf.len() {
-            let req = &mut self.queue[i];
-            if req.sent_ns == NOT_SENT {
-                req.sent_ns = *stamp.get_or_insert_with(now_ns);
-            }
-            let len = self.proto.request_len(req.seq);
+            let seq = self.queue[i].seq;
+            let len = self.proto.request_len(seq);
             let take = (len - off).min(buf.len() - n);
-            self.proto.fill_request(req.seq, off, &mut buf[n..n + take]);
+            self.proto.fill_request(seq, off, &mut buf[n..n + take]);
             n += take;
             off += take;
             if off == len {
@@ -95,50 +103,92 @@ impl<P: Protocol> InFlight<P> {
         n
     }
 
-    fn advance_write(&mut self, mut w: usize) {
+    /// `w` bytes were written at `stamp`; the requests whose first byte was among them are
+    /// stamped as sent then. Returns how many.
+    fn advance_write(&mut self, mut w: usize, stamp: u64) -> u64 {
+        let mut started = 0;
         while w > 0 {
-            let left = self.proto.request_len(self.queue[self.written].seq) - self.write_off;
+            let req = &mut self.queue[self.written];
+            if self.write_off == 0 {
+                req.sent_ns = stamp;
+                started += 1;
+            }
+            let left = self.proto.request_len(req.seq) - self.write_off;
             if w < left {
                 self.write_off += w;
-                return;
+                return started;
             }
             w -= left;
             self.written += 1;
             self.write_off = 0;
         }
+        started
     }
 
     /// Checks received bytes against the oldest requests' answers; each complete answer is
-    /// timed (its last byte arrived by `now`) and replaced by a new request (closed loop).
-    fn consume(&mut self, mut input: &[u8], now: u64, rec: &mut Recorder) -> Result<(), ErrorKind> {
+    /// timed (its last byte arrived by `now`) and leaves the queue. Returns how many were
+    /// answered and whether the server closes the connection after the last of them.
+    fn consume(
+        &mut self,
+        mut input: &[u8],
+        now: u64,
+        rec: &mut Recorder,
+    ) -> Result<(u64, bool), ErrorKind> {
+        let mut answered = 0;
         while !input.is_empty() {
             // Bytes that answer nothing sent are as wrong as wrong bytes.
             let head = match self.queue.front() {
-                Some(head) if head.sent_ns != NOT_SENT => head,
-                _ => return Err(ErrorKind::Mismatch),
+                Some(head) if head.sent_ns != NONE => head,
+                _ => return Err(P::INVALID),
             };
             match self.proto.parse_response(head.seq, input) {
-                Parsed::Partial => return Ok(()),
+                Parsed::Partial => break,
                 Parsed::Complete { .. } if self.written == 0 => {
-                    return Err(ErrorKind::Mismatch); // answered before fully sent
+                    return Err(P::INVALID); // answered before fully sent
                 }
-                Parsed::Complete { consumed, len } => {
-                    let sent = self.proto.request_len(head.seq);
-                    rec.completed(now, now - head.sent_ns, sent, len);
-                    input = &input[consumed..];
+                Parsed::Complete {
+                    consumed,
+                    len,
+                    ok,
+                    close,
+                } => {
+                    if ok {
+                        let since_sent = now.saturating_sub(head.sent_ns);
+                        let sent = self.proto.request_len(head.seq);
+                        if head.intended_ns == NONE {
+                            rec.completed(now, since_sent, None, sent, len);
+                        } else {
+                            let corrected = now.saturating_sub(head.intended_ns);
+                            rec.completed(now, corrected, Some(since_sent), sent, len);
+                        }
+                    } else {
+                        rec.error(now, ErrorKind::HttpStatus);
+                    }
                     self.queue.pop_front();
                     self.written -= 1;
-                    self.push();
+                    answered += 1;
+                    if close {
+                        return Ok((answered, true)); // nothing more comes on this connection
+                    }
+                    input = &input[consumed..];
                 }
-                Parsed::Invalid => return Err(ErrorKind::Mismatch),
+                Parsed::Invalid => return Err(P::INVALID),
             }
         }
-        Ok(())
+        Ok((answered, false))
     }
 
-    /// Abandons everything outstanding (the connection is being reopened).
-    fn clear(&mut self) {
+    /// Abandons everything outstanding (the connection failed).
+    fn abandon(&mut self) {
         self.queue.clear();
+        self.rewind();
+    }
+
+    /// Keeps the outstanding requests but as unsent, to be sent again on a new connection.
+    fn rewind(&mut self) {
+        for r in &mut self.queue {
+            r.sent_ns = NONE;
+        }
         (self.written, self.write_off) = (0, 0);
         self.proto.reset();
     }
@@ -155,15 +205,31 @@ enum State {
     Open,
 }
 
+/// What reading found, besides answers.
+enum ReadOutcome {
+    /// Keep going on this connection.
+    Continue,
+    /// Close it and open a new one, without error: the server said `Connection: close` or
+    /// closed an idle connection, or the connection carried its quota of requests.
+    Reopen,
+}
+
 pub struct Conn<P> {
     token: Token,
     stream: Option<TcpStream>,
     state: State,
     inflight: InFlight<P>,
+    /// Most requests on the wire at once.
+    depth: usize,
+    /// Open loop only.
+    schedule: Option<Schedule>,
+    /// Requests put on the current TCP connection, and answers it brought.
+    assigned: u64,
+    answered: u64,
 }
 
 impl<P: Protocol> Conn<P> {
-    pub fn new(token: Token, proto: P, depth: usize) -> Conn<P> {
+    pub fn new(token: Token, proto: P, depth: usize, schedule: Option<Schedule>) -> Conn<P> {
         Conn {
             token,
             stream: None,
@@ -175,7 +241,16 @@ impl<P: Protocol> Conn<P> {
                 write_off: 0,
                 next_seq: 0,
             },
+            depth,
+            schedule,
+            assigned: 0,
+            answered: 0,
         }
+    }
+
+    /// Open loop: when the next request becomes due.
+    pub fn next_due(&self) -> Option<u64> {
+        self.schedule.as_ref().map(Schedule::next_due)
     }
 
     /// Starts a non-blocking connect.
@@ -198,15 +273,40 @@ impl<P: Protocol> Conn<P> {
     pub fn on_event(&mut self, ev: &Event, sh: &mut Shared, rec: &mut Recorder) {
         let result = match self.state {
             State::Closed { .. } => return, // stale event of a closed socket
-            State::Connecting { .. } => self.finish_connect(sh),
-            State::Open if ev.is_readable() || ev.is_read_closed() || ev.is_error() => self
-                .read_answers(sh, rec)
-                .and_then(|()| self.write_requests(sh)),
-            State::Open => self.write_requests(sh),
+            State::Connecting { .. } => self.finish_connect(sh, rec),
+            State::Open if ev.is_readable() || ev.is_read_closed() || ev.is_error() => {
+                // After the peer's FIN or an error no further edge comes: read to the end.
+                let to_the_end = ev.is_read_closed() || ev.is_error();
+                match self.read_answers(to_the_end, sh, rec) {
+                    Ok(ReadOutcome::Reopen) => return self.reopen(sh, rec),
+                    Ok(ReadOutcome::Continue) => self.refill_and_write(sh, rec),
+                    Err(kind) => Err(kind),
+                }
+            }
+            State::Open => self.write_requests(sh, rec),
         };
         if let Err(kind) = result {
             self.fail(kind, sh, rec);
         }
+    }
+
+    /// Open loop: admits the requests due by `now` into the backlog (recording how late each
+    /// was noticed) and sends what the pipeline has room for. Returns the next due time.
+    pub fn on_due(&mut self, now: u64, sh: &mut Shared, rec: &mut Recorder) -> u64 {
+        let schedule = self.schedule.as_mut().expect("on_due without a schedule");
+        while let Some(a) = schedule.admit(now) {
+            rec.admitted(now, a.intended_ns);
+            if a.dropped_oldest {
+                rec.error(now, ErrorKind::QueueOverflow);
+            }
+        }
+        let next = schedule.next_due();
+        if let State::Open = self.state {
+            if let Err(kind) = self.refill_and_write(sh, rec) {
+                self.fail(kind, sh, rec);
+            }
+        }
+        next
     }
 
     /// Periodic check: timeouts and due reconnects.
@@ -226,7 +326,7 @@ impl<P: Protocol> Conn<P> {
         }
     }
 
-    fn finish_connect(&mut self, sh: &mut Shared) -> Result<(), ErrorKind> {
+    fn finish_connect(&mut self, sh: &mut Shared, rec: &mut Recorder) -> Result<(), ErrorKind> {
         let stream = self.stream.as_ref().expect("connecting without a socket");
         match stream.take_error() {
             Ok(None) => {}
@@ -238,43 +338,77 @@ impl<P: Protocol> Conn<P> {
             Err(_) => return Err(ErrorKind::Connect),
         }
         self.state = State::Open;
-        while self.inflight.queue.len() < sh.depth {
-            self.inflight.push();
-        }
-        self.write_requests(sh)
+        self.refill_and_write(sh, rec)
     }
 
-    /// Reads until the socket is drained, checking and timing every complete answer.
-    fn read_answers(&mut self, sh: &mut Shared, rec: &mut Recorder) -> Result<(), ErrorKind> {
+    /// Tops the pipeline up to `depth` (within the connection's quota): closed loop with new
+    /// requests, open loop with due ones from the schedule. Then writes.
+    fn refill_and_write(&mut self, sh: &mut Shared, rec: &mut Recorder) -> Result<(), ErrorKind> {
+        while self.inflight.queue.len() < self.depth
+            && sh.per_connection.map_or(true, |k| self.assigned < k)
+        {
+            let intended = match &mut self.schedule {
+                None => NONE,
+                Some(s) => match s.take() {
+                    Some(t) => t,
+                    None => break,
+                },
+            };
+            self.inflight.push(intended);
+            self.assigned += 1;
+        }
+        self.write_requests(sh, rec)
+    }
+
+    /// Reads until the socket is drained, checking and timing every complete answer. A short
+    /// read counts as drained (new data raises a new edge) unless `to_the_end`.
+    fn read_answers(
+        &mut self,
+        to_the_end: bool,
+        sh: &mut Shared,
+        rec: &mut Recorder,
+    ) -> Result<ReadOutcome, ErrorKind> {
         let stream = self.stream.as_mut().expect("open without a socket");
         loop {
             let n = match stream.read(&mut sh.read_buf) {
-                Ok(0) => return Err(ErrorKind::Eof),
+                Ok(0) if self.inflight.has_sent() => return Err(ErrorKind::Eof),
+                Ok(0) => return Ok(ReadOutcome::Reopen), // closed while idle: not an error
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Ok(ReadOutcome::Continue)
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return Err(ErrorKind::Reset),
             };
             let now = now_ns(); // the last byte of these has arrived
-            self.inflight.consume(&sh.read_buf[..n], now, rec)?;
-            if n < sh.read_buf.len() {
-                return Ok(()); // short read: drained, new data will raise a new edge
+            let (answered, close) = self.inflight.consume(&sh.read_buf[..n], now, rec)?;
+            self.answered += answered;
+            let quota_done = sh.per_connection.map_or(false, |k| self.answered >= k);
+            if close || quota_done {
+                return Ok(ReadOutcome::Reopen);
+            }
+            if n < sh.read_buf.len() && !to_the_end {
+                return Ok(ReadOutcome::Continue); // short read: drained, a new edge will come
             }
         }
     }
 
     /// Writes unwritten request bytes until there are none or the socket is full.
-    fn write_requests(&mut self, sh: &mut Shared) -> Result<(), ErrorKind> {
+    fn write_requests(&mut self, sh: &mut Shared, rec: &mut Recorder) -> Result<(), ErrorKind> {
         let stream = self.stream.as_mut().expect("open without a socket");
         while self.inflight.has_unwritten() {
             let n = self.inflight.gather(&mut sh.write_buf);
+            let stamp = now_ns();
             let w = match stream.write(&sh.write_buf[..n]) {
                 Ok(w) => w,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return Err(ErrorKind::Reset),
             };
-            self.inflight.advance_write(w);
+            let started = self.inflight.advance_write(w, stamp);
+            if started > 0 {
+                rec.sent(stamp, started);
+            }
             if w < n {
                 return Ok(()); // socket buffer full: a writable edge will follow
             }
@@ -282,15 +416,30 @@ impl<P: Protocol> Conn<P> {
         Ok(())
     }
 
-    /// Counts the error, drops the socket and what was outstanding on it, and reconnects
-    /// (after a back-off when connecting failed).
-    fn fail(&mut self, kind: ErrorKind, sh: &mut Shared, rec: &mut Recorder) {
-        let now = now_ns();
-        rec.error(now, kind);
+    fn close_socket(&mut self, sh: &mut Shared) {
         if let Some(mut s) = self.stream.take() {
             let _ = sh.registry.deregister(&mut s);
         }
-        self.inflight.clear();
+    }
+
+    /// Closes the connection without error and opens a new one; requests not answered yet are
+    /// sent again on it (open loop: their latency still counts from their intended time).
+    fn reopen(&mut self, sh: &mut Shared, rec: &mut Recorder) {
+        self.close_socket(sh);
+        self.inflight.rewind();
+        self.assigned = self.inflight.queue.len() as u64;
+        self.answered = 0;
+        self.open(sh, rec);
+    }
+
+    /// Counts the error, drops the socket and what was outstanding on it, and reconnects
+    /// (after a back-off when connecting failed). Open loop: the schedule's backlog waits.
+    fn fail(&mut self, kind: ErrorKind, sh: &mut Shared, rec: &mut Recorder) {
+        let now = now_ns();
+        rec.error(now, kind);
+        self.close_socket(sh);
+        self.inflight.abandon();
+        (self.assigned, self.answered) = (0, 0);
         if kind == ErrorKind::Connect {
             self.state = State::Closed {
                 retry_at: now + CONNECT_BACKOFF_NS,

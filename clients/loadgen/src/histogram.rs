@@ -132,6 +132,15 @@ impl Histogram {
         unreachable!("rank {r} beyond count {}", self.count)
     }
 
+    /// The counts array from bucket 0 through the bucket of the largest value (empty when the
+    /// histogram is): HdrHistogram's own layout, see `hlog`.
+    pub fn counts_through_max(&self) -> &[u64] {
+        match self.max() {
+            None => &[],
+            Some(max) => &self.counts[..=index(max.min(MAX_NS))],
+        }
+    }
+
     /// Non-empty buckets in increasing order, as `(lower, upper, count)`.
     pub fn buckets(&self) -> impl Iterator<Item = (u64, u64, u64)> + '_ {
         let range = self.used_range();

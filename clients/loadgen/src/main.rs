@@ -1,15 +1,21 @@
 //! loadgen: the measuring instrument (docs/loadgen.md).
 //!
-//! Pipeline: `cli` (flags -> `Config`) -> `worker` threads, each an event loop over its own
-//! `conn`s speaking a `protocol`, timing answers into its `recorder` (per-interval `histogram`s
-//! and `stats`) -> channel -> `report` (merge by adding counts, JSON document) -> stdout/file.
+//! Pipeline: `cli` (flags -> `Config`) -> `plan` (each connection's share of the load) ->
+//! `worker` threads, each an event loop over its own `conn`s speaking a `protocol` (echo or
+//! `http`), open loop paced by a per-connection `schedule`, timing answers into its `recorder`
+//! (per-interval `histogram`s and `stats`) -> channel -> `report` (merge by adding counts, JSON
+//! document; `hlog` for the optional HdrHistogram log) -> stdout/file.
 
 mod cli;
 mod conn;
 mod histogram;
+mod hlog;
+mod http;
+mod plan;
 mod protocol;
 mod recorder;
 mod report;
+mod schedule;
 mod stats;
 mod sys;
 mod worker;
@@ -22,13 +28,13 @@ use std::thread;
 use std::time::Duration;
 
 use cli::{Command, Config, ProtocolKind};
+use hlog::HlogWriter;
+use http::Http;
 use protocol::Echo;
 use recorder::Window;
 use report::{Aggregator, Document};
 use worker::WorkerSpec;
 
-/// Closed loop keeps one request outstanding per connection (`--pipeline` will set this).
-const DEPTH: usize = 1;
 /// Slack past `warmup + duration + timeout` before the main thread stops waiting for threads.
 const GRACE_NS: u64 = 1_000_000_000;
 
@@ -49,8 +55,12 @@ fn main() {
         },
         None => Box::new(io::stdout()),
     });
+    let hlog = cfg.hlog.as_ref().map(|path| match File::create(path) {
+        Ok(f) => BufWriter::new(f),
+        Err(e) => fail_args(&format!("--hlog {}: {e}", path.display())),
+    });
 
-    let (doc, all_threads_finished) = run(&cfg);
+    let (doc, all_threads_finished, hlog_result) = run(&cfg, hlog);
 
     let written = serde_json::to_writer(&mut out, &doc)
         .map_err(io::Error::from)
@@ -58,6 +68,10 @@ fn main() {
         .and_then(|()| out.flush());
     if let Err(e) = written {
         eprintln!("error: writing the result: {e}");
+        exit(1);
+    }
+    if let Err(e) = hlog_result {
+        eprintln!("error: writing the HdrHistogram log: {e}");
         exit(1);
     }
     // 0 only when the measurement is whole and at least one request succeeded in the window.
@@ -74,8 +88,9 @@ fn fail_args(msg: &str) -> ! {
 }
 
 /// Runs the threads and merges what they report. The second value is false when a thread failed
-/// or did not finish by the hard deadline (the document then holds what did arrive).
-fn run(cfg: &Config) -> (Document, bool) {
+/// or did not finish by the hard deadline (the document then holds what did arrive); the third
+/// is the outcome of writing the HdrHistogram log.
+fn run(cfg: &Config, hlog: Option<BufWriter<File>>) -> (Document, bool, io::Result<()>) {
     sys::raise_fd_limit();
     if let Some(cpus) = &cfg.cpus {
         // Keep the main thread (and the threads it spawns, until they pin) off the server's CPUs.
@@ -90,26 +105,29 @@ fn run(cfg: &Config) -> (Document, bool) {
         end: t0 + cfg.warmup_ns() + cfg.duration_ns(),
         interval: cfg.interval_ns(),
     };
+    let hlog = hlog.map(|out| HlogWriter::new(out, sys::epoch_seconds_at(window.start)));
+    let request = http::request(&cfg.path, &cfg.host, cfg.port);
     let mut handles = Vec::new();
-    let mut first = 0;
     for t in 0..cfg.threads {
-        let n = cfg.connections_of(t);
         let spec = WorkerSpec {
             thread: t,
             cpu: cfg.cpu_of(t),
-            connections: first..first + n,
+            plans: plan::for_thread(cfg, t),
+            connections_total: cfg.connections,
+            open: cfg.open,
             addr: cfg.addr,
             timeout_ns: cfg.timeout_ns(),
-            depth: DEPTH,
+            per_connection: cfg.requests_per_connection,
+            t0,
             window,
         };
-        first += n;
-        let (tx, protocol, size) = (tx.clone(), cfg.protocol, cfg.size);
+        let (tx, protocol, size, request) = (tx.clone(), cfg.protocol, cfg.size, request.clone());
         let handle = thread::Builder::new()
             .name(format!("loadgen-{t}"))
             .spawn(move || {
                 let result = match protocol {
                     ProtocolKind::Echo => worker::run(spec, |id| Echo::new(size, id), tx),
+                    ProtocolKind::Http => worker::run(spec, |_| Http::new(request.clone()), tx),
                 };
                 if let Err(e) = result {
                     eprintln!("error: client thread {t}: {e}");
@@ -122,7 +140,7 @@ fn run(cfg: &Config) -> (Document, bool) {
     }
     drop(tx);
 
-    let mut agg = Aggregator::new(cfg);
+    let mut agg = Aggregator::new(cfg, hlog);
     let deadline = window.end + cfg.timeout_ns() + GRACE_NS;
     while !agg.all_done() {
         let left = Duration::from_nanos(deadline.saturating_sub(sys::now_ns()));
@@ -144,5 +162,6 @@ fn run(cfg: &Config) -> (Document, bool) {
             let _ = h.join();
         }
     }
-    (agg.into_document(cfg), finished)
+    let (doc, hlog_result) = agg.into_document(cfg);
+    (doc, finished, hlog_result)
 }

@@ -24,8 +24,9 @@ pub struct ConnPlan {
 
 /// Number of hot connections, `round(F * C)`; 0 without skew.
 pub fn hot_count(cfg: &Config) -> usize {
-    cfg.skew
-        .map_or(0, |s| (s.fraction * cfg.connections as f64).round() as usize)
+    cfg.skew.map_or(0, |s| {
+        (s.fraction * cfg.connections as f64).round() as usize
+    })
 }
 
 /// Hot connections owned by `thread`: an even spread, the first threads taking the remainder.
@@ -107,7 +108,7 @@ mod tests {
 
     fn cfg(args: &str) -> Result<Config, String> {
         match parse(args.split_whitespace().map(str::to_string))? {
-            Command::Run(c) => Ok(c),
+            Command::Run(c) => Ok(*c),
             Command::Help => unreachable!(),
         }
     }
@@ -120,10 +121,15 @@ mod tests {
     fn no_skew_is_even() {
         let c = cfg("--connections 5 --threads 2 --pipeline 3 --rate 1000").unwrap();
         let plans = all(&c);
-        assert_eq!(plans.iter().map(|p| p.index).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
+        assert_eq!(
+            plans.iter().map(|p| p.index).collect::<Vec<_>>(),
+            [0, 1, 2, 3, 4]
+        );
         assert!(plans.iter().all(|p| p.depth == 3 && p.rate == Some(200.0)));
         let closed = cfg("--connections 5 --threads 2 --pipeline 3").unwrap();
-        assert!(all(&closed).iter().all(|p| p.depth == 3 && p.rate.is_none()));
+        assert!(all(&closed)
+            .iter()
+            .all(|p| p.depth == 3 && p.rate.is_none()));
     }
 
     #[test]
@@ -132,7 +138,11 @@ mod tests {
             .unwrap();
         let plans = all(&c);
         // H = 2: one per thread, each thread's first connection.
-        let hot: Vec<_> = plans.iter().filter(|p| p.rate == Some(300.0)).map(|p| p.index).collect();
+        let hot: Vec<_> = plans
+            .iter()
+            .filter(|p| p.rate == Some(300.0))
+            .map(|p| p.index)
+            .collect();
         assert_eq!(hot, [0, 4]);
         let total: f64 = plans.iter().map(|p| p.rate.unwrap()).sum();
         assert!((total - 1000.0).abs() < 1e-9);
@@ -144,7 +154,10 @@ mod tests {
         // Total 4 * 2 = 8: hot round(0.5 * 8 / 1) = 4, cold round(0.5 * 8 / 3) = round(1.33) = 1.
         let c = cfg("--connections 4 --pipeline 2 --hot-fraction 0.25 --hot-share 0.5").unwrap();
         assert_eq!(depths(&c), (4, 1));
-        assert_eq!(all(&c).iter().map(|p| p.depth).collect::<Vec<_>>(), [4, 1, 1, 1]);
+        assert_eq!(
+            all(&c).iter().map(|p| p.depth).collect::<Vec<_>>(),
+            [4, 1, 1, 1]
+        );
         // A cold share that rounds to 0 still keeps one request outstanding.
         let c = cfg("--connections 10 --hot-fraction 0.1 --hot-share 0.99").unwrap();
         assert_eq!(depths(&c), (10, 1));

@@ -1,9 +1,12 @@
 //! What travels on a connection. A protocol encodes request number `seq` and checks the answer
-//! to it; the connection does the I/O and keeps the queue of outstanding requests.
+//! to it; the connection does the I/O and keeps the queue of outstanding requests. Echo lives
+//! here, HTTP in `http`.
 //!
 //! Requests are a pure function of `(seq, offset)`: a connection keeps no copy of what it sent,
 //! only a cursor, so a partial write is resumed by generating the rest again, and memory does
 //! not grow with the message size or the pipeline depth.
+
+use crate::stats::ErrorKind;
 
 /// Result of feeding received bytes to [`Protocol::parse_response`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -11,13 +14,22 @@ pub enum Parsed {
     /// All input belonged to the current answer, which needs more bytes.
     Partial,
     /// The answer is complete after `consumed` bytes of the input (the rest belongs to the
-    /// next answer); it was `len` bytes long in total.
-    Complete { consumed: usize, len: usize },
+    /// next answer); it was `len` bytes long in total. `ok` is false for a well-framed answer
+    /// that reports a failure (an HTTP status other than 200); `close` says the server closes
+    /// the connection after it.
+    Complete {
+        consumed: usize,
+        len: usize,
+        ok: bool,
+        close: bool,
+    },
     /// The bytes are not the expected answer.
     Invalid,
 }
 
 pub trait Protocol {
+    /// The error an invalid answer (or an unasked-for byte) counts as.
+    const INVALID: ErrorKind;
     /// Length in bytes of request `seq`.
     fn request_len(&self, seq: u64) -> usize;
     /// Writes bytes `offset .. offset + dst.len()` of request `seq` into `dst`.
@@ -57,6 +69,8 @@ impl Echo {
 }
 
 impl Protocol for Echo {
+    const INVALID: ErrorKind = ErrorKind::Mismatch;
+
     fn request_len(&self, _seq: u64) -> usize {
         self.size
     }
@@ -78,6 +92,8 @@ impl Protocol for Echo {
         Parsed::Complete {
             consumed: n,
             len: self.size,
+            ok: true,
+            close: false,
         }
     }
 
@@ -158,7 +174,9 @@ mod tests {
                 e.parse_response(seq, &tail),
                 Parsed::Complete {
                     consumed: 1,
-                    len: 10
+                    len: 10,
+                    ok: true,
+                    close: false
                 }
             );
         }

@@ -44,6 +44,9 @@ pub struct Recorder {
     next_boundary: u64,
     counters: IntervalCounters,
     cpu_at_start: CpuTime,
+    /// When this thread crossed the window's start (its own clock, for the busy fraction).
+    wall_at_start: u64,
+    runqueue_wait_at_start: Option<u64>,
     tx: Sender<ThreadMsg>,
 }
 
@@ -56,21 +59,58 @@ impl Recorder {
             next_boundary: window.start,
             counters: IntervalCounters::default(),
             cpu_at_start: CpuTime::default(),
+            wall_at_start: 0,
+            runqueue_wait_at_start: None,
             tx,
         }
     }
 
-    /// A request completed at `now` after `latency_ns`.
+    /// A request completed at `now`, `latency_ns` after it was sent (closed loop) or intended to
+    /// be sent (open loop, which also passes `service_ns`, the time since the actual send).
     #[inline]
-    pub fn completed(&mut self, now: u64, latency_ns: u64, sent: usize, received: usize) {
+    pub fn completed(
+        &mut self,
+        now: u64,
+        latency_ns: u64,
+        service_ns: Option<u64>,
+        sent: usize,
+        received: usize,
+    ) {
         if now >= self.next_boundary {
             self.advance(now);
         }
         if let Phase::Measuring(_) = self.phase {
             let c = &mut self.counters;
             c.latency.record(latency_ns);
+            if let Some(s) = service_ns {
+                c.service.record(s);
+            }
             c.bytes_sent += sent as u64;
             c.bytes_received += received as u64;
+        }
+    }
+
+    /// `n` requests had their first byte written at `now`.
+    #[inline]
+    pub fn sent(&mut self, now: u64, n: u64) {
+        if now >= self.next_boundary {
+            self.advance(now);
+        }
+        if let Phase::Measuring(_) = self.phase {
+            self.counters.sent += n;
+        }
+    }
+
+    /// Open loop: a request intended for `intended_ns` was admitted (found due) at `now`.
+    /// Attributed by its intended time, so the count of requests scheduled in the window does not
+    /// depend on how late the thread woke up; the worker admits before it advances the phase, so
+    /// requests due just before the end are still counted.
+    #[inline]
+    pub fn admitted(&mut self, now: u64, intended_ns: u64) {
+        let w = &self.window;
+        if intended_ns >= w.start && intended_ns < w.end && self.phase != Phase::Done {
+            self.counters.scheduled += 1;
+            self.counters.lag.record(now.saturating_sub(intended_ns));
         }
     }
 
@@ -96,19 +136,28 @@ impl Recorder {
             self.phase = match self.phase {
                 Phase::Warmup => {
                     self.cpu_at_start = CpuTime::of_current_thread();
+                    self.wall_at_start = crate::sys::now_ns();
+                    self.runqueue_wait_at_start = crate::sys::runqueue_wait_ns();
                     Phase::Measuring(0)
                 }
                 Phase::Measuring(k) => {
-                    let stats = self.counters.take();
+                    let stats = Box::new(self.counters.take());
                     // The main thread outlives the workers unless it gave up on them.
                     let _ = self.tx.send(ThreadMsg::Interval { index: k, stats });
                     if self.window.interval_end(k) < self.window.end {
                         Phase::Measuring(k + 1)
                     } else {
                         let cpu = CpuTime::of_current_thread().since(self.cpu_at_start);
+                        let wall_ns = crate::sys::now_ns().saturating_sub(self.wall_at_start);
+                        let runqueue_wait_ns = self
+                            .runqueue_wait_at_start
+                            .zip(crate::sys::runqueue_wait_ns())
+                            .map(|(a, b)| b.saturating_sub(a));
                         let _ = self.tx.send(ThreadMsg::Done {
                             thread: self.thread,
                             cpu,
+                            wall_ns,
+                            runqueue_wait_ns,
                         });
                         Phase::Done
                     }
@@ -137,13 +186,19 @@ mod tests {
             interval: 100,
         };
         let mut r = Recorder::new(3, window, tx);
-        r.completed(50, 7, 1, 1); // warm-up: not recorded
+        r.completed(50, 7, None, 1, 1); // warm-up: not recorded
         r.error(99, ErrorKind::Reset); // warm-up: not counted
-        r.completed(100, 8, 1, 1); // interval 0
-        r.completed(199, 9, 1, 1); // interval 0
+        r.admitted(99, 99); // intended before the window: not scheduled in it
+        r.admitted(100, 100); // due at the start, admitted before the phase moved: interval 0
+        r.sent(99, 1); // warm-up
+        r.completed(100, 8, Some(5), 1, 1); // interval 0
+        r.sent(150, 2); // interval 0
+        r.completed(199, 9, None, 1, 1); // interval 0
         r.error(200, ErrorKind::Timeout); // interval 1
-        r.completed(340, 10, 2, 3); // interval 2 (intervals 1 closed on the way)
-        r.completed(350, 11, 1, 1); // after the end: dropped
+        r.completed(340, 10, None, 2, 3); // interval 2 (intervals 1 closed on the way)
+        r.admitted(360, 349); // late, but intended in the window: counted with its lag
+        r.completed(350, 11, None, 1, 1); // after the end: dropped
+        r.admitted(400, 360); // done
         assert!(r.is_done());
         let msgs: Vec<_> = rx.try_iter().collect();
         assert_eq!(msgs.len(), 4);
@@ -155,11 +210,24 @@ mod tests {
                     stats.latency.count,
                     stats.errors.total(),
                     stats.bytes_received,
+                    (
+                        stats.service.count,
+                        stats.sent,
+                        stats.scheduled,
+                        stats.lag.max,
+                    ),
                 )),
                 ThreadMsg::Done { .. } => panic!("done too early"),
             }
         }
-        assert_eq!(rows, [(0, 2, 0, 2), (1, 0, 1, 0), (2, 1, 0, 3)]);
+        assert_eq!(
+            rows,
+            [
+                (0, 2, 0, 2, (1, 2, 1, 0)),
+                (1, 0, 1, 0, (0, 0, 0, 0)),
+                (2, 1, 0, 3, (0, 0, 1, 11))
+            ]
+        );
         assert!(matches!(msgs[3], ThreadMsg::Done { thread: 3, .. }));
     }
 }

@@ -5,12 +5,16 @@
 //! series row per interval is kept: memory does not grow with the duration beyond that.
 
 use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufWriter};
 
 use serde::Serialize;
 
-use crate::cli::Config;
+use crate::cli::{Config, ProtocolKind};
 use crate::histogram::{Histogram, SUB_BUCKETS};
-use crate::stats::{ErrorCounts, IntervalStats, ThreadMsg};
+use crate::hlog::HlogWriter;
+use crate::schedule::BACKLOG_LIMIT;
+use crate::stats::{ErrorCounts, ErrorKind, IntervalStats, ThreadMsg};
 use crate::sys::CpuTime;
 
 pub const SCHEMA: &str = "loadgen/1";
@@ -22,10 +26,24 @@ const P99: u64 = 990_000;
 const P999: u64 = 999_000;
 const P9999: u64 = 999_900;
 
+/// Above this busy fraction a client thread is the likely bottleneck.
+const BUSY_LIMIT: f64 = 0.90;
+/// Above this share of the window spent waiting for a CPU, a client thread was starved by other
+/// processes: its timestamps and its schedule are late by that much.
+const WAIT_LIMIT: f64 = 0.02;
+/// Above this p99 schedule lag the open-loop client sent late.
+const LAG_P99_LIMIT_NS: u64 = 1_000_000;
+/// Below this ratio of sent to scheduled requests the open-loop client fell behind.
+const SENT_RATIO_MIN: f64 = 0.99;
+
 #[derive(Default)]
 struct Totals {
     latency: Histogram,
+    service: Histogram,
+    lag: Histogram,
     errors: ErrorCounts,
+    sent: u64,
+    scheduled: u64,
     bytes_sent: u64,
     bytes_received: u64,
 }
@@ -33,31 +51,66 @@ struct Totals {
 impl Totals {
     fn add(&mut self, s: &IntervalStats) {
         self.latency.add_snapshot(&s.latency);
+        self.service.add_snapshot(&s.service);
+        self.lag.add_snapshot(&s.lag);
         self.errors.merge(&s.errors);
+        self.sent += s.sent;
+        self.scheduled += s.scheduled;
         self.bytes_sent += s.bytes_sent;
         self.bytes_received += s.bytes_received;
     }
 
     fn merge(&mut self, t: &Totals) {
         self.latency.add(&t.latency);
+        self.service.add(&t.service);
+        self.lag.add(&t.lag);
         self.errors.merge(&t.errors);
+        self.sent += t.sent;
+        self.scheduled += t.scheduled;
         self.bytes_sent += t.bytes_sent;
         self.bytes_received += t.bytes_received;
+    }
+}
+
+/// A thread's CPU use over the window, as it reported it.
+#[derive(Clone, Copy)]
+struct ThreadReport {
+    cpu: CpuTime,
+    wall_ns: u64,
+    runqueue_wait_ns: Option<u64>,
+}
+
+impl ThreadReport {
+    fn wait_fraction(&self) -> Option<f64> {
+        self.runqueue_wait_ns
+            .filter(|_| self.wall_ns > 0)
+            .map(|w| w as f64 / self.wall_ns as f64)
+    }
+
+    fn busy_fraction(&self) -> f64 {
+        let cpu_ns = (self.cpu.user_us + self.cpu.system_us) as f64 * 1e3;
+        if self.wall_ns == 0 {
+            0.0
+        } else {
+            cpu_ns / self.wall_ns as f64
+        }
     }
 }
 
 pub struct Aggregator {
     threads: usize,
     interval_ms: u64,
+    duration_ns: u64,
     /// Intervals some but not all threads have reported: (reports so far, merged statistics).
     open: BTreeMap<usize, (usize, Totals)>,
     series: Vec<SeriesRow>,
     total: Totals,
-    cpu: Vec<Option<CpuTime>>,
+    reports: Vec<Option<ThreadReport>>,
+    hlog: Option<HlogWriter<BufWriter<File>>>,
 }
 
 impl Aggregator {
-    pub fn new(cfg: &Config) -> Aggregator {
+    pub fn new(cfg: &Config, hlog: Option<HlogWriter<BufWriter<File>>>) -> Aggregator {
         let empty = Totals::default();
         let series = (0..cfg.intervals())
             .map(|k| SeriesRow::new(k, cfg.interval_ms, &empty))
@@ -65,10 +118,12 @@ impl Aggregator {
         Aggregator {
             threads: cfg.threads,
             interval_ms: cfg.interval_ms,
+            duration_ns: cfg.duration_ns(),
             open: BTreeMap::new(),
             series,
             total: Totals::default(),
-            cpu: vec![None; cfg.threads],
+            reports: vec![None; cfg.threads],
+            hlog,
         }
     }
 
@@ -82,13 +137,24 @@ impl Aggregator {
                     self.close(index);
                 }
             }
-            ThreadMsg::Done { thread, cpu } => self.cpu[thread] = Some(cpu),
+            ThreadMsg::Done {
+                thread,
+                cpu,
+                wall_ns,
+                runqueue_wait_ns,
+            } => {
+                self.reports[thread] = Some(ThreadReport {
+                    cpu,
+                    wall_ns,
+                    runqueue_wait_ns,
+                })
+            }
         }
     }
 
     /// Whether every thread reached the end of the window.
     pub fn all_done(&self) -> bool {
-        self.cpu.iter().all(Option::is_some)
+        self.reports.iter().all(Option::is_some)
     }
 
     fn close(&mut self, index: usize) {
@@ -100,68 +166,77 @@ impl Aggregator {
         if let Some(row) = self.series.get_mut(index) {
             *row = SeriesRow::new(index, self.interval_ms, &merged);
         }
+        if let Some(hlog) = &mut self.hlog {
+            let interval_ns = self.interval_ms * 1_000_000;
+            let start = index as u64 * interval_ns;
+            let length = interval_ns.min(self.duration_ns.saturating_sub(start));
+            hlog.interval(start as f64 / 1e9, length as f64 / 1e9, &merged.latency);
+        }
     }
 
-    /// The JSON document. Intervals some thread never reported (it failed) are closed with
-    /// what arrived.
-    pub fn into_document(mut self, cfg: &Config) -> Document {
+    /// The JSON document, and the outcome of writing the HdrHistogram log. Intervals some thread
+    /// never reported (it failed) are closed with what arrived.
+    pub fn into_document(mut self, cfg: &Config) -> (Document, io::Result<()>) {
         let unfinished: Vec<usize> = self.open.keys().copied().collect();
         for index in unfinished {
             self.close(index);
         }
-        let h = &self.total.latency;
+        let hlog_result = self.hlog.take().map_or(Ok(()), HlogWriter::finish);
+        let open = cfg.open.is_some();
+        let t = &self.total;
         let window_s = cfg.duration_ns() as f64 / 1e9;
-        let us = |ns: Option<u64>| ns.map(|v| v as f64 / 1000.0);
-        let summary = Summary {
-            requests: h.count(),
-            errors_total: self.total.errors.total(),
-            errors: self.total.errors,
-            bytes_sent: self.total.bytes_sent,
-            bytes_received: self.total.bytes_received,
-            window_s,
-            throughput_rps: h.count() as f64 / window_s,
-            clamped: h.clamped(),
-            latency_us: LatencyUs {
-                min: us(h.min()),
-                mean: h.mean().map(|v| v / 1000.0),
-                p50: us(h.percentile(P50)),
-                p90: us(h.percentile(P90)),
-                p99: us(h.percentile(P99)),
-                p999: us(h.percentile(P999)),
-                p9999: us(h.percentile(P9999)),
-                max: us(h.max()),
-            },
-        };
-        let histogram = HistogramOut {
-            unit: "ns",
-            sub_buckets: SUB_BUCKETS,
-            buckets: h
-                .buckets()
-                .map(|(lower_ns, upper_ns, count)| Bucket {
-                    lower_ns,
-                    upper_ns,
-                    count,
-                })
-                .collect(),
-        };
+        let rate = |n: u64| n as f64 / window_s;
+        let lag_us = |ppm| t.lag.percentile(ppm).map(us);
+        let schedule_lag_us = open.then(|| LagUs {
+            p50: lag_us(P50),
+            p99: lag_us(P99),
+            max: t.lag.max().map(us),
+        });
         let threads: Vec<ThreadCpu> = (0..cfg.threads)
-            .filter_map(|t| {
-                self.cpu[t].map(|c| ThreadCpu {
-                    thread: t,
-                    cpu: cfg.cpu_of(t),
-                    user_s: c.user_us as f64 / 1e6,
-                    system_s: c.system_us as f64 / 1e6,
+            .filter_map(|i| {
+                self.reports[i].map(|r| ThreadCpu {
+                    thread: i,
+                    cpu: cfg.cpu_of(i),
+                    user_s: r.cpu.user_us as f64 / 1e6,
+                    system_s: r.cpu.system_us as f64 / 1e6,
+                    busy_fraction: r.busy_fraction(),
+                    runqueue_wait_fraction: r.wait_fraction(),
                 })
             })
             .collect();
+        let reasons = self.client_bound_reasons(cfg);
+        let summary = Summary {
+            requests: t.latency.count(),
+            errors_total: t.errors.total(),
+            errors: t.errors,
+            bytes_sent: t.bytes_sent,
+            bytes_received: t.bytes_received,
+            window_s,
+            throughput_rps: rate(t.latency.count()),
+            clamped: t.latency.clamped(),
+            latency_us: LatencyUs::of(&t.latency),
+            service_latency_us: open.then(|| LatencyUs::of(&t.service)),
+            target_rate: cfg.open.map(|o| o.rate),
+            scheduled_rate: open.then(|| rate(t.scheduled)),
+            achieved_rate: rate(t.latency.count()),
+            sent_rate: rate(t.sent),
+            schedule_lag_us,
+            client_bound: !reasons.is_empty(),
+            client_bound_reasons: reasons,
+        };
         let user_s = threads.iter().map(|t| t.user_s).sum::<f64>();
         let system_s = threads.iter().map(|t| t.system_s).sum::<f64>();
-        Document {
+        let doc = Document {
             schema: SCHEMA,
             config: ConfigOut::from(cfg),
-            latency_kind: "closed-loop",
+            latency_kind: if open {
+                "open-loop-corrected"
+            } else {
+                "closed-loop"
+            },
             summary,
-            histogram,
+            histogram: HistogramOut::of(&t.latency),
+            service_histogram: open.then(|| HistogramOut::of(&t.service)),
             series: self.series,
             client_cpu: ClientCpu {
                 user_s,
@@ -169,8 +244,71 @@ impl Aggregator {
                 total_s: user_s + system_s,
                 threads,
             },
-        }
+        };
+        (doc, hlog_result)
     }
+
+    /// Why the client may have limited or distorted the measurement (docs/loadgen.md,
+    /// "Honesty about itself"); empty when it did not.
+    fn client_bound_reasons(&self, cfg: &Config) -> Vec<String> {
+        let mut reasons = Vec::new();
+        for (i, r) in self.reports.iter().enumerate() {
+            match r {
+                None => reasons.push(format!("thread {i} did not report (it failed or hung)")),
+                Some(r) if r.busy_fraction() >= BUSY_LIMIT => reasons.push(format!(
+                    "thread {i} busy {:.1}% of the window (user+sys >= {:.0}%)",
+                    r.busy_fraction() * 100.0,
+                    BUSY_LIMIT * 100.0
+                )),
+                Some(_) => {}
+            }
+            if let Some(w) = r
+                .and_then(|r| r.wait_fraction())
+                .filter(|&w| w >= WAIT_LIMIT)
+            {
+                reasons.push(format!(
+                    "thread {i} waited for a CPU {:.1}% of the window (>= {:.0}%): other \
+                     processes ran on its CPU",
+                    w * 100.0,
+                    WAIT_LIMIT * 100.0
+                ));
+            }
+        }
+        if cfg.open.is_none() {
+            return reasons;
+        }
+        let t = &self.total;
+        if let Some(p99) = t.lag.percentile(P99).filter(|&p| p > LAG_P99_LIMIT_NS) {
+            reasons.push(format!(
+                "schedule lag p99 {:.1} us > {} us: requests were noticed late",
+                us(p99),
+                LAG_P99_LIMIT_NS / 1000
+            ));
+        }
+        if t.scheduled > 0 && (t.sent as f64) < SENT_RATIO_MIN * t.scheduled as f64 {
+            reasons.push(format!(
+                "sent {} requests, {:.2}% of the {} scheduled in the window (< {:.0}%): requests \
+                 waited in connection queues (pipelines full, connections down, or the client \
+                 fell behind)",
+                t.sent,
+                t.sent as f64 * 100.0 / t.scheduled as f64,
+                t.scheduled,
+                SENT_RATIO_MIN * 100.0
+            ));
+        }
+        let overflow = t.errors.get(ErrorKind::QueueOverflow);
+        if overflow > 0 {
+            reasons.push(format!(
+                "queue_overflow: {overflow} due requests dropped because a connection's backlog \
+                 reached {BACKLOG_LIMIT}"
+            ));
+        }
+        reasons
+    }
+}
+
+fn us(ns: u64) -> f64 {
+    ns as f64 / 1000.0
 }
 
 #[derive(Serialize)]
@@ -180,6 +318,7 @@ pub struct Document {
     pub latency_kind: &'static str,
     pub summary: Summary,
     pub histogram: HistogramOut,
+    pub service_histogram: Option<HistogramOut>,
     pub series: Vec<SeriesRow>,
     pub client_cpu: ClientCpu,
 }
@@ -190,31 +329,50 @@ pub struct ConfigOut {
     port: u16,
     protocol: &'static str,
     mode: &'static str,
-    size: usize,
+    size: Option<usize>,
+    path: Option<String>,
     connections: usize,
+    pipeline: usize,
+    rate: Option<f64>,
+    arrival: Option<&'static str>,
+    seed: Option<u64>,
+    hot_fraction: Option<f64>,
+    hot_share: Option<f64>,
+    requests_per_connection: Option<u64>,
     threads: usize,
     cpus: Option<Vec<usize>>,
     warmup_s: f64,
     duration_s: f64,
     timeout_s: f64,
     interval_ms: u64,
+    hlog: Option<String>,
 }
 
 impl From<&Config> for ConfigOut {
     fn from(c: &Config) -> ConfigOut {
+        let http = c.protocol == ProtocolKind::Http;
         ConfigOut {
             host: c.host.clone(),
             port: c.port,
             protocol: c.protocol.name(),
-            mode: "closed",
-            size: c.size,
+            mode: c.mode_name(),
+            size: (!http).then_some(c.size),
+            path: http.then(|| c.path.clone()),
             connections: c.connections,
+            pipeline: c.pipeline,
+            rate: c.open.map(|o| o.rate),
+            arrival: c.open.map(|o| o.arrival.name()),
+            seed: c.open.map(|o| o.seed),
+            hot_fraction: c.skew.map(|s| s.fraction),
+            hot_share: c.skew.map(|s| s.share),
+            requests_per_connection: c.requests_per_connection,
             threads: c.threads,
             cpus: c.cpus.clone(),
             warmup_s: c.warmup_s,
             duration_s: c.duration_s,
             timeout_s: c.timeout_s,
             interval_ms: c.interval_ms,
+            hlog: c.hlog.as_ref().map(|p| p.display().to_string()),
         }
     }
 }
@@ -230,6 +388,14 @@ pub struct Summary {
     pub throughput_rps: f64,
     pub clamped: u64,
     pub latency_us: LatencyUs,
+    pub service_latency_us: Option<LatencyUs>,
+    pub target_rate: Option<f64>,
+    pub scheduled_rate: Option<f64>,
+    pub achieved_rate: f64,
+    pub sent_rate: f64,
+    pub schedule_lag_us: Option<LagUs>,
+    pub client_bound: bool,
+    pub client_bound_reasons: Vec<String>,
 }
 
 /// Microseconds; `None` (JSON `null`) when no request succeeded.
@@ -245,11 +411,51 @@ pub struct LatencyUs {
     max: Option<f64>,
 }
 
+impl LatencyUs {
+    fn of(h: &Histogram) -> LatencyUs {
+        let p = |ppm| h.percentile(ppm).map(us);
+        LatencyUs {
+            min: h.min().map(us),
+            mean: h.mean().map(|v| v / 1000.0),
+            p50: p(P50),
+            p90: p(P90),
+            p99: p(P99),
+            p999: p(P999),
+            p9999: p(P9999),
+            max: h.max().map(us),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct LagUs {
+    p50: Option<f64>,
+    p99: Option<f64>,
+    max: Option<f64>,
+}
+
 #[derive(Serialize)]
 pub struct HistogramOut {
     unit: &'static str,
     sub_buckets: u64,
     buckets: Vec<Bucket>,
+}
+
+impl HistogramOut {
+    fn of(h: &Histogram) -> HistogramOut {
+        HistogramOut {
+            unit: "ns",
+            sub_buckets: SUB_BUCKETS,
+            buckets: h
+                .buckets()
+                .map(|(lower_ns, upper_ns, count)| Bucket {
+                    lower_ns,
+                    upper_ns,
+                    count,
+                })
+                .collect(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -267,18 +473,20 @@ pub struct SeriesRow {
     errors: u64,
     p50_us: Option<f64>,
     p99_us: Option<f64>,
+    p999_us: Option<f64>,
 }
 
 impl SeriesRow {
     fn new(index: usize, interval_ms: u64, t: &Totals) -> SeriesRow {
-        let us = |ns: Option<u64>| ns.map(|v| v as f64 / 1000.0);
+        let p = |ppm| t.latency.percentile(ppm).map(us);
         SeriesRow {
             interval: index,
             start_s: (index as u64 * interval_ms) as f64 / 1000.0,
             requests: t.latency.count(),
             errors: t.errors.total(),
-            p50_us: us(t.latency.percentile(P50)),
-            p99_us: us(t.latency.percentile(P99)),
+            p50_us: p(P50),
+            p99_us: p(P99),
+            p999_us: p(P999),
         }
     }
 }
@@ -297,4 +505,6 @@ struct ThreadCpu {
     cpu: Option<usize>,
     user_s: f64,
     system_s: f64,
+    busy_fraction: f64,
+    runqueue_wait_fraction: Option<f64>,
 }

@@ -117,6 +117,7 @@ impl Schedule {
     }
 
     /// Requests due and not handed over yet.
+    #[cfg(test)]
     pub fn backlog(&self) -> u64 {
         self.backlog
     }
@@ -165,7 +166,10 @@ mod tests {
         // 1000/s: a gap of 1 ms; connection 1 of 4 starts a quarter gap late.
         let mut s = Schedule::new(Arrival::Uniform, 1000.0, 0, 1, 4, 10);
         assert_eq!(s.next_due(), 10 + 250_000);
-        assert_eq!(admit_all(&mut s, 10 + 3_250_000), [250_010, 1_250_010, 2_250_010, 3_250_010]);
+        assert_eq!(
+            admit_all(&mut s, 10 + 3_250_000),
+            [250_010, 1_250_010, 2_250_010, 3_250_010]
+        );
         assert_eq!(s.backlog(), 4);
         assert_eq!(s.take(), Some(250_010));
         assert_eq!(s.backlog(), 3);
@@ -199,11 +203,21 @@ mod tests {
         let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / gaps.len() as f64;
         assert!((mean - 100_000.0).abs() < 1_500.0, "mean gap {mean}");
         // Exponential: standard deviation equals the mean.
-        assert!((var.sqrt() / mean - 1.0).abs() < 0.03, "cv {}", var.sqrt() / mean);
+        assert!(
+            (var.sqrt() / mean - 1.0).abs() < 0.03,
+            "cv {}",
+            var.sqrt() / mean
+        );
         // Same seed and stream, same schedule; another stream, another one.
-        let again = admit_all(&mut Schedule::new(Arrival::Poisson, rate, 7, 0, 1, 0), 1_000_000);
+        let again = admit_all(
+            &mut Schedule::new(Arrival::Poisson, rate, 7, 0, 1, 0),
+            1_000_000,
+        );
         assert_eq!(again, times[..again.len()]);
-        let other = admit_all(&mut Schedule::new(Arrival::Poisson, rate, 7, 1, 2, 0), 1_000_000);
+        let other = admit_all(
+            &mut Schedule::new(Arrival::Poisson, rate, 7, 1, 2, 0),
+            1_000_000,
+        );
         assert_ne!(other, again);
     }
 
@@ -211,7 +225,9 @@ mod tests {
     fn a_full_backlog_drops_its_oldest() {
         let mut s = Schedule::new(Arrival::Uniform, 1e9, 0, 0, 1, 0); // one per ns
         let n = BACKLOG_LIMIT + 3;
-        let dropped = (0..n).filter(|_| s.admit(u64::MAX).unwrap().dropped_oldest).count();
+        let dropped = (0..n)
+            .filter(|_| s.admit(u64::MAX).unwrap().dropped_oldest)
+            .count();
         assert_eq!(dropped, 3);
         assert_eq!(s.backlog(), BACKLOG_LIMIT);
         assert_eq!(s.take(), Some(3)); // requests 0, 1, 2 were dropped

@@ -137,13 +137,14 @@ impl IntervalCounters {
 pub enum ThreadMsg {
     Interval {
         index: usize,
-        stats: IntervalStats,
+        stats: Box<IntervalStats>,
     },
     /// The thread reached the end of the window; `cpu` is its CPU time over the window, which
-    /// lasted `wall_ns` by its own clock.
+    /// lasted `wall_ns` by its own clock, `runqueue_wait_ns` the time it waited for a CPU.
     Done {
         thread: usize,
         cpu: CpuTime,
         wall_ns: u64,
+        runqueue_wait_ns: Option<u64>,
     },
 }

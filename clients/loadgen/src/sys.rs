@@ -74,6 +74,13 @@ impl CpuTime {
     }
 }
 
+/// Time the calling thread has spent runnable but waiting for a CPU, in ns (the second field of
+/// `/proc/thread-self/schedstat`); `None` where the kernel does not report it.
+pub fn runqueue_wait_ns() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    text.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Raises the open-file soft limit to the hard limit (one fd per connection).
 pub fn raise_fd_limit() {
     // SAFETY: rlimit is plain data; failure leaves the limit as it was.
@@ -84,4 +91,78 @@ pub fn raise_fd_limit() {
             libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
         }
     }
+}
+
+/// A `timerfd` on `CLOCK_MONOTONIC` (the clock of [`now_ns`]), armed at absolute times: the
+/// event loop's wake-up for the open-loop schedule with nanosecond resolution, where epoll's own
+/// timeout has only milliseconds.
+pub struct TimerFd {
+    fd: std::os::unix::io::RawFd,
+}
+
+impl TimerFd {
+    pub fn new() -> io::Result<TimerFd> {
+        // SAFETY: plain system call; the result is checked.
+        let fd = unsafe {
+            libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(TimerFd { fd })
+    }
+
+    pub fn raw(&self) -> std::os::unix::io::RawFd {
+        self.fd
+    }
+
+    /// Fires once at `at_ns` (a [`now_ns`] value; a time already past fires at once);
+    /// `u64::MAX` disarms.
+    pub fn set(&self, at_ns: u64) -> io::Result<()> {
+        let ts = |ns: u64| libc::timespec {
+            tv_sec: (ns / 1_000_000_000) as libc::time_t,
+            tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+        };
+        let value = if at_ns == u64::MAX {
+            ts(0)
+        } else {
+            ts(at_ns.max(1))
+        };
+        let spec = libc::itimerspec {
+            it_interval: ts(0),
+            it_value: value,
+        };
+        // SAFETY: `spec` is a valid itimerspec; the old value is not asked for.
+        let rc = unsafe {
+            libc::timerfd_settime(
+                self.fd,
+                libc::TFD_TIMER_ABSTIME,
+                &spec,
+                std::ptr::null_mut(),
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TimerFd {
+    fn drop(&mut self) {
+        // SAFETY: the fd is owned by this value and closed once.
+        unsafe { libc::close(self.fd) };
+    }
+}
+
+/// Wall-clock seconds since the Unix epoch that correspond to the [`now_ns`] value `mono_ns`.
+pub fn epoch_seconds_at(mono_ns: u64) -> f64 {
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let now = now_ns();
+    wall - (now as f64 - mono_ns as f64) / 1e9
 }

@@ -1,4 +1,4 @@
-//! The command line of `docs/server-contract.md`, parsed by hand: five flags do not need a parser
+//! The command line of `docs/server-contract.md`, parsed by hand: seven flags do not need a parser
 //! dependency, and every design gets the same errors. A new flag (`--work DIST`, ...) is one field
 //! in [`Config`] and one arm in [`Config::parse`].
 
@@ -7,9 +7,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process;
 use std::str::FromStr;
 
+use crate::work::{self, WorkDist};
 use crate::{cpu, fatal, Protocol};
 
-const FLAGS: &str = "--protocol, --host, --port, --threads, --cpus";
+const FLAGS: &str = "--protocol, --host, --port, --threads, --cpus, --work, --seed";
 
 /// What a server was asked to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,6 +24,10 @@ pub struct Config {
     /// Worker *i* is pinned to `cpus[i]`; `None` leaves workers unpinned. Holds at least
     /// `threads` entries.
     pub cpus: Option<Vec<usize>>,
+    /// CPU time burned before answering each request (`--work`).
+    pub work: WorkDist,
+    /// Seed of the per-worker generators that draw from `work` (`--seed`).
+    pub seed: u64,
 }
 
 impl Default for Config {
@@ -33,6 +38,8 @@ impl Default for Config {
             port: 7878,
             threads: 1,
             cpus: None,
+            work: WorkDist::NONE,
+            seed: work::DEFAULT_SEED,
         }
     }
 }
@@ -40,6 +47,9 @@ impl Default for Config {
 impl Config {
     /// Parses the process arguments and checks that `--cpus` names only CPUs this process may use.
     /// On error prints one line `error: ...` on stderr and exits 2, as the contract requires.
+    ///
+    /// Also records `--work` and `--seed` for the whole process, which is how
+    /// [`Session::new`](crate::Session::new) learns them.
     pub fn from_env() -> Config {
         let args: Result<Vec<String>, String> = env::args_os()
             .skip(1)
@@ -48,12 +58,15 @@ impl Config {
                     .map_err(|arg| format!("argument {arg:?} is not UTF-8"))
             })
             .collect();
-        args.and_then(Config::parse)
+        let cfg = args
+            .and_then(Config::parse)
             .and_then(|cfg| cfg.check_cpus_allowed().map(|()| cfg))
             .unwrap_or_else(|msg| {
                 eprintln!("error: {msg}");
                 process::exit(2)
-            })
+            });
+        work::set_process_work(cfg.work, cfg.seed);
+        cfg
     }
 
     /// Parses flags (without the program name). Pure, so that it can be unit tested.
@@ -82,6 +95,13 @@ impl Config {
                         cpu::parse_list(value?.as_ref()).map_err(|e| format!("--cpus: {e}"))?;
                     cfg.cpus = Some(list);
                 }
+                "--work" => {
+                    cfg.work = value?
+                        .as_ref()
+                        .parse()
+                        .map_err(|e| format!("--work: {e}"))?;
+                }
+                "--seed" => cfg.seed = parse_value(flag, value?, "an integer 0..2^64-1")?,
                 _ => return Err(format!("unknown argument '{flag}' (flags: {FLAGS})")),
             }
         }
@@ -112,9 +132,12 @@ impl Config {
         self.cpus.as_ref()?.get(worker).copied()
     }
 
-    /// Pins the calling thread to worker `worker`'s CPU, if `--cpus` was given. Exits on failure:
-    /// a benchmark on the wrong CPUs would be silently wrong.
+    /// Pins the calling thread to worker `worker`'s CPU, if `--cpus` was given, and seeds the
+    /// thread's `--work` generator with stream `worker` of `--seed`. Call it once on each worker
+    /// thread, pinned or not. Exits on failure: a benchmark on the wrong CPUs would be silently
+    /// wrong.
     pub fn pin_worker(&self, worker: usize) {
+        work::seed_thread(self.seed, worker);
         if let Some(cpu) = self.cpu(worker) {
             cpu::pin_current_thread(cpu)
                 .unwrap_or_else(|e| fatal(format_args!("pin worker {worker} to CPU {cpu}: {e}")));
@@ -169,12 +192,19 @@ mod tests {
     fn every_flag_is_parsed() {
         let cfg = parse("--protocol echo --host ::1 --port 9000 --threads 2 --cpus 1,0-1").unwrap();
         assert_eq!(cfg.protocol, Protocol::Echo);
+        assert_eq!((cfg.work, cfg.seed), (WorkDist::NONE, 1));
         assert_eq!(cfg.addr().to_string(), "[::1]:9000");
         assert_eq!(cfg.threads, 2);
         assert_eq!(
             (cfg.cpu(0), cfg.cpu(1), cfg.cpu(2)),
             (Some(1), Some(0), Some(1))
         );
+        let cfg = parse("--protocol http --work bimodal:10:1000:0.01 --seed 18446744073709551615")
+            .unwrap();
+        assert_eq!(cfg.protocol, Protocol::Http);
+        assert_eq!(cfg.work, "bimodal:10:1000:0.01".parse().unwrap());
+        assert_eq!(cfg.seed, u64::MAX);
+        assert_eq!(parse("--work none").unwrap().work, WorkDist::NONE);
     }
 
     #[test]
@@ -193,7 +223,24 @@ mod tests {
             ("--threads -1", "--threads: expected a positive integer"),
             ("--host localhost", "--host: expected an IP address"),
             ("--protocol ftp", "--protocol: unknown protocol 'ftp'"),
-            ("--protocol http", "--protocol: http is not implemented yet"),
+            ("--work", "--work needs a value"),
+            ("--work exp", "--work: expected none, fixed:US, exp:MEAN_US"),
+            (
+                "--work fixed:-1",
+                "--work: '-1' in 'fixed:-1' is not a number >= 0",
+            ),
+            ("--work fixed:x", "--work: 'x' in 'fixed:x' is not a number"),
+            (
+                "--work bimodal:1:2:3",
+                "--work: 'bimodal:1:2:3': P2 is a probability",
+            ),
+            ("--work lognormal:50", "--work: expected none"),
+            (
+                "--seed -1",
+                "--seed: expected an integer 0..2^64-1, got '-1'",
+            ),
+            ("--seed 18446744073709551616", "--seed: expected an integer"),
+            ("--seed x", "--seed: expected an integer"),
             ("--cpus 1-0", "--cpus: descending range"),
             (
                 "--threads 3 --cpus 0,1",

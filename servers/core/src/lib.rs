@@ -4,17 +4,21 @@
 //! - [`cli`]: the command line of `docs/server-contract.md`;
 //! - [`cpu`]: CPU lists and thread pinning;
 //! - [`net`]: listeners and accepted-socket options, identical for every design;
-//! - [`session`]: the sans-IO protocol state machine every design drives the same way;
+//! - [`session`]: the sans-IO protocol state machine every design drives the same way, with
+//!   [`http`] (HTTP/1.1 plaintext) behind it;
+//! - [`work`]: `--work`, the CPU burned per request;
 //! - [`counters`] and [`report`]: per-worker counters and the JSON line printed at exit;
 //! - [`signal`]: SIGTERM/SIGINT handling that works under any runtime.
 
 pub mod cli;
 pub mod counters;
 pub mod cpu;
+pub mod http;
 pub mod net;
 pub mod report;
 pub mod session;
 pub mod signal;
+pub mod work;
 
 use std::fmt::Display;
 use std::io::{self, Write};
@@ -23,6 +27,7 @@ use std::process;
 pub use cli::Config;
 pub use net::{BACKLOG, BUF_SIZE};
 pub use session::{Protocol, Reply, Session};
+pub use work::WorkDist;
 
 /// Announces that every listener accepts connections: the one line allowed on stdout before the
 /// counters.
@@ -39,4 +44,52 @@ pub fn ready() {
 pub fn fatal<T>(err: impl Display) -> T {
     eprintln!("error: {err}");
     process::exit(1)
+}
+
+/// A global allocator for the tests that counts allocations per thread, so that a test can check
+/// that a hot path allocates nothing.
+#[cfg(test)]
+mod test_alloc {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    thread_local! {
+        static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+    }
+
+    fn count() {
+        // `try_with`: a thread being torn down may still allocate.
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+    }
+
+    pub fn allocations_on_this_thread() -> u64 {
+        ALLOCATIONS.with(Cell::get)
+    }
+
+    struct Counting;
+
+    // SAFETY: every call is forwarded unchanged to the system allocator.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            count();
+            System.alloc(layout)
+        }
+
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            count();
+            System.alloc_zeroed(layout)
+        }
+
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            count();
+            System.realloc(ptr, layout, new_size)
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            System.dealloc(ptr, layout);
+        }
+    }
+
+    #[global_allocator]
+    static ALLOCATOR: Counting = Counting;
 }

@@ -9,17 +9,31 @@
 //! 3. write all of `reply.bytes` (partial writes retried), then close if `reply.close`;
 //! 4. read again.
 //!
+//! `reply.bytes` may be empty (HTTP: the read ended inside a request, which stays buffered in the
+//! session until the rest arrives): then there is nothing to write, and the design reads again.
+//! A design must not submit a zero-length write (an `io_uring` write of 0 bytes completes with 0,
+//! which looks like `WriteZero`).
+//!
 //! Nothing is read while a reply is unwritten, so a client that does not read is back-pressured
-//! and a connection holds at most one buffer of data.
+//! and a connection holds at most one buffer of data (HTTP: one read's responses, plus at most
+//! [`MAX_HEAD`](crate::http::MAX_HEAD) bytes of an incomplete request).
+//!
+//! With `--work`, `on_read` burns the drawn CPU time inline before answering: once per
+//! non-empty read for echo, once per request for HTTP ([`work`]).
 
 use std::fmt;
 use std::str::FromStr;
+
+use crate::http;
+use crate::work::{self, WorkDist};
 
 /// What a server speaks (`--protocol`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Protocol {
     /// Every byte received is sent back.
     Echo,
+    /// HTTP/1.1 plaintext: `Hello, World!` to every `GET` ([`http`]).
+    Http,
 }
 
 impl Protocol {
@@ -27,6 +41,7 @@ impl Protocol {
     pub fn name(self) -> &'static str {
         match self {
             Protocol::Echo => "echo",
+            Protocol::Http => "http",
         }
     }
 }
@@ -43,7 +58,7 @@ impl FromStr for Protocol {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "echo" => Ok(Protocol::Echo),
-            "http" => Err("http is not implemented yet".into()),
+            "http" => Ok(Protocol::Http),
             _ => Err(format!("unknown protocol '{s}' (expected echo or http)")),
         }
     }
@@ -51,54 +66,82 @@ impl FromStr for Protocol {
 
 /// Per-connection protocol state.
 #[derive(Debug)]
-pub enum Session {
+pub struct Session {
+    state: State,
+    /// `--work`, read once per connection.
+    work: WorkDist,
+}
+
+#[derive(Debug)]
+enum State {
     /// Echo keeps no state: each read is answered in full before the next.
     Echo,
+    Http(http::Conn),
 }
 
 /// What to do after a read.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Reply<'a> {
-    /// Bytes to write back, in full, before reading again.
+    /// Bytes to write back, in full, before reading again. May be empty (nothing to write).
     pub bytes: &'a [u8],
-    /// Messages answered (the `messages` counter): for echo, 1 per non-empty read.
+    /// Messages answered (the `messages` counter): for echo, 1 per non-empty read; for HTTP,
+    /// the requests answered by this read, 400s included.
     pub messages: u64,
-    /// Close the connection once `bytes` are written.
+    /// Close the connection once `bytes` are written (HTTP: after a 400, `Connection: close`,
+    /// or an HTTP/1.0 request without keep-alive).
     pub close: bool,
 }
 
 impl Session {
+    /// A session that burns the process's `--work` per request (none unless
+    /// [`Config::from_env`](crate::Config::from_env) was given `--work`).
     pub fn new(protocol: Protocol) -> Self {
-        match protocol {
-            Protocol::Echo => Session::Echo,
-        }
+        Session::with_work(protocol, work::process_work())
+    }
+
+    /// A session with an explicit per-request work distribution (for tests and tools; designs
+    /// use [`Session::new`]).
+    pub fn with_work(protocol: Protocol, work: WorkDist) -> Self {
+        let state = match protocol {
+            Protocol::Echo => State::Echo,
+            Protocol::Http => State::Http(http::Conn::new()),
+        };
+        Session { state, work }
     }
 
     /// Consumes one read's worth of bytes and says what to write back.
     ///
     /// The reply may borrow `input` itself: echo answers with the bytes just read instead of
     /// copying them into a buffer of the session's own, so every design writes straight from its
-    /// read buffer as echo servers do, with no copy in the measured path. Protocols that build
-    /// their replies (HTTP) return a buffer owned by the session, and the design's loop stays the
-    /// same.
+    /// read buffer as echo servers do, with no copy in the measured path. HTTP returns a buffer
+    /// owned by the session holding the responses to every request completed by this read, and
+    /// the design's loop stays the same.
     pub fn on_read<'a>(&'a mut self, input: &'a [u8]) -> Reply<'a> {
-        match self {
-            Session::Echo => Reply {
-                bytes: input,
-                messages: u64::from(!input.is_empty()),
-                close: false,
-            },
+        match &mut self.state {
+            State::Echo => {
+                if !input.is_empty() {
+                    self.work.run_one();
+                }
+                Reply {
+                    bytes: input,
+                    messages: u64::from(!input.is_empty()),
+                    close: false,
+                }
+            }
+            State::Http(conn) => conn.on_read(input, self.work),
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, Instant};
+
     use super::*;
 
     #[test]
     fn echo_answers_each_read_with_its_bytes() {
-        let mut session = Session::new(Protocol::Echo);
+        let mut session = Session::with_work(Protocol::Echo, WorkDist::NONE);
         for input in [&b"x"[..], b"hello", &[0u8; crate::BUF_SIZE]] {
             let reply = session.on_read(input);
             assert_eq!(
@@ -115,12 +158,45 @@ mod tests {
 
     #[test]
     fn protocol_names_round_trip() {
-        assert_eq!("echo".parse(), Ok(Protocol::Echo));
-        assert_eq!(Protocol::Echo.to_string(), "echo");
-        assert!("http"
+        for protocol in [Protocol::Echo, Protocol::Http] {
+            assert_eq!(protocol.to_string().parse(), Ok(protocol));
+        }
+        assert_eq!(Protocol::Http.to_string(), "http");
+        assert!("ECHO".parse::<Protocol>().is_err());
+        assert!("ftp"
             .parse::<Protocol>()
             .unwrap_err()
-            .contains("not implemented"));
-        assert!("ECHO".parse::<Protocol>().is_err());
+            .contains("unknown protocol"));
+    }
+
+    #[test]
+    fn http_sessions_answer_requests() {
+        let mut session = Session::new(Protocol::Http);
+        let reply = session.on_read(b"GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n");
+        assert_eq!((reply.messages, reply.close), (2, false));
+        assert!(reply.bytes.starts_with(b"HTTP/1.1 200 OK\r\n"));
+        assert!(reply.bytes.ends_with(b"Hello, World!"));
+    }
+
+    /// The burn happens per read for echo and per request for HTTP. Only lower bounds are
+    /// checked: a busy machine can make a burn longer, never shorter.
+    #[test]
+    fn work_is_burned_per_echo_read_and_per_http_request() {
+        let work: WorkDist = "fixed:500".parse().unwrap();
+        let mut echo = Session::with_work(Protocol::Echo, work);
+        let start = Instant::now();
+        assert_eq!(echo.on_read(b"a").messages, 1);
+        assert!(start.elapsed() >= Duration::from_micros(500));
+        let start = Instant::now();
+        echo.on_read(b"");
+        assert!(start.elapsed() < Duration::from_micros(500));
+
+        let mut http = Session::with_work(Protocol::Http, work);
+        let start = Instant::now();
+        assert_eq!(
+            http.on_read(&b"GET / HTTP/1.1\r\n\r\n".repeat(16)).messages,
+            16
+        );
+        assert!(start.elapsed() >= Duration::from_micros(16 * 500));
     }
 }

@@ -4,11 +4,12 @@
 //!
 //! Level-triggered: epoll reports a socket for as long as it is ready, so the loop does ONE read
 //! (of at most `BUF_SIZE` bytes) per ready connection per `epoll_wait` and leaves the rest for the
-//! next round. Connections are served fairly with no task budget and no list of connections still
-//! known to be ready, which edge triggering (tokio's and async-io's mode) needs. A connection's
-//! interest is `EPOLLIN` or, while a reply waits for the peer to read, `EPOLLOUT` alone: exactly
-//! the back-pressure of the contract (nothing is read until the reply is flushed). Switching costs
-//! an `epoll_ctl` each way, paid only when a socket's send buffer is full.
+//! next round. Connections are thus served fairly without the task budget and the memory of
+//! still-ready sockets that edge triggering (tokio's mode) needs, and without the `epoll_ctl` that
+//! one-shot mode (async-io's) spends re-arming a socket after each event. A connection's interest
+//! is `EPOLLIN` or, while a reply waits for the peer to read, `EPOLLOUT` alone: exactly the
+//! back-pressure of the contract (nothing is read until the reply is flushed). Switching costs an
+//! `epoll_ctl` each way, paid only when a socket's send buffer is full.
 //!
 //! Connections live in a `Vec` indexed by file descriptor (as in redis's `ae` loop); the fd is the
 //! epoll token. The read buffer is the thread's, not the connection's: with readiness, a buffer
@@ -85,7 +86,12 @@ impl EventLoop {
     /// Registers `listener` (nonblocking) and `stop`.
     pub fn new(listener: TcpListener, stop: &Stop, protocol: Protocol) -> io::Result<EventLoop> {
         let epoll = Epoll::new()?;
-        epoll.ctl(libc::EPOLL_CTL_ADD, listener.as_raw_fd(), libc::EPOLLIN, LISTENER)?;
+        epoll.ctl(
+            libc::EPOLL_CTL_ADD,
+            listener.as_raw_fd(),
+            libc::EPOLLIN,
+            LISTENER,
+        )?;
         epoll.ctl(libc::EPOLL_CTL_ADD, stop.0.as_raw_fd(), libc::EPOLLIN, STOP)?;
         Ok(EventLoop {
             epoll,
@@ -106,7 +112,10 @@ impl EventLoop {
                 .accept_paused_until
                 .map(|until| until.saturating_duration_since(Instant::now()));
             let ready = self.epoll.wait(&mut events, timeout)?;
-            if self.accept_paused_until.map_or(false, |t| t <= Instant::now()) {
+            if self
+                .accept_paused_until
+                .map_or(false, |t| t <= Instant::now())
+            {
                 self.resume_accepting();
             }
             for event in &events[..ready] {
@@ -138,7 +147,10 @@ impl EventLoop {
             let fd = stream.as_raw_fd();
             let registered = net::configure_accepted(&stream)
                 .and_then(|()| stream.set_nonblocking(true))
-                .and_then(|()| self.epoll.ctl(libc::EPOLL_CTL_ADD, fd, libc::EPOLLIN, fd as u64));
+                .and_then(|()| {
+                    self.epoll
+                        .ctl(libc::EPOLL_CTL_ADD, fd, libc::EPOLLIN, fd as u64)
+                });
             // As in the runtimes' loops, a connection that cannot be set up is just closed.
             if registered.is_ok() {
                 let index = fd as usize;
@@ -165,7 +177,9 @@ impl EventLoop {
 
     fn resume_accepting(&mut self) {
         let fd = self.listener.as_raw_fd();
-        let _ = self.epoll.ctl(libc::EPOLL_CTL_ADD, fd, libc::EPOLLIN, LISTENER);
+        let _ = self
+            .epoll
+            .ctl(libc::EPOLL_CTL_ADD, fd, libc::EPOLLIN, LISTENER);
         self.accept_paused_until = None;
     }
 
@@ -290,7 +304,11 @@ impl Epoll {
     }
 
     /// Waits for events (`None`: for ever), retrying on EINTR; returns how many were stored.
-    fn wait(&self, events: &mut [libc::epoll_event], timeout: Option<Duration>) -> io::Result<usize> {
+    fn wait(
+        &self,
+        events: &mut [libc::epoll_event],
+        timeout: Option<Duration>,
+    ) -> io::Result<usize> {
         // Rounded up, so that a back-off never ends in a busy loop of zero-timeout waits.
         let timeout_ms = timeout.map_or(-1, |t| {
             ((t.as_nanos() + 999_999) / 1_000_000) as libc::c_int

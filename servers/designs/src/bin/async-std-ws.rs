@@ -12,12 +12,14 @@
 
 use std::env;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::{mpsc, Arc, Barrier};
+use std::thread;
+use std::time::Instant;
 
 use async_std::net::TcpListener;
 use async_std::task;
 use bench_core::counters::{CurrentWorker, SharedCounters};
-use bench_core::signal::ShutdownSignals;
+use bench_core::signal::{ShutdownSignals, SHUTDOWN_GRACE};
 use bench_core::{fatal, net, report, Config};
 use server_designs::async_io_conn::{accept_loop, confine_helper_threads, serve};
 
@@ -61,8 +63,30 @@ fn main() {
     bench_core::ready();
 
     signals.wait();
-    // async-std's runtime cannot be shut down: the counters are read now, and returning from
-    // `main` ends the process, its threads and with them the listener and every connection.
+    // async-std's runtime cannot be shut down, so its threads are taken over again, now for good:
+    // N tasks that each park their thread until the process exits. Once all N run, nothing else
+    // does and no counter changes; a worker still busy after the grace period is abandoned and
+    // its counters are read as they are. Returning from `main` then ends the process, and with it
+    // the listener and every connection.
+    let (parked_tx, parked_rx) = mpsc::channel();
+    for _ in 0..cfg.threads {
+        let parked_tx = parked_tx.clone();
+        task::spawn(async move {
+            let _ = parked_tx.send(());
+            loop {
+                thread::park();
+            }
+        });
+    }
+    let deadline = Instant::now() + SHUTDOWN_GRACE;
+    for _ in 0..cfg.threads {
+        if parked_rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .is_err()
+        {
+            break;
+        }
+    }
     report::print(
         DESIGN,
         &cfg,

@@ -11,12 +11,14 @@
 //! and a reactor that is always a separate thread, hence a thread hand-off on every wake-up.
 
 use std::future::Future;
-use std::sync::{Arc, Barrier};
+use std::sync::{mpsc, Arc, Barrier};
+use std::thread;
+use std::time::Instant;
 
 use async_io::Async;
 use async_task::Runnable;
 use bench_core::counters::{CurrentWorker, SharedCounters};
-use bench_core::signal::ShutdownSignals;
+use bench_core::signal::{ShutdownSignals, SHUTDOWN_GRACE};
 use bench_core::{fatal, net, report, Config};
 use rayon::{ThreadPool, ThreadPoolBuilder};
 use server_designs::async_io_conn::{accept_loop, confine_helper_threads, serve};
@@ -72,9 +74,27 @@ fn main() {
     bench_core::ready();
 
     signals.wait();
-    // Detached tasks have no owner that could cancel them: the counters are read now, and
-    // returning from `main` ends the process, its threads and with them the listener and every
-    // connection.
+    // Detached tasks have no owner that could cancel them, so the workers are stopped instead:
+    // each, between two jobs, takes one that parks it until the process exits. Once all are
+    // parked no counter changes; a worker still busy after the grace period is abandoned and its
+    // counters are read as they are. Returning from `main` then ends the process, and with it the
+    // listener and every connection.
+    let (parked_tx, parked_rx) = mpsc::sync_channel(cfg.threads);
+    pool.spawn_broadcast(move |_| {
+        let _ = parked_tx.send(());
+        loop {
+            thread::park();
+        }
+    });
+    let deadline = Instant::now() + SHUTDOWN_GRACE;
+    for _ in 0..cfg.threads {
+        if parked_rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .is_err()
+        {
+            break;
+        }
+    }
     report::print(
         DESIGN,
         &cfg,

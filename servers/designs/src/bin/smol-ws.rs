@@ -46,12 +46,12 @@ fn main() {
     let (stop, stopped) = channel::unbounded::<()>();
     let (exited_tx, exited_rx) = mpsc::channel();
     let workers_ready = Arc::new(Barrier::new(cfg.threads + 1));
-    for worker in 0..cfg.threads {
+    for (worker, counters) in counters.iter().enumerate() {
         let (cfg, stopped) = (cfg.clone(), stopped.clone());
         let (exited_tx, workers_ready) = (exited_tx.clone(), workers_ready.clone());
         let run = move || {
             cfg.pin_worker(worker);
-            counters[worker].bind_to_current_thread();
+            counters.bind_to_current_thread();
             workers_ready.wait();
             let _ = block_on(ex.run(stopped.recv()));
             let _ = exited_tx.send(());

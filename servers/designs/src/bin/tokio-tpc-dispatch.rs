@@ -64,7 +64,10 @@ fn main() {
                 .unwrap_or_else(fatal);
             let acceptor = acceptor.map(|(listener, handoffs)| {
                 let _runtime = rt.enter();
-                (TcpListener::from_std(listener).unwrap_or_else(fatal), handoffs)
+                (
+                    TcpListener::from_std(listener).unwrap_or_else(fatal),
+                    handoffs,
+                )
             });
             let counters = Rc::new(LocalCounters::default());
             workers_ready.wait();
@@ -126,7 +129,8 @@ async fn dispatch(
         let worker = next;
         next = (next + 1) % (handoffs.len() + 1);
         if worker == 0 {
-            return serve_here(stream);
+            serve_here(stream);
+            return;
         }
         // Leaves this runtime's epoll; the receiver registers it with its own. Neither step fails
         // for a healthy socket, and a dropped connection is the client's loss alone.

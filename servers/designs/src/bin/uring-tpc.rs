@@ -4,9 +4,10 @@
 //! no setup flags, no SQPOLL) and its own `SO_REUSEPORT` listener, as in tokio-tpc and monoio.
 //! Socket I/O is completion-based with owned buffers: accept, recv, send and close are submitted
 //! to the ring, and each connection's `BUF_SIZE` buffer belongs to the kernel while a recv into it
-//! or a send from it is in flight. Nothing asks whether a socket is ready (no epoll, no poll
-//! requests); the kernel performs the operation and reports its result. A worker sleeps in one
-//! `io_uring_enter` that both submits what it queued and waits for the next completion.
+//! or a send from it is in flight. Nothing in user space asks whether a socket is ready (no epoll,
+//! no poll requests): the kernel performs the operation, waiting inside io_uring when there is no
+//! data yet, and reports its result. A worker sleeps in one `io_uring_enter` that both submits
+//! what it queued and waits for the next completion.
 //!
 //! What differs from monoio is the executor, not the I/O: monoio runs each connection as a task
 //! whose `read(buf).await` submits an operation and parks until the completion wakes the task.
@@ -92,8 +93,9 @@ fn main() {
             .spawn(run)
             .unwrap_or_else(fatal);
     }
-    drop(started_tx); // a worker that dies before reporting is then seen below
-                      // READY once every worker has its ring; the listeners already listen.
+    // READY once every worker has its ring; the listeners already listen. (Main's own sender is
+    // dropped so that a worker that died before reporting ends the wait.)
+    drop(started_tx);
     for _ in 0..cfg.threads {
         match started_rx.recv() {
             Ok(Ok(())) => {}
