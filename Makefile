@@ -31,13 +31,13 @@ build: apt
 	$(CARGO) build --release --workspace --quiet
 
 lint: setup
-	$(VENV)/bin/ruff check harness tests
-	$(VENV)/bin/ruff format --check harness tests
+	$(VENV)/bin/ruff check harness tests servers/python
+	$(VENV)/bin/ruff format --check harness tests servers/python
 	$(CARGO) clippy --release --workspace --all-targets --quiet -- -D warnings
 
 fmt: venv
-	$(VENV)/bin/ruff format harness tests
-	$(VENV)/bin/ruff check --fix harness tests
+	$(VENV)/bin/ruff format harness tests servers/python
+	$(VENV)/bin/ruff check --fix harness tests servers/python
 	$(CARGO) fmt --all
 
 clean:

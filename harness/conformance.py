@@ -44,7 +44,6 @@ import struct
 import subprocess
 import tempfile
 import time
-import tomllib
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -110,14 +109,8 @@ class Tolerance:
     malformed_status: tuple[int, ...] = (400,)
 
 
-def tolerance(design: Design, registry: Path = DEFAULT_REGISTRY) -> Tolerance:
-    table = getattr(design, "conformance", None)
-    if table is None:  # Design does not carry the table (yet): read it from the registry
-        try:
-            entries = tomllib.loads(registry.read_text()).get("design", [])
-        except (OSError, tomllib.TOMLDecodeError):
-            entries = []
-        table = next((e.get("conformance", {}) for e in entries if e["name"] == design.name), {})
+def tolerance(design: Design) -> Tolerance:
+    table = design.conformance
     t = Tolerance()
     return Tolerance(
         http_response=table.get("http_response", t.http_response),
@@ -282,7 +275,7 @@ def start_server(
         raise ServerStartError(f"cannot start {argv[0]}: {exc}") from None
     os.close(fd)
     server = RunningServer(
-        design, protocol, host, port, cpu_list[:threads], proc, log, tolerance(design, registry)
+        design, protocol, host, port, cpu_list[:threads], proc, log, tolerance(design)
     )
     try:
         _wait_ready(server)

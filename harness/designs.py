@@ -6,7 +6,7 @@ import shlex
 import shutil
 import sys
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import HarnessError
@@ -31,6 +31,8 @@ class Design:
     summary: str
     default: bool = False
     work: bool = False  # accepts --work DIST --seed N (server-side CPU burn per request)
+    # What conformance tolerates from a server nobody here wrote (harness/conformance.py).
+    conformance: dict[str, object] = field(default_factory=dict)
 
     def argv(
         self, *, bin_dir: Path, protocol: str, host: str, port: int, threads: int, cpus: str
@@ -90,5 +92,6 @@ def load_registry(path: Path = DEFAULT_REGISTRY) -> dict[str, Design]:
             summary=entry.get("summary", ""),
             default=bool(entry.get("default", False)),
             work=bool(entry.get("work", False)),
+            conformance=dict(entry.get("conformance", {})),
         )
     return designs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -67,8 +68,8 @@ def test_run_produces_tables_and_report(tmp_path):
     assert (tmp_path / "again.html").is_file()
 
 
-def test_failed_trial_is_stored_and_run_goes_on(tmp_path):
-    require_binaries("loadgen", "tokio-ws")
+def broken_registry(tmp_path: Path) -> Path:
+    """The real registry plus a design that dies at start-up."""
     registry = tmp_path / "registry.toml"
     registry.write_text(
         (REPO / "servers" / "registry.toml").read_text()
@@ -85,14 +86,20 @@ pins_itself = true
 counters = true
 """
     )
+    return registry
+
+
+def test_failed_trial_is_stored_and_run_goes_on(tmp_path):
+    require_binaries("loadgen", "tokio-ws")
     out = tmp_path / "results"
     proc = harness(
         "run",
         *RUN_FAST,
+        "--no-preflight",  # let it fail as a trial, not at the door
         "--servers",
         "broken,tokio-ws",
         "--registry",
-        str(registry),
+        str(broken_registry(tmp_path)),
         "--out",
         str(out),
         "--reports",
@@ -105,6 +112,37 @@ counters = true
     assert "exited with code 3" in trials.loc["broken", "reason"]
     assert "cannot bind" in trials.loc["broken", "reason"]
     assert trials.loc["tokio-ws", "status"] == "ok"
+
+
+def test_nonconforming_design_is_refused(tmp_path):
+    require_binaries("loadgen", "tokio-ws")
+    args = [
+        "run",
+        *RUN_FAST,
+        "--registry",
+        str(broken_registry(tmp_path)),
+        "--out",
+        str(tmp_path / "results"),
+        "--reports",
+        str(tmp_path / "reports"),
+    ]
+    named = harness(*args, "--servers", "broken,tokio-ws")
+    assert named.returncode == 2, named.stdout + named.stderr
+    error = named.stderr.strip().splitlines()[-1]
+    assert "design broken failed conformance" in error and "cannot bind" in error
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
+    # With --servers all, a refused design is left out, said so, and the others still run.
+    registry = tmp_path / "two.toml"
+    entries = (REPO / "servers" / "registry.toml").read_text().split("[[design]]")
+    tokio_ws = next(e for e in entries if 'name = "tokio-ws"' in e)
+    broken = broken_registry(tmp_path).read_text().split("[[design]]")[-1]
+    registry.write_text(f"[[design]]{tokio_ws}[[design]]{broken}")
+    args[args.index("--registry") + 1] = str(registry)
+    everything = harness(*args, "--servers", "all")
+    assert everything.returncode == 0, everything.stdout + everything.stderr
+    assert "refused broken" in everything.stdout
+    manifest = json.loads((only_run(tmp_path / "results") / "manifest.json").read_text())
+    assert "cannot bind" in manifest["left_out"]["broken"]
 
 
 def _children(pid: int) -> list[int]:

@@ -2,11 +2,10 @@
 //!
 //! N std threads, each pinned to its CPU and running one level-triggered epoll loop over its own
 //! `SO_REUSEPORT` listener and its connections (`server_designs::epoll_loop`): no futures, tasks,
-//! wakers or queues, just `epoll_wait`, then a read and a write per ready connection. This is the
-//! shape of nginx's and redis's event loops, and what tokio-tpc's runtime does underneath. Versus
-//! tokio-tpc only the executor differs, here by being absent: the same threads, listeners,
-//! buffer size, socket options and session code, so the gap between the two is the cost of the
-//! runtime itself.
+//! wakers or queues, just `epoll_wait`, then a read and a write per ready connection: the shape
+//! of redis's event loop (nginx's workers are the same, edge-triggered). Versus tokio-tpc only the
+//! executor differs, here by being absent: the same threads, listeners, buffer size, socket
+//! options and session code, so the gap between the two is the cost of the runtime itself.
 
 use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
