@@ -73,6 +73,8 @@ def loadgen_argv(spec: TrialSpec, loadgen: Path, port: int, out: Path) -> list[s
         str(spec.timeout_s),
         "--out",
         str(out),
+        "--hlog",
+        str(out.parent / out.name.replace(".loadgen.json", ".hlog")),
     ]
     if spec.protocol == "echo":
         argv += ["--size", str(spec.size_bytes)]

@@ -35,7 +35,7 @@ TRIALS = pa.schema([
     ("warmup_s", _F), ("duration_s", _F),
     # what the load generator measured
     ("window_s", _F), ("requests", _I64), ("errors", _I64), ("throughput_rps", _F),
-    ("achieved_rate", _F), ("sent_rate", _F),
+    ("achieved_rate", _F), ("sent_rate", _F), ("scheduled_rate", _F),
     ("latency_kind", _S), ("mean_us", _F), ("p50_us", _F), ("p90_us", _F), ("p99_us", _F),
     ("p999_us", _F), ("max_us", _F),
     ("uncorrected_p50_us", _F), ("uncorrected_p99_us", _F), ("uncorrected_p999_us", _F),
@@ -44,7 +44,7 @@ TRIALS = pa.schema([
     ("server_cpu_s", _F), ("server_cpu_util", _F), ("requests_per_server_cpu_s", _F),
     ("server_voluntary_ctxt", _I64), ("server_involuntary_ctxt", _I64),
     ("ctxt_per_request", _F), ("server_rss_bytes", _I64),
-    ("client_cpu_s", _F), ("client_cpu_util", _F),
+    ("client_cpu_s", _F), ("client_cpu_util", _F), ("client_runqueue_wait", _F),
     ("perf_instructions", _I64), ("perf_cycles", _I64), ("perf_context_switches", _I64),
     ("perf_cache_misses", _I64),
     # flags: why a number may not be the server's
@@ -230,6 +230,7 @@ def trial_rows(run_id: str, result: Any) -> dict[str, list[dict[str, Any]]]:
         "throughput_rps": summary.get("throughput_rps"),
         "achieved_rate": summary.get("achieved_rate", summary.get("throughput_rps")),
         "sent_rate": summary.get("sent_rate"),
+        "scheduled_rate": summary.get("scheduled_rate"),
         "latency_kind": report.get("latency_kind"),
         "mean_us": lat.get("mean"),
         "p50_us": lat.get("p50"),
@@ -251,6 +252,14 @@ def trial_rows(run_id: str, result: Any) -> dict[str, list[dict[str, Any]]]:
         "server_rss_bytes": result.server_rss_bytes,
         "client_cpu_s": cpu.get("total_s"),
         "client_cpu_util": _div(cpu.get("total_s"), (window or 0) * spec.client_threads),
+        "client_runqueue_wait": max(
+            (
+                t["runqueue_wait_fraction"]
+                for t in cpu.get("threads", [])
+                if t.get("runqueue_wait_fraction") is not None
+            ),
+            default=None,
+        ),
         "perf_instructions": perf.get("instructions"),
         "perf_cycles": perf.get("cycles"),
         "perf_context_switches": perf.get("context-switches"),

@@ -30,6 +30,7 @@ DESIGNS = [
     "smol-ws",
     "rayon-ws",
     "epoll-tpc",
+    "uring-tpc",
 ]
 HOST = "127.0.0.1"
 TIMEOUT = 10.0  # seconds, for start-up and for any one exchange
@@ -286,7 +287,6 @@ def test_workers_are_pinned(server):
         ["--cpus", "0-"],
         ["--cpus", "1023"],  # valid syntax, but not a CPU this process may use
         ["--threads", "3", "--cpus", "0,0"],
-        ["--protocol", "http"],
         ["--protocol", "gopher"],
     ],
     ids=" ".join,

@@ -13,6 +13,10 @@ pub const BUF_SIZE: usize = 16 * 1024;
 /// Listen backlog of every listener.
 pub const BACKLOG: i32 = 1024;
 
+/// Pause after a failed accept, in every design: the usual causes (EMFILE, ENFILE, ENOBUFS)
+/// persist, and retrying at once would spin a core and flood stderr.
+pub const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// A listener shared by all workers (work-stealing designs): `SO_REUSEADDR`, nonblocking.
 pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     bind(addr, false)

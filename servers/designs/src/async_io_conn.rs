@@ -6,16 +6,11 @@
 
 use std::io;
 use std::os::unix::io::AsRawFd;
-use std::time::Duration;
 
 use async_io::Timer;
 use bench_core::counters::{Counters, Field};
 use bench_core::{net, Config, Protocol, Session, BUF_SIZE};
 use futures_lite::{pin, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Stream, StreamExt};
-
-/// Pause after a failed accept, as in `tokio_conn`: the usual causes (EMFILE, ENFILE, ENOBUFS)
-/// persist, and retrying at once would spin a core and flood stderr.
-pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 
 /// Accepts connections from `incoming` (the listener's `incoming()`, async-std's or async-io's)
 /// until the future is dropped, handing each to `spawn`.
@@ -28,7 +23,7 @@ pub async fn accept_loop<S>(incoming: impl Stream<Item = io::Result<S>>, mut spa
             Err(e) => {
                 eprintln!("accept: {e}");
                 // async-std's `task::sleep` is this same timer.
-                Timer::after(ACCEPT_BACKOFF).await;
+                Timer::after(net::ACCEPT_BACKOFF).await;
             }
         }
     }

@@ -25,10 +25,6 @@ use std::time::{Duration, Instant};
 use bench_core::counters::{Counters, Field, LocalCounters};
 use bench_core::{net, Protocol, Session, BUF_SIZE};
 
-/// Pause after a failed accept, as in the runtimes' accept loops: the usual causes (EMFILE,
-/// ENFILE, ENOBUFS) persist, and with a level-triggered listener retrying at once would spin.
-pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
-
 /// Events taken per `epoll_wait`.
 const MAX_EVENTS: usize = 256;
 
@@ -172,7 +168,7 @@ impl EventLoop {
         let fd = self.listener.as_raw_fd();
         // Removing a registered fd cannot fail.
         let _ = self.epoll.ctl(libc::EPOLL_CTL_DEL, fd, 0, LISTENER);
-        self.accept_paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
+        self.accept_paused_until = Some(Instant::now() + net::ACCEPT_BACKOFF);
     }
 
     fn resume_accepting(&mut self) {

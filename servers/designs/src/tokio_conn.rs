@@ -2,16 +2,11 @@
 //! session code, so that the designs differ only in where these futures run.
 
 use std::io;
-use std::time::Duration;
 
 use bench_core::counters::{Counters, Field};
 use bench_core::{net, Protocol, Session, BUF_SIZE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-
-/// Pause after a failed accept: the usual causes (EMFILE, ENFILE, ENOBUFS) persist, and retrying
-/// at once would spin a core and flood stderr.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 
 /// Accepts connections until the future is dropped, handing each to `spawn`.
 pub async fn accept_loop(listener: &TcpListener, mut spawn: impl FnMut(TcpStream)) {
@@ -20,7 +15,7 @@ pub async fn accept_loop(listener: &TcpListener, mut spawn: impl FnMut(TcpStream
             Ok((stream, _)) => spawn(stream),
             Err(e) => {
                 eprintln!("accept: {e}");
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                tokio::time::sleep(net::ACCEPT_BACKOFF).await;
             }
         }
     }

@@ -42,10 +42,10 @@ const DESIGN: &str = "uring-tpc";
 /// and the kernel (5.5+) holds any overflow rather than dropping completions.
 const RING_ENTRIES: u32 = 1024;
 
-/// Pause after a failed accept (EMFILE, ENFILE, ENOBUFS persist), as in `tokio_conn`.
+/// `net::ACCEPT_BACKOFF` as the ring's timeout wants it (a static: the kernel reads it later).
 static ACCEPT_BACKOFF: Timespec = Timespec {
-    tv_sec: 0,
-    tv_nsec: 10_000_000,
+    tv_sec: net::ACCEPT_BACKOFF.as_secs() as i64,
+    tv_nsec: net::ACCEPT_BACKOFF.subsec_nanos() as i64,
 };
 
 // `user_data` of each operation: a connection's operations carry `FIRST_CONN + slot`; the values
