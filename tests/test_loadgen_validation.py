@@ -20,6 +20,7 @@ import os
 import select
 import signal
 import socket
+import statistics
 import subprocess
 import threading
 import time
@@ -142,6 +143,11 @@ class DelayServer:
         self.port = self.listener.getsockname()[1]
         self.counts = {}
         self.accepted = 0
+        # How late each answer really went out (seconds after its message was read): a Python
+        # server on a shared machine is not punctual, and the instrument is judged against
+        # what the server actually did, not against what it was asked to do.
+        self.actual_delays: list[float] = []
+        self.asked_delays: list[float] = []  # the delay each of those answers was asked for
         self.start = time.monotonic()
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -197,7 +203,7 @@ class DelayServer:
             due = now + self.delay(index, n)
             if pending:
                 due = max(due, pending[-1][0])
-            pending.append((due, message))
+            pending.append((due, message, now))
         conns[sock][1] = buf
 
     def _send_due(self, conns):
@@ -207,7 +213,10 @@ class DelayServer:
         for sock, (_, _, pending) in list(conns.items()):
             out = b""
             while pending and pending[0][0] <= now:
-                out += pending.pop(0)[1]
+                due, message, read_at = pending.pop(0)
+                out += message
+                self.actual_delays.append(now - read_at)
+                self.asked_delays.append(due - read_at)
             if out:
                 try:
                     sock.sendall(out)
@@ -426,9 +435,12 @@ def test_a_2ms_server_measures_2ms(mode):
     lat = doc["summary"]["latency_us"]
     assert doc["summary"]["errors_total"] == 0
     assert doc["summary"]["requests"] > 300
-    # Never below the delay; the median within the stated slack above it.
+    # Never below the delay; the median within the stated slack above what the server did
+    # (its answers go out at 2 ms, or later when the shared machine delays the Python thread).
+    served_p50 = statistics.median(srv.actual_delays) * 1e6
     assert lat["min"] >= 2 * MS
-    assert 2 * MS <= lat["p50"] <= 2 * MS + SLACK_US, lat
+    assert served_p50 >= 2 * MS
+    assert served_p50 <= lat["p50"] <= served_p50 + SLACK_US, (lat, served_p50)
     if mode == "open":
         service = doc["summary"]["service_latency_us"]
         assert 2 * MS <= service["p50"] <= lat["p50"]
@@ -547,7 +559,15 @@ def test_histogram_holds_known_delays_and_hdrh_reads_the_log(tmp_path):
     for d, c, cluster in zip(DELAYS_MS, counts, clusters, strict=True):
         assert 0.96 * n / len(DELAYS_MS) - 8 <= c <= n / len(DELAYS_MS) + 8, counts
         median = percentile_us(cluster, "50")
-        assert d * MS <= median <= d * MS * (1 + 1 / 1024) + SLACK_US, (d, median)
+        served = (
+            statistics.median(
+                a
+                for a, asked in zip(srv.actual_delays, srv.asked_delays, strict=True)
+                if abs(asked * 1e3 - d) < 1e-6
+            )
+            * 1e6
+        )  # what the server really did for this delay (a busy machine makes it late)
+        assert d * MS <= served <= median <= served * (1 + 1 / 1024) + SLACK_US, (d, median)
 
     # The HdrHistogram log: one line per interval, read back by hdrh with the same counts.
     assert doc["config"]["hlog"] == str(hlog)
