@@ -15,22 +15,24 @@ RATE_MISSED_LIMIT = 0.99  # open loop: achieved below 99% of target is not a poi
 
 
 def client_bound(report: dict[str, Any]) -> tuple[bool | None, str]:
-    """The load generator's own verdict when it gives one, else judged from its thread CPU."""
+    """The load generator's own verdict (docs/loadgen.md) when it gives one; for an output
+    without it, judged here from its threads' CPU time."""
+    if not report:
+        return None, ""
     summary = report.get("summary") or {}
-    reasons: list[str] = list(summary.get("client_bound_reasons") or [])
+    if "client_bound" in summary:
+        reasons = list(summary.get("client_bound_reasons") or [])
+        if summary["client_bound"] and not reasons:
+            reasons.append("the load generator reported itself client-bound")
+        return bool(summary["client_bound"]), "; ".join(reasons)
+    reasons = []
     window = summary.get("window_s")
     for t in (report.get("client_cpu") or {}).get("threads", []):
         busy = t.get("busy_fraction")
         if busy is None and window:
             busy = ((t.get("user_s") or 0.0) + (t.get("system_s") or 0.0)) / window
         if busy is not None and busy >= CLIENT_BUSY_LIMIT:
-            why = f"client thread {t.get('thread')} busy {busy:.0%} of the window"
-            if why not in reasons:
-                reasons.append(why)
-    if "client_bound" in summary and summary["client_bound"] and not reasons:
-        reasons.append("the load generator reported itself client-bound")
-    if not report:
-        return None, ""
+            reasons.append(f"client thread {t.get('thread')} busy {busy:.0%} of the window")
     return bool(reasons), "; ".join(reasons)
 
 

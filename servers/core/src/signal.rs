@@ -37,3 +37,16 @@ impl ShutdownSignals {
         assert_eq!(rc, 0, "sigwait");
     }
 }
+
+/// Up to `n` messages from the workers (their counters, or word that they stopped), waiting at
+/// most [`SHUTDOWN_GRACE`] in all. A worker that does not answer in time is left out: its
+/// counters are then absent from the report, never zero.
+pub fn collect_within_grace<T>(rx: &std::sync::mpsc::Receiver<T>, n: usize) -> Vec<T> {
+    let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
+    std::iter::from_fn(|| {
+        rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+            .ok()
+    })
+    .take(n)
+    .collect()
+}

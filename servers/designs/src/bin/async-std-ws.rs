@@ -14,12 +14,11 @@ use std::env;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
-use std::time::Instant;
 
 use async_std::net::TcpListener;
 use async_std::task;
 use bench_core::counters::{CurrentWorker, SharedCounters};
-use bench_core::signal::{ShutdownSignals, SHUTDOWN_GRACE};
+use bench_core::signal::{self, ShutdownSignals};
 use bench_core::{fatal, net, report, Config};
 use server_designs::async_io_conn::{accept_loop, confine_helper_threads, serve};
 
@@ -78,15 +77,7 @@ fn main() {
             }
         });
     }
-    let deadline = Instant::now() + SHUTDOWN_GRACE;
-    for _ in 0..cfg.threads {
-        if parked_rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .is_err()
-        {
-            break;
-        }
-    }
+    signal::collect_within_grace(&parked_rx, cfg.threads);
     report::print(
         DESIGN,
         &cfg,

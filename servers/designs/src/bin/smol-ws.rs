@@ -12,10 +12,9 @@
 
 use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
-use std::time::Instant;
 
 use bench_core::counters::{CurrentWorker, SharedCounters};
-use bench_core::signal::{ShutdownSignals, SHUTDOWN_GRACE};
+use bench_core::signal::{self, ShutdownSignals};
 use bench_core::{fatal, net, report, Config};
 use server_designs::async_io_conn::{accept_loop, confine_helper_threads, serve};
 use smol::{block_on, channel, Async, Executor};
@@ -68,15 +67,7 @@ fn main() {
     stop.close();
     // Once every worker has left `ex.run` no counter changes; a worker still busy after the grace
     // period is abandoned and its counters are read as they are.
-    let deadline = Instant::now() + SHUTDOWN_GRACE;
-    for _ in 0..cfg.threads {
-        if exited_rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .is_err()
-        {
-            break;
-        }
-    }
+    signal::collect_within_grace(&exited_rx, cfg.threads);
     report::print(
         DESIGN,
         &cfg,

@@ -9,10 +9,9 @@
 use std::rc::Rc;
 use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
-use std::time::Instant;
 
 use bench_core::counters::LocalCounters;
-use bench_core::signal::{ShutdownSignals, SHUTDOWN_GRACE};
+use bench_core::signal::{self, ShutdownSignals};
 use bench_core::{fatal, net, report, Config};
 use server_designs::tokio_conn::{accept_loop, serve};
 use tokio::net::TcpListener;
@@ -69,11 +68,9 @@ fn main() {
 
     signals.wait();
     stop.send_replace(true);
-    let deadline = Instant::now() + SHUTDOWN_GRACE;
-    let reports = std::iter::from_fn(|| {
-        counters_rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .ok()
-    });
-    report::print(DESIGN, &cfg, reports.take(cfg.threads));
+    report::print(
+        DESIGN,
+        &cfg,
+        signal::collect_within_grace(&counters_rx, cfg.threads),
+    );
 }

@@ -29,10 +29,9 @@ use std::net::TcpListener;
 use std::os::unix::io::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::mpsc;
 use std::thread;
-use std::time::Instant;
 
 use bench_core::counters::{Counters, Field, LocalCounters};
-use bench_core::signal::{ShutdownSignals, SHUTDOWN_GRACE};
+use bench_core::signal::{self, ShutdownSignals};
 use bench_core::{fatal, net, report, Config, Protocol, Session, BUF_SIZE};
 use uring_sys::{Ring, Timespec};
 
@@ -109,13 +108,11 @@ fn main() {
     for mut stop in &stops {
         stop.write_all(&1u64.to_ne_bytes()).unwrap_or_else(fatal);
     }
-    let deadline = Instant::now() + SHUTDOWN_GRACE;
-    let reports = std::iter::from_fn(|| {
-        counters_rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .ok()
-    });
-    report::print(DESIGN, &cfg, reports.take(cfg.threads));
+    report::print(
+        DESIGN,
+        &cfg,
+        signal::collect_within_grace(&counters_rx, cfg.threads),
+    );
 }
 
 fn eventfd() -> File {
