@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -30,7 +31,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import EngFormatter, FixedLocator, FuncFormatter, NullLocator
 
-from harness import histogram, stats
+from harness import flags, histogram, stats
 from harness.analyse import Analysis, ConfigSummary, DesignComparison
 
 MAX_PANELS = 12  # beyond this a figure is unreadable; the caption says what was left out
@@ -150,6 +151,21 @@ class Data:
         ids = t.loc[t["ranked"], "trial_id"] if not t.empty else []
         return histogram.merge(self.histograms.get(str(tid), []) for tid in ids)
 
+    def flagged_of(self, s: ConfigSummary) -> pd.DataFrame:
+        """The flagged (successful, not ranked) trials of one configuration summary."""
+        t = self.trials_of(s)
+        return t[t["flagged"]] if not t.empty else t
+
+    def merged_flagged(self, s: ConfigSummary) -> list[histogram.Bucket]:
+        """The merged histogram of a configuration's flagged trials (drawn, never ranked)."""
+        ids = self.flagged_of(s)["trial_id"] if not self.trials.empty else []
+        return histogram.merge(self.histograms.get(str(tid), []) for tid in ids)
+
+    def closed_trials(self) -> pd.DataFrame:
+        """Every closed-loop trial, whatever its status."""
+        t = self.trials
+        return t[t["mode"].fillna("closed") == "closed"] if not t.empty else t
+
     def closed(self) -> list[ConfigSummary]:
         return [s for s in self.analysis.summaries if s.mode == "closed"]
 
@@ -239,17 +255,147 @@ def _cores_axis(ax: Axes, cores: list[int]) -> None:
     ax.set_xlabel("server cores")
 
 
+# ---------------------------------------------------------------------------------------------
+# Flagged trials: never ranked, but drawn (hollow or dotted) so that no measured number is hidden
+
+# Each flag's column and its short name, in the order that best explains a trial's numbers (a
+# trial that shared its CPUs is first of all oversubscribed, whatever else went wrong).
+FLAG_KINDS: tuple[tuple[str, str], ...] = (
+    ("oversubscribed", "oversubscribed"),
+    ("contended", "contended"),
+    ("client_bound", "client-bound"),
+    ("rate_missed", "rate missed"),
+    ("unsteady", "unsteady"),
+)
+FLAG_GREY = "#6b6b6b"
+
+
+def _is_set(value: object) -> bool:
+    return value is not None and not pd.isna(value) and bool(value)  # type: ignore[arg-type]
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def flag_kinds(row: pd.Series) -> list[str]:
+    """The short names of a trial's flags (most explanatory first)."""
+    return [word for column, word in FLAG_KINDS if _is_set(row.get(column))]
+
+
 def _short_reason(row: pd.Series) -> str:
-    for flag, word in (
-        ("client_bound", "client-bound"),
-        ("rate_missed", "rate missed"),
-        ("unsteady", "unsteady"),
-        ("oversubscribed", "oversubscribed"),
-    ):
-        value = row.get(flag)
-        if value is not None and not pd.isna(value) and bool(value):
-            return word
-    return "flagged"
+    return " + ".join(flag_kinds(row)) or "flagged"
+
+
+def flag_counts(rows: pd.DataFrame) -> Counter[str]:
+    """How many of these trials carry each flag (a trial may carry several)."""
+    counts: Counter[str] = Counter()
+    for column, word in FLAG_KINDS:
+        if not rows.empty and column in rows:
+            n = int(rows[column].map(_is_set).sum())
+            if n:
+                counts[word] = n
+    return counts
+
+
+def _percent_range(values: pd.Series) -> str:
+    v = values.dropna()
+    if v.empty:
+        return ""
+    lo, hi = round(float(v.min()) * 100), round(float(v.max()) * 100)
+    return f"{lo}%" if lo == hi else f"{lo}-{hi}%"
+
+
+def flag_explanation(kind: str, rows: pd.DataFrame) -> str:
+    """Why trials with this flag do not measure the server alone, from their own numbers."""
+    if kind == "client-bound":
+        single = "client_threads" in rows and bool(
+            (rows["client_threads"].dropna() == 1).all() and rows["client_threads"].notna().any()
+        )
+        client = _percent_range(rows["client_cpu_util"]) if "client_cpu_util" in rows else ""
+        server = _percent_range(rows["server_cpu_util"]) if "server_cpu_util" in rows else ""
+        if single and client:
+            who = f"the single load-generator core was {client} busy"
+        else:
+            who = (
+                f"a load-generator thread was busy {flags.CLIENT_BUSY_LIMIT:.0%} of the window "
+                "or more"
+            )
+        if server:
+            who += f" while the server's CPUs were {server} busy"
+        return (
+            f"{who}, so the pace was set by server and load generator together, not by the "
+            "server alone"
+        )
+    return {
+        "oversubscribed": "server and load generator shared CPUs, so these numbers measure the "
+        "sharing, not the executor",
+        "contended": "other processes (or the hypervisor) used the trial's CPUs, so part of the "
+        "time measured was theirs",
+        "rate missed": f"the achieved rate fell below {flags.RATE_MISSED_LIMIT:.0%} of the "
+        "target, so these are not points of the server's latency curve",
+        "unsteady": f"throughput drifted or stepped by more than {stats.STEADY_DRIFT_LIMIT:.0%} "
+        "inside the measured window, so no single number describes it",
+    }.get(kind, "something other than the server may have set their numbers")
+
+
+def flagged_note(rows: pd.DataFrame, subject: str) -> str:
+    """The caption's sentence about the flagged trials a chart draws: that they are not ranked,
+    and why each kind is not the server's own number."""
+    if rows.empty:
+        return ""
+    rows = rows.drop_duplicates("trial_id")
+    counts = flag_counts(rows)
+    why = "; ".join(
+        f"{kind} ({_count(n, 'trial')}): " + flag_explanation(kind, rows[rows[column].map(_is_set)])
+        for column, kind in FLAG_KINDS
+        if (n := counts.get(kind, 0))
+    )
+    return (
+        f" {subject} ({_count(len(rows), 'trial')}): drawn so that no measured number is "
+        "hidden, but never ranked (left out of every median, interval, ratio and verdict). "
+        f"{why[:1].upper()}{why[1:]}."
+    )
+
+
+def _flag_handle(rows: pd.DataFrame, *, line: bool = False) -> Line2D:
+    """The legend entry of the flagged trials drawn: "flagged: <kinds> (not ranked)"."""
+    kinds = [kind for _c, kind in FLAG_KINDS if kind in flag_counts(rows)] or ["flagged"]
+    label = f"flagged: {', '.join(kinds)} (not ranked)"
+    if line:
+        return Line2D([], [], color=FLAG_GREY, linestyle=":", linewidth=1.6, label=label)
+    return Line2D(
+        [],
+        [],
+        marker="o",
+        linestyle="none",
+        markerfacecolor="none",
+        markeredgecolor=FLAG_GREY,
+        markeredgewidth=1.4,
+        label=label,
+    )
+
+
+def _why_none(rows: pd.DataFrame, scope: str, what: str, absent: str) -> str:
+    """A true reason for drawing nothing: no trial at all, every trial failed, or the data is
+    absent from the successful ones (flagged trials are drawn, so they are never the reason)."""
+    if rows.empty:
+        return f"no {scope} trials in this run"
+    ok = rows[rows["status"] == "ok"]
+    if ok.empty:
+        every = "the only" if len(rows) == 1 else f"all {len(rows)}"
+        return (
+            f"{every} {scope} trial{'s' if len(rows) != 1 else ''} failed, so nothing was "
+            f"measured; see the list of failed trials"
+        )
+    return f"no successful {scope} trial has {what} ({absent})"
+
+
+def _from_zero(ax: Axes) -> None:
+    """A vertical axis from zero with headroom above the highest point drawn (margins are a
+    share of the data's range, which leaves none when the axis is stretched down to zero)."""
+    top = float(ax.dataLim.y1) if np.isfinite(ax.dataLim.y1) else 0.0
+    ax.set_ylim(0, top * 1.07 if top > 0 else 1.0)
 
 
 def _groups(summaries: list[ConfigSummary], key: Callable[[ConfigSummary], tuple]) -> list[tuple]:
@@ -277,31 +423,55 @@ def _missing(id_: str, title: str, why: str) -> Chart:
 # The charts
 
 
+def _hollow(
+    ax: Axes, xs: list[float], ys: Iterable[float], st: Style, label: str = "_", size: float = 46
+) -> None:
+    """Single flagged trials: hollow markers in the design's colour and shape."""
+    ax.scatter(
+        xs,
+        list(ys),
+        s=size,
+        marker=st.marker,
+        facecolors="none",
+        edgecolors=st.colour,
+        linewidths=1.4,
+        zorder=4,
+        label=label,
+    )
+
+
 def throughput_cores(data: Data) -> Chart:
     id_, title = "chart-throughput-cores", "Throughput against server cores"
-    ranked = [s for s in data.closed() if s.throughput is not None]
-    if not ranked:
-        why = (
-            (
-                "no closed-loop configuration has a ranked trial (every trial failed or was "
-                "flagged), so there is no throughput to draw"
-            )
-            if data.closed()
-            else (
+    closed_t = data.closed_trials()
+    ok = closed_t[closed_t["status"] == "ok"] if not closed_t.empty else closed_t
+    ranked_any = any(s.throughput is not None for s in data.closed())
+    drawable = ok[ok["ranked"] | ok["flagged"]] if not ok.empty else ok
+    drawable = drawable[drawable["throughput_rps"].notna()] if not drawable.empty else drawable
+    if not ranked_any and drawable.empty:
+        if closed_t.empty and data.open():
+            why = (
                 "no closed-loop trials in this run: throughput is only measured closed loop "
                 "(open-loop throughput is the offered rate)"
             )
-        )
+        else:
+            why = _why_none(
+                closed_t, "closed-loop", "a throughput", "the throughput column is empty"
+            )
         return _missing(id_, title, why)
-    workloads, note = _capped(_groups(data.closed(), lambda s: (s.label,)), "workloads")
+    labels = {str(x) for x in drawable["label"]} | {
+        s.label for s in data.closed() if s.throughput is not None
+    }
+    workloads, note = _capped(sorted(labels), "workloads")
     fig, axes = _panels(len(workloads))
     t = data.trials
-    hollow_drawn = False
+    flagged_drawn: list[pd.DataFrame] = []
     with_bands = False
-    for ax, (label,) in zip(axes, workloads, strict=True):
-        cores = []
-        servers = sorted({s.server for s in data.closed() if s.label == label})
-        log = _log_cores(s.server_cores for s in data.closed() if s.label == label)
+    for ax, label in zip(axes, workloads, strict=True):
+        mine = [s for s in data.closed() if s.label == label]
+        cores = [s.server_cores for s in mine]
+        servers = sorted({s.server for s in mine})
+        log = _log_cores(cores)
+        panel_ranked = any(s.throughput is not None for s in mine)
         for i, server in enumerate(servers):
             st = data.style(server)
 
@@ -310,11 +480,7 @@ def throughput_cores(data: Data) -> Chart:
             ) -> list[float]:
                 return _dodge(xs, i, n, log)
 
-            pts = sorted(
-                (s for s in data.closed() if s.server == server and s.label == label),
-                key=lambda s: s.server_cores,
-            )
-            cores += [s.server_cores for s in pts]
+            pts = sorted((s for s in mine if s.server == server), key=lambda s: s.server_cores)
             good = [s for s in pts if s.throughput is not None]
             if good:
                 xs = dodge(s.server_cores for s in good)
@@ -353,57 +519,54 @@ def throughput_cores(data: Data) -> Chart:
                 zorder=2,
                 linewidths=0,
             )
-            for _, row in rows[rows["flagged"]].iterrows():
-                if pd.isna(row["throughput_rps"]):
-                    continue
-                hollow_drawn = True
-                ax.scatter(
-                    dodge([row["server_cores"]]),
-                    [row["throughput_rps"]],
-                    s=46,
-                    facecolors="none",
-                    edgecolors=st.colour,
-                    linewidths=1.4,
-                    zorder=4,
-                )
-                ax.annotate(
-                    f"{_short_reason(row)} ({server})",
-                    (dodge([row["server_cores"]])[0], row["throughput_rps"]),
-                    textcoords="offset points",
-                    xytext=(6, -10),
-                    fontsize=7.5,
-                    color=st.colour,
-                )
+            f = rows[rows["flagged"] & rows["throughput_rps"].notna()]
+            if f.empty:
+                continue
+            flagged_drawn.append(f)
+            _hollow(
+                ax,
+                dodge(f["server_cores"]),
+                f["throughput_rps"],
+                st,
+                "_" if good else _design_label(server, st),
+            )
+            # Among ranked points a few flagged ones are exceptions worth naming; when every
+            # point is flagged the legend and caption say it once.
+            if panel_ranked and len(f) <= 3:
+                for _, row in f.iterrows():
+                    ax.annotate(
+                        f"{_short_reason(row)} ({server})",
+                        (dodge([row["server_cores"]])[0], row["throughput_rps"]),
+                        textcoords="offset points",
+                        xytext=(6, -10),
+                        fontsize=7.5,
+                        color=st.colour,
+                    )
         _cores_axis(ax, cores)
-        ax.set_ylim(bottom=0)
+        _from_zero(ax)
         ax.yaxis.set_major_formatter(EngFormatter(sep=" "))
         ax.set_ylabel("requests / s")
-        ax.set_title(label)
-    extra = []
-    if hollow_drawn:
-        extra.append(
-            Line2D(
-                [],
-                [],
-                marker="o",
-                linestyle="none",
-                markerfacecolor="none",
-                markeredgecolor="#444",
-                label="flagged trial (not ranked)",
-            )
+        ax.set_title(label + ("" if panel_ranked else " (flagged only)"))
+    flagged_rows = pd.concat(flagged_drawn) if flagged_drawn else t.iloc[:0]
+    _legend(fig, axes, [_flag_handle(flagged_rows)] if flagged_drawn else None)
+    if ranked_any:
+        caption = (
+            "Median throughput of the ranked repetitions of each design (line), the median's "
+            "confidence interval (error bars" + (" and band" if with_bands else "") + "), and "
+            "every ranked repetition (small dots). Closed loop: the server's speed sets the rate."
         )
-    _legend(fig, axes, extra)
-    caption = (
-        "Median throughput of the ranked repetitions of each design (line), the median's "
-        "confidence interval (error bars" + (" and band" if with_bands else "") + "), and every "
-        "ranked repetition (small dots). Closed loop: the server's speed sets the rate."
+    else:
+        caption = (
+            "No closed-loop trial could be ranked, so no median, interval or line is drawn: "
+            "each point is the throughput of one flagged trial, in its design's colour and "
+            "shape."
+        )
+    caption += flagged_note(flagged_rows, "Hollow markers are flagged trials")
+    alt = (
+        "Line chart of median requests per second against server cores, one line per design"
+        if ranked_any
+        else "Scatter of the requests per second of each flagged trial against server cores"
     )
-    if hollow_drawn:
-        caption += (
-            " Hollow circles are flagged trials, drawn for honesty but left out of the "
-            "medians and intervals; their reasons are in the list of flagged trials."
-        )
-    alt = "Line chart of median requests per second against server cores, one line per design"
     return _chart(id_, title, alt, caption + note, fig)
 
 
@@ -435,48 +598,89 @@ _SPECTRUM_TICKS = [
 _MARKED = (50.0, 90.0, 99.0, 99.9)
 
 
+def _key(s: ConfigSummary) -> tuple[str, int, str]:
+    return (s.server, s.server_cores, s.label)
+
+
+def _spectrum_curve(s: ConfigSummary, data: Data) -> tuple[list[histogram.Bucket], bool]:
+    """The histogram a configuration's spectrum is drawn from, and whether it is flagged: its
+    ranked trials merged, or, when it has no ranked trial, its flagged ones (drawn dotted)."""
+    merged = data.merged(s)
+    if merged or s.trials_ok > s.trials_flagged:
+        return merged, False
+    return data.merged_flagged(s), True
+
+
 def latency_percentiles(data: Data) -> Chart:
     id_, title = "chart-latency-percentiles", "Latency percentile spectrum (closed loop)"
+    curves = {_key(s): _spectrum_curve(s, data) for s in data.closed()}
     keys = sorted(
-        {(s.label, s.server_cores) for s in data.closed() if data.merged(s)},
+        {(s.label, s.server_cores) for s in data.closed() if curves[_key(s)][0]},
         key=lambda k: (k[0], k[1]),
     )
     if not keys:
-        why = (
-            "no closed-loop trials in this run"
-            if not data.closed()
-            else "no closed-loop configuration has a ranked trial with a latency histogram"
+        return _missing(
+            id_,
+            title,
+            _why_none(
+                data.closed_trials(),
+                "closed-loop",
+                "a latency histogram",
+                "the latency table holds none for them",
+            ),
         )
-        return _missing(id_, title, why)
     keys, note = _capped(keys, "workload and core-count panels")
     fig, axes = _panels(len(keys))
-    xmax_all = 0.0
+    flagged_drawn: list[pd.DataFrame] = []
+    any_ranked = False
     for ax, (label, cores) in zip(axes, keys, strict=True):
         xmax = 0.0
+        panel_flagged_only = True
         for s in sorted(
             (s for s in data.closed() if (s.label, s.server_cores) == (label, cores)),
             key=lambda s: s.server,
         ):
-            merged = data.merged(s)
+            merged, flagged = curves[_key(s)]
             if not merged:
                 continue
             st = data.style(s.server)
             xs, ys, _total = _spectrum(merged)
             xmax = max(xmax, xs[-1])
+            if flagged:
+                flagged_drawn.append(data.flagged_of(s))
+            else:
+                any_ranked = True
+                panel_flagged_only = False
             ax.plot(
                 xs,
                 ys,
                 color=st.colour,
-                linestyle=st.line,
-                linewidth=1.5,
+                linestyle=":" if flagged else st.line,
+                linewidth=1.7 if flagged else 1.5,
                 label=_design_label(s.server, st),
             )
             px = [-math.log10(1 - p / 100) for p in _MARKED]
             py = [histogram.percentile_us(merged, p) for p in _MARKED]
-            ax.scatter(px, py, color=st.colour, marker=st.marker, s=18, zorder=3)
+            face = {"facecolors": "none", "edgecolors": st.colour} if flagged else {}
+            ax.scatter(
+                px,
+                py,
+                color=None if flagged else st.colour,
+                marker=st.marker,
+                s=18,
+                zorder=3,
+                **face,
+            )
             top = max(b[1] for b in merged) / 1000.0
-            ax.scatter([xs[-1] + 0.35], [top], color=st.colour, marker="v", s=26, zorder=3)
-        xmax_all = max(xmax_all, xmax)
+            ax.scatter(
+                [xs[-1] + 0.35],
+                [top],
+                color=None if flagged else st.colour,
+                marker="v",
+                s=26,
+                zorder=3,
+                **face,
+            )
         ticks = [(x, lab) for x, lab in _SPECTRUM_TICKS if x <= xmax + 1e-9]
         ax.xaxis.set_major_locator(FixedLocator([x for x, _ in ticks] + [xmax + 0.35]))
         ax.xaxis.set_major_formatter(
@@ -489,7 +693,8 @@ def latency_percentiles(data: Data) -> Chart:
         ax.tick_params(axis="x", labelsize=7.5)
         ax.set_xlabel("percentile (%)")
         ax.set_ylabel("latency")
-        ax.set_title(f"{label} · {cores} core{'s' if cores != 1 else ''}")
+        flagged_title = " (flagged only)" if panel_flagged_only else ""
+        ax.set_title(f"{label} · {cores} core{'s' if cores != 1 else ''}{flagged_title}")
     marks = Line2D(
         [],
         [],
@@ -498,14 +703,25 @@ def latency_percentiles(data: Data) -> Chart:
         color="#444",
         label="p50, p90, p99, p99.9 (dots), max (triangle)",
     )
-    _legend(fig, axes, [marks])
+    flagged_rows = pd.concat(flagged_drawn) if flagged_drawn else data.trials.iloc[:0]
+    _legend(fig, axes, [marks] + ([_flag_handle(flagged_rows, line=True)] if flagged_drawn else []))
     caption = (
         "Latency at every percentile, HdrHistogram style: the horizontal axis stretches the "
-        "tail (each step right is ten times rarer). Each curve is the merged histogram of a "
-        "design's ranked repetitions (counts added, never percentiles averaged). Closed-loop "
-        "latency is what a connection waited for each answer while the load generator kept all "
-        "connections busy: it describes the server at full load, not the latency users would see "
-        "at a given request rate (that is the open-loop chart)."
+        "tail (each step right is ten times rarer). "
+        + (
+            "Each solid or dashed curve is the merged histogram of a design's ranked "
+            "repetitions (counts added, never percentiles averaged). "
+            if any_ranked
+            else "No closed-loop trial could be ranked, so no ranked curve is drawn. "
+        )
+        + "Closed-loop latency is what a connection waited for each answer while the load "
+        "generator kept all connections busy: it describes the server at full load, not the "
+        "latency users would see at a given request rate (that is the open-loop chart)."
+    )
+    caption += flagged_note(
+        flagged_rows,
+        "Dotted curves (hollow marks) merge the histograms of the flagged trials of "
+        "configurations that have no ranked trial",
     )
     alt = "Percentile spectrum curves of latency on a log scale, one curve per design and panel"
     return _chart(id_, title, alt, caption + note, fig)
@@ -524,6 +740,18 @@ def latency_load(data: Data) -> Chart:
         )
     if not (open_trials["status"] == "ok").any():
         return _missing(id_, title, "every open-loop trial failed; see the list of failed trials")
+    measured = open_trials[
+        (open_trials["status"] == "ok")
+        & open_trials["achieved_rate"].notna()
+        & open_trials["p99_us"].notna()
+    ]
+    if measured.empty:
+        return _missing(
+            id_,
+            title,
+            "no successful open-loop trial has an achieved rate and a p99 latency (those "
+            "columns are empty)",
+        )
     keys = sorted(
         {
             (str(r.workload), int(r.server_cores))
@@ -533,13 +761,14 @@ def latency_load(data: Data) -> Chart:
     )
     keys, note = _capped(keys, "workload and core-count panels")
     fig, axes = _panels(len(keys))
-    hollow = False
+    flagged_drawn: list[pd.DataFrame] = []
     for ax, (workload, cores) in zip(axes, keys, strict=True):
         panel = [
             s
             for s in data.open()
             if s.server_cores == cores and data.trials_of(s)["workload"].eq(workload).any()
         ]
+        with_line: set[str] = set()
         for server in sorted({s.server for s in panel}):
             st = data.style(server)
             pts = sorted(
@@ -551,6 +780,7 @@ def latency_load(data: Data) -> Chart:
                 key=lambda s: s.achieved_rate or 0.0,
             )
             if pts:
+                with_line.add(server)
                 xs = [s.achieved_rate for s in pts]
                 ax.plot(
                     xs,
@@ -578,25 +808,33 @@ def latency_load(data: Data) -> Chart:
             (open_trials["workload"] == workload)
             & (open_trials["server_cores"] == cores)
             & open_trials["flagged"]
+            & open_trials["achieved_rate"].notna()
+            & open_trials["p99_us"].notna()
         ]
-        for _, row in flagged.iterrows():
-            x, y = row["achieved_rate"], row["p99_us"]
-            if pd.isna(x) or pd.isna(y):
-                continue
-            hollow = True
-            st = data.style(str(row["server"]))
-            ax.scatter(
-                [x], [y], s=50, facecolors="none", edgecolors=st.colour, linewidths=1.4, zorder=4
+        if not flagged.empty:
+            flagged_drawn.append(flagged)
+        for server, rows in flagged.groupby("server"):
+            st = data.style(str(server))
+            _hollow(
+                ax,
+                list(rows["achieved_rate"]),
+                rows["p99_us"],
+                st,
+                "_" if str(server) in with_line else _design_label(str(server), st),
+                size=50,
             )
-            ax.annotate(
-                f"{_short_reason(row)} ({row['server']})",
-                (x, y),
-                textcoords="offset points",
-                xytext=(-4, 8),
-                ha="right",
-                fontsize=7.5,
-                color=st.colour,
-            )
+            if len(flagged) > 3 and not with_line:
+                continue  # every point flagged: the legend and caption name the flag once
+            for _, row in rows.iterrows():
+                ax.annotate(
+                    f"{_short_reason(row)} ({server})",
+                    (row["achieved_rate"], row["p99_us"]),
+                    textcoords="offset points",
+                    xytext=(-4, 8),
+                    ha="right",
+                    fontsize=7.5,
+                    color=st.colour,
+                )
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(FuncFormatter(fmt_us))
         ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _p: ""))
@@ -615,18 +853,9 @@ def latency_load(data: Data) -> Chart:
             label="p99 from the actual send time (uncorrected)",
         ),
     ]
-    if hollow:
-        extra.append(
-            Line2D(
-                [],
-                [],
-                marker="o",
-                linestyle="none",
-                markerfacecolor="none",
-                markeredgecolor="#444",
-                label="flagged trial (not the server's)",
-            )
-        )
+    flagged_rows = pd.concat(flagged_drawn) if flagged_drawn else t.iloc[:0]
+    if flagged_drawn:
+        extra.append(_flag_handle(flagged_rows))
     _legend(fig, axes, extra)
     caption = (
         "Open loop (wrk2's model): requests are sent on a fixed schedule whatever the server "
@@ -636,79 +865,111 @@ def latency_load(data: Data) -> Chart:
         "load; dashed: the uncorrected p99 from the moment each request was actually sent. "
         "x is the achieved rate (median of the ranked repetitions)."
     )
-    if hollow:
-        caption += (
-            " Hollow circles are flagged trials (e.g. the achieved rate fell below 99% "
-            "of the target): they are not points of the server's curve and are left out "
-            "of the lines."
-        )
+    caption += flagged_note(flagged_rows, "Hollow markers are flagged trials")
     alt = "Line chart of p99 latency (log scale) against achieved request rate, one per design"
     return _chart(id_, title, alt, caption + note, fig)
+
+
+def _worker_shares(
+    w: pd.DataFrame, ids: Iterable[str], k: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per trial: requests and connections of each worker over the mean per worker, busiest
+    first (trials whose counters do not cover every worker are skipped)."""
+    out = []
+    for _, g in w[w["trial_id"].isin(set(ids))].groupby("trial_id"):
+        g = g.sort_values("requests", ascending=False)
+        reqs = g["requests"].to_numpy(dtype=float)
+        conns = g["connections"].to_numpy(dtype=float)
+        if len(reqs) != k or reqs.sum() <= 0:
+            continue
+        out.append(
+            (reqs / reqs.mean(), conns / conns.mean() if conns.sum() > 0 else conns * np.nan)
+        )
+    return out
 
 
 def worker_balance(data: Data) -> Chart:
     id_, title = "chart-worker-balance", "Requests per worker (load balance across cores)"
     w = data.workers
+    closed_t = data.closed_trials()
     multi = [s for s in data.closed() if s.server_cores > 1]
-    if w.empty:
-        return _missing(
-            id_,
-            title,
-            "no per-worker counters in this run (the servers printed none, or no trial succeeded)",
-        )
+    if closed_t.empty or not (closed_t["status"] == "ok").any():
+        return _missing(id_, title, _why_none(closed_t, "closed-loop", "per-worker counters", ""))
     if not multi:
         return _missing(
             id_,
             title,
-            "every closed-loop configuration ran one worker: there is nothing to balance",
+            "every closed-loop configuration ran one worker (1 server core): there is nothing "
+            "to balance",
         )
+    # (label, cores, server) -> median shares of the ranked trials, or, for a configuration
+    # with no ranked trial, each flagged trial's shares (drawn as hollow markers).
     shares: dict[tuple[str, int, str], tuple[np.ndarray, np.ndarray]] = {}
+    flagged_shares: dict[tuple[str, int, str], list[tuple[np.ndarray, np.ndarray]]] = {}
+    flagged_drawn: list[pd.DataFrame] = []
     for s in multi:
         t = data.trials_of(s)
-        ids = set(t.loc[t["ranked"], "trial_id"])
-        req_rows, conn_rows = [], []
-        for _, g in w[w["trial_id"].isin(ids)].groupby("trial_id"):
-            g = g.sort_values("requests", ascending=False)
-            reqs = g["requests"].to_numpy(dtype=float)
-            conns = g["connections"].to_numpy(dtype=float)
-            if len(reqs) != s.server_cores or reqs.sum() <= 0:
-                continue
-            req_rows.append(reqs / reqs.mean())
-            conn_rows.append(conns / conns.mean() if conns.sum() > 0 else conns * np.nan)
-        if req_rows:
+        ranked = _worker_shares(w, t.loc[t["ranked"], "trial_id"], s.server_cores) if len(t) else []
+        if ranked:
             shares[(s.label, s.server_cores, s.server)] = (
-                np.median(np.vstack(req_rows), axis=0),
-                np.median(np.vstack(conn_rows), axis=0),
+                np.median(np.vstack([r for r, _c in ranked]), axis=0),
+                np.median(np.vstack([c for _r, c in ranked]), axis=0),
             )
-    if not shares:
-        return _missing(id_, title, "no ranked multi-core trial has per-worker counters")
-    keys = sorted({(label, k) for label, k, _ in shares})
+        elif s.trials_ok == s.trials_flagged and s.trials_flagged:
+            f = data.flagged_of(s)
+            per_trial = _worker_shares(w, f["trial_id"], s.server_cores)
+            if per_trial:
+                flagged_shares[(s.label, s.server_cores, s.server)] = per_trial
+                flagged_drawn.append(f[f["trial_id"].isin(set(w["trial_id"]))])
+    if not shares and not flagged_shares:
+        multi_t = closed_t[closed_t["server_cores"] > 1]
+        return _missing(
+            id_,
+            title,
+            _why_none(
+                multi_t,
+                "multi-core closed-loop",
+                "per-worker counters for every worker",
+                "the servers printed none",
+            ),
+        )
+    keys = sorted({(label, k) for label, k, _ in [*shares, *flagged_shares]})
     keys, note = _capped(keys, "workload and core-count panels")
     fig, axes = _panels(len(keys))
     for ax, (label, k) in zip(axes, keys, strict=True):
-        servers = sorted(srv for lab, kk, srv in shares if (lab, kk) == (label, k))
+        servers = sorted(
+            {srv for lab, kk, srv in [*shares, *flagged_shares] if (lab, kk) == (label, k)}
+        )
         width = 0.8 / len(servers)
+        panel_ranked = False
         for i, server in enumerate(servers):
             st = data.style(server)
-            req, conn = shares[(label, k, server)]
             xs = np.arange(1, k + 1) + (i - (len(servers) - 1) / 2) * width
-            ax.bar(
-                xs,
-                req,
-                width=width * 0.95,
-                color=st.colour,
-                alpha=0.85,
-                label=_design_label(server, st),
-                hatch=None if st.line == "-" else "//",
-                edgecolor="white",
-            )
-            ax.scatter(xs, conn, marker="_", s=120, color="black", linewidths=1.6, zorder=3)
+            if (label, k, server) in shares:
+                panel_ranked = True
+                req, conn = shares[(label, k, server)]
+                ax.bar(
+                    xs,
+                    req,
+                    width=width * 0.95,
+                    color=st.colour,
+                    alpha=0.85,
+                    label=_design_label(server, st),
+                    hatch=None if st.line == "-" else "//",
+                    edgecolor="white",
+                )
+                ax.scatter(xs, conn, marker="_", s=120, color="black", linewidths=1.6, zorder=3)
+                continue
+            for j, (req, conn) in enumerate(flagged_shares[(label, k, server)]):
+                ax.plot(xs, req, color=st.colour, linestyle=":", linewidth=1.2)
+                _hollow(ax, list(xs), req, st, _design_label(server, st) if j == 0 else "_", 40)
+                ax.scatter(xs, conn, marker="_", s=120, color="black", linewidths=1.6, zorder=3)
         ax.axhline(1.0, color="#333", linewidth=0.8, linestyle=":")
         ax.set_xticks(range(1, k + 1))
         ax.set_xlabel("worker, busiest first")
         ax.set_ylabel("share / even share")
-        ax.set_ylim(bottom=0)
-        ax.set_title(f"{label} · {k} cores")
+        _from_zero(ax)
+        ax.set_title(f"{label} · {k} cores" + ("" if panel_ranked else " (flagged only)"))
     extra = [
         Line2D(
             [],
@@ -721,15 +982,23 @@ def worker_balance(data: Data) -> Chart:
         ),
         Line2D([], [], color="#333", linestyle=":", label="even share (1.0)"),
     ]
+    flagged_rows = pd.concat(flagged_drawn) if flagged_drawn else data.trials.iloc[:0]
+    if flagged_drawn:
+        extra.append(_flag_handle(flagged_rows))
     _legend(fig, axes, extra)
     caption = (
         "How evenly each design spread the work over its workers: requests served by each "
         "worker divided by the mean per worker (1.0 = perfectly even), workers sorted from "
-        "busiest to idlest within each ranked repetition, then the median over repetitions. "
-        "Black dashes: the connections each worker held, on the same scale. Thread-per-core "
-        "designs keep a connection on the worker the kernel's SO_REUSEPORT hash gave it; "
-        "work-stealing moves work to idle workers. The median max/mean ratio of each "
-        "configuration is in the table of every configuration."
+        "busiest to idlest within each ranked repetition, then the median over repetitions "
+        "(bars). Black dashes: the connections each worker held, on the same scale. "
+        "Thread-per-core designs keep a connection on the worker the kernel's SO_REUSEPORT "
+        "hash gave it; work-stealing moves work to idle workers. The median max/mean ratio of "
+        "each configuration is in the table of every configuration."
+    )
+    caption += flagged_note(
+        flagged_rows,
+        "Hollow markers joined by dotted lines are the single flagged trials of "
+        "configurations with no ranked trial",
     )
     alt = "Grouped bar chart of requests per worker relative to an even share, per design"
     return _chart(id_, title, alt, caption + note, fig)
@@ -747,51 +1016,81 @@ def _bars_by_cores(
     column: str,
     ylabel: str,
     caption: str,
+    ranked_caption: str,
     alt: str,
-    why_none: str,
+    what: str,
+    absent: str,
 ) -> Chart:
+    """Bars of a configuration's ranked median with each ranked trial as a dot; for a
+    configuration with no ranked trial, each flagged trial's value as a hollow marker."""
     closed = [s for s in data.closed() if getattr(s, attr) is not None]
-    if not closed:
-        return _missing(
-            id_, title, why_none if data.closed() else "no closed-loop trials in this run"
-        )
-    workloads, note = _capped(sorted({s.label for s in closed}), "workloads")
-    big_numbers = max(getattr(s, attr) for s in closed) >= 1000
+    flagged_only: dict[tuple[str, int, str], pd.DataFrame] = {}
+    for s in data.closed():
+        if s.trials_ok > s.trials_flagged or not s.trials_flagged:
+            continue
+        f = data.flagged_of(s)
+        f = f[f[column].notna()]
+        if not f.empty:
+            flagged_only[_key(s)] = f
+    if not closed and not flagged_only:
+        return _missing(id_, title, _why_none(data.closed_trials(), "closed-loop", what, absent))
+    labels = {s.label for s in closed} | {label for _s, _k, label in flagged_only}
+    workloads, note = _capped(sorted(labels), "workloads")
+    values = [getattr(s, attr) for s in closed] + [
+        float(v) for f in flagged_only.values() for v in f[column]
+    ]
+    big_numbers = max(values) >= 1000
     fig, axes = _panels(len(workloads))
     for ax, label in zip(axes, workloads, strict=True):
-        mine = [s for s in closed if s.label == label]
-        cores = sorted({s.server_cores for s in mine})
-        servers = sorted({s.server for s in mine})
+        mine = [s for s in data.closed() if s.label == label]
+        drawn = [s for s in mine if getattr(s, attr) is not None or _key(s) in flagged_only]
+        cores = sorted({s.server_cores for s in drawn})
+        servers = sorted({s.server for s in drawn})
         width = 0.8 / len(servers)
+        panel_ranked = False
         for i, server in enumerate(servers):
             st = data.style(server)
             for j, k in enumerate(cores):
                 s = data.by_key.get((server, k, label))
-                if s is None or getattr(s, attr) is None:
+                if s is None:
                     continue
                 x = j + (i - (len(servers) - 1) / 2) * width
-                ax.bar(
-                    [x],
-                    [getattr(s, attr)],
-                    width=width * 0.95,
-                    color=st.colour,
-                    alpha=0.85,
-                    hatch=None if st.line == "-" else "//",
-                    edgecolor="white",
-                    label=_design_label(server, st),
-                )
-                t = data.trials_of(s)
-                vals = t.loc[t["ranked"], column].dropna()
-                ax.scatter([x] * len(vals), vals, s=9, color="black", zorder=3, linewidths=0)
+                if getattr(s, attr) is not None:
+                    panel_ranked = True
+                    ax.bar(
+                        [x],
+                        [getattr(s, attr)],
+                        width=width * 0.95,
+                        color=st.colour,
+                        alpha=0.85,
+                        hatch=None if st.line == "-" else "//",
+                        edgecolor="white",
+                        label=_design_label(server, st),
+                    )
+                    t = data.trials_of(s)
+                    vals = t.loc[t["ranked"], column].dropna()
+                    ax.scatter([x] * len(vals), vals, s=9, color="black", zorder=3, linewidths=0)
+                elif _key(s) in flagged_only:
+                    vals = flagged_only[_key(s)][column]
+                    _hollow(ax, [x] * len(vals), vals, st, _design_label(server, st), 40)
         ax.set_xticks(range(len(cores)), [str(k) for k in cores])
+        ax.set_xlim(-0.6, len(cores) - 0.4)
         ax.set_xlabel("server cores")
         ax.set_ylabel(ylabel)
         ax.yaxis.set_major_formatter(
             EngFormatter(sep=" ") if big_numbers else FuncFormatter(_plain)
         )
-        ax.set_ylim(bottom=0)
-        ax.set_title(label)
-    _legend(fig, axes)
+        _from_zero(ax)
+        ax.set_title(label + ("" if panel_ranked else " (flagged only)"))
+    flagged_rows = pd.concat(flagged_only.values()) if flagged_only else data.trials.iloc[:0]
+    _legend(fig, axes, [_flag_handle(flagged_rows)] if flagged_only else None)
+    if closed:
+        caption += " " + ranked_caption
+    caption += flagged_note(
+        flagged_rows,
+        "Hollow markers, without a bar, are the single flagged trials of configurations that "
+        "have no ranked trial",
+    )
     return _chart(id_, title, alt, caption + note, fig)
 
 
@@ -805,10 +1104,13 @@ def efficiency(data: Data) -> Chart:
         "requests / server CPU-s",
         "Requests served per second of server CPU time (user + system, all server threads, "
         "read from /proc over the measured window): how much work each design spends per "
-        "request, whatever it reached. Bars: median of the ranked repetitions; dots: each "
-        "ranked repetition. A design that spins or polls spends CPU without serving more.",
+        "request, whatever it reached. A design that spins or polls spends CPU without "
+        "serving more.",
+        "Bars: median of the ranked repetitions; dots: each ranked repetition.",
         "Bar chart of requests per server CPU-second per design and core count",
-        "no ranked closed-loop trial has a server CPU time (the harness could not read /proc)",
+        "a server CPU time",
+        "the server CPU column is empty: no CPU time of the server's threads was recorded "
+        "from /proc",
     )
 
 
@@ -823,30 +1125,48 @@ def context_switches(data: Data) -> Chart:
         "Voluntary plus involuntary context switches of all server threads over the measured "
         "window (from /proc), per request served. Work-stealing runtimes park and wake worker "
         "threads as work appears and disappears; a thread-per-core loop that is always busy "
-        "should hardly switch. Bars: median of the ranked repetitions; dots: each repetition.",
+        "should hardly switch.",
+        "Bars: median of the ranked repetitions; dots: each ranked repetition.",
         "Bar chart of context switches per request per design and core count",
-        "no ranked closed-loop trial has context-switch counts (no /proc thread data)",
+        "context-switch counts",
+        "the context-switch column is empty: no switch counts of the server's threads were "
+        "recorded from /proc",
     )
 
 
 def series(data: Data) -> Chart:
     id_, title = "chart-series", "Throughput per interval (steady state)"
     ts, t = data.timeseries, data.trials
-    if ts.empty or t.empty:
-        return _missing(id_, title, "no per-interval series in this run")
-    closed_ok = t[(t["status"] == "ok") & (t["mode"].fillna("closed") == "closed")]
-    closed_ok = closed_ok[closed_ok["trial_id"].isin(set(ts["trial_id"]))]
-    if closed_ok.empty:
-        return _missing(id_, title, "no successful closed-loop trial has a per-interval series")
+    closed_t = data.closed_trials()
+    closed_ok = closed_t[closed_t["status"] == "ok"] if not closed_t.empty else closed_t
+    if not ts.empty and not closed_ok.empty:
+        closed_ok = closed_ok[closed_ok["trial_id"].isin(set(ts["trial_id"]))]
+    if ts.empty or closed_ok.empty:
+        return _missing(
+            id_,
+            title,
+            _why_none(
+                closed_t, "closed-loop", "a per-interval series", "the load generator recorded none"
+            ),
+        )
     keys = sorted({(str(r.label), int(r.server_cores)) for r in closed_ok.itertuples()})
     keys, note = _capped(keys, "workload and core-count panels")
     fig, axes = _panels(len(keys))
     by_trial = {tid: g.sort_values("second") for tid, g in ts.groupby("trial_id")}
-    any_flagged = short = False
+    flagged_drawn: list[pd.DataFrame] = []
+    short = False
     for ax, (label, k) in zip(axes, keys, strict=True):
         rows = closed_ok[(closed_ok["label"] == label) & (closed_ok["server_cores"] == k)]
         right = 1.0
-        for _, row in rows.sort_values(["server", "repetition"]).iterrows():
+        flagged_rows = rows[rows["flagged"]]
+        if not flagged_rows.empty:
+            flagged_drawn.append(flagged_rows)
+        # Name a flagged line on the chart when there are few, or when its flags differ from
+        # the panel's usual ones (with every line flagged alike, the legend says it once).
+        kinds = {tid: _short_reason(r) for tid, r in flagged_rows.iterrows()}
+        usual = Counter(kinds.values()).most_common(1)[0][0] if kinds else ""
+        named = {tid for tid, kind in kinds.items() if len(kinds) <= 3 or kind != usual}
+        for idx, row in rows.sort_values(["flagged", "server", "repetition"]).iterrows():
             g = by_trial[row["trial_id"]]
             starts = g["second"].to_numpy(dtype=float)
             window = row["window_s"] if not pd.isna(row["window_s"]) else starts[-1] + 1.0
@@ -859,8 +1179,17 @@ def series(data: Data) -> Chart:
             short |= few
             marker = {"marker": "o", "markersize": 3} if few else {}
             if row["flagged"]:
-                any_flagged = True
-                ax.plot(starts, rate, color=st.colour, linestyle=":", linewidth=1.6, **marker)
+                ax.plot(
+                    starts,
+                    rate,
+                    color=st.colour,
+                    linestyle=":",
+                    linewidth=1.6,
+                    label=_design_label(str(row["server"]), st),
+                    **marker,
+                )
+                if idx not in named:
+                    continue
                 ax.annotate(
                     f"{_short_reason(row)} r{row['repetition']}",
                     (starts[-1], rate[-1]),
@@ -886,27 +1215,19 @@ def series(data: Data) -> Chart:
         ax.set_xlabel("seconds into the measured window")
         ax.set_ylabel("requests / s")
         ax.set_title(f"{label} · {k} core{'s' if k != 1 else ''}")
-    extra = []
-    if any_flagged:
-        extra.append(
-            Line2D(
-                [],
-                [],
-                color="#444",
-                linestyle=":",
-                linewidth=1.6,
-                label="flagged trial (not ranked)",
-            )
-        )
-    _legend(fig, axes, extra)
+    all_flagged = pd.concat(flagged_drawn) if flagged_drawn else t.iloc[:0]
+    _legend(fig, axes, [_flag_handle(all_flagged, line=True)] if flagged_drawn else None)
     caption = (
         "Requests per second in each interval of every successful closed-loop repetition "
         "(warm-up already discarded). Flat lines mean the measured window was a steady state; "
         "a drift or step of more than 5% flags the trial as unsteady. The vertical axis does "
         "not start at zero, so small wobbles look large."
     )
-    if any_flagged:
-        caption += " Dotted lines are flagged trials, labelled with the reason and repetition."
+    caption += flagged_note(
+        all_flagged,
+        "Dotted lines are flagged trials, labelled with their flags and repetition where "
+        "they differ from the others",
+    )
     if short:
         caption += (
             f" Some trials have fewer than {stats.STEADY_MIN_INTERVALS} intervals (dots), too "
@@ -933,12 +1254,23 @@ def ratios(data: Data, p99_verdicts: dict[tuple, str] | None = None) -> Chart:
         if c.workload in closed_labels and (c.throughput_ratio or c.p99_ratio)
     ]
     if not rows:
-        return _missing(
-            id_,
-            title,
-            "no closed-loop configuration has ranked trials of both a "
-            "thread-per-core and a work-stealing design",
-        )
+        closed_t = data.closed_trials()
+        ok = closed_t[closed_t["status"] == "ok"] if not closed_t.empty else closed_t
+        if ok.empty:
+            why = _why_none(closed_t, "closed-loop", "", "")
+        elif not ok["ranked"].any():
+            kinds = ", ".join(flag_counts(ok[ok["flagged"]])) or "flagged"
+            why = (
+                f"every successful closed-loop trial was flagged ({kinds}), and flagged trials "
+                "are never ranked, so there is no ratio; the charts below draw them, marked "
+                "as flagged"
+            )
+        else:
+            why = (
+                "no closed-loop configuration has ranked trials of both a "
+                "thread-per-core and a work-stealing design"
+            )
+        return _missing(id_, title, why)
     rows.sort(
         key=lambda c: (
             not c.headline,

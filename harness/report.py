@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from harness import analyse, charts, flags, stats
+from harness import analyse, charts, cpus, flags, histogram, stats
 from harness.analyse import Analysis, ConfigSummary, DesignComparison
 from harness.store import RunData
 
@@ -102,8 +102,13 @@ def _verdict_css(label: str) -> str:
     )
 
 
-def _why_not(s: ConfigSummary | None, server: str) -> str:
-    """Why a design has no ranked trial in a configuration."""
+def _kinds_text(kinds: Counter[str]) -> str:
+    return ", ".join(f"{kind} {n}" for kind, n in kinds.most_common())
+
+
+def _why_not(s: ConfigSummary | None, server: str, kinds: Counter[str] | None = None) -> str:
+    """Why a design has no ranked trial in a configuration (kinds: how many of its trials
+    carry each flag, when the caller has the trials)."""
     if s is None:
         return f"{server} did not run this configuration"
     total = s.trials_ok + s.trials_failed
@@ -112,7 +117,12 @@ def _why_not(s: ConfigSummary | None, server: str) -> str:
     if s.trials_failed:
         parts.append(f"{s.trials_failed} failed")
     if s.trials_flagged:
-        parts.append(f"{s.trials_flagged} flagged ({'; '.join(s.flag_reasons)})")
+        what = (
+            _kinds_text(kinds)
+            if kinds
+            else "; ".join(dict.fromkeys(r.split(":")[0] for r in s.flag_reasons))
+        )
+        parts.append(f"{s.trials_flagged} flagged ({what})")
     return ", ".join(parts)
 
 
@@ -123,7 +133,12 @@ def p99_comparison(a: ConfigSummary | None, b: ConfigSummary | None) -> stats.Co
     return stats.compare(a.p99_samples, b.p99_samples, higher_is_better=False)
 
 
-def pair_row(c: DesignComparison, a: ConfigSummary | None, b: ConfigSummary | None) -> PairRow:
+def pair_row(
+    c: DesignComparison,
+    a: ConfigSummary | None,
+    b: ConfigSummary | None,
+    kinds: dict[tuple[str, int, str], Counter[str]] | None = None,
+) -> PairRow:
     mode = a.mode if a else (b.mode if b else "closed")
     kind = (a.latency_kind if a else None) or "closed-loop"
     verdict = c.verdict.label("faster", "slower") if c.verdict else "insufficient data"
@@ -135,12 +150,19 @@ def pair_row(c: DesignComparison, a: ConfigSummary | None, b: ConfigSummary | No
     n_a = len(a.throughput_samples) if a else 0
     n_b = len(b.throughput_samples) if b else 0
     p_value = fmt(c.verdict.p_value, ".2g") if c.verdict and c.verdict.p_value is not None else ""
+    kinds = kinds or {}
     at = f"At {cores_text(c.server_cores)} on {c.workload}"
     why = "; ".join(
         w
         for w in (
-            _why_not(a, c.thread_per_core) if n_a == 0 else "",
-            _why_not(b, c.work_stealing) if n_b == 0 else "",
+            _why_not(
+                a, c.thread_per_core, kinds.get((c.thread_per_core, c.server_cores, c.workload))
+            )
+            if n_a == 0
+            else "",
+            _why_not(b, c.work_stealing, kinds.get((c.work_stealing, c.server_cores, c.workload)))
+            if n_b == 0
+            else "",
         )
         if w
     )
@@ -196,6 +218,42 @@ def pair_row(c: DesignComparison, a: ConfigSummary | None, b: ConfigSummary | No
     )
 
 
+# What to do about a run whose trials were all flagged, by the flag most of them carry.
+ADVICE = {
+    "client_bound": (
+        "the load generator could not outrun the server: give it more CPUs (a machine with "
+        f"more cores: the harness gives {cpus.CLIENT_PER_SERVER_CORE} client CPUs per server "
+        "core when it can; --client-cpus), or measure below capacity in open loop (--mode open "
+        "--rate-sweep 0.5,0.8), or make the server do more per request (--work fixed:20)."
+    ),
+    "contended": (
+        "other processes used the trial's CPUs: stop them (see harness doctor) and run again."
+    ),
+    "oversubscribed": "use --cores within the machine.",
+    "unsteady": "throughput drifted inside the window: lengthen --duration / --warmup.",
+    "rate_missed": "the servers fell behind the schedule: lower the offered rates.",
+}
+
+
+def dominant_flag(trials: pd.DataFrame) -> str | None:
+    """The flag most flagged trials carry (ties go to the one that best explains a trial)."""
+    if trials.empty or "flagged" not in trials:
+        return None
+    flagged = trials[trials["flagged"]]
+    counts = charts.flag_counts(flagged)
+    if not counts:
+        return None
+    order = [column for column, _kind in charts.FLAG_KINDS]
+    kind_to_column = {kind: column for column, kind in charts.FLAG_KINDS}
+    best = max(counts.items(), key=lambda kv: (kv[1], -order.index(kind_to_column[kv[0]])))
+    return kind_to_column[best[0]]
+
+
+def advice(trials: pd.DataFrame) -> str | None:
+    flag = dominant_flag(trials)
+    return ADVICE.get(flag) if flag else None
+
+
 def unrankable(trials: pd.DataFrame, analysis: Analysis, manifest: dict[str, Any]) -> str | None:
     """Why no pair of designs could be ranked in this run, or None when one could."""
     if any(c.throughput_ratio or c.p99_ratio for c in analysis.comparisons):
@@ -212,13 +270,12 @@ def unrankable(trials: pd.DataFrame, analysis: Analysis, manifest: dict[str, Any
         top = "; ".join(f"{why} ({k})" for why, k in reasons.most_common(3))
         return f"all {n} trials failed, so nothing was measured ({top}). See the failed trials."
     if not trials["ranked"].any():
-        reasons = Counter(
-            r for _, row in trials[trials["flagged"]].iterrows() for r in analyse.flag_reasons(row)
-        )
-        top = "; ".join(f"{why.split(':')[0]} ({k})" for why, k in reasons.most_common(3))
+        flagged = trials[trials["flagged"]]
+        kinds = _kinds_text(charts.flag_counts(flagged))
         return (
-            f"every successful trial was flagged ({top}): their numbers may not be the "
-            "server's, so none is ranked. See the flagged trials."
+            f"every successful trial was flagged ({kinds}): their numbers may not be the "
+            "server's, so none is ranked. They are drawn below, marked as flagged, and their "
+            "medians are in the table of every configuration."
         )
     ranked = trials[trials["ranked"]]
     families = set(ranked["design_family"])
@@ -238,6 +295,7 @@ class Answer:
     others: list[PairRow] = field(default_factory=list)
     summary: str = ""
     unrankable: str | None = None
+    advice: str | None = None  # what to do when flags made the run unrankable
     any_dagger: bool = False
     p99_verdicts: dict[tuple, str] = field(default_factory=dict)
 
@@ -245,10 +303,20 @@ class Answer:
 def answer(analysis: Analysis, trials: pd.DataFrame, manifest: dict[str, Any]) -> Answer:
     by_key = {(s.server, s.server_cores, s.label): s for s in analysis.summaries}
     out = Answer(unrankable=unrankable(trials, analysis, manifest))
+    if out.unrankable and not trials.empty:
+        out.advice = advice(trials)
+    kinds = {
+        (str(server), int(cores), str(label)): charts.flag_counts(group)
+        for (server, cores, label), group in (
+            trials[trials["flagged"]].groupby(["server", "server_cores", "label"])
+            if not trials.empty
+            else []
+        )
+    }
     for c in analysis.comparisons:
         a = by_key.get((c.thread_per_core, c.server_cores, c.workload))
         b = by_key.get((c.work_stealing, c.server_cores, c.workload))
-        row = pair_row(c, a, b)
+        row = pair_row(c, a, b, kinds)
         out.p99_verdicts[charts.pair_key(c)] = row.p99_verdict
         (out.headline if c.headline else out.others).append(row)
         out.any_dagger |= bool(row.note)
@@ -312,8 +380,44 @@ def coverage_short(i: stats.Interval | None) -> str:
     return f"{i.level:.0%} bootstrap (n={i.n})"
 
 
-def config_groups(analysis: Analysis) -> list[dict[str, Any]]:
-    """The summaries grouped by workload (closed loop first), rows by cores then server."""
+def flagged_row(s: ConfigSummary, data: charts.Data | None) -> dict[str, Any] | None:
+    """What a configuration's flagged trials measured, for a row of its own beside the ranked
+    one: never ranked, but never hidden either (medians over the flagged trials, latency
+    percentiles from their merged histograms)."""
+    if data is None or not s.trials_flagged:
+        return None
+    f = data.flagged_of(s)
+    if f.empty:
+        return None
+
+    def median(column: str) -> float | None:
+        return stats.median([float(x) for x in f[column].dropna()])
+
+    tput = [float(x) for x in f["throughput_rps"].dropna()]
+    merged = data.merged_flagged(s)
+    util = median("server_cpu_util")
+    n = len(f)
+    return {
+        "label": f"flagged, not ranked: median over {plural(n, 'trial')} "
+        f"({_kinds_text(charts.flag_counts(f))})",
+        "throughput": fmt(stats.median(tput)),
+        "range": f"{min(tput):,.0f}-{max(tput):,.0f}" if len(tput) > 1 else "",
+        "coverage": "flagged range" if len(tput) > 1 else "",
+        "p50": fmt_us(histogram.percentile_us(merged, 50)),
+        "p99": fmt_us(histogram.percentile_us(merged, 99)),
+        "p999": fmt_us(histogram.percentile_us(merged, 99.9)),
+        "uncorrected_p99": fmt_us(median("uncorrected_p99_us")),
+        "cpu_util": fmt(util * 100 if util is not None else None, ".0f")
+        + ("%" if util is not None else ""),
+        "efficiency": fmt(median("requests_per_server_cpu_s")),
+        "ctxt": fmt(median("ctxt_per_request"), ".3g"),
+        "imbalance": fmt(analyse._imbalance(data.workers, list(f["trial_id"])), ".2f", ""),
+    }
+
+
+def config_groups(analysis: Analysis, data: charts.Data | None = None) -> list[dict[str, Any]]:
+    """The summaries grouped by workload (closed loop first), rows by cores then server; with
+    `data`, each row with flagged trials carries their medians (`flagged_row`)."""
     groups: dict[str, dict[str, Any]] = {}
     for s in sorted(
         analysis.summaries, key=lambda s: (s.mode != "closed", s.label, s.server_cores, s.server)
@@ -347,6 +451,7 @@ def config_groups(analysis: Analysis) -> list[dict[str, Any]]:
                 "ctxt": fmt(s.ctxt_per_request, ".3g"),
                 "imbalance": fmt(s.worker_imbalance, ".2f", ""),
                 "warnings": len(s.warnings),
+                "flagged_row": flagged_row(s, data),
             }
         )
     return list(groups.values())
@@ -603,7 +708,7 @@ def render(run: RunData) -> str:
             kernel=(manifest.get("platform") or {}).get("kernel"),
             answer=the_answer,
             charts=figures,
-            configs=config_groups(analysis),
+            configs=config_groups(analysis, data),
             warnings=[s for s in analysis.summaries if s.warnings],
             problems=problem_rows(analysis, trials),
             methods=methods(manifest),

@@ -12,12 +12,15 @@ show rather than hide:
 - CLIENT_BOUND: epoll-tpc's 2-core capacity trial of repetition 2 saturated a client thread;
 - RATE_MISSED: tokio-tpc at 2 cores, repetition 0, 0.95x: the server fell behind the schedule.
 
+`build_client_bound_run` is what a 2-CPU machine gives: every trial client-bound, none ranked.
+
 `build_empty_run` (interrupted before the first trial) and `build_failed_run` (every trial
 failed) cover the runs with nothing to rank.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -90,12 +93,23 @@ def _cpus(k: int) -> CpuAssignment:
     )
 
 
-def plan(*, designs: tuple[str, ...] = DESIGNS, fractions: tuple[float, ...] = FRACTIONS) -> Plan:
+def _cpus_two(k: int) -> CpuAssignment:
+    """A 2-CPU machine: the server on CPU 1, the load generator alone on CPU 0."""
+    return CpuAssignment(server=(1,), client=(0,), oversubscribed=False)
+
+
+def plan(
+    *,
+    designs: tuple[str, ...] = DESIGNS,
+    fractions: tuple[float, ...] = FRACTIONS,
+    cores: tuple[int, ...] = CORES,
+    cpus: Callable[[int], CpuAssignment] = _cpus,
+) -> Plan:
     """The plan `harness run --mode open --rate-sweep ...` makes, in the same order and ids."""
     config = RunConfig(
         servers=designs,
         protocols=("echo",),
-        cores=CORES,
+        cores=cores,
         connections=(CONNECTIONS,),
         sizes=(SIZE,),
         duration_s=DURATION_S,
@@ -121,7 +135,7 @@ def plan(*, designs: tuple[str, ...] = DESIGNS, fractions: tuple[float, ...] = F
         return spec
 
     for rep in range(REPEAT):
-        for k in CORES:
+        for k in cores:
             for server in designs:
                 base = TrialSpec(
                     index=0,
@@ -137,7 +151,7 @@ def plan(*, designs: tuple[str, ...] = DESIGNS, fractions: tuple[float, ...] = F
                     warmup_s=WARMUP_S,
                     duration_s=DURATION_S,
                     timeout_s=2.0,
-                    cpus=_cpus(k),
+                    cpus=cpus(k),
                 )
                 capacity = add(base)
                 for f in fractions:
@@ -172,8 +186,16 @@ def _percentiles(samples_us: np.ndarray) -> dict[str, float]:
     }
 
 
-def _result(spec: TrialSpec, rng: np.random.Generator, capacity: float | None) -> TrialResult:
-    """What the runner would return for this trial on the synthetic machine."""
+def _result(
+    spec: TrialSpec,
+    rng: np.random.Generator,
+    capacity: float | None,
+    *,
+    all_client_bound: bool = False,
+) -> TrialResult:
+    """What the runner would return for this trial on the synthetic machine (with
+    all_client_bound, every closed-loop trial saturates its load generator, and the first one
+    also steps by 10% in its window)."""
     started = f"2026-11-22T11:{30 + spec.index // 5:02d}:{(spec.index % 5) * 12:02d}.000+00:00"
     ended = started.replace(".000+", ".900+")
     k, server = spec.server_cores, spec.server
@@ -199,7 +221,7 @@ def _result(spec: TrialSpec, rng: np.random.Generator, capacity: float | None) -
         throughput = achieved
     else:
         throughput = CAPACITY[(server, k)] * noise
-    client_bound = spec.trial_id.endswith(CLIENT_BOUND)
+    client_bound = spec.trial_id.endswith(CLIENT_BOUND) or (all_client_bound and not open_loop)
     if client_bound:
         throughput *= 0.86  # the client, not the server, set the pace
     requests = int(throughput * DURATION_S)
@@ -228,6 +250,8 @@ def _result(spec: TrialSpec, rng: np.random.Generator, capacity: float | None) -
     series = []
     for i in range(int(DURATION_S)):
         n = int(throughput * (1.0 + rng.normal(0.0, 0.004)))
+        if all_client_bound and spec.index == 0 and i >= 3:
+            n = int(n * 1.10)  # a step inside the window: unsteady as well
         series.append(
             {
                 "interval": i,
@@ -386,7 +410,7 @@ def manifest(the_plan: Plan, *, trials_run: int, trials_failed: int, interrupted
             "--servers",
             ",".join(the_plan.config.servers),
             "--cores",
-            "1,2",
+            ",".join(str(k) for k in the_plan.config.cores),
         ]
         + (
             [
@@ -471,14 +495,28 @@ def build_run(
 ) -> FakeRun:
     """The full synthetic run (closed loop only with fractions=()); returns where it is and which
     trials are failed or flagged. Another seed gives another run of the same plan."""
-    the_plan = plan(fractions=fractions)
+    return _build(directory, plan(fractions=fractions), seed)
+
+
+def build_client_bound_run(directory: Path, *, seed: int = 11) -> FakeRun:
+    """What a 2-CPU machine gives: tokio-ws and tokio-tpc on 1 server core, the load generator
+    alone on the other core, closed loop, 3 repetitions. The one client core is as busy as the
+    server's, so every trial is client-bound (and the first also unsteady): nothing is ranked,
+    yet every number was measured (CPU times, context switches, histograms are all there)."""
+    the_plan = plan(designs=("tokio-ws", "tokio-tpc"), fractions=(), cores=(1,), cpus=_cpus_two)
+    return _build(directory, the_plan, seed, all_client_bound=True)
+
+
+def _build(
+    directory: Path, the_plan: Plan, seed: int, *, all_client_bound: bool = False
+) -> FakeRun:
     rng = np.random.default_rng(seed)
     store = RunStore(directory)
     capacities: dict[str, float | None] = {}
     failed, flagged, ids = [], [], []
     for spec in the_plan.trials:
         capacity = capacities.get(spec.capacity_trial or "")
-        result = _result(spec, rng, capacity)
+        result = _result(spec, rng, capacity, all_client_bound=all_client_bound)
         if spec.mode == "closed":
             ok = result.status == "ok" and result.loadgen is not None
             thr = result.loadgen["summary"]["throughput_rps"] if ok else None  # type: ignore[index]

@@ -2,7 +2,8 @@
 websocket client). It must load with no console error, no failed or external request, and
 every chart present with a decoded image (or its no-data sentence).
 
-Set REPORT_SCREENSHOTS=DIR to keep the full-page screenshots (full.png, empty.png) to look at.
+Set REPORT_SCREENSHOTS=DIR to keep the full-page screenshots (full.png, empty.png,
+client-bound.png) to look at.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_run import build_empty_run, build_run
+from fake_run import build_client_bound_run, build_empty_run, build_run
 
 from harness.charts import CHART_IDS
 from harness.report import write_report
@@ -254,3 +255,32 @@ def test_empty_report_renders_in_chromium(tmp_path: Path) -> None:
     for chart_id in CHART_IDS:
         chart = state["charts"][chart_id]
         assert chart is not None and chart["img"] is None and chart["noData"], chart_id
+
+
+def test_client_bound_report_renders_in_chromium(tmp_path: Path) -> None:
+    """Nothing ranked, everything flagged: the flagged trials are drawn, and the charts that
+    cannot be (ratios, one worker, no open loop) say why."""
+    fake = build_client_bound_run(tmp_path / "results" / "run")
+    html = write_report(load_run(fake.directory), tmp_path / "report" / "index.html")
+    state, dt, _ = open_in_browser(html, tmp_path, "client-bound")
+
+    assert dt.problems() == []
+    assert all(u.startswith(("file:", "data:")) for u in dt.requests()), dt.requests()
+    drawn = {
+        "chart-throughput-cores",
+        "chart-latency-percentiles",
+        "chart-efficiency",
+        "chart-ctxt",
+        "chart-series",
+    }
+    for chart_id in CHART_IDS:
+        chart = state["charts"][chart_id]
+        assert chart is not None, f"{chart_id} missing from the page"
+        if chart_id in drawn:
+            img = chart["img"]
+            assert img is not None, f"{chart_id} has no image: {chart['noData']}"
+            assert img["complete"] and img["w"] > 200 and img["h"] > 100, (chart_id, img)
+        else:
+            assert chart["img"] is None and chart["noData"], chart_id
+    assert all(i["ok"] and i["w"] > 0 for i in state["images"])
+    assert state["width"] <= 1366 + 2, "the page scrolls sideways"

@@ -16,6 +16,7 @@ from fake_run import (
     FAILED,
     RATE_MISSED,
     RUN_ID,
+    build_client_bound_run,
     build_empty_run,
     build_failed_run,
     build_run,
@@ -24,7 +25,7 @@ from fake_run import (
 from harness import analyse
 from harness.charts import CHART_IDS
 from harness.export import COMPARISON_COLUMNS, SUMMARY_COLUMNS
-from harness.report import render, write_exports, write_report
+from harness.report import advice, render, write_exports, write_report
 from harness.store import load_run
 
 
@@ -140,9 +141,12 @@ def test_every_chart_is_an_inline_image_with_alt_text(page):
         assert alt and len(alt.group(1)) > 20, chart_id
         assert "<figcaption>" in fig
     # Flagged points are drawn distinctly, and the captions say so.
-    assert "Hollow circles are flagged trials" in chart(page, "chart-throughput-cores")
-    assert "Hollow circles are flagged trials" in chart(page, "chart-latency-load")
+    assert "Hollow markers are flagged trials" in chart(page, "chart-throughput-cores")
+    assert "Hollow markers are flagged trials" in chart(page, "chart-latency-load")
     assert "Dotted lines are flagged trials" in chart(page, "chart-series")
+    # Among ranked points, the few flagged ones are named where they are drawn.
+    assert "Client-bound (1 trial)" in text(chart(page, "chart-throughput-cores"))
+    assert "Rate missed (1 trial)" in text(chart(page, "chart-latency-load"))
 
 
 def test_report_is_self_contained(page):
@@ -182,6 +186,93 @@ def test_closed_only_run_says_why_open_loop_chart_is_missing(tmp_path):
     assert "<img" in chart(page, "chart-throughput-cores")
 
 
+def test_flagged_trials_have_their_own_row_in_the_table(fake, page):
+    run = load_run(fake.directory)
+    t = run.trials
+    cb = t[t.trial_id.str.endswith(CLIENT_BOUND)].iloc[0]
+    configurations = text(section(page, "summary"))
+    # epoll-tpc at 2 cores: 2 ranked repetitions and one client-bound, shown beside them.
+    assert "flagged, not ranked: median over 1 trial (client-bound 1)" in configurations
+    assert f"{cb.throughput_rps:,.0f}" in configurations
+
+
+def no_data(page: str, chart_id: str) -> str:
+    fig = chart(page, chart_id)
+    assert "<img" not in fig, chart_id
+    return text(fig)
+
+
+def test_run_with_only_client_bound_trials_draws_them_as_flagged(tmp_path):
+    """A 2-CPU machine: every trial client-bound, so nothing is ranked, but every number was
+    measured and is drawn, marked as flagged; the answer says what to do about it."""
+    fake = build_client_bound_run(tmp_path / "run")
+    run = load_run(fake.directory)
+    assert len(fake.flagged_ids) == len(fake.trial_ids) == 6
+    assert run.trials["client_bound"].all() and run.trials["unsteady"].sum() == 1
+    page = render(run)
+    whole = text(page)
+
+    for chart_id in (
+        "chart-throughput-cores",
+        "chart-latency-percentiles",
+        "chart-efficiency",
+        "chart-ctxt",
+        "chart-series",
+    ):
+        fig = chart(page, chart_id)
+        assert '<img class="chart-img"' in fig and "Not drawn" not in fig, chart_id
+        caption = text(fig[fig.index("<figcaption>") :])
+        assert "flagged trials" in caption and "never ranked" in caption, chart_id
+        assert "Client-bound (6 trials): the single load-generator core was" in caption, chart_id
+        assert "unsteady (1 trial)" in caption, chart_id
+    assert "No closed-loop trial could be ranked" in text(chart(page, "chart-throughput-cores"))
+    assert "Dotted curves" in text(chart(page, "chart-latency-percentiles"))
+
+    # What is not drawn says the true reason; nothing claims /proc was unreadable.
+    assert "every successful closed-loop trial was flagged (client-bound, unsteady)" in no_data(
+        page, "chart-ratios"
+    )
+    assert "ran one worker (1 server core)" in no_data(page, "chart-worker-balance")
+    assert "no open-loop trials in this run" in no_data(page, "chart-latency-load")
+    assert "/proc" not in " ".join(re.findall(r'class="no-data">([^<]*)<', page))
+    assert "could not read" not in whole and "no /proc thread data" not in whole
+
+    # The answer: why nothing is ranked, and what to do about it.
+    answer = text(section(page, "answer"))
+    assert "No pair of designs can be ranked in this run" in answer
+    assert "every successful trial was flagged (client-bound 6, unsteady 1)" in answer
+    assert "What to do: the load generator could not outrun the server" in answer
+    for option in ("--client-cpus", "--mode open --rate-sweep 0.5,0.8", "--work fixed:20"):
+        assert option in answer, option
+    assert "tokio-tpc: 0 ranked of 3 trials, 3 flagged (client-bound 3)" in answer
+
+    # The table: ranked columns stay n/a, the flagged medians are shown beside them.
+    configurations = text(section(page, "summary"))
+    t = run.trials
+    for server in ("tokio-ws", "tokio-tpc"):
+        median = t.loc[t.server == server, "throughput_rps"].median()
+        assert f"{median:,.0f}" in configurations, server
+    assert configurations.count("flagged, not ranked: median over 3 trials") == 2
+    assert "n/a" in configurations
+
+
+@pytest.mark.parametrize(
+    ("flag", "words"),
+    [
+        ("client_bound", "--client-cpus"),
+        ("contended", "harness doctor"),
+        ("oversubscribed", "--cores within the machine"),
+        ("unsteady", "--duration / --warmup"),
+        ("rate_missed", "lower the offered rates"),
+    ],
+)
+def test_advice_follows_the_dominant_flag(flag, words):
+    columns = ("oversubscribed", "contended", "client_bound", "rate_missed", "unsteady")
+    trials = pd.DataFrame({c: [c == flag] * 3 for c in columns}).assign(flagged=True)
+    trials.loc[0, "unsteady" if flag != "unsteady" else "contended"] = True  # a minority flag
+    assert words in (advice(trials) or "")
+
+
 def test_empty_run(tmp_path):
     fake = build_empty_run(tmp_path / "run")
     path = write_report(load_run(fake.directory), tmp_path / "report" / "index.html")
@@ -205,6 +296,10 @@ def test_run_with_only_failed_trials(tmp_path):
     for trial_id in fake.failed_ids:
         assert trial_id in problems
     assert "<img" not in page
+    assert f"all {len(fake.failed_ids)} closed-loop trials failed" in no_data(
+        page, "chart-efficiency"
+    )
+    assert "/proc" not in " ".join(re.findall(r'class="no-data">([^<]*)<', page))
 
 
 def test_analyse_labels_match_summaries(fake):
