@@ -63,6 +63,9 @@ class ConfigSummary:
     worker_imbalance: float | None  # max / mean requests per worker (1.0 = even), median
     flag_reasons: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    # What the flagged trials measured: never ranked, never hidden.
+    flagged_throughput_median: float | None = None
+    flagged_p99_us: float | None = None
 
     @property
     def label(self) -> str:
@@ -193,6 +196,12 @@ def summarise(
             if (b := by_trial.get(tid)) is not None
         ]
         merged = histogram.merge(hists)
+        flagged = group[group["flagged"]]
+        flagged_merged = histogram.merge(
+            list(zip(b["lower_ns"], b["upper_ns"], b["count"], strict=True))
+            for tid in flagged["trial_id"]
+            if (b := by_trial.get(tid)) is not None
+        )
         warnings = [w.message for w in stats.stability_warnings(tput)] if tput else []
         reasons = sorted(
             {r for _, row in group[group["flagged"]].iterrows() for r in flag_reasons(row)}
@@ -236,6 +245,10 @@ def summarise(
                 worker_imbalance=_imbalance(workers, list(ranked["trial_id"])),
                 flag_reasons=tuple(reasons),
                 warnings=tuple(warnings),
+                flagged_throughput_median=stats.median(
+                    [float(x) for x in flagged["throughput_rps"].dropna()]
+                ),
+                flagged_p99_us=histogram.percentile_us(flagged_merged, 99),
             )
         )
     return out

@@ -73,6 +73,8 @@ SUMMARY_COLUMNS = (
     "worker_imbalance",
     "flag_reasons",
     "warnings",
+    "flagged_throughput_rps",
+    "flagged_p99_us",
 )
 COMPARISON_COLUMNS = (
     "run_id",
@@ -140,6 +142,8 @@ def summary_rows(run: RunData, analysis: Analysis) -> list[dict[str, Any]]:
                 "worker_imbalance": s.worker_imbalance,
                 "flag_reasons": "; ".join(s.flag_reasons),
                 "warnings": "; ".join(s.warnings),
+                "flagged_throughput_rps": s.flagged_throughput_median,
+                "flagged_p99_us": s.flagged_p99_us,
             }
         )
     return rows
