@@ -37,6 +37,15 @@ pub fn ready() {
     let _ = writeln!(out, "READY").and_then(|()| out.flush());
 }
 
+/// Starts worker thread `worker`, named `worker-{worker}` (the name the harness and the
+/// conformance suite look for in /proc); exits 1 if the thread cannot be created.
+pub fn spawn_worker<F: FnOnce() + Send + 'static>(worker: usize, run: F) {
+    std::thread::Builder::new()
+        .name(format!("worker-{worker}"))
+        .spawn(run)
+        .unwrap_or_else(fatal);
+}
+
 /// Prints `error: {err}` on stderr and exits 1. For failures after the command line was accepted
 /// (bind, runtime or thread creation); bad flags exit 2 from [`Config::from_env`].
 ///

@@ -11,7 +11,6 @@
 //! "async-io" thread as a fallback, confined to the worker CPUs (`confine_helper_threads`).
 
 use std::sync::{mpsc, Arc, Barrier};
-use std::thread;
 
 use bench_core::counters::{CurrentWorker, SharedCounters};
 use bench_core::signal::{self, ShutdownSignals};
@@ -55,10 +54,7 @@ fn main() {
             let _ = block_on(ex.run(stopped.recv()));
             let _ = exited_tx.send(());
         };
-        thread::Builder::new()
-            .name(format!("worker-{worker}"))
-            .spawn(run)
-            .unwrap_or_else(fatal);
+        bench_core::spawn_worker(worker, run);
     }
     workers_ready.wait();
     bench_core::ready();

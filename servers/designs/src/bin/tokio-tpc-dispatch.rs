@@ -19,7 +19,6 @@ use std::future;
 use std::net::TcpStream as StdTcpStream;
 use std::rc::Rc;
 use std::sync::{mpsc, Arc, Barrier};
-use std::thread;
 
 use bench_core::counters::LocalCounters;
 use bench_core::signal::{self, ShutdownSignals};
@@ -97,10 +96,7 @@ fn main() {
             // The LocalSet, and with it every connection, is gone: the counters are final.
             let _ = counters_tx.send((worker, counters.snapshot()));
         };
-        thread::Builder::new()
-            .name(format!("worker-{worker}"))
-            .spawn(run)
-            .unwrap_or_else(fatal);
+        bench_core::spawn_worker(worker, run);
     }
     workers_ready.wait();
     bench_core::ready();

@@ -8,7 +8,6 @@
 
 use std::rc::Rc;
 use std::sync::{mpsc, Arc, Barrier};
-use std::thread;
 
 use bench_core::counters::LocalCounters;
 use bench_core::signal::{self, ShutdownSignals};
@@ -58,10 +57,7 @@ fn main() {
             // The LocalSet, and with it every connection, is gone: the counters are final.
             let _ = counters_tx.send((worker, counters.snapshot()));
         };
-        thread::Builder::new()
-            .name(format!("worker-{worker}"))
-            .spawn(run)
-            .unwrap_or_else(fatal);
+        bench_core::spawn_worker(worker, run);
     }
     workers_ready.wait();
     bench_core::ready();

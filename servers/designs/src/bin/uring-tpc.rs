@@ -28,7 +28,6 @@ use std::io::{self, Write};
 use std::net::TcpListener;
 use std::os::unix::io::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::mpsc;
-use std::thread;
 
 use bench_core::counters::{Counters, Field, LocalCounters};
 use bench_core::signal::{self, ShutdownSignals};
@@ -87,10 +86,7 @@ fn main() {
             let _ = counters_tx.send((worker, worker_loop.counters.snapshot()));
             worker_loop.cancel_and_drain();
         };
-        thread::Builder::new()
-            .name(format!("worker-{worker}"))
-            .spawn(run)
-            .unwrap_or_else(fatal);
+        bench_core::spawn_worker(worker, run);
     }
     // READY once every worker has its ring; the listeners already listen. (Main's own sender is
     // dropped so that a worker that died before reporting ends the wait.)
