@@ -50,7 +50,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
-from harness.designs import DEFAULT_REGISTRY, Design
+from harness.designs import Design
 
 HOST = "127.0.0.1"
 READY_TIMEOUT_S = 10.0
@@ -239,7 +239,6 @@ def start_server(
     *,
     host: str = HOST,
     port: int | None = None,
-    registry: Path = DEFAULT_REGISTRY,
 ) -> Iterator[RunningServer]:
     """Starts `design` with `threads` workers on `cpus` and yields it once ready; on exit the
     whole process group is killed. Raises ServerStartError (with the reason) if it cannot."""
@@ -1168,8 +1167,6 @@ def quick_check(
     protocol: str,
     bin_dir: Path,
     cpus: str | Sequence[int],
-    *,
-    registry: Path = DEFAULT_REGISTRY,
 ) -> list[CheckResult]:
     """The preflight of `harness run`, about 1-2 s: one worker per CPU of `cpus`, the lean
     checks of QUICK on one server, then shutdown and counters on a fresh one. A server that
@@ -1177,14 +1174,10 @@ def quick_check(
     cpu_list = parse_cpus(cpus)
     results: list[CheckResult] = []
     try:
-        with start_server(
-            design, protocol, len(cpu_list), cpu_list, bin_dir, registry=registry
-        ) as server:
+        with start_server(design, protocol, len(cpu_list), cpu_list, bin_dir) as server:
             for name, body in QUICK[protocol]:
                 results.append(_run(name, functools.partial(body, server)))
-        with start_server(
-            design, protocol, len(cpu_list), cpu_list, bin_dir, registry=registry
-        ) as server:
+        with start_server(design, protocol, len(cpu_list), cpu_list, bin_dir) as server:
             results += check_shutdown(server)
     except ServerStartError as exc:
         results.append(CheckResult("start", "fail", exc.reason))
