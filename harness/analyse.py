@@ -167,7 +167,7 @@ def flag_reasons(row: pd.Series) -> list[str]:
     return reasons
 
 
-def _imbalance(workers: pd.DataFrame, trial_ids: list[str]) -> float | None:
+def imbalance_of(workers: pd.DataFrame, trial_ids: list[str]) -> float | None:
     """Median over trials of max/mean requests per worker: how unevenly work landed."""
     values = []
     for _, group in workers[workers["trial_id"].isin(trial_ids)].groupby("trial_id"):
@@ -242,7 +242,7 @@ def summarise(
                 ctxt_per_request=stats.median(
                     [float(x) for x in ranked["ctxt_per_request"].dropna()]
                 ),
-                worker_imbalance=_imbalance(workers, list(ranked["trial_id"])),
+                worker_imbalance=imbalance_of(workers, list(ranked["trial_id"])),
                 flag_reasons=tuple(reasons),
                 warnings=tuple(warnings),
                 flagged_throughput_median=stats.median(

@@ -50,7 +50,9 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
+from harness import procs, sampler
 from harness.designs import Design
+from harness.topology import parse_cpu_list
 
 HOST = "127.0.0.1"
 READY_TIMEOUT_S = 10.0
@@ -212,21 +214,9 @@ def raise_nofile_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def free_port(host: str = HOST) -> int:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 def parse_cpus(cpus: str | Sequence[int]) -> tuple[int, ...]:
     """A CPU list as the harness writes it ('1', '0,1', '0-3') or a sequence of CPU numbers."""
-    if not isinstance(cpus, str):
-        return tuple(cpus)
-    out: list[int] = []
-    for part in cpus.split(","):
-        lo, _, hi = part.partition("-")
-        out.extend(range(int(lo), int(hi or lo) + 1))
-    return tuple(out)
+    return tuple(parse_cpu_list(cpus)) if isinstance(cpus, str) else tuple(cpus)
 
 
 @contextlib.contextmanager
@@ -251,22 +241,17 @@ def start_server(
     if len(cpu_list) < threads:
         raise ServerStartError(f"{threads} workers need {threads} CPUs, got {cpu_list}")
     raise_nofile_limit()
-    port = port or free_port(host)
+    port = port or procs.free_port(host)
     cpu_arg = ",".join(map(str, cpu_list))
     argv = design.argv(
         bin_dir=bin_dir, protocol=protocol, host=host, port=port, threads=threads, cpus=cpu_arg
     )
-    if not design.pins_itself:
-        argv = ["taskset", "-c", cpu_arg, *argv]
     fd, log_name = tempfile.mkstemp(prefix=f"conformance-{design.name}-", suffix=".log")
     log = Path(log_name)
     try:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=fd,
-            start_new_session=True,  # its own process group: killed whole on exit
+        # Its own process group (killed whole on exit), pinned whole when it cannot pin itself.
+        proc = procs.spawn(
+            argv, stdout=subprocess.PIPE, stderr=fd, cpus=None if design.pins_itself else cpu_arg
         )
     except OSError as exc:
         os.close(fd)
@@ -282,10 +267,7 @@ def start_server(
             server.workers_at_start = tuple(_process_workers(server.pid))
         yield server
     finally:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=5)
+        procs.kill_group(proc)
         if proc.stdout is not None:
             proc.stdout.close()
         log.unlink(missing_ok=True)
@@ -346,31 +328,20 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def _parents() -> dict[int, int]:
-    """pid -> parent pid of every process."""
-    parents = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    return parents
-
-
 def process_tree(pid: int) -> list[int]:
     """pid and all its live descendants."""
-    children: dict[int, list[int]] = {}
-    for child, parent in _parents().items():
-        children.setdefault(parent, []).append(child)
-    tree, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        if _alive(p):
-            tree.append(p)
-            todo += children.get(p, [])
-    return tree
+    return [p for p in sampler.descendants(pid) if _alive(p)]
+
+
+def _children(pid: int) -> list[int]:
+    """The live processes whose parent is pid."""
+    out = []
+    for p in process_tree(pid):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            stat = Path(f"/proc/{p}/stat").read_text()
+            if p != pid and int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(p)
+    return out
 
 
 def _tasks(pid: int) -> list[tuple[int, str, set[int]]]:
@@ -394,7 +365,7 @@ def _process_workers(pid: int) -> list[int]:
     named = [p for p in tree if p != pid and _tasks(p) and _tasks(p)[0][1].startswith("worker")]
     if named:
         return named
-    return [p for p, parent in _parents().items() if parent == pid and _alive(p)]
+    return _children(pid)
 
 
 def worker_affinities(pid: int) -> tuple[str, list[tuple[int, set[int]]]]:
@@ -403,7 +374,7 @@ def worker_affinities(pid: int) -> tuple[str, list[tuple[int, set[int]]]]:
     named = [(tid, cpus) for tid, comm, cpus in tasks if comm.startswith("worker")]
     if named:
         return "threads or processes named worker*", named
-    children = [p for p, parent in _parents().items() if parent == pid and _alive(p)]
+    children = _children(pid)
     return "child processes of the main process", [(p, _tasks(p)[0][2]) for p in children]
 
 

@@ -14,7 +14,6 @@ from harness.errors import HarnessError
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REGISTRY = REPO_ROOT / "servers" / "registry.toml"
 DEFAULT_BIN_DIR = REPO_ROOT / "target" / "release"
-FAMILIES = ("work-stealing", "thread-per-core")
 
 
 @dataclass(frozen=True)

@@ -73,19 +73,9 @@ def wait_port(host: str, port: int, deadline: float, proc: subprocess.Popen[byte
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """utime + stime of a process (all its threads) from /proc, or None once it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
 
 
 def tail(path: Path, lines: int = 3) -> str:

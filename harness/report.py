@@ -411,7 +411,7 @@ def flagged_row(s: ConfigSummary, data: charts.Data | None) -> dict[str, Any] | 
         + ("%" if util is not None else ""),
         "efficiency": fmt(median("requests_per_server_cpu_s")),
         "ctxt": fmt(median("ctxt_per_request"), ".3g"),
-        "imbalance": fmt(analyse._imbalance(data.workers, list(f["trial_id"])), ".2f", ""),
+        "imbalance": fmt(analyse.imbalance_of(data.workers, list(f["trial_id"])), ".2f", ""),
     }
 
 
