@@ -27,11 +27,11 @@ $(STAMP): pyproject.toml scripts/setup-venv.sh
 	touch $@
 
 build: apt
-	@scripts/setup-cargo.sh
+	@scripts/check-rust.sh
 	$(CARGO) build --release --workspace --quiet
 
-# Style gates. rustfmt and clippy come with rustup, not with Debian's cargo: skipped (and said)
-# when absent.
+# Style gates. rustfmt and clippy come with rustup's default profile: skipped (and said) when a
+# minimal profile left them out.
 lint: setup
 	$(VENV)/bin/ruff check harness tests servers/python
 	$(VENV)/bin/ruff format --check harness tests servers/python
@@ -47,4 +47,4 @@ fmt: venv
 	$(CARGO) fmt --all
 
 clean:
-	rm -rf target $(VENV) .cargo/config.toml
+	rm -rf target $(VENV)

@@ -4,8 +4,6 @@
 set -euo pipefail
 list="${1:-$(dirname "$0")/apt-packages.txt}"
 mapfile -t wanted < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$list")
-# A Rust toolchain: keep the user's (rustup) when there is one, else Debian's.
-command -v cargo >/dev/null 2>&1 || wanted+=(cargo rustc)
 if ! command -v dpkg-query >/dev/null 2>&1; then
   echo "setup-apt: not a Debian system; install the equivalents of $list yourself" >&2
   exit 0

@@ -397,11 +397,11 @@ class HttpResponses:
 BODY = b"Hello, World!"
 MAX_HEADERS = 64  # bench-core's http::MAX_HEADERS (httparse's header array)
 RESPONSES = HttpResponses()  # one per process, so one per worker
-# The byte classes of httparse 1.8, which bench-core uses: a method is any visible ASCII, a
-# target any visible ASCII but < and >, a header name an RFC 9110 token, a value HTAB, visible
-# ASCII, space or obs-text.
-_METHOD_CHARS = rb"[\x21-\x7e]"
-_TARGET_CHARS = rb"[\x21-\x3b=\x3f-\x7e]"
+# The byte classes of httparse 1.10, which bench-core uses: a method is an RFC 9110 token, a
+# target any visible ASCII or byte >= 0x80, a header name a token, a value HTAB, visible ASCII,
+# space or obs-text.
+_METHOD_CHARS = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
+_TARGET_CHARS = rb"[\x21-\x7e\x80-\xff]"
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _REQUEST_LINE = re.compile(rb"(" + _METHOD_CHARS + rb"+) " + _TARGET_CHARS + rb"+ HTTP/1\.([01])")
 # A request line not complete yet, but still possibly valid (httparse refuses early).

@@ -113,7 +113,7 @@ impl Config {
     /// Number of rows of the series; the last interval is shorter when the duration is not a
     /// multiple of the interval.
     pub fn intervals(&self) -> usize {
-        ((self.duration_ns() + self.interval_ns() - 1) / self.interval_ns()) as usize
+        self.duration_ns().div_ceil(self.interval_ns()) as usize
     }
     /// Connections owned by `thread`: an even spread, the first threads taking the remainder.
     pub fn connections_of(&self, thread: usize) -> usize {

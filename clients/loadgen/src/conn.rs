@@ -318,7 +318,7 @@ impl<P: Protocol> Conn<P> {
             }
             State::Open => {
                 let oldest = self.inflight.oldest_sent();
-                if oldest.map_or(false, |t| now.saturating_sub(t) >= sh.timeout_ns) {
+                if oldest.is_some_and(|t| now.saturating_sub(t) >= sh.timeout_ns) {
                     self.fail(ErrorKind::Timeout, sh, rec);
                 }
             }
@@ -345,7 +345,7 @@ impl<P: Protocol> Conn<P> {
     /// requests, open loop with due ones from the schedule. Then writes.
     fn refill_and_write(&mut self, sh: &mut Shared, rec: &mut Recorder) -> Result<(), ErrorKind> {
         while self.inflight.queue.len() < self.depth
-            && sh.per_connection.map_or(true, |k| self.assigned < k)
+            && sh.per_connection.is_none_or(|k| self.assigned < k)
         {
             let intended = match &mut self.schedule {
                 None => NONE,
@@ -383,7 +383,7 @@ impl<P: Protocol> Conn<P> {
             let now = now_ns(); // the last byte of these has arrived
             let (answered, close) = self.inflight.consume(&sh.read_buf[..n], now, rec)?;
             self.answered += answered;
-            let quota_done = sh.per_connection.map_or(false, |k| self.answered >= k);
+            let quota_done = sh.per_connection.is_some_and(|k| self.answered >= k);
             if close || quota_done {
                 return Ok(ReadOutcome::Reopen);
             }

@@ -39,7 +39,7 @@ pub const fn bounds(i: usize) -> (u64, u64) {
 /// Nearest rank of percentile `ppm` (parts per million: p99.9 = 999_000) among `n` values:
 /// `max(1, ceil(ppm * n / 10^6))`, computed exactly (floats get e.g. p99.9 of 1000 wrong).
 pub fn rank(ppm: u64, n: u64) -> u64 {
-    let r = (u128::from(ppm) * u128::from(n) + 999_999) / 1_000_000;
+    let r = (u128::from(ppm) * u128::from(n)).div_ceil(1_000_000);
     (r as u64).max(1)
 }
 

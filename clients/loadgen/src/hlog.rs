@@ -15,6 +15,7 @@
 
 use std::io::{self, Write};
 
+use base64::Engine as _;
 use flate2::write::ZlibEncoder;
 use flate2::Compression;
 
@@ -76,7 +77,7 @@ pub fn encode_compressed(h: &Histogram) -> String {
     out.extend_from_slice(&V2_COMPRESSED_COOKIE.to_be_bytes());
     out.extend_from_slice(&(deflated.len() as u32).to_be_bytes());
     out.extend_from_slice(&deflated);
-    base64::encode(out)
+    base64::engine::general_purpose::STANDARD.encode(out)
 }
 
 /// Writes the log as intervals close. The first write error is kept and reported by `finish`.
@@ -165,7 +166,9 @@ mod tests {
     #[test]
     fn compressed_form_round_trips() {
         let text = encode_compressed(&sample());
-        let raw = base64::decode(text).unwrap();
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .unwrap();
         assert_eq!(raw[..4], V2_COMPRESSED_COOKIE.to_be_bytes());
         let len = u32::from_be_bytes(raw[4..8].try_into().unwrap()) as usize;
         assert_eq!(raw.len(), 8 + len);

@@ -98,7 +98,7 @@ impl Http {
                 self.stage = Stage::Headers;
             }
             (Stage::Headers, Line::ContentLength(n)) => {
-                if self.content_length.map_or(false, |m| m != n) {
+                if self.content_length.is_some_and(|m| m != n) {
                     return Err(()); // conflicting lengths
                 }
                 self.content_length = Some(n);
@@ -365,7 +365,7 @@ mod tests {
     #[test]
     fn long_lines_are_skipped_but_long_lengths_are_not() {
         let mut long = b"HTTP/1.1 200 OK\r\nX-Long: ".to_vec();
-        long.extend(std::iter::repeat(b'a').take(1000));
+        long.extend(std::iter::repeat_n(b'a', 1000));
         long.extend_from_slice(b"\r\nContent-Length: 1\r\n\r\nZ");
         for cut in [30, 300, 1020, 1030] {
             assert_eq!(
@@ -374,7 +374,7 @@ mod tests {
             );
         }
         let mut bad = b"HTTP/1.1 200 OK\r\nContent-Length: ".to_vec();
-        bad.extend(std::iter::repeat(b'0').take(300));
+        bad.extend(std::iter::repeat_n(b'0', 300));
         bad.extend_from_slice(b"1\r\n\r\nZ");
         assert_eq!(feed(&mut http(), &bad, &[20]), [Parsed::Invalid]);
     }

@@ -9,7 +9,7 @@
 //! produced earlier. A backlog that would exceed [`BACKLOG_LIMIT`] drops its oldest request
 //! (counted as a `queue_overflow` error by the caller).
 
-use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::rand_core::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::cli::Arrival;

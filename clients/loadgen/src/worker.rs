@@ -133,7 +133,7 @@ pub fn run<P: Protocol>(
         }
         let wake = rec.next_boundary().min(next_tick);
         // Round up: mio truncates to milliseconds, which would spin before a boundary.
-        let wait_ms = (wake.saturating_sub(now) + 999_999) / 1_000_000;
+        let wait_ms = wake.saturating_sub(now).div_ceil(1_000_000);
         match poll.poll(&mut events, Some(Duration::from_millis(wait_ms))) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -3,7 +3,7 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::os::unix::io::AsRawFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 use socket2::{Domain, SockRef, Socket, Type};
 
@@ -45,6 +45,9 @@ fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
 
 /// Options for an accepted connection, whatever runtime type wraps it: `TCP_NODELAY`, since
 /// request/response traffic must not wait for Nagle's algorithm.
+/// Takes `AsRawFd` because async-std's `TcpStream` implements no `AsFd`.
 pub fn configure_accepted(stream: &impl AsRawFd) -> io::Result<()> {
-    SockRef::from(stream).set_nodelay(true)
+    // SAFETY: `stream` owns the descriptor and outlives this call.
+    let fd = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) };
+    SockRef::from(&fd).set_tcp_nodelay(true)
 }

@@ -110,7 +110,7 @@ impl EventLoop {
             let ready = self.epoll.wait(&mut events, timeout)?;
             if self
                 .accept_paused_until
-                .map_or(false, |t| t <= Instant::now())
+                .is_some_and(|t| t <= Instant::now())
             {
                 self.resume_accepting();
             }
@@ -202,7 +202,7 @@ impl EventLoop {
             // Same state as before: the registration stays.
             (Next::Read, false) | (Next::Flush, true) => return,
         };
-        let keep = interest.map_or(false, |events| {
+        let keep = interest.is_some_and(|events| {
             let modified = self.epoll.ctl(libc::EPOLL_CTL_MOD, fd, events, fd as u64);
             modified.is_ok()
         });
@@ -306,9 +306,7 @@ impl Epoll {
         timeout: Option<Duration>,
     ) -> io::Result<usize> {
         // Rounded up, so that a back-off never ends in a busy loop of zero-timeout waits.
-        let timeout_ms = timeout.map_or(-1, |t| {
-            ((t.as_nanos() + 999_999) / 1_000_000) as libc::c_int
-        });
+        let timeout_ms = timeout.map_or(-1, |t| t.as_nanos().div_ceil(1_000_000) as libc::c_int);
         loop {
             // SAFETY: the kernel writes at most `events.len()` entries into `events`.
             let n = unsafe {
