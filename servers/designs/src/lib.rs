@@ -3,4 +3,6 @@
 
 pub mod async_io_conn;
 pub mod epoll_loop;
+pub mod monoio_conn;
+pub mod owned_buf;
 pub mod tokio_conn;
