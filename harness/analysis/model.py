@@ -27,7 +27,8 @@ rho):
                     over replications with an order-statistic interval (or min..max range)
   ci_level, ci_method   the interval's real coverage and how it was obtained (harness.stats)
   p99_ratio, p99_ratio_low, p99_ratio_high   tpc p99 / ws p99 at this load (same on both rows
-                    of a pair), per replication then median and interval as above
+                    of a pair), per replication then median and interval as above; a
+                    replication where only ws is unstable gives 0, only tpc +inf, both NaN
   core_imbalance    thread-per-core: median over replications of max/mean per-core arrival
                     rate (1.0 for work stealing); compare with the measured worker_imbalance
   unstable_replications   replications in which a queue's utilisation was >= 1: its p50/p99
