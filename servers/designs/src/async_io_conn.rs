@@ -1,6 +1,8 @@
 //! The accept loop and the connection loop of every design whose sockets are async-io's
 //! (async-std-ws, smol-ws, rayon-ws), the futures-io twin of `tokio_conn`: same buffer, socket
 //! options, session code and back-off, so that these designs differ only in where the futures run.
+//! glommio-tpc runs [`serve`] too (glommio's sockets are futures-io), with its own accept loop:
+//! this one's back-off timer would start async-io's reactor thread.
 //!
 //! It also places the thread async-io adds to every such process, see [`confine_helper_threads`].
 

@@ -111,7 +111,9 @@ async fn run(stream: &TcpStream, mut session: Session, counters: &LocalCounters)
         let staged = stage(&mut session, &read_buf[..n], &mut write_buf, counters);
         match staged.outgoing {
             Outgoing::Nothing => {}
-            Outgoing::InRead(range) => read_buf = write_all(stream, read_buf, range, counters).await?,
+            Outgoing::InRead(range) => {
+                read_buf = write_all(stream, read_buf, range, counters).await?
+            }
             Outgoing::InWrite => {
                 let all = 0..write_buf.len();
                 write_buf = write_all(stream, write_buf, all, counters).await?;

@@ -1,0 +1,131 @@
+//! glommio-tpc: glommio, thread per core, io_uring.
+//!
+//! N std threads, each making its own glommio `LocalExecutor`
+//! (`LocalExecutorBuilder::new(Placement::Fixed(cpu)).make()` then `run`, which is what glommio's
+//! `spawn` does, on a thread bench-core names) and accepting on its own listener with glommio's
+//! `TcpListener`; each connection is a `spawn_local(..).detach()`ed task that never leaves its
+//! executor. glommio's sockets are poll-style (`AsyncRead`/`AsyncWrite` over io_uring
+//! operations), so the connection loop is `async_io_conn::serve`, the one the async-io designs
+//! run. Versus monoio-tpc only the runtime differs (glommio's three rings per executor, task
+//! queues and preemption timer instead of monoio's one ring).
+//!
+//! Sockets: glommio's `TcpListener::bind` would set `SO_REUSEPORT` and backlog 1024 but not
+//! `SO_REUSEADDR`; instead the listener is bench-core's (`net::listen_reuseport`, made blocking
+//! again as glommio's own is) wrapped with `FromRawFd`, so every option is the other designs'.
+//! `TCP_NODELAY` is set on accepted streams by `net::configure_accepted`, as everywhere.
+//!
+//! Needs: io_uring, and an RLIMIT_MEMLOCK of at least 512 KiB (`ulimit -l`), which glommio
+//! checks when an executor starts; a worker that cannot start exits the process at once with
+//! one line naming the limit, never a hang. glommio's 10 MiB of registered I/O memory per
+//! executor is for file I/O only; when the ring cannot register it (memlock accounting, no
+//! CAP_IPC_LOCK) glommio goes on without it, which sockets never use.
+//!
+//! Each executor also has glommio's blocking-thread pool (one idle thread, `glommio-pool-N`, for
+//! file and `spawn_blocking` work this design never submits). glommio's wakers cannot be woken
+//! from a thread without an executor, so the main thread stops the workers through
+//! `owned_buf::StopLines`, read with glommio's own `UnixStream`.
+
+use std::os::unix::io::{FromRawFd, IntoRawFd};
+use std::rc::Rc;
+use std::sync::{mpsc, Arc, Barrier};
+
+use bench_core::counters::LocalCounters;
+use bench_core::signal::{self, ShutdownSignals};
+use bench_core::{fatal, net, report, Config, Protocol};
+use futures_lite::{future, AsyncReadExt};
+use glommio::net::{TcpListener, UnixStream};
+use glommio::{LocalExecutorBuilder, Placement};
+use server_designs::async_io_conn::serve;
+use server_designs::owned_buf::StopLines;
+
+const DESIGN: &str = "glommio-tpc";
+
+fn main() {
+    let cfg = Config::from_env();
+    let signals = ShutdownSignals::block();
+    let listeners: Vec<_> = (0..cfg.threads)
+        .map(|_| {
+            let listener = net::listen_reuseport(cfg.addr()).unwrap_or_else(fatal);
+            listener.set_nonblocking(false).unwrap_or_else(fatal);
+            listener
+        })
+        .collect();
+
+    let (stop, stop_ends) = StopLines::new(cfg.threads).unwrap_or_else(fatal);
+    let (counters_tx, counters_rx) = mpsc::channel();
+    let workers_ready = Arc::new(Barrier::new(cfg.threads + 1));
+    for (worker, (listener, stop_end)) in listeners.into_iter().zip(stop_ends).enumerate() {
+        let cfg = cfg.clone();
+        let (counters_tx, workers_ready) = (counters_tx.clone(), workers_ready.clone());
+        let run = move || {
+            // Seeds `--work` and pins; glommio's placement then binds to the same CPU.
+            cfg.pin_worker(worker);
+            let placement = cfg.cpu(worker).map_or(Placement::Unbound, Placement::Fixed);
+            // glommio's blocking-pool thread, started by `make`, inherits this thread's name (and
+            // CPU): named apart, so that `worker-*` is only the thread that serves connections.
+            set_thread_name(&format!("glommio-pool-{worker}"));
+            let executor = LocalExecutorBuilder::new(placement).make();
+            set_thread_name(&format!("worker-{worker}"));
+            let executor = executor.unwrap_or_else(|e| {
+                fatal(format_args!(
+                    "{DESIGN}: glommio executor for worker {worker}: {e} (glommio needs \
+                         io_uring and RLIMIT_MEMLOCK >= 512 KiB: raise `ulimit -l`)"
+                ))
+            });
+            let counters = Rc::new(LocalCounters::default());
+            executor.run(async {
+                // SAFETY: each fd is a listening (resp. connected) socket whose ownership moves
+                // into the glommio object; registered with this executor's reactor.
+                let listener = unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) };
+                let stop_end = unsafe { UnixStream::from_raw_fd(stop_end.into_raw_fd()) };
+                workers_ready.wait();
+                future::or(
+                    accept_loop(&listener, cfg.protocol, &counters),
+                    stopped(stop_end),
+                )
+                .await;
+            });
+            // Nothing runs outside `run`: the counters are final.
+            let _ = counters_tx.send((worker, counters.snapshot()));
+        };
+        bench_core::spawn_worker(worker, run);
+    }
+    workers_ready.wait();
+    bench_core::ready();
+
+    signals.wait();
+    stop.stop();
+    report::print(
+        DESIGN,
+        &cfg,
+        signal::collect_within_grace(&counters_rx, cfg.threads),
+    );
+}
+
+async fn accept_loop(listener: &TcpListener, protocol: Protocol, counters: &Rc<LocalCounters>) {
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                glommio::spawn_local(serve(stream, protocol, counters.clone())).detach();
+            }
+            Err(e) => {
+                eprintln!("accept: {e}");
+                glommio::timer::sleep(net::ACCEPT_BACKOFF).await;
+            }
+        }
+    }
+}
+
+/// Renames the calling thread (at most 15 bytes, as the kernel keeps them).
+fn set_thread_name(name: &str) {
+    let name = std::ffi::CString::new(name).expect("no NUL in a thread name");
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string, which `name` is, during the call.
+    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
+}
+
+/// Returns when the main thread closes its end of the stop line.
+async fn stopped(mut stop_end: UnixStream) {
+    let mut byte = [0; 1];
+    // Anything but data (EOF or an error) means the main thread's end is gone.
+    while let Ok(1..) = stop_end.read(&mut byte).await {}
+}
