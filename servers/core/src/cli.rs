@@ -1,16 +1,52 @@
-//! The command line of `docs/server-contract.md`, parsed by hand: seven flags do not need a parser
-//! dependency, and every design gets the same errors. A new flag (`--work DIST`, ...) is one field
-//! in [`Config`] and one arm in [`Config::parse`].
+//! The command line of `docs/server-contract.md`. clap reads the flags (`--flag VALUE` or
+//! `--flag=VALUE`, the last of a repeated flag wins, `--help`); their values are checked here, so
+//! that every design gets the same one-line errors. A new flag (`--work DIST`, ...) is one field
+//! in [`Flags`] and one line in [`Config::from_flags`].
 
-use std::env;
+use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process;
 use std::str::FromStr;
+
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::Parser;
 
 use crate::work::{self, WorkDist};
 use crate::{cpu, fatal, Protocol};
 
 const FLAGS: &str = "--protocol, --host, --port, --threads, --cpus, --work, --seed";
+
+/// The flags as given; [`Config::from_flags`] checks the values. Values may begin with `-`, so
+/// that `--threads -1` is refused for its value, as a bad value, not as an unknown flag.
+#[derive(Debug, Parser)]
+#[command(
+    about = "A server design of the thread-per-core benchmark (docs/server-contract.md)",
+    args_override_self = true
+)]
+struct Flags {
+    /// echo | http
+    #[arg(long, allow_hyphen_values = true, value_name = "echo|http")]
+    protocol: Option<String>,
+    /// Address every listener binds [default: 127.0.0.1]
+    #[arg(long, allow_hyphen_values = true, value_name = "ADDR")]
+    host: Option<String>,
+    /// TCP port, 1..65535 [default: 7878]
+    #[arg(long, allow_hyphen_values = true, value_name = "N")]
+    port: Option<String>,
+    /// Worker threads that run connections [default: 1]
+    #[arg(long, allow_hyphen_values = true, value_name = "N")]
+    threads: Option<String>,
+    /// Worker i runs on the i-th CPU of LIST (`1,3,5`, `0-3`) [default: unpinned]
+    #[arg(long, allow_hyphen_values = true, value_name = "LIST")]
+    cpus: Option<String>,
+    /// CPU time burned per request: none, fixed:US, exp:MEAN_US, bimodal:US1:US2:P2,
+    /// lognormal:MEDIAN_US:SIGMA [default: none]
+    #[arg(long, allow_hyphen_values = true, value_name = "DIST")]
+    work: Option<String>,
+    /// Seed of the per-worker --work generators, 0..2^64-1 [default: 1]
+    #[arg(long, allow_hyphen_values = true, value_name = "N")]
+    seed: Option<String>,
+}
 
 /// What a server was asked to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,20 +87,15 @@ impl Config {
     /// Also records `--work` and `--seed` for the whole process, which is how
     /// [`Session::new`](crate::Session::new) learns them.
     pub fn from_env() -> Config {
-        let args: Result<Vec<String>, String> = env::args_os()
-            .skip(1)
-            .map(|arg| {
-                arg.into_string()
-                    .map_err(|arg| format!("argument {arg:?} is not UTF-8"))
-            })
-            .collect();
-        let cfg = args
-            .and_then(Config::parse)
+        // With the program's own name, which `--help` shows.
+        let flags = Flags::try_parse_from(std::env::args_os()).unwrap_or_else(|e| match e.kind() {
+            // Asked for, so on stdout with exit 0.
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => e.exit(),
+            _ => bad_command_line(clap_message(&e)),
+        });
+        let cfg = Config::from_flags(flags)
             .and_then(|cfg| cfg.check_cpus_allowed().map(|()| cfg))
-            .unwrap_or_else(|msg| {
-                eprintln!("error: {msg}");
-                process::exit(2)
-            });
+            .unwrap_or_else(bad_command_line);
         work::set_process_work(cfg.work, cfg.seed);
         cfg
     }
@@ -75,35 +106,34 @@ impl Config {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
+        let args = args.into_iter().map(|arg| OsString::from(arg.as_ref()));
+        let argv = std::iter::once(OsString::from("server")).chain(args);
+        let flags = Flags::try_parse_from(argv).map_err(|e| clap_message(&e))?;
+        Config::from_flags(flags)
+    }
+
+    fn from_flags(flags: Flags) -> Result<Config, String> {
         let mut cfg = Config::default();
-        let mut args = args.into_iter();
-        while let Some(flag) = args.next() {
-            let flag = flag.as_ref();
-            let value = args.next().ok_or_else(|| format!("{flag} needs a value"));
-            match flag {
-                "--protocol" => {
-                    cfg.protocol = value?
-                        .as_ref()
-                        .parse()
-                        .map_err(|e| format!("--protocol: {e}"))?;
-                }
-                "--host" => cfg.host = parse_value(flag, value?, "an IP address")?,
-                "--port" => cfg.port = parse_value(flag, value?, "a port 1..65535")?,
-                "--threads" => cfg.threads = parse_value(flag, value?, "a positive integer")?,
-                "--cpus" => {
-                    let list =
-                        cpu::parse_list(value?.as_ref()).map_err(|e| format!("--cpus: {e}"))?;
-                    cfg.cpus = Some(list);
-                }
-                "--work" => {
-                    cfg.work = value?
-                        .as_ref()
-                        .parse()
-                        .map_err(|e| format!("--work: {e}"))?;
-                }
-                "--seed" => cfg.seed = parse_value(flag, value?, "an integer 0..2^64-1")?,
-                _ => return Err(format!("unknown argument '{flag}' (flags: {FLAGS})")),
-            }
+        if let Some(value) = flags.protocol {
+            cfg.protocol = value.parse().map_err(|e| format!("--protocol: {e}"))?;
+        }
+        if let Some(value) = flags.host {
+            cfg.host = parse_value("--host", value, "an IP address")?;
+        }
+        if let Some(value) = flags.port {
+            cfg.port = parse_value("--port", value, "a port 1..65535")?;
+        }
+        if let Some(value) = flags.threads {
+            cfg.threads = parse_value("--threads", value, "a positive integer")?;
+        }
+        if let Some(value) = flags.cpus {
+            cfg.cpus = Some(cpu::parse_list(&value).map_err(|e| format!("--cpus: {e}"))?);
+        }
+        if let Some(value) = flags.work {
+            cfg.work = value.parse().map_err(|e| format!("--work: {e}"))?;
+        }
+        if let Some(value) = flags.seed {
+            cfg.seed = parse_value("--seed", value, "an integer 0..2^64-1")?;
         }
         if cfg.port == 0 {
             // Port 0 would give each SO_REUSEPORT listener a different port.
@@ -144,6 +174,18 @@ impl Config {
         }
     }
 
+    /// Confines the calling thread, and every thread it creates from then on, to the workers'
+    /// CPUs as a set, if `--cpus` was given: for a design's threads that are not workers (a main
+    /// thread that accepts, a runtime's helper thread), so that their work is paid inside the
+    /// server's CPU budget and never on the load generator's CPUs. Exits on failure.
+    pub fn confine_to_worker_cpus(&self) {
+        if let Some(cpus) = &self.cpus {
+            let cpus = &cpus[..self.threads];
+            cpu::confine_current_thread(cpus)
+                .unwrap_or_else(|e| fatal(format_args!("confine to CPUs {cpus:?}: {e}")));
+        }
+    }
+
     /// Rejects CPUs outside this process's affinity mask now, as a bad value (exit 2), rather
     /// than when a worker fails to pin.
     fn check_cpus_allowed(&self) -> Result<(), String> {
@@ -157,6 +199,34 @@ impl Config {
                 "--cpus: CPU {cpu} is not available (allowed: {allowed:?})"
             )),
             None => Ok(()),
+        }
+    }
+}
+
+/// Prints `error: {msg}` (one line) on stderr and exits 2, as the contract requires.
+fn bad_command_line<T>(msg: String) -> T {
+    eprintln!("error: {msg}");
+    process::exit(2)
+}
+
+/// clap's error as one line in this command line's words.
+fn clap_message(e: &clap::Error) -> String {
+    let arg = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => arg.as_str(),
+        _ => "",
+    };
+    // clap names a flag with its value, `--port <N>`.
+    let flag = arg.split(' ').next().unwrap_or(arg);
+    match e.kind() {
+        ErrorKind::UnknownArgument => format!("unknown argument '{arg}' (flags: {FLAGS})"),
+        ErrorKind::InvalidValue | ErrorKind::NoEquals if !flag.is_empty() => {
+            format!("{flag} needs a value")
+        }
+        ErrorKind::InvalidUtf8 => "an argument is not UTF-8".into(),
+        _ => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            first.trim_start_matches("error: ").to_string()
         }
     }
 }

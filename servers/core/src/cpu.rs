@@ -58,6 +58,27 @@ pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
     }
 }
 
+/// Confines the calling thread to `cpus` as a set (it may run on any of them), and so every
+/// thread it creates from then on: Linux threads inherit their creator's affinity.
+pub fn confine_current_thread(cpus: &[usize]) -> io::Result<()> {
+    if cpus.iter().any(|&cpu| cpu >= MAX_CPUS) {
+        return Err(io::ErrorKind::InvalidInput.into());
+    }
+    // SAFETY: as in `pin_current_thread`, every CPU checked to be in range for CPU_SET.
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = mem::zeroed();
+        for &cpu in cpus {
+            libc::CPU_SET(cpu, &mut set);
+        }
+        libc::sched_setaffinity(0, mem::size_of_val(&set), &set)
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// The CPUs the calling thread may run on (its affinity mask, e.g. as narrowed by `taskset`).
 pub fn allowed() -> io::Result<Vec<usize>> {
     // SAFETY: as in `pin_current_thread`; the kernel writes at most `size_of_val(&set)` bytes.

@@ -282,7 +282,7 @@ pub(crate) fn seed_thread(seed: u64, worker: usize) {
 }
 
 /// Runs `f` on the calling thread's generator, seeding it lazily if needed.
-fn with_thread_rng<R>(f: impl FnOnce(&mut Rng) -> R) -> R {
+pub(crate) fn with_thread_rng<R>(f: impl FnOnce(&mut Rng) -> R) -> R {
     THREAD_RNG.with(|cell| {
         let mut rng = cell.get().unwrap_or_else(|| {
             let seed = PROCESS_WORK.get().map_or(DEFAULT_SEED, |&(_, seed)| seed);

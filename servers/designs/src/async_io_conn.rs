@@ -84,21 +84,5 @@ where
 /// generator's: its cost is paid inside the server's CPU budget, as every other design's is.
 /// Workers then pin themselves to their one CPU; this thread only waits for signals.
 pub fn confine_helper_threads(cfg: &Config) {
-    let cpus = match &cfg.cpus {
-        Some(cpus) => &cpus[..cfg.threads],
-        None => return,
-    };
-    // SAFETY: cpu_set_t is plain bits, valid when zeroed; `Config` checked every CPU is below
-    // CPU_SETSIZE; pid 0 names the calling thread and the size is that of the set passed.
-    let rc = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        for &cpu in cpus {
-            libc::CPU_SET(cpu, &mut set);
-        }
-        libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set)
-    };
-    if rc != 0 {
-        let e = io::Error::last_os_error();
-        bench_core::fatal::<()>(format_args!("confine to CPUs {cpus:?}: {e}"));
-    }
+    cfg.confine_to_worker_cpus();
 }

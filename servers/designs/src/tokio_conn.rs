@@ -2,11 +2,44 @@
 //! session code, so that the designs differ only in where these futures run.
 
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
 
-use bench_core::counters::{Counters, Field};
-use bench_core::{net, Protocol, Session, BUF_SIZE};
+use bench_core::counters::{Counters, Field, SharedCounters};
+use bench_core::{fatal, net, Config, Protocol, Session, BUF_SIZE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::{Builder, Runtime};
+
+/// The multi-thread runtime of the work-stealing tokio designs (tokio-ws, tokio-ws-reuseport),
+/// built the same way for both: `cfg.threads` workers named `worker`, worker *i* pinned to the
+/// *i*-th CPU and bound to `counters[i]`. Returns once every worker runs.
+pub fn multi_thread_runtime(cfg: &Config, counters: &'static [SharedCounters]) -> Runtime {
+    // tokio runs its workers on blocking-pool threads, so `on_thread_start` would also fire for
+    // blocking threads (these designs spawn none). The workers are the first `threads` threads,
+    // all started while the runtime is built; any later thread is left unpinned and uncounted.
+    let started = AtomicUsize::new(0);
+    let workers_ready = Arc::new(Barrier::new(cfg.threads + 1));
+    let rt = Builder::new_multi_thread()
+        .worker_threads(cfg.threads)
+        .thread_name("worker")
+        .enable_all()
+        .on_thread_start({
+            let (cfg, workers_ready) = (cfg.clone(), workers_ready.clone());
+            move || {
+                let worker = started.fetch_add(1, Ordering::Relaxed);
+                if worker < cfg.threads {
+                    cfg.pin_worker(worker);
+                    counters[worker].bind_to_current_thread();
+                    workers_ready.wait();
+                }
+            }
+        })
+        .build()
+        .unwrap_or_else(fatal);
+    workers_ready.wait();
+    rt
+}
 
 /// Accepts connections until the future is dropped, handing each to `spawn`.
 pub async fn accept_loop(listener: &TcpListener, mut spawn: impl FnMut(TcpStream)) {

@@ -1,10 +1,13 @@
 //! tokio-tpc: thread per core.
 //!
-//! N std threads, each pinned to its CPU and running its own tokio current-thread runtime and
-//! `LocalSet`, each accepting on its own `SO_REUSEPORT` listener (the kernel spreads connections
-//! over them by hash). Versus tokio-ws only the executor differs: a connection never leaves the
-//! thread that accepted it, so per-core state may be `!Send` (`Rc<LocalCounters>`), which work
-//! stealing forbids.
+//! N std threads, each pinned to its CPU and running its own tokio `LocalRuntime` (stable since
+//! tokio 1.51: the current-thread scheduler made to run `!Send` `spawn_local` tasks itself, where
+//! the older form wraps them in a `LocalSet` on a current-thread runtime), each accepting on its
+//! own `SO_REUSEPORT` listener (the kernel spreads connections over them by hash). Versus
+//! tokio-ws-reuseport only the scheduler differs (same listeners, same accept tasks, no
+//! stealing): a connection never leaves the thread that accepted it, so per-core state may be
+//! `!Send` (`Rc<LocalCounters>`), which work stealing forbids. Versus monoio-epoll-tpc only the
+//! runtime differs.
 
 use std::rc::Rc;
 use std::sync::{mpsc, Arc, Barrier};
@@ -14,9 +17,9 @@ use bench_core::signal::{self, ShutdownSignals};
 use bench_core::{fatal, net, report, Config};
 use server_designs::tokio_conn::{accept_loop, serve};
 use tokio::net::TcpListener;
-use tokio::runtime::Builder;
+use tokio::runtime::{Builder, LocalOptions};
 use tokio::sync::watch;
-use tokio::task::{self, LocalSet};
+use tokio::task;
 
 const DESIGN: &str = "tokio-tpc";
 
@@ -37,7 +40,7 @@ fn main() {
             cfg.pin_worker(worker);
             let rt = Builder::new_current_thread()
                 .enable_all()
-                .build()
+                .build_local(LocalOptions::default())
                 .unwrap_or_else(fatal);
             let listener = {
                 let _runtime = rt.enter();
@@ -45,7 +48,7 @@ fn main() {
             };
             let counters = Rc::new(LocalCounters::default());
             workers_ready.wait();
-            LocalSet::new().block_on(&rt, async {
+            rt.block_on(async {
                 let accept = accept_loop(&listener, |stream| {
                     task::spawn_local(serve(stream, cfg.protocol, counters.clone()));
                 });
@@ -54,7 +57,8 @@ fn main() {
                     _ = stop_rx.changed() => {}
                 }
             });
-            // The LocalSet, and with it every connection, is gone: the counters are final.
+            // Connections are tasks of `rt`, which runs only inside `block_on`: the counters are
+            // final.
             let _ = counters_tx.send((worker, counters.snapshot()));
         };
         bench_core::spawn_worker(worker, run);

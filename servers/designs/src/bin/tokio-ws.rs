@@ -1,69 +1,64 @@
 //! tokio-ws: work stealing.
 //!
-//! One tokio multi-thread runtime with N workers pinned to the N CPUs and ONE listener; the accept
-//! loop is a task on that runtime, and each connection is a task any idle worker may steal.
-//! Versus tokio-tpc only the executor differs: connections are balanced across workers while
-//! they run, so per-worker state must be `Sync` (counters are written through the slot of
-//! whichever worker runs the task).
-
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier};
+//! One tokio multi-thread runtime with N workers pinned to the N CPUs and ONE listener. The
+//! accept loop runs where tokio's own documentation and examples put it: in the future given to
+//! `block_on` (what `#[tokio::main]` does), on the main thread, which is no worker. So every
+//! connection task enters the runtime through its shared inject queue, and idle workers take
+//! tasks from it and steal from each other; the main thread waits for accept readiness, woken by
+//! whichever worker drives the I/O driver. It is confined to the worker CPUs, so that accepting
+//! costs the server's CPU budget, never the load generator's. Versus tokio-ws-reuseport only the
+//! accept topology differs (one listener accepted off the workers against N `SO_REUSEPORT`
+//! listeners accepted by tasks on them); per-worker state must be `Sync` (counters are written
+//! through the slot of whichever worker runs the task).
 
 use bench_core::counters::{CurrentWorker, SharedCounters};
 use bench_core::signal::{ShutdownSignals, SHUTDOWN_GRACE};
 use bench_core::{fatal, net, report, Config};
-use server_designs::tokio_conn::{accept_loop, serve};
+use server_designs::tokio_conn::{accept_loop, multi_thread_runtime, serve};
 use tokio::net::TcpListener;
-use tokio::runtime::Builder;
+use tokio::sync::oneshot;
 
 const DESIGN: &str = "tokio-ws";
 
 fn main() {
     let cfg = Config::from_env();
     let signals = ShutdownSignals::block();
+    // Before any thread exists: the main thread (the acceptor) and the signal thread inherit it,
+    // the workers then pin themselves.
+    cfg.confine_to_worker_cpus();
     let listener = net::listen(cfg.addr()).unwrap_or_else(fatal);
     let counters = SharedCounters::per_worker(cfg.threads);
-
-    // tokio runs its workers on blocking-pool threads, so `on_thread_start` would also fire for
-    // blocking threads (this design spawns none). The workers are the first `threads` threads,
-    // all started while the runtime is built; any later thread is left unpinned and uncounted.
-    let started = AtomicUsize::new(0);
-    let workers_ready = Arc::new(Barrier::new(cfg.threads + 1));
-    let rt = Builder::new_multi_thread()
-        .worker_threads(cfg.threads)
-        .thread_name("worker")
-        .enable_all()
-        .on_thread_start({
-            let (cfg, workers_ready) = (cfg.clone(), workers_ready.clone());
-            move || {
-                let worker = started.fetch_add(1, Ordering::Relaxed);
-                if worker < cfg.threads {
-                    cfg.pin_worker(worker);
-                    counters[worker].bind_to_current_thread();
-                    workers_ready.wait();
-                }
-            }
-        })
-        .build()
-        .unwrap_or_else(fatal);
-
+    let rt = multi_thread_runtime(&cfg, counters);
     let listener = {
         let _runtime = rt.enter();
         TcpListener::from_std(listener).unwrap_or_else(fatal)
     };
-    let protocol = cfg.protocol;
-    rt.spawn(async move {
-        accept_loop(&listener, |stream| {
-            tokio::spawn(serve(stream, protocol, CurrentWorker));
-        })
-        .await;
-    });
-    workers_ready.wait();
-    bench_core::ready();
 
-    signals.wait();
-    // Drops every task (the accept loop, hence the listener, and all connections) and waits for
-    // the workers to exit, after which no counter changes.
+    // The main thread is busy accepting, so another waits for SIGTERM.
+    let (stop, stopped) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            signals.wait();
+            let _ = stop.send(());
+        })
+        .unwrap_or_else(fatal);
+
+    // The listener listens since `net::listen`: connections wait in its backlog until the loop.
+    bench_core::ready();
+    let protocol = cfg.protocol;
+    rt.block_on(async {
+        let accept = accept_loop(&listener, |stream| {
+            tokio::spawn(serve(stream, protocol, CurrentWorker));
+        });
+        tokio::select! {
+            () = accept => {}
+            _ = stopped => {}
+        }
+    });
+    drop(listener);
+    // Drops every task (all connections) and waits for the workers to exit, after which no
+    // counter changes.
     rt.shutdown_timeout(SHUTDOWN_GRACE);
     report::print(
         DESIGN,
