@@ -12,9 +12,12 @@
 //! `epoll_ctl` each way, paid only when a socket's send buffer is full.
 //!
 //! Connections live in a `Vec` indexed by file descriptor (as in redis's `ae` loop); the fd is the
-//! epoll token. The read buffer is the thread's, not the connection's: with readiness, a buffer
-//! is needed only during a read. The rare reply that cannot be written at once is copied into the
-//! connection's `pending` buffer (at most one reply, since reading stops until it is flushed).
+//! epoll token. Each connection owns a `BUF_SIZE` read buffer, allocated when it is accepted, as
+//! in every runtime design: with readiness one buffer per thread would do (a buffer is needed
+//! only during a read), but the floor must have the others' working set, or it would win on
+//! cache footprint rather than on having no runtime. The rare reply that cannot be written at
+//! once is copied into the connection's `pending` buffer (at most one reply, since reading stops
+//! until it is flushed).
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -56,7 +59,6 @@ pub struct EventLoop {
     protocol: Protocol,
     /// Indexed by fd; `None` for fds that are not this loop's connections.
     conns: Vec<Option<Conn>>,
-    buf: Box<[u8]>,
     /// Set while the listener is out of the epoll set after a failed accept.
     accept_paused_until: Option<Instant>,
 }
@@ -64,6 +66,8 @@ pub struct EventLoop {
 struct Conn {
     stream: TcpStream,
     session: Session,
+    /// The connection's read buffer, `BUF_SIZE` bytes.
+    buf: Box<[u8]>,
     /// Reply bytes the socket did not take yet, written from `sent` on; empty when reading.
     pending: Vec<u8>,
     sent: usize,
@@ -94,7 +98,6 @@ impl EventLoop {
             listener,
             protocol,
             conns: Vec::new(),
-            buf: vec![0; BUF_SIZE].into_boxed_slice(),
             accept_paused_until: None,
         })
     }
@@ -156,6 +159,7 @@ impl EventLoop {
                 self.conns[index] = Some(Conn {
                     stream,
                     session: Session::new(self.protocol),
+                    buf: vec![0; BUF_SIZE].into_boxed_slice(),
                     pending: Vec::new(),
                     sent: 0,
                     close_after: false,
@@ -193,7 +197,7 @@ impl EventLoop {
         let next = if was_flushing {
             conn.flush(counters)
         } else {
-            conn.read_and_reply(&mut self.buf, counters)
+            conn.read_and_reply(counters)
         };
         let interest = match (next, was_flushing) {
             (Next::Close, _) => None,
@@ -214,8 +218,8 @@ impl EventLoop {
 }
 
 impl Conn {
-    fn read_and_reply(&mut self, buf: &mut [u8], counters: &impl Counters) -> Next {
-        let n = match self.stream.read(buf) {
+    fn read_and_reply(&mut self, counters: &impl Counters) -> Next {
+        let n = match self.stream.read(&mut self.buf) {
             // The peer half-closed, and every reply has been written: close.
             Ok(0) => return Next::Close,
             Ok(n) => n,
@@ -224,7 +228,7 @@ impl Conn {
             Err(_) => return Next::Close,
         };
         counters.add(Field::BytesIn, n as u64);
-        let reply = self.session.on_read(&buf[..n]);
+        let reply = self.session.on_read(&self.buf[..n]);
         counters.add(Field::Messages, reply.messages);
         let (mut rest, close) = (reply.bytes, reply.close);
         while !rest.is_empty() {

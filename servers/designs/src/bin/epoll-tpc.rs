@@ -4,8 +4,9 @@
 //! `SO_REUSEPORT` listener and its connections (`server_designs::epoll_loop`): no futures, tasks,
 //! wakers or queues, just `epoll_wait`, then a read and a write per ready connection: the shape
 //! of redis's event loop (nginx's workers are the same, edge-triggered). Versus tokio-tpc only the
-//! executor differs, here by being absent: the same threads, listeners, buffer size, socket
-//! options and session code, so the gap between the two is the cost of the runtime itself.
+//! executor differs, here by being absent: the same threads, listeners, per-connection
+//! `BUF_SIZE` buffer, socket options and session code, so the gap between the two is the cost of
+//! the runtime itself.
 
 use std::sync::{mpsc, Arc, Barrier};
 
