@@ -6,3 +6,4 @@ pub mod epoll_loop;
 pub mod monoio_conn;
 pub mod owned_buf;
 pub mod tokio_conn;
+pub mod uring_loop;
