@@ -96,7 +96,7 @@ async fn serve(mut stream: TcpStream, protocol: Protocol, counters: Rc<LocalCoun
     counters.add(Field::Connections, 1);
     // A reset or a vanished client ends only its own connection; in a benchmark that is routine,
     // so it is not logged.
-    let _ = run(&mut stream, Session::new(protocol), &*counters).await;
+    let _ = run(&mut stream, Session::new(protocol), &counters).await;
 }
 
 async fn run(
