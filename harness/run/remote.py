@@ -21,7 +21,7 @@ import queue
 import re
 import shlex
 import threading
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -81,12 +81,15 @@ def _loop() -> _Loop:
 # the command's group at end of file; the command itself gets /dev/null as stdin. Its first
 # stdout line is its process group id (the session leader's pid, printed before exec).
 _LEASH = (
-    "exec 3<&0; "
-    'setsid sh -c \'printf "pgid %s\\n" "$$"; exec "$@"\' sh "$@" </dev/null & child=$!; '
-    '( read -r _ <&3; kill -KILL -"$child" 2>/dev/null ) & watcher=$!; '
-    "exec 3<&-; "
+    # fd 3: the channel's stdin, for the watcher; fd 4: the channel's stderr, for the command
+    # (the leash's own stderr goes to /dev/null, so the shell's "Killed" notices stay out).
+    "exec 3<&0 4>&2 2>/dev/null; "
+    'setsid sh -c \'printf "pgid %s\\n" "$$"; exec "$@"\' sh "$@" '
+    "</dev/null 2>&4 3<&- 4>&- & child=$!; "
+    '( read -r _ <&3; kill -KILL -"$child" ) 4>&- & watcher=$!; '
+    "exec 3<&- 4>&-; "
     'wait "$child"; status=$?; '
-    'kill "$watcher" 2>/dev/null; exit "$status"'
+    'kill "$watcher"; exit "$status"'
 )
 
 
@@ -335,6 +338,23 @@ class Connection:
             tail = result.stderr.strip().splitlines()[-1:] or [f"exit {code}"]
             raise RemoteError(f"{self.host}: `{shlex.join(argv)}` failed: {tail[0]}")
         return result
+
+    def call(
+        self, fn: Callable[[asyncssh.SSHClientConnection], Awaitable[T]], timeout_s: float
+    ) -> T:
+        """Run fn(the asyncssh connection) on the SSH event loop, for exchanges that need the
+        channel itself (the clock exchange); RemoteError naming the host when it fails."""
+        if self.ssh is None or self.lost:
+            raise RemoteError(f"{self.host}: not connected ({self.lost or 'closed'})")
+        ssh = self.ssh
+
+        async def go() -> T:
+            return await fn(ssh)
+
+        try:
+            return _loop().call(go(), timeout_s)
+        except (OSError, asyncssh.Error, TimeoutError) as exc:
+            raise self._fail("SSH exchange failed", exc) from None
 
     def put(self, local: Path, remote: str, mode: int = 0o755) -> None:
         """Copy a file to the host (SFTP), atomically: a temporary name, then a rename."""
