@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -441,3 +442,35 @@ def test_close_all_ends_everything(net: netns.TestNetwork, conns: list[remote.Co
     assert remote.running_processes() == []
     for h in net.hosts:
         assert _until(lambda h=h: h.pids_besides_sshd() == []), (h.ns, h.pids_besides_sshd())
+
+
+def test_ctrl_c_ends_the_remote_processes(net: netns.TestNetwork, tmp_path: Path) -> None:
+    """A harness process interrupted with SIGINT ends what it started (atexit close_all)."""
+    h = net.hosts[2]
+    o = net.ssh_options()
+    script = tmp_path / "interrupted.py"
+    script.write_text(
+        "import time\n"
+        "from pathlib import Path\n"
+        "from harness.run import remote\n"
+        "from harness.run.hosts import SshOptions\n"
+        f"o = SshOptions(known_hosts=Path({str(o.known_hosts)!r}),"
+        f" client_keys=(Path({str(o.client_keys[0])!r}),))\n"
+        f"c = remote.connect({h.spec!r}, o)\n"
+        "p = c.start(['sh', '-c', 'sleep 67 & echo READY; wait'])\n"
+        "print(p.read_line(10), flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=REPO
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "READY"
+        assert any(f.endswith(":sleep") for f in _foreign(h))
+        child.send_signal(signal.SIGINT)
+        child.wait(timeout=20)
+        assert _until(lambda: not _foreign(h)), _foreign(h)
+    finally:
+        child.kill()
+        child.wait(timeout=10)
