@@ -29,12 +29,16 @@ pytestmark = pytest.mark.skipif(
 DOC_KEYS = [
     *["schema", "config", "latency_kind", "summary", "histogram", "service_histogram"],
     *["series", "client_cpu"],
+    *["censored_histogram", "hiccup"],  # added by issue 14 (no censored tail, hiccup meter)
 ]
 SUMMARY_KEYS = [
     *["requests", "errors_total", "errors", "bytes_sent", "bytes_received"],
     *["window_s", "throughput_rps", "clamped", "latency_us", "service_latency_us"],
     *["target_rate", "scheduled_rate", "achieved_rate", "sent_rate", "schedule_lag_us"],
     *["client_bound", "client_bound_reasons"],
+    # Added by issue 14 (docs/loadgen.md, "Lost and censored requests").
+    *["failed", "censored", "censored_latency_us", "latency_upper_us", "censored_tail"],
+    "scheduled",
 ]
 ERROR_KINDS = ["connect", "reset", "eof", "mismatch", "timeout"]
 ERROR_KINDS += ["http_status", "http_parse", "queue_overflow"]

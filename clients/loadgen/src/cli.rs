@@ -4,14 +4,14 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
-pub const USAGE: &str = "\
-usage: loadgen [--host ADDR] [--port N] [--protocol echo|http] [--size B] [--path P]
+/// The usage line of `--help` (clap renders the rest from the flags below).
+const USAGE: &str = "\
+loadgen [--host ADDR] [--port N] [--protocol echo|http] [--size B] [--path P]
                [--connections C] [--pipeline P] [--threads T] [--cpus LIST]
                [--rate R [--arrival poisson|uniform] [--seed N]]
                [--hot-fraction F --hot-share S] [--requests-per-connection K]
                [--warmup S] [--duration S] [--timeout S] [--interval-ms MS]
-               [--hlog FILE] [--out FILE]
-See docs/loadgen.md for the meaning of each flag and of the JSON document it prints.";
+               [--no-hiccup] [--hlog FILE] [--out FILE]";
 
 const MAX_SIZE: usize = 16 << 20;
 const MAX_SECONDS: f64 = 1e6;
@@ -19,7 +19,7 @@ const MAX_SECONDS: f64 = 1e6;
 pub const MAX_DEPTH: usize = 4096;
 const MAX_RATE: f64 = 1e9;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ProtocolKind {
     Echo,
     Http,
@@ -35,7 +35,7 @@ impl ProtocolKind {
 }
 
 /// How intended send times are spaced in open loop.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Arrival {
     /// Exponential gaps (a Poisson process per connection; their sum is Poisson too).
     Poisson,
@@ -95,6 +95,8 @@ pub struct Config {
     pub interval_ms: u64,
     pub hlog: Option<PathBuf>,
     pub out: Option<PathBuf>,
+    /// Run the hiccup meter on the client CPUs during the window (on unless `--no-hiccup`).
+    pub hiccup: bool,
 }
 
 impl Config {
@@ -137,117 +139,144 @@ fn seconds_to_ns(s: f64) -> u64 {
 
 pub enum Command {
     Run(Box<Config>),
-    Help,
+    /// `--help`: the text to print.
+    Help(String),
+}
+
+/// The flags as clap sees them; every value is checked by the same function as before clap, so
+/// the messages name the flag, the accepted range and the value given.
+#[derive(clap::Parser, Debug)]
+#[command(
+    name = "loadgen",
+    override_usage = USAGE,
+    help_template = "usage: {usage}\n\n{all-args}\n\nSee docs/loadgen.md for the meaning of each \
+                     flag and of the JSON document it prints.",
+    disable_version_flag = true,
+    color = clap::ColorChoice::Never,
+    allow_negative_numbers = true
+)]
+struct Args {
+    /// Server address.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    host: String,
+    /// Server port.
+    #[arg(long, value_name = "N", default_value_t = 7878, value_parser = |v: &str| int(v, 1, 65535).map(|n| n as u16))]
+    port: u16,
+    /// Protocol spoken.
+    #[arg(long, value_enum, default_value_t = ProtocolKind::Echo)]
+    protocol: ProtocolKind,
+    /// Echo message size in bytes.
+    #[arg(long, value_name = "B", default_value_t = 64, value_parser = |v: &str| int(v, 1, MAX_SIZE as u64).map(|n| n as usize))]
+    size: usize,
+    /// HTTP request target (HTTP only).
+    #[arg(long, value_name = "P", value_parser = request_target)]
+    path: Option<String>,
+    /// Connections in total, spread evenly over the threads.
+    #[arg(long, value_name = "C", default_value_t = 64, value_parser = |v: &str| int(v, 1, 1_000_000).map(|n| n as usize))]
+    connections: usize,
+    /// Requests outstanding per connection.
+    #[arg(long, value_name = "P", default_value_t = 1, value_parser = |v: &str| int(v, 1, MAX_DEPTH as u64).map(|n| n as usize))]
+    pipeline: usize,
+    /// Client threads, each with its own event loop.
+    #[arg(long, value_name = "T", default_value_t = 1, value_parser = |v: &str| int(v, 1, 4096).map(|n| n as usize))]
+    threads: usize,
+    /// Thread i pinned to the i-th CPU of LIST (e.g. 0,2,4-7).
+    #[arg(long, value_name = "LIST", value_parser = |v: &str| parse_cpu_list(v).map(CpuList))]
+    cpus: Option<CpuList>,
+    /// Open loop: requests per second in total (closed loop without it).
+    #[arg(long, value_name = "R", value_parser = |v: &str| real(v, f64::MIN_POSITIVE, MAX_RATE))]
+    rate: Option<f64>,
+    /// Open loop: how intended send times are spaced.
+    #[arg(long, value_enum)]
+    arrival: Option<Arrival>,
+    /// Open loop: seed of the Poisson schedules.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = |v: &str| int(v, 0, u64::MAX))]
+    seed: u64,
+    /// Skew: the fraction of connections that is hot (with --hot-share).
+    #[arg(long, value_name = "F", value_parser = fraction)]
+    hot_fraction: Option<f64>,
+    /// Skew: the share of the load the hot connections carry (with --hot-fraction).
+    #[arg(long, value_name = "S", value_parser = fraction)]
+    hot_share: Option<f64>,
+    /// Close and reopen each connection after K requests.
+    #[arg(long, value_name = "K", value_parser = |v: &str| int(v, 1, u64::MAX))]
+    requests_per_connection: Option<u64>,
+    /// Seconds of load before measuring.
+    #[arg(long, value_name = "S", default_value = "2", value_parser = |v: &str| seconds(v, true))]
+    warmup: f64,
+    /// Seconds measured.
+    #[arg(long, value_name = "S", default_value = "10", value_parser = |v: &str| seconds(v, false))]
+    duration: f64,
+    /// Seconds without a complete answer before a request is an error.
+    #[arg(long, value_name = "S", default_value = "2", value_parser = |v: &str| seconds(v, false))]
+    timeout: f64,
+    /// Length of one interval of the per-interval series.
+    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = |v: &str| int(v, 100, 3_600_000))]
+    interval_ms: u64,
+    /// Do not run the hiccup meter on the client CPUs.
+    #[arg(long)]
+    no_hiccup: bool,
+    /// Also write an HdrHistogram interval log.
+    #[arg(long, value_name = "FILE")]
+    hlog: Option<PathBuf>,
+    /// Where the JSON document goes (stdout without it).
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+/// A parsed `--cpus` (a newtype, so that clap takes it as one value, not a list of values).
+#[derive(Clone, Debug)]
+struct CpuList(Vec<usize>);
+
+/// clap's error as one line (its first paragraph, e.g. with the possible values), without the
+/// `error: ` that `main` adds back.
+fn one_line(e: &clap::Error) -> String {
+    let text = e.to_string();
+    let first: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let line = first.join(" ");
+    line.strip_prefix("error: ").unwrap_or(&line).to_string()
 }
 
 /// Parses the arguments (without the program name).
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
-    let mut host = "127.0.0.1".to_string();
-    let mut port: u16 = 7878;
-    let mut protocol = ProtocolKind::Echo;
-    let mut size: usize = 64;
-    let mut path: Option<String> = None;
-    let mut connections: usize = 64;
-    let mut pipeline: usize = 1;
-    let mut rate: Option<f64> = None;
-    let mut arrival: Option<Arrival> = None;
-    let mut seed: u64 = 1;
-    let (mut hot_fraction, mut hot_share): (Option<f64>, Option<f64>) = (None, None);
-    let mut requests_per_connection = None;
-    let mut hlog = None;
-    let mut threads: usize = 1;
-    let mut cpu_list: Option<Vec<usize>> = None;
-    let (mut warmup_s, mut duration_s, mut timeout_s) = (2.0, 10.0, 2.0);
-    let mut interval_ms: u64 = 1000;
-    let mut out = None;
-
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        if arg == "-h" || arg == "--help" {
-            return Ok(Command::Help);
+    use clap::Parser as _;
+    let argv = std::iter::once("loadgen".to_string()).chain(args);
+    let a = match Args::try_parse_from(argv) {
+        Ok(a) => a,
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {
+            return Ok(Command::Help(e.to_string()))
         }
-        // Both `--flag value` and `--flag=value`.
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (arg, None),
-        };
-        if !flag.starts_with("--") {
-            return Err(format!("unexpected argument '{flag}'"));
-        }
-        let known = [
-            "--host",
-            "--port",
-            "--protocol",
-            "--size",
-            "--path",
-            "--connections",
-            "--pipeline",
-            "--rate",
-            "--arrival",
-            "--seed",
-            "--hot-fraction",
-            "--hot-share",
-            "--requests-per-connection",
-            "--hlog",
-            "--threads",
-            "--cpus",
-            "--warmup",
-            "--duration",
-            "--timeout",
-            "--interval-ms",
-            "--out",
-        ];
-        if !known.contains(&flag.as_str()) {
-            return Err(format!("unknown flag '{flag}'"));
-        }
-        let value = match inline.or_else(|| args.next()) {
-            Some(v) => v,
-            None => return Err(format!("{flag} needs a value")),
-        };
-        let v = value.as_str();
-        match flag.as_str() {
-            "--host" => host = value.clone(),
-            "--port" => port = int(&flag, v, 1, 65535)? as u16,
-            "--protocol" => {
-                protocol = match v {
-                    "echo" => ProtocolKind::Echo,
-                    "http" => ProtocolKind::Http,
-                    _ => {
-                        return Err(format!(
-                            "--protocol: unsupported protocol '{v}' (echo or http)"
-                        ))
-                    }
-                }
-            }
-            "--size" => size = int(&flag, v, 1, MAX_SIZE as u64)? as usize,
-            "--path" => path = Some(request_target(v)?),
-            "--connections" => connections = int(&flag, v, 1, 1_000_000)? as usize,
-            "--pipeline" => pipeline = int(&flag, v, 1, MAX_DEPTH as u64)? as usize,
-            "--rate" => rate = Some(real(&flag, v, f64::MIN_POSITIVE, MAX_RATE)?),
-            "--arrival" => {
-                arrival = Some(match v {
-                    "poisson" => Arrival::Poisson,
-                    "uniform" => Arrival::Uniform,
-                    _ => return Err(format!("--arrival: expected poisson or uniform, got '{v}'")),
-                })
-            }
-            "--seed" => seed = int(&flag, v, 0, u64::MAX)?,
-            "--hot-fraction" => hot_fraction = Some(fraction(&flag, v)?),
-            "--hot-share" => hot_share = Some(fraction(&flag, v)?),
-            "--requests-per-connection" => {
-                requests_per_connection = Some(int(&flag, v, 1, u64::MAX)?)
-            }
-            "--hlog" => hlog = Some(PathBuf::from(value)),
-            "--threads" => threads = int(&flag, v, 1, 4096)? as usize,
-            "--cpus" => cpu_list = Some(parse_cpu_list(v)?),
-            "--warmup" => warmup_s = seconds(&flag, v, true)?,
-            "--duration" => duration_s = seconds(&flag, v, false)?,
-            "--timeout" => timeout_s = seconds(&flag, v, false)?,
-            "--interval-ms" => interval_ms = int(&flag, v, 100, 3_600_000)?,
-            "--out" => out = Some(PathBuf::from(value)),
-            _ => unreachable!("flag list and match disagree on {flag}"),
-        }
-    }
+        Err(e) => return Err(one_line(&e)),
+    };
+    let Args {
+        host,
+        port,
+        protocol,
+        size,
+        path,
+        connections,
+        pipeline,
+        threads,
+        cpus,
+        rate,
+        arrival,
+        seed,
+        hot_fraction,
+        hot_share,
+        requests_per_connection,
+        warmup: warmup_s,
+        duration: duration_s,
+        timeout: timeout_s,
+        interval_ms,
+        no_hiccup,
+        hlog,
+        out,
+    } = a;
+    let cpu_list = cpus.map(|c| c.0);
 
     if path.is_some() && protocol != ProtocolKind::Http {
         return Err("--path needs --protocol http".into());
@@ -321,37 +350,32 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         interval_ms,
         hlog,
         out,
+        hiccup: !no_hiccup,
     };
     // Checked here so that a skew that cannot be split is a bad argument, not a panic later.
     crate::plan::check(&cfg)?;
     Ok(Command::Run(Box::new(cfg)))
 }
 
-fn int(flag: &str, v: &str, min: u64, max: u64) -> Result<u64, String> {
+fn int(v: &str, min: u64, max: u64) -> Result<u64, String> {
     match v.parse::<u64>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(format!(
-            "{flag}: expected an integer in {min}..={max}, got '{v}'"
-        )),
+        _ => Err(format!("expected an integer in {min}..={max}")),
     }
 }
 
-fn real(flag: &str, v: &str, min: f64, max: f64) -> Result<f64, String> {
+fn real(v: &str, min: f64, max: f64) -> Result<f64, String> {
     match v.parse::<f64>() {
         Ok(x) if x.is_finite() && (min..=max).contains(&x) => Ok(x),
-        _ => Err(format!(
-            "{flag}: expected a number in {min}..={max}, got '{v}'"
-        )),
+        _ => Err(format!("expected a number in {min}..={max}")),
     }
 }
 
 /// A number strictly between 0 and 1.
-fn fraction(flag: &str, v: &str) -> Result<f64, String> {
+fn fraction(v: &str) -> Result<f64, String> {
     match v.parse::<f64>() {
         Ok(x) if x > 0.0 && x < 1.0 => Ok(x),
-        _ => Err(format!(
-            "{flag}: expected a number strictly between 0 and 1, got '{v}'"
-        )),
+        _ => Err("expected a number strictly between 0 and 1".to_string()),
     }
 }
 
@@ -360,33 +384,29 @@ fn request_target(v: &str) -> Result<String, String> {
     if v.starts_with('/') && v.bytes().all(|b| b.is_ascii_graphic()) {
         Ok(v.to_string())
     } else {
-        Err(format!(
-            "--path: expected a path starting with '/' without spaces or control characters, got '{v}'"
-        ))
+        Err("expected a path starting with '/' without spaces or control characters".to_string())
     }
 }
 
-fn seconds(flag: &str, v: &str, zero_ok: bool) -> Result<f64, String> {
+fn seconds(v: &str, zero_ok: bool) -> Result<f64, String> {
     match v.parse::<f64>() {
         Ok(s) if s.is_finite() && s <= MAX_SECONDS && (s > 0.0 || (zero_ok && s == 0.0)) => {
             // A duration must be at least 1 ns once converted.
             if s > 0.0 && seconds_to_ns(s) == 0 {
-                return Err(format!("{flag}: '{v}' is shorter than 1 ns"));
+                return Err("shorter than 1 ns".to_string());
             }
             Ok(s)
         }
         _ => {
             let range = if zero_ok { ">= 0" } else { "> 0" };
-            Err(format!(
-                "{flag}: expected seconds {range} (decimals allowed), got '{v}'"
-            ))
+            Err(format!("expected seconds {range} (decimals allowed)"))
         }
     }
 }
 
 /// `1,3,5` or ranges `0-3`, or a mix; a CPU may repeat.
 pub fn parse_cpu_list(v: &str) -> Result<Vec<usize>, String> {
-    let bad = || format!("--cpus: expected a list like '0,2,4-7', got '{v}'");
+    let bad = || "expected a list like '0,2,4-7'".to_string();
     let cpu = |s: &str| -> Result<usize, String> {
         match s.trim().parse::<usize>() {
             Ok(c) if c < libc::CPU_SETSIZE as usize => Ok(c),
@@ -416,7 +436,7 @@ mod tests {
     fn run(args: &[&str]) -> Result<Config, String> {
         match parse(args.iter().map(|s| s.to_string()))? {
             Command::Run(c) => Ok(*c),
-            Command::Help => Err("help".into()),
+            Command::Help(_) => Err("help".into()),
         }
     }
 

@@ -152,18 +152,9 @@ impl<P: Protocol> InFlight<P> {
                     ok,
                     close,
                 } => {
-                    if ok {
-                        let since_sent = now.saturating_sub(head.sent_ns);
-                        let sent = self.proto.request_len(head.seq);
-                        if head.intended_ns == NONE {
-                            rec.completed(now, since_sent, None, sent, len);
-                        } else {
-                            let corrected = now.saturating_sub(head.intended_ns);
-                            rec.completed(now, corrected, Some(since_sent), sent, len);
-                        }
-                    } else {
-                        rec.error(now, ErrorKind::HttpStatus);
-                    }
+                    let sent = self.proto.request_len(head.seq);
+                    let intended = (head.intended_ns != NONE).then_some(head.intended_ns);
+                    rec.completed(now, head.sent_ns, intended, ok, sent, len);
                     self.queue.pop_front();
                     self.written -= 1;
                     answered += 1;
@@ -178,10 +169,24 @@ impl<P: Protocol> InFlight<P> {
         Ok((answered, false))
     }
 
-    /// Abandons everything outstanding (the connection failed).
-    fn abandon(&mut self) {
+    /// The connection failed: every request on it is lost, recorded from its intended send time
+    /// (open loop) or its send time (closed loop; one never written is no request yet). Returns
+    /// how many were recorded.
+    fn lose_all(&mut self, now: u64, kind: ErrorKind, rec: &mut Recorder) -> u64 {
+        let mut lost = 0;
+        for r in &self.queue {
+            if r.intended_ns != NONE {
+                rec.lost(now, r.intended_ns, true, kind);
+            } else if r.sent_ns != NONE {
+                rec.lost(now, r.sent_ns, false, kind);
+            } else {
+                continue;
+            }
+            lost += 1;
+        }
         self.queue.clear();
         self.rewind();
+        lost
     }
 
     /// Keeps the outstanding requests but as unsent, to be sent again on a new connection.
@@ -296,8 +301,8 @@ impl<P: Protocol> Conn<P> {
         let schedule = self.schedule.as_mut().expect("on_due without a schedule");
         while let Some(a) = schedule.admit(now) {
             rec.admitted(now, a.intended_ns);
-            if a.dropped_oldest {
-                rec.error(now, ErrorKind::QueueOverflow);
+            if let Some(dropped) = a.dropped {
+                rec.lost(now, dropped, true, ErrorKind::QueueOverflow);
             }
         }
         let next = schedule.next_due();
@@ -432,13 +437,37 @@ impl<P: Protocol> Conn<P> {
         self.open(sh, rec);
     }
 
-    /// Counts the error, drops the socket and what was outstanding on it, and reconnects
-    /// (after a back-off when connecting failed). Open loop: the schedule's backlog waits.
+    /// Open loop, once the window is over: everything still unanswered that was intended before
+    /// its end is censored (`Recorder::censor` ignores the rest): the requests due by then and
+    /// not admitted yet, those on the connection, and the schedule's backlog.
+    pub fn censor_at_end(&mut self, end: u64, rec: &mut Recorder) {
+        let Some(schedule) = self.schedule.as_mut() else {
+            return;
+        };
+        let now = now_ns();
+        while let Some(a) = schedule.admit(end.saturating_sub(1)) {
+            rec.admitted(now, a.intended_ns);
+            if let Some(dropped) = a.dropped {
+                rec.censor(dropped);
+            }
+        }
+        for r in &self.inflight.queue {
+            rec.censor(r.intended_ns);
+        }
+        while let Some(intended) = schedule.take() {
+            rec.censor(intended);
+        }
+    }
+
+    /// Drops the socket and what was outstanding on it, each request counted as one error of
+    /// `kind` (once when none was), and reconnects (after a back-off when connecting failed).
+    /// Open loop: the schedule's backlog waits.
     fn fail(&mut self, kind: ErrorKind, sh: &mut Shared, rec: &mut Recorder) {
         let now = now_ns();
-        rec.error(now, kind);
+        if self.inflight.lose_all(now, kind, rec) == 0 {
+            rec.error(now, kind);
+        }
         self.close_socket(sh);
-        self.inflight.abandon();
         (self.assigned, self.answered) = (0, 0);
         if kind == ErrorKind::Connect {
             self.state = State::Closed {

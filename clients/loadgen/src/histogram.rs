@@ -1,40 +1,28 @@
-//! Log-linear latency histogram, the definition shared with `harness/histogram.py`
-//! (docs/loadgen.md, "Latency histogram").
+//! Latency histogram: the `hdrhistogram` crate (HdrHistogram's Rust port) with 3 significant
+//! digits over 1 ns .. 60 s, plus the exact statistics it does not keep (docs/loadgen.md,
+//! "Latency histogram"; the definition shared with `harness/histogram.py`).
 //!
-//! Values are nanoseconds. `v < 2048` has its own bucket; above that every power of two is split
-//! into 1024 equal sub-buckets, so a bucket is never wider than 1/1024 of its lower bound. This is
-//! HdrHistogram with 3 significant digits and a lowest value of 1 ns. Values above [`MAX_NS`] are
-//! clamped to it and counted. `min`, `max` and `sum` are kept exactly.
+//! With these bounds HdrHistogram's layout is: `v < 2048` has its own bucket; above that every
+//! power of two is split into 1024 equal sub-buckets, so a bucket is never wider than 1/1024 of
+//! its lower bound (the tests check the crate against that formula). Values above [`MAX_NS`] are
+//! clamped to it and counted. `min`, `max` and `sum` are kept exactly, beside the buckets.
+//!
+//! Percentiles use an exact integer nearest rank (`max(1, ceil(ppm * n / 10^6))`), not the
+//! crate's `value_at_quantile`, whose float rank gets e.g. p99.9 of 1000 values wrong; the
+//! answer is the highest equivalent value of the bucket holding that rank, as HdrHistogram's is.
 //!
 //! One histogram per thread and interval; merging adds counts, so merging is exact.
 
-/// Sub-buckets per power of two (the exact range `0..SUB_BUCKETS` is one bucket per value).
+use hdrhistogram::Histogram as Hdr;
+
+/// HdrHistogram's sub-bucket count for 3 significant digits (the exact range `0..SUB_BUCKETS`
+/// is one bucket per value).
 pub const SUB_BUCKETS: u64 = 2048;
 /// Largest recordable value, 60 s; larger values are clamped to it.
 pub const MAX_NS: u64 = 60_000_000_000;
-/// Number of buckets needed to hold `0..=MAX_NS`.
-const LEN: usize = index(MAX_NS) + 1;
-const HALF: u64 = SUB_BUCKETS / 2;
-
-/// Bucket index of `v` (`v <= MAX_NS`): `shift * 1024 + (v >> shift)`, where
-/// `shift = max(0, floor(log2 v) - 10)`.
-#[inline]
-pub const fn index(v: u64) -> usize {
-    let log2 = 63 - (v | 1).leading_zeros() as u64;
-    let shift = log2.saturating_sub(10);
-    (shift * HALF + (v >> shift)) as usize
-}
-
-/// `[lower, upper)` of bucket `i`.
-pub const fn bounds(i: usize) -> (u64, u64) {
-    let i = i as u64;
-    if i < SUB_BUCKETS {
-        return (i, i + 1);
-    }
-    let shift = i / HALF - 1;
-    let sub = i - shift * HALF;
-    (sub << shift, (sub + 1) << shift)
-}
+/// Lowest discernible value, 1 ns.
+pub const LOWEST_NS: u64 = 1;
+pub const SIGNIFICANT_DIGITS: u8 = 3;
 
 /// Nearest rank of percentile `ppm` (parts per million: p99.9 = 999_000) among `n` values:
 /// `max(1, ceil(ppm * n / 10^6))`, computed exactly (floats get e.g. p99.9 of 1000 wrong).
@@ -43,10 +31,14 @@ pub fn rank(ppm: u64, n: u64) -> u64 {
     (r as u64).max(1)
 }
 
+fn new_hdr() -> Hdr<u64> {
+    Hdr::new_with_bounds(LOWEST_NS, MAX_NS, SIGNIFICANT_DIGITS)
+        .expect("1 ns .. 60 s at 3 significant digits is a valid HdrHistogram")
+}
+
 #[derive(Clone)]
 pub struct Histogram {
-    counts: Box<[u64]>,
-    count: u64,
+    hdr: Hdr<u64>,
     /// Sum of the unclamped values (u64 holds 584 years of latency).
     sum: u64,
     min: u64,
@@ -54,11 +46,11 @@ pub struct Histogram {
     clamped: u64,
 }
 
-/// The non-empty buckets of a histogram plus its exact statistics: what a thread hands over
-/// at the end of an interval.
+/// The non-empty buckets of a histogram (as `(value, count)`, any value of the bucket) plus its
+/// exact statistics: what a thread hands over at the end of an interval.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Snapshot {
-    pub buckets: Vec<(u32, u64)>,
+    pub buckets: Vec<(u64, u64)>,
     pub count: u64,
     pub sum: u64,
     pub min: u64,
@@ -75,8 +67,7 @@ impl Default for Histogram {
 impl Histogram {
     pub fn new() -> Self {
         Histogram {
-            counts: vec![0; LEN].into_boxed_slice(),
-            count: 0,
+            hdr: new_hdr(),
             sum: 0,
             min: u64::MAX,
             max: 0,
@@ -92,87 +83,101 @@ impl Histogram {
         } else {
             v
         };
-        self.counts[index(c)] += 1;
-        self.count += 1;
+        self.hdr.saturating_record(c);
         self.sum += v;
         self.min = self.min.min(v);
         self.max = self.max.max(v);
     }
 
+    /// The HdrHistogram itself (for its V2 encoding in the interval log).
+    pub fn hdr(&self) -> &Hdr<u64> {
+        &self.hdr
+    }
+
     pub fn count(&self) -> u64 {
-        self.count
+        self.hdr.len()
     }
     pub fn clamped(&self) -> u64 {
         self.clamped
     }
     pub fn min(&self) -> Option<u64> {
-        (self.count > 0).then_some(self.min)
+        (self.count() > 0).then_some(self.min)
     }
     pub fn max(&self) -> Option<u64> {
-        (self.count > 0).then_some(self.max)
+        (self.count() > 0).then_some(self.max)
     }
     pub fn mean(&self) -> Option<f64> {
-        (self.count > 0).then(|| self.sum as f64 / self.count as f64)
+        (self.count() > 0).then(|| self.sum as f64 / self.count() as f64)
     }
 
     /// Highest value of the bucket holding the nearest-rank `ppm` percentile (never below the
     /// true nearest-rank value, at most 1/1024 above it); `None` when empty.
     pub fn percentile(&self, ppm: u64) -> Option<u64> {
-        if self.count == 0 {
+        let n = self.count();
+        if n == 0 {
             return None;
         }
-        let r = rank(ppm, self.count);
+        let r = rank(ppm, n);
         let mut seen = 0;
-        for (_, upper, c) in self.buckets() {
-            seen += c;
+        for v in self.hdr.iter_recorded() {
+            seen += v.count_at_value();
             if seen >= r {
-                return Some(upper - 1);
+                return Some(self.hdr.highest_equivalent(v.value_iterated_to()));
             }
         }
-        unreachable!("rank {r} beyond count {}", self.count)
+        unreachable!("rank {r} beyond count {n}")
     }
 
-    /// The counts array from bucket 0 through the bucket of the largest value (empty when the
-    /// histogram is): HdrHistogram's own layout, see `hlog`.
-    pub fn counts_through_max(&self) -> &[u64] {
-        match self.max() {
-            None => &[],
-            Some(max) => &self.counts[..=index(max.min(MAX_NS))],
+    /// The `ppm` percentile were the `censored` values (a subset of this histogram's, each a
+    /// lower bound of a latency never observed) all unbounded: so an upper bound of the true
+    /// percentile, where [`Histogram::percentile`] is a lower one. `None` when empty or when the
+    /// rank falls among the censored values (no upper bound).
+    pub fn percentile_censored_unbounded(&self, censored: &Histogram, ppm: u64) -> Option<u64> {
+        let n = self.count();
+        if n == 0 {
+            return None;
         }
+        if censored.count() == 0 {
+            return self.percentile(ppm);
+        }
+        let mut known = self.hdr.clone();
+        known.subtract(&censored.hdr).ok()?;
+        let r = rank(ppm, n);
+        let mut seen = 0;
+        for v in known.iter_recorded() {
+            seen += v.count_at_value();
+            if seen >= r {
+                return Some(known.highest_equivalent(v.value_iterated_to()));
+            }
+        }
+        None
     }
 
-    /// Non-empty buckets in increasing order, as `(lower, upper, count)`.
+    /// Non-empty buckets in increasing order, as `(lower, upper, count)` with `upper`
+    /// exclusive.
     pub fn buckets(&self) -> impl Iterator<Item = (u64, u64, u64)> + '_ {
-        let range = self.used_range();
-        self.counts[range.clone()]
-            .iter()
-            .zip(range)
-            .filter(|(c, _)| **c > 0)
-            .map(|(c, i)| {
-                let (lo, hi) = bounds(i);
-                (lo, hi, *c)
-            })
-    }
-
-    /// Indices that can be non-empty: those between the buckets of min and max.
-    fn used_range(&self) -> std::ops::Range<usize> {
-        if self.count == 0 {
-            return 0..0;
-        }
-        index(self.min.min(MAX_NS))..index(self.max.min(MAX_NS)) + 1
+        self.hdr.iter_recorded().map(|v| {
+            let x = v.value_iterated_to();
+            (
+                self.hdr.lowest_equivalent(x),
+                self.hdr.next_non_equivalent(x),
+                v.count_at_value(),
+            )
+        })
     }
 
     pub fn snapshot(&self) -> Snapshot {
-        let range = self.used_range();
-        let buckets = self.counts[range.clone()]
-            .iter()
-            .zip(range)
-            .filter(|(c, _)| **c > 0)
-            .map(|(c, i)| (i as u32, *c))
-            .collect();
+        let buckets = if self.count() == 0 {
+            Vec::new()
+        } else {
+            self.hdr
+                .iter_recorded()
+                .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                .collect()
+        };
         Snapshot {
             buckets,
-            count: self.count,
+            count: self.count(),
             sum: self.sum,
             min: self.min,
             max: self.max,
@@ -180,11 +185,11 @@ impl Histogram {
         }
     }
 
-    /// Empties the histogram; costs the used range, not the whole array.
+    /// Empties the histogram.
     pub fn clear(&mut self) {
-        let range = self.used_range();
-        self.counts[range].fill(0);
-        self.count = 0;
+        if self.count() > 0 {
+            self.hdr.reset();
+        }
         self.sum = 0;
         self.min = u64::MAX;
         self.max = 0;
@@ -193,28 +198,25 @@ impl Histogram {
 
     /// Merges a snapshot by adding counts.
     pub fn add_snapshot(&mut self, s: &Snapshot) {
-        for &(i, c) in &s.buckets {
-            self.counts[i as usize] += c;
+        for &(v, c) in &s.buckets {
+            self.hdr.saturating_record_n(v, c);
         }
-        self.add_stats(s.count, s.sum, s.min, s.max, s.clamped);
+        self.add_stats(s.sum, s.min, s.max, s.clamped);
     }
 
     /// Merges another histogram by adding counts.
     pub fn add(&mut self, other: &Histogram) {
-        for (a, b) in self.counts.iter_mut().zip(other.counts.iter()) {
-            *a += b;
-        }
-        self.add_stats(other.count, other.sum, other.min, other.max, other.clamped);
+        self.hdr
+            .add(&other.hdr)
+            .expect("histograms of the same bounds always add");
+        self.add_stats(other.sum, other.min, other.max, other.clamped);
     }
 
-    fn add_stats(&mut self, count: u64, sum: u64, min: u64, max: u64, clamped: u64) {
-        self.count += count;
+    fn add_stats(&mut self, sum: u64, min: u64, max: u64, clamped: u64) {
         self.sum += sum;
         self.clamped += clamped;
-        if count > 0 {
-            self.min = self.min.min(min);
-            self.max = self.max.max(max);
-        }
+        self.min = self.min.min(min);
+        self.max = self.max.max(max);
     }
 }
 
@@ -224,6 +226,20 @@ mod tests {
 
     /// The percentiles the report uses, in ppm.
     const PPMS: [u64; 7] = [0, 1, 500_000, 900_000, 990_000, 999_000, 999_900];
+
+    /// `[lower, upper)` of the bucket holding `v` by the formula of docs/loadgen.md.
+    fn documented_bucket(v: u64) -> (u64, u64) {
+        if v < SUB_BUCKETS {
+            return (v, v + 1);
+        }
+        let shift = (63 - v.leading_zeros() as u64) - 10;
+        let sub = v >> shift;
+        (sub << shift, (sub + 1) << shift)
+    }
+
+    fn bucket_of(h: &Histogram, v: u64) -> (u64, u64) {
+        (h.hdr.lowest_equivalent(v), h.hdr.next_non_equivalent(v))
+    }
 
     struct XorShift(u64);
     impl XorShift {
@@ -236,34 +252,20 @@ mod tests {
     }
 
     #[test]
-    fn bucketing_edges() {
-        for v in 0..2048 {
-            assert_eq!(index(v), v as usize);
-            assert_eq!(bounds(index(v)), (v, v + 1));
-        }
-        assert_eq!(bounds(index(2048)), (2048, 2050));
-        assert_eq!(bounds(index(2049)), (2048, 2050));
-        assert_eq!(bounds(index(2050)), (2050, 2052));
-        assert_eq!(bounds(index(4095)), (4094, 4096));
-        assert_eq!(bounds(index(4096)), (4096, 4100));
-        let m = 1u64 << 35;
-        assert_eq!(bounds(index(m - 1)), (m - (1 << 24), m));
-        assert_eq!(bounds(index(m)), (m, m + (1 << 25)));
-        assert_eq!(index(MAX_NS), LEN - 1);
-    }
-
-    #[test]
-    fn buckets_are_contiguous_and_contain_their_values() {
-        for i in 0..LEN - 1 {
-            let (lo, hi) = bounds(i);
-            assert_eq!(bounds(i + 1).0, hi, "gap after bucket {i}");
+    fn the_crate_buckets_as_documented() {
+        let h = Histogram::new();
+        let mut rng = XorShift(99);
+        let edges = (0..4200).chain([1 << 35, (1 << 35) - 1, MAX_NS - 1, MAX_NS]);
+        for v in edges.chain((0..20_000).map(|_| rng.next() % MAX_NS)) {
+            let (lo, hi) = documented_bucket(v);
+            assert_eq!(bucket_of(&h, v), (lo, hi), "value {v}");
             assert!(
                 hi - lo == 1 || (hi - lo) * 1024 <= lo,
-                "bucket {i} too wide"
+                "bucket of {v} too wide"
             );
-            assert_eq!(index(lo), i);
-            assert_eq!(index(hi - 1), i);
         }
+        assert_eq!(bucket_of(&h, 2049), (2048, 2050));
+        assert_eq!(bucket_of(&h, 4096), (4096, 4100));
     }
 
     #[test]
@@ -275,7 +277,10 @@ mod tests {
         assert_eq!(h.min(), Some(5));
         assert_eq!(h.max(), Some(MAX_NS + 1));
         assert_eq!(h.mean(), Some((MAX_NS + 6) as f64 / 2.0));
-        assert_eq!(h.percentile(1_000_000), Some(bounds(index(MAX_NS)).1 - 1));
+        assert_eq!(
+            h.percentile(1_000_000),
+            Some(documented_bucket(MAX_NS).1 - 1)
+        );
         assert_eq!(h.buckets().map(|b| b.2).sum::<u64>(), 2);
     }
 
@@ -316,12 +321,17 @@ mod tests {
                 let truth = values[rank(ppm, n as u64) as usize - 1];
                 let got = h.percentile(ppm).unwrap();
                 let c = truth.min(MAX_NS);
-                assert_eq!(got, bounds(index(c)).1 - 1, "n={n} ppm={ppm}");
+                assert_eq!(got, documented_bucket(c).1 - 1, "n={n} ppm={ppm}");
                 assert!(got >= c && (got - c) * 1024 <= c, "n={n} ppm={ppm}");
             }
             assert_eq!(h.min(), values.first().copied());
             assert_eq!(h.max(), values.last().copied());
             assert_eq!(h.count(), n as u64);
+            let buckets: Vec<_> = h.buckets().collect();
+            assert!(buckets.windows(2).all(|w| w[0].1 <= w[1].0));
+            assert!(buckets
+                .iter()
+                .all(|&(lo, hi, _)| documented_bucket(lo) == (lo, hi)));
         }
     }
 
@@ -349,6 +359,32 @@ mod tests {
     }
 
     #[test]
+    fn censored_values_bound_the_percentiles_from_both_sides() {
+        let (mut all, mut censored) = (Histogram::new(), Histogram::new());
+        for v in 1..=100 {
+            all.record(v);
+        }
+        for v in [10, 20] {
+            censored.record(v); // also in `all`: two of the 100 are at least 10 and 20
+        }
+        assert_eq!(all.percentile(500_000), Some(50));
+        // Moving 10 and 20 to infinity shifts the rank-50 value up by two.
+        assert_eq!(
+            all.percentile_censored_unbounded(&censored, 500_000),
+            Some(52)
+        );
+        assert_eq!(
+            all.percentile_censored_unbounded(&censored, 980_000),
+            Some(100)
+        );
+        assert_eq!(all.percentile_censored_unbounded(&censored, 990_000), None);
+        assert_eq!(
+            all.percentile_censored_unbounded(&Histogram::new(), 990_000),
+            Some(99)
+        );
+    }
+
+    #[test]
     fn clear_resets_everything() {
         let mut h = Histogram::new();
         for v in [3, 3000, 3_000_000] {
@@ -356,8 +392,8 @@ mod tests {
         }
         h.clear();
         assert_eq!(h.snapshot(), Histogram::new().snapshot());
-        assert!(h.counts.iter().all(|&c| c == 0));
         h.record(42);
         assert_eq!(h.percentile(500_000), Some(42));
+        assert_eq!(h.min(), Some(42));
     }
 }

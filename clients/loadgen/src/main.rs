@@ -1,39 +1,23 @@
-//! loadgen: the measuring instrument (docs/loadgen.md).
-//!
-//! Pipeline: `cli` (flags -> `Config`) -> `plan` (each connection's share of the load) ->
-//! `worker` threads, each an event loop over its own `conn`s speaking a `protocol` (echo or
-//! `http`), open loop paced by a per-connection `schedule`, timing answers into its `recorder`
-//! (per-interval `histogram`s and `stats`) -> channel -> `report` (merge by adding counts, JSON
-//! document; `hlog` for the optional HdrHistogram log) -> stdout/file.
-
-mod cli;
-mod conn;
-mod histogram;
-mod hlog;
-mod http;
-mod plan;
-mod protocol;
-mod recorder;
-mod report;
-mod schedule;
-mod stats;
-mod sys;
-mod worker;
+//! loadgen: the measuring instrument (docs/loadgen.md); the pipeline is described in `lib.rs`.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::process::exit;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::Duration;
 
-use cli::{Command, Config, ProtocolKind};
-use hlog::HlogWriter;
-use http::Http;
-use protocol::Echo;
-use recorder::Window;
-use report::{Aggregator, Document};
-use worker::WorkerSpec;
+use hdrhistogram::serialization::V2DeflateSerializer;
+use loadgen::cli::{self, Command, Config, ProtocolKind};
+use loadgen::hiccup::Meters;
+use loadgen::hlog::HlogWriter;
+use loadgen::http::{self, Http};
+use loadgen::protocol::Echo;
+use loadgen::recorder::Window;
+use loadgen::report::{Aggregator, Document};
+use loadgen::worker::{self, WorkerSpec};
+use loadgen::{plan, sys};
 
 /// Slack past `warmup + duration + timeout` before the main thread stops waiting for threads.
 const GRACE_NS: u64 = 1_000_000_000;
@@ -41,8 +25,8 @@ const GRACE_NS: u64 = 1_000_000_000;
 fn main() {
     let cfg = match cli::parse(std::env::args().skip(1)) {
         Ok(Command::Run(cfg)) => cfg,
-        Ok(Command::Help) => {
-            println!("{}", cli::USAGE);
+        Ok(Command::Help(text)) => {
+            print!("{text}");
             return;
         }
         Err(e) => fail_args(&e),
@@ -90,7 +74,7 @@ fn fail_args(msg: &str) -> ! {
 /// Runs the threads and merges what they report. The second value is false when a thread failed
 /// or did not finish by the hard deadline (the document then holds what did arrive); the third
 /// is the outcome of writing the HdrHistogram log.
-fn run(cfg: &Config, hlog: Option<BufWriter<File>>) -> (Document, bool, io::Result<()>) {
+fn run(cfg: &Config, mut hlog: Option<BufWriter<File>>) -> (Document, bool, io::Result<()>) {
     sys::raise_fd_limit();
     if let Some(cpus) = &cfg.cpus {
         // Keep the main thread (and the threads it spawns, until they pin) off the server's CPUs.
@@ -105,7 +89,25 @@ fn run(cfg: &Config, hlog: Option<BufWriter<File>>) -> (Document, bool, io::Resu
         end: t0 + cfg.warmup_ns() + cfg.duration_ns(),
         interval: cfg.interval_ns(),
     };
-    let hlog = hlog.map(|out| HlogWriter::new(out, sys::epoch_seconds_at(window.start)));
+    // Set when the main thread gives up on the threads, so the meters stop too.
+    static STOP_METERS: AtomicBool = AtomicBool::new(false);
+    let meters = if cfg.hiccup {
+        match Meters::start(
+            cfg.cpus.as_deref(),
+            window.start,
+            window.end,
+            None,
+            &STOP_METERS,
+        ) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                eprintln!("error: cannot start the hiccup meter: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let request = http::request(&cfg.path, &cfg.host, cfg.port);
     let mut handles = Vec::new();
     for t in 0..cfg.threads {
@@ -140,7 +142,12 @@ fn run(cfg: &Config, hlog: Option<BufWriter<File>>) -> (Document, bool, io::Resu
     }
     drop(tx);
 
-    let mut agg = Aggregator::new(cfg, hlog);
+    let mut serializer = V2DeflateSerializer::new();
+    let start_epoch_s = sys::epoch_seconds_at(window.start);
+    let log = hlog
+        .as_mut()
+        .map(|out| HlogWriter::new(out, &mut serializer, start_epoch_s));
+    let mut agg = Aggregator::new(cfg, log);
     let deadline = window.end + cfg.timeout_ns() + GRACE_NS;
     while !agg.all_done() {
         let left = Duration::from_nanos(deadline.saturating_sub(sys::now_ns()));
@@ -162,6 +169,17 @@ fn run(cfg: &Config, hlog: Option<BufWriter<File>>) -> (Document, bool, io::Resu
             let _ = h.join();
         }
     }
-    let (doc, hlog_result) = agg.into_document(cfg);
-    (doc, finished, hlog_result)
+    let (mut doc, logged) = agg.into_document(cfg);
+    if !finished {
+        STOP_METERS.store(true, Ordering::Relaxed);
+    }
+    doc.hiccup = meters.and_then(|m| match m.join() {
+        Ok(report) => Some(report),
+        Err(e) => {
+            eprintln!("error: hiccup meter: {e}");
+            None
+        }
+    });
+    let flushed = hlog.map_or(Ok(()), |mut out| out.flush());
+    (doc, finished, logged.and(flushed))
 }

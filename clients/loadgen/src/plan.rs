@@ -109,7 +109,7 @@ mod tests {
     fn cfg(args: &str) -> Result<Config, String> {
         match parse(args.split_whitespace().map(str::to_string))? {
             Command::Run(c) => Ok(*c),
-            Command::Help => unreachable!(),
+            Command::Help(_) => unreachable!(),
         }
     }
 

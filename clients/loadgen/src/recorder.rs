@@ -3,6 +3,12 @@
 //! timestamp, so the window is exact whatever the event loop's wake-up granularity.
 //!
 //! The hot path (`completed`) is one comparison against the next boundary plus the counting.
+//!
+//! No censored tail (docs/loadgen.md, "Lost and censored requests"): a request that is lost
+//! (`lost`) is recorded at (now - its reference time) and counted as one error; when the window
+//! ends the phase becomes `Ending`, in which the worker hands over every open-loop request still
+//! unanswered (`censor`), and anything answered or lost after the end but intended before it
+//! counts as censored too; `finish` then closes the last interval.
 //! At each interval end the interval's counters go to the main thread as a sparse snapshot and
 //! start again empty, so memory does not grow with the duration.
 
@@ -33,6 +39,9 @@ impl Window {
 enum Phase {
     Warmup,
     Measuring(usize),
+    /// The window is over; the last interval (`usize`) stays open for censored requests until
+    /// `finish`.
+    Ending(usize),
     Done,
 }
 
@@ -47,6 +56,8 @@ pub struct Recorder {
     /// When this thread crossed the window's start (its own clock, for the busy fraction).
     wall_at_start: u64,
     runqueue_wait_at_start: Option<u64>,
+    /// Taken when the window ended, reported by `finish`.
+    at_end: Option<(CpuTime, u64, Option<u64>)>,
     tx: Sender<ThreadMsg>,
 }
 
@@ -61,32 +72,94 @@ impl Recorder {
             cpu_at_start: CpuTime::default(),
             wall_at_start: 0,
             runqueue_wait_at_start: None,
+            at_end: None,
             tx,
         }
     }
 
-    /// A request completed at `now`, `latency_ns` after it was sent (closed loop) or intended to
-    /// be sent (open loop, which also passes `service_ns`, the time since the actual send).
+    /// A request was answered at `now`: sent at `sent_ns`, and in open loop intended for
+    /// `intended_ns` (its latency counts from there). `ok` is false for a non-200 HTTP answer,
+    /// which is an `http_status` error and in no histogram.
     #[inline]
     pub fn completed(
         &mut self,
         now: u64,
-        latency_ns: u64,
-        service_ns: Option<u64>,
+        sent_ns: u64,
+        intended_ns: Option<u64>,
+        ok: bool,
         sent: usize,
         received: usize,
     ) {
         if now >= self.next_boundary {
             self.advance(now);
         }
-        if let Phase::Measuring(_) = self.phase {
-            let c = &mut self.counters;
-            c.latency.record(latency_ns);
-            if let Some(s) = service_ns {
-                c.service.record(s);
+        match self.phase {
+            Phase::Measuring(_) => {
+                let c = &mut self.counters;
+                if let Some(intended) = intended_ns {
+                    if intended >= self.window.start {
+                        c.scheduled.answered += 1;
+                    }
+                }
+                if !ok {
+                    c.errors.add(ErrorKind::HttpStatus);
+                    return;
+                }
+                let since_sent = now.saturating_sub(sent_ns);
+                match intended_ns {
+                    None => c.latency.record(since_sent),
+                    Some(intended) => {
+                        c.latency.record(now.saturating_sub(intended));
+                        c.service.record(since_sent);
+                    }
+                }
+                c.bytes_sent += sent as u64;
+                c.bytes_received += received as u64;
             }
-            c.bytes_sent += sent as u64;
-            c.bytes_received += received as u64;
+            // Unanswered when the window ended.
+            Phase::Ending(_) => {
+                if let Some(intended) = intended_ns {
+                    self.censor(intended);
+                }
+            }
+            Phase::Warmup | Phase::Done => {}
+        }
+    }
+
+    /// A request was lost at `now` (`kind`: timed out, died with its connection, dropped from a
+    /// full backlog): recorded at `now - from_ns` and counted as one error. `from_ns` is its
+    /// intended send time in open loop, its send time in closed loop.
+    pub fn lost(&mut self, now: u64, from_ns: u64, open_loop: bool, kind: ErrorKind) {
+        self.advance(now);
+        match self.phase {
+            Phase::Measuring(_) => {
+                let c = &mut self.counters;
+                c.latency.record(now.saturating_sub(from_ns));
+                c.errors.add(kind);
+                c.failed += 1;
+                if open_loop && from_ns >= self.window.start {
+                    c.scheduled.failed += 1;
+                }
+            }
+            Phase::Ending(_) if open_loop => self.censor(from_ns),
+            _ => {}
+        }
+    }
+
+    /// Open loop, once the window has ended: a request intended for `intended_ns` has no answer.
+    /// Recorded at (window end - intended) in the latency and the censored histograms; one
+    /// intended at or after the end is none of the window's business.
+    pub fn censor(&mut self, intended_ns: u64) {
+        let w = self.window;
+        if !matches!(self.phase, Phase::Ending(_)) || intended_ns >= w.end {
+            return;
+        }
+        let c = &mut self.counters;
+        let at_least = w.end - intended_ns;
+        c.latency.record(at_least);
+        c.censored.record(at_least);
+        if intended_ns >= w.start {
+            c.scheduled.censored += 1;
         }
     }
 
@@ -109,11 +182,12 @@ impl Recorder {
     pub fn admitted(&mut self, now: u64, intended_ns: u64) {
         let w = &self.window;
         if intended_ns >= w.start && intended_ns < w.end && self.phase != Phase::Done {
-            self.counters.scheduled += 1;
+            self.counters.scheduled.scheduled += 1;
             self.counters.lag.record(now.saturating_sub(intended_ns));
         }
     }
 
+    /// An error that lost no request (e.g. a refused connect): counted once.
     pub fn error(&mut self, now: u64, kind: ErrorKind) {
         self.advance(now);
         if let Phase::Measuring(_) = self.phase {
@@ -125,8 +199,30 @@ impl Recorder {
         self.next_boundary
     }
 
+    /// Whether the window is over (`Ending` or `Done`).
+    pub fn window_over(&self) -> bool {
+        matches!(self.phase, Phase::Ending(_) | Phase::Done)
+    }
+
+    #[cfg(test)]
     pub fn is_done(&self) -> bool {
         self.phase == Phase::Done
+    }
+
+    /// Closes the last interval (with whatever was censored into it) and reports the thread's
+    /// CPU use over the window. Call once the window is over.
+    pub fn finish(&mut self) {
+        let Phase::Ending(k) = self.phase else { return };
+        let stats = Box::new(self.counters.take());
+        let _ = self.tx.send(ThreadMsg::Interval { index: k, stats });
+        let (cpu, wall_ns, runqueue_wait_ns) = self.at_end.take().unwrap_or_default();
+        let _ = self.tx.send(ThreadMsg::Done {
+            thread: self.thread,
+            cpu,
+            wall_ns,
+            runqueue_wait_ns,
+        });
+        self.phase = Phase::Done;
     }
 
     /// Crosses every boundary at or before `now`: starts the window, closes intervals (also
@@ -140,29 +236,23 @@ impl Recorder {
                     self.runqueue_wait_at_start = crate::sys::runqueue_wait_ns();
                     Phase::Measuring(0)
                 }
-                Phase::Measuring(k) => {
+                Phase::Measuring(k) if self.window.interval_end(k) < self.window.end => {
                     let stats = Box::new(self.counters.take());
                     // The main thread outlives the workers unless it gave up on them.
                     let _ = self.tx.send(ThreadMsg::Interval { index: k, stats });
-                    if self.window.interval_end(k) < self.window.end {
-                        Phase::Measuring(k + 1)
-                    } else {
-                        let cpu = CpuTime::of_current_thread().since(self.cpu_at_start);
-                        let wall_ns = crate::sys::now_ns().saturating_sub(self.wall_at_start);
-                        let runqueue_wait_ns = self
-                            .runqueue_wait_at_start
-                            .zip(crate::sys::runqueue_wait_ns())
-                            .map(|(a, b)| b.saturating_sub(a));
-                        let _ = self.tx.send(ThreadMsg::Done {
-                            thread: self.thread,
-                            cpu,
-                            wall_ns,
-                            runqueue_wait_ns,
-                        });
-                        Phase::Done
-                    }
+                    Phase::Measuring(k + 1)
                 }
-                Phase::Done => return,
+                Phase::Measuring(k) => {
+                    let cpu = CpuTime::of_current_thread().since(self.cpu_at_start);
+                    let wall_ns = crate::sys::now_ns().saturating_sub(self.wall_at_start);
+                    let runqueue_wait_ns = self
+                        .runqueue_wait_at_start
+                        .zip(crate::sys::runqueue_wait_ns())
+                        .map(|(a, b)| b.saturating_sub(a));
+                    self.at_end = Some((cpu, wall_ns, runqueue_wait_ns));
+                    Phase::Ending(k)
+                }
+                Phase::Ending(_) | Phase::Done => return,
             };
             self.next_boundary = match self.phase {
                 Phase::Measuring(k) => self.window.interval_end(k),
@@ -177,6 +267,16 @@ mod tests {
     use super::*;
     use std::sync::mpsc;
 
+    fn intervals(msgs: &[ThreadMsg]) -> Vec<&IntervalStatsRef> {
+        msgs.iter()
+            .filter_map(|m| match m {
+                ThreadMsg::Interval { stats, .. } => Some(&**stats),
+                ThreadMsg::Done { .. } => None,
+            })
+            .collect()
+    }
+    type IntervalStatsRef = crate::stats::IntervalStats;
+
     #[test]
     fn attributes_by_timestamp_and_reports_every_interval() {
         let (tx, rx) = mpsc::channel();
@@ -186,19 +286,21 @@ mod tests {
             interval: 100,
         };
         let mut r = Recorder::new(3, window, tx);
-        r.completed(50, 7, None, 1, 1); // warm-up: not recorded
+        r.completed(50, 43, None, true, 1, 1); // warm-up: not recorded
         r.error(99, ErrorKind::Reset); // warm-up: not counted
         r.admitted(99, 99); // intended before the window: not scheduled in it
         r.admitted(100, 100); // due at the start, admitted before the phase moved: interval 0
         r.sent(99, 1); // warm-up
-        r.completed(100, 8, Some(5), 1, 1); // interval 0
+        r.completed(100, 95, Some(92), true, 1, 1); // interval 0
         r.sent(150, 2); // interval 0
-        r.completed(199, 9, None, 1, 1); // interval 0
+        r.completed(199, 190, None, true, 1, 1); // interval 0
         r.error(200, ErrorKind::Timeout); // interval 1
-        r.completed(340, 10, None, 2, 3); // interval 2 (intervals 1 closed on the way)
+        r.completed(340, 330, None, true, 2, 3); // interval 2 (intervals 1 closed on the way)
         r.admitted(360, 349); // late, but intended in the window: counted with its lag
-        r.completed(350, 11, None, 1, 1); // after the end: dropped
-        r.admitted(400, 360); // done
+        r.completed(350, 339, None, true, 1, 1); // after the end: dropped (closed loop)
+        r.admitted(400, 360); // after the end
+        assert!(r.window_over() && !r.is_done());
+        r.finish();
         assert!(r.is_done());
         let msgs: Vec<_> = rx.try_iter().collect();
         assert_eq!(msgs.len(), 4);
@@ -213,7 +315,7 @@ mod tests {
                     (
                         stats.service.count,
                         stats.sent,
-                        stats.scheduled,
+                        stats.scheduled.scheduled,
                         stats.lag.max,
                     ),
                 )),
@@ -229,5 +331,46 @@ mod tests {
             ]
         );
         assert!(matches!(msgs[3], ThreadMsg::Done { thread: 3, .. }));
+    }
+
+    #[test]
+    fn lost_and_censored_requests_are_recorded_and_accounted() {
+        let (tx, rx) = mpsc::channel();
+        let window = Window {
+            start: 1_000,
+            end: 2_000,
+            interval: 1_000,
+        };
+        let mut r = Recorder::new(0, window, tx);
+        r.lost(900, 500, true, ErrorKind::Timeout); // warm-up: nothing
+        for t in [1_000, 1_100, 1_200, 1_300, 1_900] {
+            r.admitted(t, t);
+        }
+        r.completed(1_500, 1_050, Some(1_000), true, 1, 1); // answered: 500 ns
+        r.completed(1_510, 1_120, Some(1_100), false, 1, 1); // answered, non-200
+        r.lost(1_600, 1_200, true, ErrorKind::Eof); // lost: 400 ns
+        r.lost(1_700, 800, true, ErrorKind::Eof); // intended in the warm-up: lost, not scheduled
+        r.completed(2_050, 2_010, Some(1_300), true, 1, 1); // after the end: censored at 700
+        r.lost(2_060, 1_900, true, ErrorKind::Timeout); // after the end: censored at 100
+        r.censor(950); // left over from the warm-up: censored at 1050, not scheduled
+        r.censor(2_000); // intended at the end: not the window's
+        r.finish();
+        let msgs: Vec<_> = rx.try_iter().collect();
+        let s = intervals(&msgs)[0];
+        assert_eq!(s.latency.count, 6);
+        assert_eq!(s.censored.count, 3);
+        assert_eq!((s.censored.min, s.censored.max), (100, 1_050));
+        assert_eq!(s.latency.max, 1_050);
+        assert_eq!(s.service.count, 1);
+        assert_eq!(s.failed, 2);
+        assert_eq!(s.errors.get(ErrorKind::Eof), 2);
+        assert_eq!(s.errors.get(ErrorKind::HttpStatus), 1);
+        assert_eq!(s.errors.total(), 3);
+        let o = s.scheduled;
+        assert_eq!(
+            (o.scheduled, o.answered, o.failed, o.censored),
+            (5, 2, 1, 2)
+        );
+        assert_eq!(o.scheduled, o.answered + o.failed + o.censored);
     }
 }

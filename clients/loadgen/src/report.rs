@@ -14,7 +14,7 @@ use crate::cli::{Config, ProtocolKind};
 use crate::histogram::{Histogram, SUB_BUCKETS};
 use crate::hlog::HlogWriter;
 use crate::schedule::BACKLOG_LIMIT;
-use crate::stats::{ErrorCounts, ErrorKind, IntervalStats, ThreadMsg};
+use crate::stats::{ErrorCounts, ErrorKind, IntervalStats, ScheduledOutcome, ThreadMsg};
 use crate::sys::CpuTime;
 
 pub const SCHEMA: &str = "loadgen/1";
@@ -35,27 +35,38 @@ const WAIT_LIMIT: f64 = 0.02;
 const LAG_P99_LIMIT_NS: u64 = 1_000_000;
 /// Below this ratio of sent to scheduled requests the open-loop client fell behind.
 const SENT_RATIO_MIN: f64 = 0.99;
+/// Censored requests make the p99 uncertain when its upper bound exceeds it by more than this.
+const CENSORED_P99_SLACK: f64 = 0.01;
 
 #[derive(Default)]
 struct Totals {
     latency: Histogram,
     service: Histogram,
     lag: Histogram,
+    censored: Histogram,
     errors: ErrorCounts,
+    failed: u64,
     sent: u64,
-    scheduled: u64,
+    scheduled: ScheduledOutcome,
     bytes_sent: u64,
     bytes_received: u64,
 }
 
 impl Totals {
+    /// Successful answers: the latency histogram holds lost and censored requests too.
+    fn answered(&self) -> u64 {
+        self.latency.count() - self.failed - self.censored.count()
+    }
+
     fn add(&mut self, s: &IntervalStats) {
         self.latency.add_snapshot(&s.latency);
         self.service.add_snapshot(&s.service);
         self.lag.add_snapshot(&s.lag);
+        self.censored.add_snapshot(&s.censored);
         self.errors.merge(&s.errors);
+        self.failed += s.failed;
         self.sent += s.sent;
-        self.scheduled += s.scheduled;
+        self.scheduled.merge(&s.scheduled);
         self.bytes_sent += s.bytes_sent;
         self.bytes_received += s.bytes_received;
     }
@@ -64,9 +75,11 @@ impl Totals {
         self.latency.add(&t.latency);
         self.service.add(&t.service);
         self.lag.add(&t.lag);
+        self.censored.add(&t.censored);
         self.errors.merge(&t.errors);
+        self.failed += t.failed;
         self.sent += t.sent;
-        self.scheduled += t.scheduled;
+        self.scheduled.merge(&t.scheduled);
         self.bytes_sent += t.bytes_sent;
         self.bytes_received += t.bytes_received;
     }
@@ -97,7 +110,7 @@ impl ThreadReport {
     }
 }
 
-pub struct Aggregator {
+pub struct Aggregator<'a> {
     threads: usize,
     interval_ms: u64,
     duration_ns: u64,
@@ -106,11 +119,11 @@ pub struct Aggregator {
     series: Vec<SeriesRow>,
     total: Totals,
     reports: Vec<Option<ThreadReport>>,
-    hlog: Option<HlogWriter<BufWriter<File>>>,
+    hlog: Option<HlogWriter<'a, BufWriter<File>>>,
 }
 
-impl Aggregator {
-    pub fn new(cfg: &Config, hlog: Option<HlogWriter<BufWriter<File>>>) -> Aggregator {
+impl<'a> Aggregator<'a> {
+    pub fn new(cfg: &Config, hlog: Option<HlogWriter<'a, BufWriter<File>>>) -> Aggregator<'a> {
         let empty = Totals::default();
         let series = (0..cfg.intervals())
             .map(|k| SeriesRow::new(k, cfg.interval_ms, &empty))
@@ -206,23 +219,29 @@ impl Aggregator {
             .collect();
         let reasons = self.client_bound_reasons(cfg);
         let summary = Summary {
-            requests: t.latency.count(),
+            requests: t.answered(),
             errors_total: t.errors.total(),
             errors: t.errors,
             bytes_sent: t.bytes_sent,
             bytes_received: t.bytes_received,
             window_s,
-            throughput_rps: rate(t.latency.count()),
+            throughput_rps: rate(t.answered()),
             clamped: t.latency.clamped(),
             latency_us: LatencyUs::of(&t.latency),
             service_latency_us: open.then(|| LatencyUs::of(&t.service)),
             target_rate: cfg.open.map(|o| o.rate),
-            scheduled_rate: open.then(|| rate(t.scheduled)),
-            achieved_rate: rate(t.latency.count()),
+            scheduled_rate: open.then(|| rate(t.scheduled.scheduled)),
+            achieved_rate: rate(t.answered()),
             sent_rate: rate(t.sent),
             schedule_lag_us,
             client_bound: !reasons.is_empty(),
             client_bound_reasons: reasons,
+            failed: t.failed,
+            censored: open.then(|| t.censored.count()),
+            censored_latency_us: open.then(|| LatencyUs::of(&t.censored)),
+            latency_upper_us: open.then(|| UpperUs::of(&t.latency, &t.censored)),
+            censored_tail: open && censored_tail(&t.latency, &t.censored),
+            scheduled: open.then_some(t.scheduled),
         };
         let user_s = threads.iter().map(|t| t.user_s).sum::<f64>();
         let system_s = threads.iter().map(|t| t.system_s).sum::<f64>();
@@ -244,6 +263,8 @@ impl Aggregator {
                 total_s: user_s + system_s,
                 threads,
             },
+            censored_histogram: open.then(|| HistogramOut::of(&t.censored)),
+            hiccup: None,
         };
         (doc, hlog_result)
     }
@@ -285,14 +306,15 @@ impl Aggregator {
                 LAG_P99_LIMIT_NS / 1000
             ));
         }
-        if t.scheduled > 0 && (t.sent as f64) < SENT_RATIO_MIN * t.scheduled as f64 {
+        let scheduled = t.scheduled.scheduled;
+        if scheduled > 0 && (t.sent as f64) < SENT_RATIO_MIN * scheduled as f64 {
             reasons.push(format!(
                 "sent {} requests, {:.2}% of the {} scheduled in the window (< {:.0}%): requests \
                  waited in connection queues (pipelines full, connections down, or the client \
                  fell behind)",
                 t.sent,
-                t.sent as f64 * 100.0 / t.scheduled as f64,
-                t.scheduled,
+                t.sent as f64 * 100.0 / scheduled as f64,
+                scheduled,
                 SENT_RATIO_MIN * 100.0
             ));
         }
@@ -321,6 +343,9 @@ pub struct Document {
     pub service_histogram: Option<HistogramOut>,
     pub series: Vec<SeriesRow>,
     pub client_cpu: ClientCpu,
+    pub censored_histogram: Option<HistogramOut>,
+    /// Set by `main` from the hiccup meter; `None` with `--no-hiccup`.
+    pub hiccup: Option<crate::hiccup::HiccupReport>,
 }
 
 #[derive(Serialize)]
@@ -396,6 +421,51 @@ pub struct Summary {
     pub schedule_lag_us: Option<LagUs>,
     pub client_bound: bool,
     pub client_bound_reasons: Vec<String>,
+    pub failed: u64,
+    pub censored: Option<u64>,
+    pub censored_latency_us: Option<LatencyUs>,
+    pub latency_upper_us: Option<UpperUs>,
+    pub censored_tail: bool,
+    pub scheduled: Option<ScheduledOutcome>,
+}
+
+/// Whether censored requests leave the p99 uncertain: its upper bound (censored values taken as
+/// unbounded) is more than [`CENSORED_P99_SLACK`] above it, or there is none.
+fn censored_tail(latency: &Histogram, censored: &Histogram) -> bool {
+    if censored.count() == 0 {
+        return false;
+    }
+    match (
+        latency.percentile(P99),
+        latency.percentile_censored_unbounded(censored, P99),
+    ) {
+        (Some(low), Some(high)) => high as f64 > low as f64 * (1.0 + CENSORED_P99_SLACK),
+        _ => true,
+    }
+}
+
+/// Upper bounds of the percentiles of `latency_us` (censored requests taken as unbounded);
+/// `None` (JSON `null`) where the rank falls among the censored ones.
+#[derive(Serialize)]
+pub struct UpperUs {
+    p50: Option<f64>,
+    p90: Option<f64>,
+    p99: Option<f64>,
+    p999: Option<f64>,
+    p9999: Option<f64>,
+}
+
+impl UpperUs {
+    fn of(latency: &Histogram, censored: &Histogram) -> UpperUs {
+        let p = |ppm| latency.percentile_censored_unbounded(censored, ppm).map(us);
+        UpperUs {
+            p50: p(P50),
+            p90: p(P90),
+            p99: p(P99),
+            p999: p(P999),
+            p9999: p(P9999),
+        }
+    }
 }
 
 /// Microseconds; `None` (JSON `null`) when no request succeeded.
@@ -434,7 +504,7 @@ pub struct LagUs {
     max: Option<f64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Debug)]
 pub struct HistogramOut {
     unit: &'static str,
     sub_buckets: u64,
@@ -442,7 +512,7 @@ pub struct HistogramOut {
 }
 
 impl HistogramOut {
-    fn of(h: &Histogram) -> HistogramOut {
+    pub fn of(h: &Histogram) -> HistogramOut {
         HistogramOut {
             unit: "ns",
             sub_buckets: SUB_BUCKETS,
@@ -458,7 +528,7 @@ impl HistogramOut {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Debug)]
 struct Bucket {
     lower_ns: u64,
     upper_ns: u64,
@@ -482,7 +552,7 @@ impl SeriesRow {
         SeriesRow {
             interval: index,
             start_s: (index as u64 * interval_ms) as f64 / 1000.0,
-            requests: t.latency.count(),
+            requests: t.answered(),
             errors: t.errors.total(),
             p50_us: p(P50),
             p99_us: p(P99),

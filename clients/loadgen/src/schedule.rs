@@ -70,8 +70,9 @@ impl Cursor {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Admission {
     pub intended_ns: u64,
-    /// The backlog was full: its oldest request was dropped to make room.
-    pub dropped_oldest: bool,
+    /// The backlog was full: its oldest request, intended for this time, was dropped to make
+    /// room.
+    pub dropped: Option<u64>,
 }
 
 pub struct Schedule {
@@ -129,15 +130,17 @@ impl Schedule {
             return None;
         }
         self.due.advance();
-        let dropped_oldest = self.backlog == BACKLOG_LIMIT;
-        if dropped_oldest {
+        let dropped = if self.backlog == BACKLOG_LIMIT {
+            let oldest = self.time(&self.send);
             self.send.advance();
+            Some(oldest)
         } else {
             self.backlog += 1;
-        }
+            None
+        };
         Some(Admission {
             intended_ns,
-            dropped_oldest,
+            dropped,
         })
     }
 
@@ -225,10 +228,11 @@ mod tests {
     fn a_full_backlog_drops_its_oldest() {
         let mut s = Schedule::new(Arrival::Uniform, 1e9, 0, 0, 1, 0); // one per ns
         let n = BACKLOG_LIMIT + 3;
-        let dropped = (0..n)
-            .filter(|_| s.admit(u64::MAX).unwrap().dropped_oldest)
-            .count();
-        assert_eq!(dropped, 3);
+        let dropped: Vec<u64> = (0..n)
+            .filter_map(|_| s.admit(u64::MAX).unwrap().dropped)
+            .collect();
+        assert_eq!(dropped.len(), 3);
+        assert_eq!(dropped, [0, 1, 2]);
         assert_eq!(s.backlog(), BACKLOG_LIMIT);
         assert_eq!(s.take(), Some(3)); // requests 0, 1, 2 were dropped
     }

@@ -91,13 +91,40 @@ pub struct IntervalCounters {
     pub service: Histogram,
     /// Open loop only: how late each request was admitted after its intended send time.
     pub lag: Histogram,
+    /// Open loop only: requests unanswered at the window's end, at (end - intended send time).
+    /// They are in `latency` too.
+    pub censored: Histogram,
     pub errors: ErrorCounts,
+    /// Requests recorded in `latency` because they were lost (timed out, died with their
+    /// connection, dropped from a full backlog); each is also one error of its kind.
+    pub failed: u64,
     /// Requests whose first byte was written.
     pub sent: u64,
-    /// Open loop: requests whose intended send time fell in the window.
-    pub scheduled: u64,
+    pub scheduled: ScheduledOutcome,
     pub bytes_sent: u64,
     pub bytes_received: u64,
+}
+
+/// Open loop: what became of the requests whose intended send time fell in the window.
+/// `scheduled == answered + failed + censored`, exactly.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ScheduledOutcome {
+    pub scheduled: u64,
+    /// Answered in the window (any status).
+    pub answered: u64,
+    /// Lost in the window (and counted as errors).
+    pub failed: u64,
+    /// Unanswered at the window's end.
+    pub censored: u64,
+}
+
+impl ScheduledOutcome {
+    pub fn merge(&mut self, o: &ScheduledOutcome) {
+        self.scheduled += o.scheduled;
+        self.answered += o.answered;
+        self.failed += o.failed;
+        self.censored += o.censored;
+    }
 }
 
 /// One thread's statistics of one interval, as sent to the main thread.
@@ -106,9 +133,11 @@ pub struct IntervalStats {
     pub latency: Snapshot,
     pub service: Snapshot,
     pub lag: Snapshot,
+    pub censored: Snapshot,
     pub errors: ErrorCounts,
+    pub failed: u64,
     pub sent: u64,
-    pub scheduled: u64,
+    pub scheduled: ScheduledOutcome,
     pub bytes_sent: u64,
     pub bytes_received: u64,
 }
@@ -120,7 +149,9 @@ impl IntervalCounters {
             latency: self.latency.snapshot(),
             service: self.service.snapshot(),
             lag: self.lag.snapshot(),
+            censored: self.censored.snapshot(),
             errors: std::mem::take(&mut self.errors),
+            failed: std::mem::take(&mut self.failed),
             sent: std::mem::take(&mut self.sent),
             scheduled: std::mem::take(&mut self.scheduled),
             bytes_sent: std::mem::take(&mut self.bytes_sent),
@@ -129,6 +160,7 @@ impl IntervalCounters {
         self.latency.clear();
         self.service.clear();
         self.lag.clear();
+        self.censored.clear();
         stats
     }
 }

@@ -109,7 +109,7 @@ pub fn run<P: Protocol>(
     let mut now = sys::now_ns();
     let mut next_tick = now + tick;
     rec.advance(now);
-    while !rec.is_done() {
+    while !rec.window_over() {
         // Admit what is due before the phase moves, so requests due just before the window's
         // end are counted in it.
         while let Some(&Reverse((t, i))) = due.peek() {
@@ -121,7 +121,7 @@ pub fn run<P: Protocol>(
             due.push(Reverse((next, i)));
         }
         rec.advance(now);
-        if rec.is_done() {
+        if rec.window_over() {
             break;
         }
         if let Some(timer) = &timer {
@@ -156,5 +156,11 @@ pub fn run<P: Protocol>(
             next_tick = now + tick;
         }
     }
-    Ok(()) // dropping the connections abandons what is in flight
+    // No censored tail: what is still unanswered is recorded at (end - intended) before the
+    // last interval closes.
+    for c in &mut conns {
+        c.censor_at_end(spec.window.end, &mut rec);
+    }
+    rec.finish();
+    Ok(()) // dropping the connections closes them
 }
