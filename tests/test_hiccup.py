@@ -12,9 +12,11 @@ process is started in its own process group with a hard timeout and killed on th
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -59,7 +61,7 @@ def check_summary(entry: dict, duration_s: float) -> None:
     h = entry["histogram"]
     assert (h["unit"], h["sub_buckets"]) == ("ns", 2048)
     assert sum(b["count"] for b in h["buckets"]) == n
-    assert all(a["upper_ns"] <= b["lower_ns"] for a, b in zip(h["buckets"], h["buckets"][1:]))
+    assert all(a["upper_ns"] <= b["lower_ns"] for a, b in itertools.pairwise(h["buckets"]))
     assert 0 <= entry["p50_us"] <= entry["p90_us"] <= entry["p99_us"] <= entry["p999_us"]
     assert entry["p999_us"] <= (h["buckets"][-1]["upper_ns"] - 1) / 1000
     assert h["buckets"][-1]["lower_ns"] <= entry["max_us"] * 1000 < h["buckets"][-1]["upper_ns"]
@@ -130,8 +132,6 @@ def test_bad_arguments_exit_2_with_one_line(args):
 
 @pytest.mark.skipif(not LOADGEN.exists(), reason="loadgen not built")
 def test_the_load_generator_meters_its_cpus_unless_told_not_to():
-    import socket
-
     # Nothing needs to answer: the meter runs whatever the load does.
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -88,10 +88,6 @@ mod tests {
     const HDRH_PAYLOAD: &str = "1c84931300000016000000000000000300000000000000010000000df8475800\
         3ff00000000000000102cb0f02ab100206c11302cb4a06d1cf01028f5e02";
 
-    fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
-    }
-
     fn sample() -> Histogram {
         let mut h = Histogram::new();
         for v in [
