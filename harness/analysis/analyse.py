@@ -131,7 +131,6 @@ class Analysis:
     """Everything the presentations need from one run, computed once."""
 
     summaries: list[ConfigSummary]
-    comparisons: list[DesignComparison]
     flagged: pd.DataFrame  # trials shown but not ranked, with reasons
     failed: pd.DataFrame
     notes: list[str] = field(default_factory=list)
@@ -141,6 +140,15 @@ class Analysis:
     merged_flagged: dict[SummaryKey, histogram.Merged] = field(default_factory=dict)
     flag_kinds: dict[SummaryKey, Counter[str]] = field(default_factory=dict)  # flagged trials
     trial_imbalance: dict[str, float] = field(default_factory=dict)  # per trial max/mean
+
+    @property
+    def comparisons(self) -> list[DesignComparison]:
+        """compare_designs(summaries), bootstrapped on first use (`compare` never needs it)."""
+        cached = self.__dict__.get("_comparisons")
+        if cached is None:
+            cached = compare_designs(self.summaries)
+            object.__setattr__(self, "_comparisons", cached)
+        return cached
 
     @property
     def by_key(self) -> dict[SummaryKey, ConfigSummary]:
@@ -421,6 +429,9 @@ def compare_designs(summaries: list[ConfigSummary]) -> list[DesignComparison]:
         ws = [s for s in group if s.design_family == "work-stealing"]
         for a in tpc:
             for b in ws:
+                # Each interval bootstrapped once: the verdicts read the same interval.
+                tput = stats.ratio_ci(a.throughput_samples, b.throughput_samples)
+                p99 = stats.ratio_ci(a.p99_samples, b.p99_samples)
                 out.append(
                     DesignComparison(
                         protocol=protocol,
@@ -428,16 +439,18 @@ def compare_designs(summaries: list[ConfigSummary]) -> list[DesignComparison]:
                         workload=label,
                         thread_per_core=a.server,
                         work_stealing=b.server,
-                        throughput_ratio=stats.ratio_ci(a.throughput_samples, b.throughput_samples),
-                        p99_ratio=stats.ratio_ci(a.p99_samples, b.p99_samples),
+                        throughput_ratio=tput,
+                        p99_ratio=p99,
                         # Open loop offers both designs the same rate: throughput is the input
                         # there, not a result, and the verdict belongs to latency.
                         verdict=None
                         if a.mode == "open"
-                        else stats.compare(a.throughput_samples, b.throughput_samples),
+                        else stats.compare(
+                            a.throughput_samples, b.throughput_samples, interval=tput
+                        ),
                         headline=(a.server, b.server) == HEADLINE_PAIR,
                         p99_verdict=stats.compare(
-                            a.p99_samples, b.p99_samples, higher_is_better=False
+                            a.p99_samples, b.p99_samples, higher_is_better=False, interval=p99
                         ),
                     )
                 )
@@ -454,7 +467,6 @@ def analyse(run: RunData) -> Analysis:
     failed = t[t["status"] != "ok"] if not t.empty else t
     return Analysis(
         summaries,
-        compare_designs(summaries),
         flagged,
         failed,
         run=run,
