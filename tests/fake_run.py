@@ -27,10 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from harness import histogram
-from harness.cpus import CpuAssignment
-from harness.plan import Plan, RunConfig, TrialSpec
-from harness.runner import TrialResult
+from harness.analysis import histogram
+from harness.plan.cpus import CpuAssignment
+from harness.plan.plan import Plan, RunConfig, TrialSpec
+from harness.run.trial import TrialResult
 from harness.store import SCHEMA_VERSION, RunStore, trial_rows
 
 RUN_ID = "20261122T113000Z"

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from fake_run import build_client_bound_run, build_empty_run, build_run
 
-from harness.charts import CHART_IDS
-from harness.report import write_report
+from harness.report.charts import CHART_IDS
+from harness.report.html import write_report
 from harness.store import load_run
 
 aiohttp = pytest.importorskip("aiohttp")

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from harness import compare
-from harness.cpus import CpuAssignment
+from harness.cli import compare
 from harness.errors import HarnessError
-from harness.plan import TrialSpec
-from harness.runner import TrialResult
+from harness.plan.cpus import CpuAssignment
+from harness.plan.plan import TrialSpec
+from harness.run.trial import TrialResult
 from harness.store import RunStore, trial_rows
 
 # Repetition-to-repetition jitter of a quiet machine: +/-0.4%, well inside the 2% threshold.

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import conformance
-from harness.designs import DEFAULT_BIN_DIR, Design, load_registry
+from harness.checks import conformance
+from harness.plan.designs import DEFAULT_BIN_DIR, Design, load_registry
 
 BIN_DIR = Path(os.environ.get("BENCH_BIN_DIR", DEFAULT_BIN_DIR))
 STRICT = os.environ.get("CONFORMANCE_STRICT") == "1"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.cpus import assign_cpus, default_core_counts, max_server_cores
 from harness.errors import HarnessError
-from harness.topology import parse_cpu_list, read_topology
+from harness.plan.cpus import assign_cpus, default_core_counts, max_server_cores
+from harness.plan.topology import parse_cpu_list, read_topology
 
 
 def two_cpus():

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import doctor
-from harness.doctor import CheckResult, CommandOutcome, Context, Status
+from harness.checks import doctor
+from harness.checks.doctor import CheckResult, CommandOutcome, Context, Status
 
 PERF_OK = CommandOutcome(True, 0, "1234567,,instructions:u,401234,100.00,,")
 

@@ -8,7 +8,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from harness import histogram
+from harness.analysis import histogram
 
 
 def test_bucket_bounds_edges():

@@ -292,8 +292,8 @@ def answers(server, requests: list[bytes]) -> list[bytes]:
 
 
 def test_http_answers_are_bench_cores():
-    from harness import conformance
-    from harness.designs import DEFAULT_BIN_DIR, load_registry
+    from harness.checks import conformance
+    from harness.plan.designs import DEFAULT_BIN_DIR, load_registry
 
     bin_dir = Path(os.environ.get("BENCH_BIN_DIR", DEFAULT_BIN_DIR))
     registry = load_registry()

@@ -22,10 +22,11 @@ from fake_run import (
     build_run,
 )
 
-from harness import analyse
-from harness.charts import CHART_IDS
-from harness.export import COMPARISON_COLUMNS, SUMMARY_COLUMNS
-from harness.report import advice, render, write_exports, write_report
+from harness.analysis import analyse
+from harness.report.answer import advice
+from harness.report.charts import CHART_IDS
+from harness.report.exports import COMPARISON_COLUMNS, SUMMARY_COLUMNS, write_exports
+from harness.report.html import render, write_report
 from harness.store import load_run
 
 

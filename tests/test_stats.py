@@ -9,8 +9,9 @@ import math
 import numpy as np
 import pytest
 
-from harness import stats
-from harness.stats import CIMethod, Verdict, WarningKind
+from harness.analysis import stats
+from harness.analysis.stats import CIMethod, Verdict, WarningKind
+from harness.run import steady
 
 # Coverage experiments: 300 seeded samples each. The binomial standard error of a 95% coverage
 # over 300 experiments is ~1.3%, so +-4% is three standard errors of slack for a correct method.
@@ -291,7 +292,7 @@ def _window() -> np.ndarray:
 
 
 def test_flat_series_is_steady() -> None:
-    s = stats.steady_state([100_000.0] * 10)
+    s = steady.steady_state([100_000.0] * 10)
     assert s.steady is True and s.reason is None
 
 
@@ -300,20 +301,20 @@ def test_noisy_but_flat_series_is_steady() -> None:
     flagged = 0
     for seed in range(200):
         series = 100_000 * (1 + np.random.default_rng(seed).normal(0, 0.05, 10))
-        flagged += stats.steady_state(series).steady is False
+        flagged += steady.steady_state(series).steady is False
     assert flagged <= 200 * 0.03
 
 
 def test_single_hiccup_is_not_a_step() -> None:
     series = [100_000.0] * 10
     series[4] = 70_000.0
-    assert stats.steady_state(series).steady is True
+    assert steady.steady_state(series).steady is True
 
 
 @pytest.mark.parametrize("seed", range(5))
 def test_drifting_series_is_unsteady(seed: int) -> None:
     noise = np.random.default_rng(seed).normal(0, 0.005, 10)
-    s = stats.steady_state(100_000 * (1 - 0.12 * _window() / 9 + noise))
+    s = steady.steady_state(100_000 * (1 - 0.12 * _window() / 9 + noise))
     assert s.steady is False
     assert s.reason is not None and s.reason.startswith("drifts -")
     assert s.drift == pytest.approx(-0.128, abs=0.02)  # -12% of a mean of 0.94
@@ -322,7 +323,7 @@ def test_drifting_series_is_unsteady(seed: int) -> None:
 @pytest.mark.parametrize(("seed", "at"), [(0, 5), (1, 2), (2, 7)])
 def test_stepping_series_is_unsteady(seed: int, at: int) -> None:
     noise = np.random.default_rng(seed).normal(0, 0.005, 10)
-    s = stats.steady_state(100_000 * (1 - 0.10 * (_window() >= at) + noise))
+    s = steady.steady_state(100_000 * (1 - 0.10 * (_window() >= at) + noise))
     assert s.steady is False
     assert s.reason is not None and s.reason.startswith("steps -")
     assert s.step_at == at
@@ -330,11 +331,11 @@ def test_stepping_series_is_unsteady(seed: int, at: int) -> None:
 
 
 def test_small_trend_below_limit_is_steady() -> None:
-    s = stats.steady_state(100_000 * (1 - 0.02 * _window() / 9))
+    s = steady.steady_state(100_000 * (1 - 0.02 * _window() / 9))
     assert s.steady is True
     assert s.drift == pytest.approx(-0.02, abs=0.001)
 
 
 def test_too_short_or_empty_series() -> None:
-    assert stats.steady_state([1.0, 2.0, 3.0]).steady is None
-    assert stats.steady_state([0.0] * 10).steady is False
+    assert steady.steady_state([1.0, 2.0, 3.0]).steady is None
+    assert steady.steady_state([0.0] * 10).steady is False

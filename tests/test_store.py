@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from harness.cpus import CpuAssignment
-from harness.plan import TrialSpec
-from harness.runner import TrialResult
+from harness.plan.cpus import CpuAssignment
+from harness.plan.plan import TrialSpec
+from harness.run.trial import TrialResult
 from harness.store import TABLES, RunStore, load_run, trial_rows
 
 

@@ -1,0 +1,478 @@
+"""From a stored run to one `Analysis`: per-configuration summaries, design comparisons, the
+flagged and failed trials, and the merged histograms behind every latency figure. Computed once
+and handed to the HTML report, the exports and `compare`, which only format and draw it.
+
+Rules (docs/measurement rules 2-7):
+- failed trials never enter a figure; flagged trials (client-bound, oversubscribed, unsteady,
+  rate missed) are shown but never ranked: they are left out of medians, intervals and ratios;
+- latency percentiles of a configuration come from the merged histograms of its ranked trials
+  (never from averaging per-trial percentiles), merged for all configurations in one pass;
+- a design beats another only under criterion's rule (stats.compare).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from harness.analysis import histogram, stats
+from harness.analysis.flagged import FLAGS, flag_counts, flag_reasons
+from harness.store import RunData
+
+# What makes trials repetitions of one configuration, besides the server.
+CONFIG_KEYS = [
+    "protocol",
+    "server_cores",
+    "connections",
+    "size_bytes",
+    "pipeline",
+    "work",
+    "mode",
+    "load",
+]
+# The pair that isolates the executor: same runtime, same I/O code, only scheduling differs.
+HEADLINE_PAIR = ("tokio-tpc", "tokio-ws")
+
+# (server, server_cores, label): names one ConfigSummary; labelled trials carry the same three.
+SummaryKey = tuple[str, int, str]
+
+__all__ = ["FLAGS", "Analysis", "ConfigSummary", "DesignComparison", "analyse", "summarise"]
+
+
+@dataclass(frozen=True)
+class ConfigSummary:
+    server: str
+    design_family: str
+    io_model: str
+    protocol: str
+    server_cores: int
+    connections: int
+    size_bytes: int
+    pipeline: int
+    work: str
+    mode: str
+    load: float | None  # open loop: offered rate (or fraction of capacity for sweeps)
+    trials_ok: int
+    trials_failed: int
+    trials_flagged: int  # ok but flagged: shown, never ranked
+    throughput: stats.Interval | None  # median req/s of ranked trials with its 95% CI
+    throughput_samples: tuple[float, ...]
+    p50_us: float | None
+    p99_us: float | None
+    p999_us: float | None
+    p99_samples: tuple[float, ...]  # per-trial p99 (for ratio intervals)
+    uncorrected_p99_us: float | None
+    latency_kind: str | None
+    achieved_rate: float | None
+    server_cpu_util: float | None
+    requests_per_server_cpu_s: float | None
+    ctxt_per_request: float | None
+    worker_imbalance: float | None  # max / mean requests per worker (1.0 = even), median
+    flag_reasons: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    # What the flagged trials measured: never ranked, never hidden.
+    flagged_throughput_median: float | None = None
+    flagged_p99_us: float | None = None
+
+    @property
+    def label(self) -> str:
+        return workload_label(
+            self.protocol,
+            self.size_bytes,
+            self.connections,
+            self.pipeline,
+            self.work,
+            self.mode,
+            self.load,
+        )
+
+
+@dataclass(frozen=True)
+class DesignComparison:
+    """A thread-per-core design against a work-stealing one in one configuration."""
+
+    protocol: str
+    server_cores: int
+    workload: str
+    thread_per_core: str
+    work_stealing: str
+    throughput_ratio: stats.Interval | None  # tpc / ws median throughput, 95% CI
+    p99_ratio: stats.Interval | None  # tpc / ws median per-trial p99, 95% CI
+    verdict: stats.Comparison | None  # criterion's rule on throughput
+    headline: bool = False
+    # criterion's rule on per-trial p99 (lower is better); its interval equals p99_ratio's
+    p99_verdict: stats.Comparison | None = None
+
+
+@dataclass(frozen=True)
+class FlaggedFigures:
+    """What a configuration's flagged trials measured: never ranked, never hidden (medians over
+    the flagged trials, latency percentiles from their merged histograms)."""
+
+    trials: int
+    kinds: Counter[str]
+    throughput: tuple[float, ...]
+    throughput_median: float | None
+    p50_us: float | None
+    p99_us: float | None
+    p999_us: float | None
+    uncorrected_p99_us: float | None
+    server_cpu_util: float | None
+    requests_per_server_cpu_s: float | None
+    ctxt_per_request: float | None
+    worker_imbalance: float | None
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything the presentations need from one run, computed once."""
+
+    summaries: list[ConfigSummary]
+    flagged: pd.DataFrame  # trials shown but not ranked, with reasons
+    failed: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+    run: RunData | None = None
+    trials: pd.DataFrame = field(default_factory=pd.DataFrame)  # label_trials(run.trials)
+    merged: dict[SummaryKey, histogram.Merged] = field(default_factory=dict)  # ranked trials
+    merged_flagged: dict[SummaryKey, histogram.Merged] = field(default_factory=dict)
+    flag_kinds: dict[SummaryKey, Counter[str]] = field(default_factory=dict)  # flagged trials
+    trial_imbalance: dict[str, float] = field(default_factory=dict)  # per trial max/mean
+
+    @property
+    def comparisons(self) -> list[DesignComparison]:
+        """compare_designs(summaries), bootstrapped on first use (`compare` never needs it)."""
+        cached = self.__dict__.get("_comparisons")
+        if cached is None:
+            cached = compare_designs(self.summaries)
+            object.__setattr__(self, "_comparisons", cached)
+        return cached
+
+    @property
+    def by_key(self) -> dict[SummaryKey, ConfigSummary]:
+        return {key_of(s): s for s in self.summaries}
+
+    def trials_of(self, s: ConfigSummary) -> pd.DataFrame:
+        """The labelled trials of one configuration summary (every status)."""
+        return self._trial_groups.get(key_of(s), self.trials.iloc[:0])
+
+    @property
+    def _trial_groups(self) -> dict[SummaryKey, pd.DataFrame]:
+        cached = self.__dict__.get("_groups")
+        if cached is None:
+            t = self.trials
+            cached = (
+                {}
+                if t.empty
+                else {
+                    (str(srv), int(k), str(label)): g
+                    for (srv, k, label), g in t.groupby(
+                        ["server", "server_cores", "label"], sort=False
+                    )
+                }
+            )
+            object.__setattr__(self, "_groups", cached)
+        return cached
+
+    def flagged_of(self, s: ConfigSummary) -> pd.DataFrame:
+        """The flagged (successful, not ranked) trials of one configuration summary."""
+        t = self.trials_of(s)
+        return t[t["flagged"]] if not t.empty else t
+
+    def flagged_figures(self, s: ConfigSummary) -> FlaggedFigures | None:
+        if not s.trials_flagged:
+            return None
+        f = self.flagged_of(s)
+        if f.empty:
+            return None
+        merged = self.merged_flagged.get(key_of(s), histogram.EMPTY)
+        tput = tuple(float(x) for x in f["throughput_rps"].dropna())
+        return FlaggedFigures(
+            trials=len(f),
+            kinds=flag_counts(f),
+            throughput=tput,
+            throughput_median=stats.median(list(tput)),
+            p50_us=merged.percentile_us(50),
+            p99_us=merged.percentile_us(99),
+            p999_us=merged.percentile_us(99.9),
+            uncorrected_p99_us=_median(f["uncorrected_p99_us"]),
+            server_cpu_util=_median(f["server_cpu_util"]),
+            requests_per_server_cpu_s=_median(f["requests_per_server_cpu_s"]),
+            ctxt_per_request=_median(f["ctxt_per_request"]),
+            worker_imbalance=stats.median(
+                [self.trial_imbalance[t] for t in f["trial_id"] if t in self.trial_imbalance]
+            ),
+        )
+
+    def headline_closed(self) -> list[DesignComparison]:
+        """The headline pair's closed-loop comparisons that have a throughput ratio."""
+        by_key = self.by_key
+        return [
+            c
+            for c in self.comparisons
+            if c.headline
+            and c.throughput_ratio is not None
+            and (s := by_key.get((c.thread_per_core, c.server_cores, c.workload)))
+            and s.mode == "closed"
+        ]
+
+    def headline_geometric_mean(self) -> float | None:
+        """Geometric mean of the headline pair's closed-loop throughput ratios."""
+        return stats.geometric_mean(
+            [c.throughput_ratio.estimate for c in self.headline_closed() if c.throughput_ratio]
+        )
+
+
+def key_of(s: ConfigSummary) -> SummaryKey:
+    return (s.server, s.server_cores, s.label)
+
+
+def workload_label(
+    protocol: str, size: int, conns: int, pipeline: int, work: str, mode: str, load: float | None
+) -> str:
+    what = f"echo {size} B" if protocol == "echo" else "HTTP GET"
+    parts = [what, f"{conns} conns"]
+    if pipeline != 1:
+        parts.append(f"pipeline {pipeline}")
+    if work != "none":
+        parts.append(f"work {work}")
+    if mode == "open" and load is not None:
+        parts.append(f"open loop {load:g}x capacity" if load <= 2 else f"open loop {load:,.0f}/s")
+    return ", ".join(parts)
+
+
+def _nan_to_none(x: object) -> float | None:
+    return None if x is None or pd.isna(x) else float(x)  # type: ignore[arg-type]
+
+
+def prepare(trials: pd.DataFrame) -> pd.DataFrame:
+    """Add `load` and `ranked` columns (trials that may enter medians and rankings)."""
+    t = trials.copy()
+    if t.empty:
+        return t.assign(load=pd.Series(dtype=float), ranked=pd.Series(dtype=bool))
+    t["load"] = t["rate_fraction"].where(t["rate_fraction"].notna(), t["target_rate"])
+    flagged = pd.Series(False, index=t.index)
+    for flag in FLAGS:
+        flagged |= t[flag].fillna(False).astype(bool)
+    t["flagged"] = (t["status"] == "ok") & flagged
+    t["ranked"] = (t["status"] == "ok") & ~flagged
+    return t
+
+
+def label_trials(trials: pd.DataFrame) -> pd.DataFrame:
+    """prepare() plus `label` (the ConfigSummary.label of the trial's configuration) and
+    `workload` (the same without the open-loop load), for figures that draw single trials
+    beside the summaries: (server, server_cores, label) names one ConfigSummary."""
+    t = prepare(trials)
+    if t.empty:
+        return t.assign(
+            flagged=pd.Series(dtype=bool), label=pd.Series(dtype=str), workload=pd.Series(dtype=str)
+        )
+    columns = ["protocol", "size_bytes", "connections", "pipeline", "work", "mode", "load"]
+    # One label per distinct configuration, not per trial: thousands of trials share a few.
+    labels: dict[tuple, tuple[str, str]] = {}
+    for row in t[columns].drop_duplicates().itertuples(index=False):
+        pipeline = int(row.pipeline) if not pd.isna(row.pipeline) else 1
+        work = str(row.work) if not pd.isna(row.work) else "none"
+        mode = str(row.mode) if not pd.isna(row.mode) else "closed"
+        args = (row.protocol, int(row.size_bytes), int(row.connections), pipeline, work)
+        labels[_row_key(row)] = (
+            workload_label(*args, mode, _nan_to_none(row.load)),
+            workload_label(*args, "closed", None),
+        )
+    pairs = [labels[_row_key(r)] for r in t[columns].itertuples(index=False)]
+    return t.assign(label=[p[0] for p in pairs], workload=[p[1] for p in pairs])
+
+
+def _row_key(row: tuple) -> tuple:
+    """A hashable key of a row with NaN made equal to itself."""
+    return tuple(None if pd.isna(v) else v for v in row)
+
+
+def _trial_imbalance(workers: pd.DataFrame) -> dict[str, float]:
+    """Per trial, max/mean requests per worker over its workers with a count (needs 2)."""
+    if workers.empty:
+        return {}
+    requests = workers.groupby("trial_id", sort=False, observed=True)["requests"]
+    stats_ = requests.agg(["max", "mean", "count"])
+    ok = stats_[(stats_["count"] > 1) & (stats_["mean"] > 0)]
+    return {str(t): float(m / a) for t, m, a in zip(ok.index, ok["max"], ok["mean"], strict=True)}
+
+
+def imbalance_of(workers: pd.DataFrame, trial_ids: list[str]) -> float | None:
+    """Median over trials of max/mean requests per worker: how unevenly work landed."""
+    per_trial = _trial_imbalance(workers[workers["trial_id"].isin(trial_ids)])
+    return stats.median(list(per_trial.values()))
+
+
+def _merge_by_config(
+    t: pd.DataFrame, latency: pd.DataFrame, config: np.ndarray, n_configs: int
+) -> tuple[dict[int, histogram.Merged], dict[int, histogram.Merged]]:
+    """Each configuration's primary histograms merged once: its ranked trials (group c) and
+    its flagged trials (group n_configs + c), in one vectorised pass over the latency rows."""
+    if latency.empty or t.empty:
+        return {}, {}
+    group = np.full(len(t), -1, dtype=np.int64)
+    ranked, flagged = t["ranked"].to_numpy(bool), t["flagged"].to_numpy(bool)
+    group[ranked] = config[ranked]
+    group[flagged] = config[flagged] + n_configs
+    ids = latency["trial_id"]
+    codes = pd.Categorical(ids) if not isinstance(ids.dtype, pd.CategoricalDtype) else ids.array
+    where = pd.Index(t["trial_id"].astype(str)).get_indexer(codes.categories.astype(str))
+    row_trial = np.where(codes.codes >= 0, where[codes.codes], -1)
+    row_group = np.where(row_trial >= 0, group[row_trial], -1)
+    kind = latency["kind"]
+    primary = (kind.isna() | (kind == "primary")).to_numpy(bool)
+    row_group = np.where(primary, row_group, -1)
+    merged = histogram.merge_groups(
+        row_group,
+        latency["lower_ns"].to_numpy(np.int64),
+        latency["upper_ns"].to_numpy(np.int64),
+        latency["count"].to_numpy(np.int64),
+    )
+    return (
+        {g: m for g, m in merged.items() if g < n_configs},
+        {g - n_configs: m for g, m in merged.items() if g >= n_configs},
+    )
+
+
+def _median(values: pd.Series) -> float | None:
+    return stats.median([float(x) for x in values.dropna()])
+
+
+def _summaries(
+    t: pd.DataFrame, latency: pd.DataFrame, workers: pd.DataFrame
+) -> tuple[
+    list[ConfigSummary],
+    dict[SummaryKey, histogram.Merged],
+    dict[SummaryKey, histogram.Merged],
+    dict[SummaryKey, Counter[str]],
+    dict[str, float],
+]:
+    if t.empty:
+        return [], {}, {}, {}, {}
+    grouped = t.groupby(["server", *CONFIG_KEYS], sort=True, dropna=False)
+    config = grouped.ngroup().to_numpy(np.int64)
+    merged, merged_flagged = _merge_by_config(t, latency, config, grouped.ngroups)
+    imbalance = _trial_imbalance(workers)
+    reasons_of = {r["trial_id"]: flag_reasons(r) for r in t[t["flagged"]].to_dict("records")}
+    out, by_key, by_key_flagged, kinds = [], {}, {}, {}
+    for number, (key, group) in enumerate(grouped):
+        server, protocol, cores, conns, size, pipeline, work, mode, load = key
+        ranked = group[group["ranked"]]
+        flagged = group[group["flagged"]]
+        tput = [float(x) for x in ranked["throughput_rps"].dropna()]
+        m = merged.get(number, histogram.EMPTY)
+        mf = merged_flagged.get(number, histogram.EMPTY)
+        warnings = [w.message for w in stats.stability_warnings(tput)] if tput else []
+        reasons = sorted({r for tid in flagged["trial_id"] for r in reasons_of[tid]})
+        summary = ConfigSummary(
+            server=server,
+            design_family=str(group["design_family"].iloc[0]),
+            io_model=str(group["io_model"].iloc[0]),
+            protocol=protocol,
+            server_cores=int(cores),
+            connections=int(conns),
+            size_bytes=int(size),
+            pipeline=int(pipeline) if not pd.isna(pipeline) else 1,
+            work=str(work) if not pd.isna(work) else "none",
+            mode=str(mode) if not pd.isna(mode) else "closed",
+            load=_nan_to_none(load),
+            trials_ok=int((group["status"] == "ok").sum()),
+            trials_failed=int((group["status"] != "ok").sum()),
+            trials_flagged=int(group["flagged"].sum()),
+            throughput=stats.median_ci(tput),
+            throughput_samples=tuple(tput),
+            p50_us=m.percentile_us(50),
+            p99_us=m.percentile_us(99),
+            p999_us=m.percentile_us(99.9),
+            p99_samples=tuple(float(x) for x in ranked["p99_us"].dropna()),
+            uncorrected_p99_us=_median(ranked["uncorrected_p99_us"]),
+            latency_kind=next(iter(group["latency_kind"].dropna()), None),
+            achieved_rate=_median(ranked["achieved_rate"]),
+            server_cpu_util=_median(ranked["server_cpu_util"]),
+            requests_per_server_cpu_s=_median(ranked["requests_per_server_cpu_s"]),
+            ctxt_per_request=_median(ranked["ctxt_per_request"]),
+            worker_imbalance=stats.median(
+                [imbalance[tid] for tid in ranked["trial_id"] if tid in imbalance]
+            ),
+            flag_reasons=tuple(reasons),
+            warnings=tuple(warnings),
+            flagged_throughput_median=_median(flagged["throughput_rps"]),
+            flagged_p99_us=mf.percentile_us(99),
+        )
+        out.append(summary)
+        k = key_of(summary)
+        by_key[k], by_key_flagged[k] = m, mf
+        if not flagged.empty:
+            kinds[k] = flag_counts(flagged)
+    return out, by_key, by_key_flagged, kinds, imbalance
+
+
+def summarise(
+    trials: pd.DataFrame, latency: pd.DataFrame, workers: pd.DataFrame
+) -> list[ConfigSummary]:
+    return _summaries(label_trials(trials), latency, workers)[0]
+
+
+def compare_designs(summaries: list[ConfigSummary]) -> list[DesignComparison]:
+    """Every thread-per-core design against every work-stealing design, per configuration."""
+    groups: dict[tuple, list[ConfigSummary]] = {}
+    for s in summaries:
+        key = (s.protocol, s.server_cores, s.label)
+        groups.setdefault(key, []).append(s)
+    out = []
+    for (protocol, cores, label), group in sorted(groups.items()):
+        tpc = [s for s in group if s.design_family == "thread-per-core"]
+        ws = [s for s in group if s.design_family == "work-stealing"]
+        for a in tpc:
+            for b in ws:
+                # Each interval bootstrapped once: the verdicts read the same interval.
+                tput = stats.ratio_ci(a.throughput_samples, b.throughput_samples)
+                p99 = stats.ratio_ci(a.p99_samples, b.p99_samples)
+                out.append(
+                    DesignComparison(
+                        protocol=protocol,
+                        server_cores=cores,
+                        workload=label,
+                        thread_per_core=a.server,
+                        work_stealing=b.server,
+                        throughput_ratio=tput,
+                        p99_ratio=p99,
+                        # Open loop offers both designs the same rate: throughput is the input
+                        # there, not a result, and the verdict belongs to latency.
+                        verdict=None
+                        if a.mode == "open"
+                        else stats.compare(
+                            a.throughput_samples, b.throughput_samples, interval=tput
+                        ),
+                        headline=(a.server, b.server) == HEADLINE_PAIR,
+                        p99_verdict=stats.compare(
+                            a.p99_samples, b.p99_samples, higher_is_better=False, interval=p99
+                        ),
+                    )
+                )
+    return out
+
+
+def analyse(run: RunData) -> Analysis:
+    """The one analysis of a stored run."""
+    t = label_trials(run.trials)
+    summaries, merged, merged_flagged, kinds, imbalance = _summaries(t, run.latency, run.workers)
+    flagged = t[t["flagged"]].copy() if not t.empty else t
+    if not flagged.empty:
+        flagged["reasons"] = ["; ".join(flag_reasons(r)) for r in flagged.to_dict("records")]
+    failed = t[t["status"] != "ok"] if not t.empty else t
+    return Analysis(
+        summaries,
+        flagged,
+        failed,
+        run=run,
+        trials=t,
+        merged=merged,
+        merged_flagged=merged_flagged,
+        flag_kinds=kinds,
+        trial_imbalance=imbalance,
+    )

@@ -1,0 +1,77 @@
+"""Flagged trials across a run: which flags they carry, how many of each, which one dominates
+(what the report's advice follows). The rules that set each flag are harness/run/flags.py."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+# The flag columns of the trials table: a trial carrying any is shown but never ranked.
+FLAGS = ("oversubscribed", "client_bound", "unsteady", "rate_missed", "contended")
+
+# Each flag's column and its short name, in the order that best explains a trial's numbers (a
+# trial that shared its CPUs is first of all oversubscribed, whatever else went wrong).
+FLAG_KINDS: tuple[tuple[str, str], ...] = (
+    ("oversubscribed", "oversubscribed"),
+    ("contended", "contended"),
+    ("client_bound", "client-bound"),
+    ("rate_missed", "rate missed"),
+    ("unsteady", "unsteady"),
+)
+
+
+def is_set(value: object) -> bool:
+    return value is not None and not pd.isna(value) and bool(value)  # type: ignore[arg-type]
+
+
+def flag_kinds(row: Mapping[str, Any] | pd.Series) -> list[str]:
+    """The short names of a trial's flags (most explanatory first)."""
+    return [word for column, word in FLAG_KINDS if is_set(row.get(column))]
+
+
+def short_reason(row: Mapping[str, Any] | pd.Series) -> str:
+    return " + ".join(flag_kinds(row)) or "flagged"
+
+
+def flag_counts(rows: pd.DataFrame) -> Counter[str]:
+    """How many of these trials carry each flag (a trial may carry several)."""
+    counts: Counter[str] = Counter()
+    for column, word in FLAG_KINDS:
+        if not rows.empty and column in rows:
+            n = int(rows[column].map(is_set).sum())
+            if n:
+                counts[word] = n
+    return counts
+
+
+def kinds_text(kinds: Counter[str]) -> str:
+    return ", ".join(f"{kind} {n}" for kind, n in kinds.most_common())
+
+
+def flag_reasons(row: Mapping[str, Any] | pd.Series) -> list[str]:
+    """Every flag of one trial with the reason stored beside it."""
+    reasons = []
+    if row.get("oversubscribed"):
+        reasons.append("oversubscribed CPUs")
+    for flag in ("client_bound", "unsteady", "rate_missed", "contended"):
+        if row.get(flag) is True or (not pd.isna(row.get(flag)) and bool(row.get(flag))):
+            why = row.get(f"{flag}_reason") or ""
+            reasons.append(f"{flag.replace('_', ' ')}: {why}".rstrip(": "))
+    return reasons
+
+
+def dominant_flag(trials: pd.DataFrame) -> str | None:
+    """The flag most flagged trials carry (ties go to the one that best explains a trial)."""
+    if trials.empty or "flagged" not in trials:
+        return None
+    flagged = trials[trials["flagged"]]
+    counts = flag_counts(flagged)
+    if not counts:
+        return None
+    order = [column for column, _kind in FLAG_KINDS]
+    kind_to_column = {kind: column for column, kind in FLAG_KINDS}
+    best = max(counts.items(), key=lambda kv: (kv[1], -order.index(kind_to_column[kv[0]])))
+    return kind_to_column[best[0]]

@@ -1,0 +1,191 @@
+"""The load generator's log-linear latency histogram, in Python (docs/loadgen.md).
+
+Pure functions on (lower_ns, upper_ns, count) buckets. Merging adds counts, which is the only
+correct way to combine latency distributions across threads and repetitions; percentiles are
+never averaged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+import pandas as pd
+
+SUB_BUCKETS = 2048  # 3 significant digits: relative bucket width < 1/1024
+_HALF = SUB_BUCKETS // 2
+
+Bucket = tuple[int, int, int]  # (lower_ns, upper_ns exclusive, count)
+
+
+def bucket_bounds(value_ns: int) -> tuple[int, int]:
+    """The [lower, upper) bucket holding value_ns."""
+    if value_ns < SUB_BUCKETS:
+        return value_ns, value_ns + 1
+    shift = value_ns.bit_length() - 1 - 10  # m - 10 where m = floor(log2 v)
+    sub = value_ns >> shift
+    return sub << shift, (sub + 1) << shift
+
+
+def record(values_ns: Iterable[int]) -> list[Bucket]:
+    """Histogram of raw values (used by tests and by anything that has samples)."""
+    counts: dict[tuple[int, int], int] = {}
+    for v in values_ns:
+        key = bucket_bounds(int(v))
+        counts[key] = counts.get(key, 0) + 1
+    return [(lo, hi, n) for (lo, hi), n in sorted(counts.items())]
+
+
+def merge(histograms: Iterable[Iterable[Bucket]]) -> list[Bucket]:
+    counts: dict[tuple[int, int], int] = {}
+    for hist in histograms:
+        for lo, hi, n in hist:
+            counts[(lo, hi)] = counts.get((lo, hi), 0) + n
+    return [(lo, hi, n) for (lo, hi), n in sorted(counts.items()) if n]
+
+
+def total(hist: Iterable[Bucket]) -> int:
+    return sum(n for _, _, n in hist)
+
+
+def percentile_ns(hist: Sequence[Bucket], p: float) -> int | None:
+    """Nearest-rank percentile, answered as the bucket's highest equivalent value (upper - 1).
+
+    Never below the true nearest-rank value and at most 0.1% above it. None for an empty
+    histogram.
+    """
+    if not 0 < p <= 100:
+        raise ValueError(f"percentile must be in (0, 100], got {p}")
+    n = total(hist)
+    if n == 0:
+        return None
+    # Exact rank: in floats 99.9 / 100 * 1000 is 999.0000000000001, one rank too far.
+    rank = max(1, math.ceil(Fraction(str(p)) / 100 * n))
+    seen = 0
+    for lo, hi, count in hist:
+        seen += count
+        if seen >= rank:
+            return hi - 1 if hi - lo > 1 else lo
+    return hist[-1][1] - 1
+
+
+def percentile_us(hist: Sequence[Bucket], p: float) -> float | None:
+    v = percentile_ns(hist, p)
+    return None if v is None else v / 1000.0
+
+
+# --------------------------------------------------------------------------------------------
+# Many histograms at once: the buckets of thousands of trials merged per group in one pass
+
+
+@dataclass(frozen=True)
+class Merged:
+    """A merged histogram as arrays (sorted by lower bound, no empty bucket): what `merge`
+    returns as a list of buckets, without one Python tuple per bucket."""
+
+    lower: np.ndarray
+    upper: np.ndarray
+    counts: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.counts)
+
+    def buckets(self) -> list[Bucket]:
+        return list(
+            zip(self.lower.tolist(), self.upper.tolist(), self.counts.tolist(), strict=True)
+        )
+
+    @property
+    def total(self) -> int:
+        return int(self.counts.sum())
+
+    def percentile_ns(self, p: float) -> int | None:
+        """percentile_ns of the same buckets, by bisection on the cumulative counts."""
+        if not 0 < p <= 100:
+            raise ValueError(f"percentile must be in (0, 100], got {p}")
+        n = self.total
+        if n == 0:
+            return None
+        rank = max(1, math.ceil(Fraction(str(p)) / 100 * n))
+        i = min(int(np.searchsorted(np.cumsum(self.counts), rank)), len(self.counts) - 1)
+        lo, hi = int(self.lower[i]), int(self.upper[i])
+        return hi - 1 if hi - lo > 1 else lo
+
+    def percentile_us(self, p: float) -> float | None:
+        v = self.percentile_ns(p)
+        return None if v is None else v / 1000.0
+
+
+EMPTY = Merged(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
+
+
+def bucket_index(lower_ns: np.ndarray) -> np.ndarray:
+    """The position of each bucket (given by its lower bound) in the log-linear layout:
+    0..2047 one per value, then 1024 sub-buckets per power of two."""
+    lower = np.asarray(lower_ns, dtype=np.int64)
+    _, exp = np.frexp(np.maximum(lower, 1).astype(np.float64))  # exact below 2**53
+    shift = np.maximum(exp.astype(np.int64) - 1 - 10, 0)
+    sub = lower >> shift
+    return np.where(lower < SUB_BUCKETS, lower, SUB_BUCKETS + (shift - 1) * _HALF + (sub - _HALF))
+
+
+def _bounds_of(index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of bucket_index: (lower, upper) of each bucket position."""
+    index = np.asarray(index, dtype=np.int64)
+    shift = np.where(index < SUB_BUCKETS, 0, (index - SUB_BUCKETS) // _HALF + 1)
+    sub = np.where(index < SUB_BUCKETS, index, (index - SUB_BUCKETS) % _HALF + _HALF)
+    return sub << shift, (sub + 1) << shift
+
+
+def merge_groups(
+    groups: np.ndarray, lower: np.ndarray, upper: np.ndarray, counts: np.ndarray
+) -> dict[int, Merged]:
+    """Merge bucket rows per group (rows with group < 0 are left out): for each group, exactly
+    what `merge` gives for the histograms of its rows, computed by one bincount over
+    (group, bucket) instead of a Python loop per bucket."""
+    keep = groups >= 0
+    groups, lower, upper, counts = groups[keep], lower[keep], upper[keep], counts[keep]
+    if len(groups) == 0:
+        return {}
+    lower = lower.astype(np.int64, copy=False)
+    upper = upper.astype(np.int64, copy=False)
+    index = bucket_index(lower)
+    standard_lower, standard_upper = _bounds_of(index)
+    if not (np.array_equal(standard_lower, lower) and np.array_equal(standard_upper, upper)):
+        return _merge_groups_by_bounds(groups, lower, upper, counts)
+    present = np.flatnonzero(np.bincount(index))  # the bucket positions that occur, in order
+    lookup = np.zeros(int(index.max()) + 1, dtype=np.int64)
+    lookup[present] = np.arange(len(present))
+    width = len(present)
+    key = groups.astype(np.int64) * width + lookup[index]
+    sums = np.bincount(key, weights=counts.astype(np.float64))  # exact below 2**53 per bucket
+    sums = np.rint(sums).astype(np.int64)
+    out: dict[int, Merged] = {}
+    nonzero = np.flatnonzero(sums)
+    owner = nonzero // width
+    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    ends = np.r_[starts[1:], len(nonzero)]
+    for a, b in zip(starts, ends, strict=True):
+        cells = nonzero[a:b]
+        lo, hi = _bounds_of(present[cells % width])
+        out[int(owner[a])] = Merged(lo, hi, sums[cells])
+    return out
+
+
+def _merge_groups_by_bounds(
+    groups: np.ndarray, lower: np.ndarray, upper: np.ndarray, counts: np.ndarray
+) -> dict[int, Merged]:
+    """merge_groups for buckets outside the standard layout: a group-by on (group, lower,
+    upper), as `merge` keys them."""
+    frame = pd.DataFrame({"g": groups, "lo": lower, "hi": upper, "n": counts})
+    summed = frame.groupby(["g", "lo", "hi"], sort=True)["n"].sum()
+    summed = summed[summed != 0].reset_index()
+    out: dict[int, Merged] = {}
+    for g, part in summed.groupby("g", sort=True):
+        out[int(g)] = Merged(
+            part["lo"].to_numpy(np.int64), part["hi"].to_numpy(np.int64), part["n"].to_numpy()
+        )
+    return out

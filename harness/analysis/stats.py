@@ -1,0 +1,495 @@
+"""Statistics as pure functions (no I/O), testable without a machine, like asv's _stats.
+
+Everything here takes plain sequences of numbers and returns plain frozen data. Bootstrap
+functions take a seed so that a report rebuilt from the same stored trials prints the same
+intervals: a confidence interval that changes on every rebuild invites arguments about noise in
+the statistics instead of noise in the machine.
+
+Null figures (NaN, as pandas gives them) are dropped by every function added here, never counted
+as values: docs/data.md stores absent figures as null, and a null is "not measured", not zero.
+The three historical helpers `median`, `ratio` and `spread` keep their exact behaviour because
+harness/analyse.py calls them.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum, StrEnum
+from typing import Any
+
+import numpy as np
+
+from harness.analysis.ranks import mann_whitney
+
+# Confidence level of every interval the report prints (the convention of pyperf and criterion).
+DEFAULT_LEVEL = 0.95
+
+# 10,000 resamples puts the Monte-Carlo error of a 2.5% percentile well below the width of the
+# interval itself (criterion uses 100,000 for nanosecond loops; our samples are a handful of
+# repetitions, so the interval's own uncertainty dominates long before that).
+DEFAULT_RESAMPLES = 10_000
+
+# A fixed default seed: rebuilding a report from the same data must print the same intervals.
+DEFAULT_SEED = 0
+
+# Noise threshold for verdicts. criterion's default is 1% for CPU-bound loops; loopback network
+# trials move 1-3% between repetitions of the same configuration (scheduler placement, softirq
+# distribution, frequency), so a 2% threshold keeps verdicts about the executors, not the weather.
+DEFAULT_NOISE_THRESHOLD = 0.02
+
+# pyperf's rule: a spread of 10% of the centre or more makes a result unreliable.
+SPREAD_WARN_FRACTION = 0.10
+
+# pyperf refuses to take fewer than 3 values seriously; with 2 one cannot tell which is the outlier.
+MIN_REPETITIONS = 3
+
+# Below 6 values no pair of order statistics covers the median with 95% probability
+# (min..max covers it with probability 1 - 2 * 0.5**n = 93.75% at n = 5, 96.9% at n = 6).
+_MIN_N_ORDER_STATISTIC_95 = 6
+
+# Keep one bootstrap block below ~1e6 numbers so that a long sample does not allocate gigabytes.
+_BOOTSTRAP_BLOCK_ELEMENTS = 1_000_000
+
+
+# --------------------------------------------------------------------------------------------
+# Historical helpers (harness/analysis/analyse.py depends on their exact behaviour)
+
+
+def median(values: Sequence[float]) -> float | None:
+    """Median of the values, None for no values (a configuration with no successful trial)."""
+    return statistics.median(values) if values else None
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    """numerator / denominator, None when either is absent or the quotient is meaningless."""
+    if numerator is None or denominator is None or denominator == 0:
+        return None
+    if math.isnan(numerator) or math.isnan(denominator):
+        return None
+    return numerator / denominator
+
+
+def spread(values: Sequence[float]) -> float | None:
+    """(max - min) / median: how far apart repetitions landed."""
+    med = median(values)
+    if not values or not med:
+        return None
+    return (max(values) - min(values)) / med
+
+
+# --------------------------------------------------------------------------------------------
+# Confidence intervals
+
+
+class CIMethod(StrEnum):
+    """How an interval was obtained; a reader needs this to know what the interval promises."""
+
+    ORDER_STATISTIC = "order-statistic"  # distribution-free, coverage >= level (binomial)
+    RANGE = "range"  # min..max of too few values; `level` holds its real (lower) coverage
+    BOOTSTRAP = "bootstrap"  # percentile bootstrap, seeded; coverage is nominal (approximate)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with a confidence interval.
+
+    `level` is the coverage the interval actually has where that is known exactly (order
+    statistics, range), and the nominal level asked for otherwise (bootstrap).
+    """
+
+    estimate: float
+    low: float
+    high: float
+    level: float
+    method: CIMethod
+    n: int
+
+    @property
+    def is_nominal(self) -> bool:
+        """False when the interval is narrower in probability than the level that was asked."""
+        return self.method is not CIMethod.RANGE
+
+
+def _clean(values: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Float array without NaN (null figures are not measurements)."""
+    arr = np.asarray(values, dtype=float).ravel()
+    return arr[~np.isnan(arr)]
+
+
+def _binom_half_cdf(k: int, n: int) -> float:
+    """P(B <= k) for B ~ Binomial(n, 1/2), exactly (Python integers do not overflow)."""
+    if k < 0:
+        return 0.0
+    return sum(math.comb(n, i) for i in range(min(k, n) + 1)) / 2**n
+
+
+def order_statistic_ranks(n: int, level: float = DEFAULT_LEVEL) -> tuple[int, int, float] | None:
+    """1-based ranks (lo, hi) of the order statistics whose interval covers the median of the
+    distribution with probability >= level, and that probability; None when n is too small.
+
+    The number of values below the true median is Binomial(n, 1/2) whatever the distribution, so
+    [x_(k), x_(n-k+1)] covers it with probability 1 - 2 P(B <= k - 1). We take the largest k
+    (the narrowest interval) that still reaches the level.
+    """
+    best: tuple[int, int, float] | None = None
+    for k in range(1, n // 2 + 1):
+        coverage = 1.0 - 2.0 * _binom_half_cdf(k - 1, n)
+        if coverage < level:
+            break
+        best = (k, n - k + 1, coverage)
+    return best
+
+
+def median_ci(values: Sequence[float], level: float = DEFAULT_LEVEL) -> Interval | None:
+    """Median with a distribution-free (order-statistic) confidence interval.
+
+    Throughput samples are few, skewed and sometimes bimodal (a bad SO_REUSEPORT spread in one
+    repetition), so no normality is assumed. With too few values for any pair of order
+    statistics to reach the level (n < 6 for 95%), the min..max range is returned with method
+    RANGE and its real, lower coverage 1 - 2 * 0.5**n in `level`: it is labelled honestly
+    rather than stretched (a bootstrap would not fix it, it under-covers even more at such n).
+    None for no values.
+    """
+    arr = np.sort(_clean(values))
+    n = len(arr)
+    if n == 0:
+        return None
+    est = float(np.median(arr))
+    ranks = order_statistic_ranks(n, level)
+    if ranks is None:
+        coverage = max(0.0, 1.0 - 2.0 * 0.5**n) if n > 1 else 0.0
+        return Interval(est, float(arr[0]), float(arr[-1]), coverage, CIMethod.RANGE, n)
+    lo, hi, coverage = ranks
+    return Interval(
+        est, float(arr[lo - 1]), float(arr[hi - 1]), coverage, CIMethod.ORDER_STATISTIC, n
+    )
+
+
+def _bootstrap_distribution(
+    arr: np.ndarray,
+    statistic: Callable[..., Any],
+    resamples: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """`resamples` values of statistic(resample), computed in blocks to bound memory."""
+    n = len(arr)
+    block = max(1, _BOOTSTRAP_BLOCK_ELEMENTS // max(n, 1))
+    out = np.empty(resamples, dtype=float)
+    done = 0
+    while done < resamples:
+        m = min(block, resamples - done)
+        idx = rng.integers(0, n, size=(m, n))
+        out[done : done + m] = statistic(arr[idx], axis=1)
+        done += m
+    return out
+
+
+def _bootstrap_medians(arr: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """_bootstrap_distribution(arr, np.median, ...), the same draws and the same medians, by
+    counting: each resample's ranks (positions in the sorted sample) are tallied with one
+    bincount per block, and the middle order statistics read off the cumulative tallies, so
+    that thousands of repetitions cost a few array passes instead of a partition per row."""
+    n = len(arr)
+    order = np.argsort(arr, kind="stable")
+    ranks = np.empty(n, dtype=np.int64)
+    ranks[order] = np.arange(n)
+    ordered = arr[order]
+    lo_k, hi_k = (n - 1) // 2, n // 2  # 0-based middle order statistics
+    block = max(1, _BOOTSTRAP_BLOCK_ELEMENTS // max(n, 1))
+    out = np.empty(resamples, dtype=float)
+    done = 0
+    while done < resamples:
+        m = min(block, resamples - done)
+        idx = rng.integers(0, n, size=(m, n))
+        flat = (ranks[idx] + np.arange(m)[:, None] * n).ravel()
+        cum = np.bincount(flat, minlength=m * n).reshape(m, n).cumsum(axis=1)
+        lo = ordered[np.argmax(cum > lo_k, axis=1)]
+        hi = ordered[np.argmax(cum > hi_k, axis=1)]
+        out[done : done + m] = lo if lo_k == hi_k else (lo + hi) / 2.0
+        done += m
+    return out
+
+
+def bootstrap_ci(
+    values: Sequence[float],
+    statistic: Callable[..., Any] = np.median,
+    *,
+    level: float = DEFAULT_LEVEL,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int | np.random.Generator = DEFAULT_SEED,
+) -> Interval | None:
+    """Percentile bootstrap interval of any statistic, reproducible through its seed.
+
+    `statistic(samples, axis=1)` must reduce each row of a 2-D array (numpy's reductions do:
+    np.median, np.mean, lambda x, axis: np.percentile(x, 99, axis=axis)); vectorising the
+    resamples is what makes 10,000 of them cost milliseconds. Percentile intervals of a median
+    from fewer than ~10 values are narrower than nominal; prefer `median_ci` for medians.
+    """
+    arr = _clean(values)
+    if len(arr) == 0:
+        return None
+    rng = np.random.default_rng(seed)
+    dist = _bootstrap_distribution(arr, statistic, resamples, rng)
+    alpha = 1.0 - level
+    low, high = np.quantile(dist, [alpha / 2, 1 - alpha / 2])
+    est = float(statistic(arr[np.newaxis, :], axis=1)[0])
+    return Interval(est, float(low), float(high), level, CIMethod.BOOTSTRAP, len(arr))
+
+
+def ratio_ci(
+    a: Sequence[float],
+    b: Sequence[float],
+    *,
+    level: float = DEFAULT_LEVEL,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int | np.random.Generator = DEFAULT_SEED,
+) -> Interval | None:
+    """median(a) / median(b) with a bootstrap interval over the two independent samples.
+
+    Used for design A against design B (e.g. thread-per-core / work-stealing throughput): the
+    repetitions of the two designs are independent, so each is resampled on its own and the
+    ratio taken per resample. None when either sample is empty or a median is not positive
+    (a ratio of throughputs or latencies is meaningless there). `n` of the result is
+    min(len(a), len(b)).
+    """
+    xa, xb = _clean(a), _clean(b)
+    if len(xa) == 0 or len(xb) == 0:
+        return None
+    ma, mb = float(np.median(xa)), float(np.median(xb))
+    if ma <= 0 or mb <= 0:
+        return None
+    rng = np.random.default_rng(seed)
+    da = _bootstrap_medians(xa, resamples, rng)
+    db = _bootstrap_medians(xb, resamples, rng)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dist = da / db
+    dist = dist[np.isfinite(dist)]
+    if len(dist) == 0:
+        return None
+    alpha = 1.0 - level
+    low, high = np.quantile(dist, [alpha / 2, 1 - alpha / 2])
+    return Interval(
+        ma / mb, float(low), float(high), level, CIMethod.BOOTSTRAP, min(len(xa), len(xb))
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Significance and verdicts
+
+
+class Verdict(StrEnum):
+    """criterion's outcomes. BETTER/WORSE are relative to `higher_is_better`."""
+
+    BETTER = "better"
+    WORSE = "worse"
+    WITHIN_NOISE = "within noise"  # the CI excludes 0 but reaches inside the noise threshold
+    NO_CHANGE = "no change"  # the CI includes 0
+    INSUFFICIENT = "insufficient data"  # fewer than MIN_REPETITIONS values on a side
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A against B: relative change median(a)/median(b) - 1 with its CI and criterion's verdict.
+
+    `p_value` (Mann-Whitney) is informational, as in asv; the verdict uses the interval only.
+    """
+
+    estimate: float
+    ci_low: float
+    ci_high: float
+    verdict: Verdict
+    n_a: int
+    n_b: int
+    threshold: float
+    level: float
+    p_value: float | None
+
+    @property
+    def ratio(self) -> float:
+        """median(a) / median(b)."""
+        return 1.0 + self.estimate
+
+    @property
+    def is_change(self) -> bool:
+        """Whether the verdict claims a real difference."""
+        return self.verdict in (Verdict.BETTER, Verdict.WORSE)
+
+    def label(self, better: str = "faster", worse: str = "slower") -> str:
+        """The verdict in the caller's words ("faster"/"slower", "improved"/"regressed")."""
+        if self.verdict is Verdict.BETTER:
+            return better
+        if self.verdict is Verdict.WORSE:
+            return worse
+        return str(self.verdict)
+
+    def describe(self, better: str = "faster", worse: str = "slower") -> str:
+        """One line in criterion's style: `faster: +12.3% [+10.1%, +14.2%] (n=5 vs 5)`."""
+        return (
+            f"{self.label(better, worse)}: {self.estimate:+.1%} "
+            f"[{self.ci_low:+.1%}, {self.ci_high:+.1%}] (n={self.n_a} vs {self.n_b})"
+        )
+
+
+def verdict_for(
+    ci_low: float, ci_high: float, threshold: float, *, higher_is_better: bool = True
+) -> Verdict:
+    """criterion's rule on a relative-change interval: a change only when the interval excludes
+    0 AND lies wholly beyond the noise threshold on one side."""
+    if ci_low > 0 and ci_low > threshold:
+        return Verdict.BETTER if higher_is_better else Verdict.WORSE
+    if ci_high < 0 and ci_high < -threshold:
+        return Verdict.WORSE if higher_is_better else Verdict.BETTER
+    if ci_low > 0 or ci_high < 0:
+        return Verdict.WITHIN_NOISE
+    return Verdict.NO_CHANGE
+
+
+def compare(
+    a: Sequence[float],
+    b: Sequence[float],
+    *,
+    threshold: float = DEFAULT_NOISE_THRESHOLD,
+    higher_is_better: bool = True,
+    level: float = DEFAULT_LEVEL,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int | np.random.Generator = DEFAULT_SEED,
+    interval: Interval | None = None,
+) -> Comparison | None:
+    """Compare design A with design B (A relative to B) under criterion's rule.
+
+    `interval`: ratio_ci(a, b) with the same level, resamples and seed when the caller has
+    already computed it (it is then not bootstrapped twice).
+
+    higher_is_better=True for throughput, False for latency or CPU per request. The verdict is
+    INSUFFICIENT with fewer than MIN_REPETITIONS values on either side. With 3-5 values a side
+    the bootstrap interval is narrower than its nominal level (there are only a few distinct
+    resampled medians), so `stability_warnings` flags such samples; the verdict is still given
+    because that is what a 3-repetition run can say. None when `ratio_ci` is None.
+    """
+    ci = interval or ratio_ci(a, b, level=level, resamples=resamples, seed=seed)
+    if ci is None:
+        return None
+    n_a, n_b = len(_clean(a)), len(_clean(b))
+    lo, hi = ci.low - 1.0, ci.high - 1.0
+    if min(n_a, n_b) < MIN_REPETITIONS:
+        verdict = Verdict.INSUFFICIENT
+    else:
+        verdict = verdict_for(lo, hi, threshold, higher_is_better=higher_is_better)
+    mw = mann_whitney(a, b)
+    return Comparison(
+        estimate=ci.estimate - 1.0,
+        ci_low=lo,
+        ci_high=hi,
+        verdict=verdict,
+        n_a=n_a,
+        n_b=n_b,
+        threshold=threshold,
+        level=level,
+        p_value=mw.p_value if mw else None,
+    )
+
+
+def geometric_mean(ratios: Sequence[float]) -> float | None:
+    """Geometric mean of ratios (pyperf's summary over benchmarks): the only mean under which
+    "2x faster" and "2x slower" cancel. None when empty or when any ratio is not positive."""
+    arr = _clean(ratios)
+    if len(arr) == 0 or np.any(arr <= 0) or not np.all(np.isfinite(arr)):
+        return None
+    return float(np.exp(np.mean(np.log(arr))))
+
+
+# --------------------------------------------------------------------------------------------
+# Stability warnings (pyperf-style)
+
+
+class WarningKind(Enum):
+    """What is wrong with a set of repetitions."""
+
+    HIGH_SPREAD = "high spread"
+    TOO_FEW_FOR_PRECISION = "too few for precision"
+    TOO_FEW_REPETITIONS = "too few repetitions"
+
+
+@dataclass(frozen=True)
+class StabilityWarning:
+    """One warning: its kind (for code), a sentence (for people) and the number behind it."""
+
+    kind: WarningKind
+    message: str
+    value: float
+
+
+def repetitions_needed(cv: float, precision: float, level: float = DEFAULT_LEVEL) -> int:
+    """Repetitions for the median's CI half-width to be `precision` of the median.
+
+    n = (pi/2) * (z * cv / precision)**2, where z is the two-sided normal quantile of `level`
+    (1.96 for 95%) and cv the coefficient of variation (stdev / mean). (z * cv / precision)**2
+    is the textbook count for a mean; the median's standard error is sqrt(pi/2) times the
+    mean's for normal data, hence the factor. An estimate: cv itself is uncertain at small n.
+    """
+    z = statistics.NormalDist().inv_cdf(0.5 + level / 2.0)
+    return max(1, math.ceil(math.pi / 2.0 * (z * cv / precision) ** 2))
+
+
+def stability_warnings(
+    values: Sequence[float],
+    *,
+    precision: float = DEFAULT_NOISE_THRESHOLD,
+    level: float = DEFAULT_LEVEL,
+    spread_limit: float = SPREAD_WARN_FRACTION,
+) -> list[StabilityWarning]:
+    """pyperf-style warnings about one configuration's repetitions (empty list: no warning).
+
+    - HIGH_SPREAD: sample stdev >= spread_limit (10%) of the median, pyperf's rule.
+    - TOO_FEW_FOR_PRECISION: fewer repetitions than `repetitions_needed` for a CI half-width of
+      `precision` (default: the 2% noise threshold, so that a real 2% difference can show).
+    - TOO_FEW_REPETITIONS: fewer than MIN_REPETITIONS (3).
+    """
+    arr = _clean(values)
+    n = len(arr)
+    out: list[StabilityWarning] = []
+    if n < MIN_REPETITIONS:
+        out.append(
+            StabilityWarning(
+                WarningKind.TOO_FEW_REPETITIONS,
+                f"only {n} repetition(s); use at least {MIN_REPETITIONS} (--repeat)",
+                float(n),
+            )
+        )
+    if n < 2:
+        return out
+    med = float(np.median(arr))
+    mean = float(np.mean(arr))
+    stdev = float(np.std(arr, ddof=1))
+    if med > 0 and stdev / med >= spread_limit:
+        out.append(
+            StabilityWarning(
+                WarningKind.HIGH_SPREAD,
+                f"the standard deviation is {stdev / med:.1%} of the median "
+                f"(>= {spread_limit:.0%}): the result may be unstable",
+                stdev / med,
+            )
+        )
+    if mean > 0 and stdev > 0:
+        cv = stdev / mean
+        needed = repetitions_needed(cv, precision, level)
+        if needed > n:
+            out.append(
+                StabilityWarning(
+                    WarningKind.TOO_FEW_FOR_PRECISION,
+                    f"{n} repetitions give about +/-{_half_width(cv, n, level):.1%} at "
+                    f"{level:.0%}; {needed} would be needed for +/-{precision:.1%} "
+                    f"(n = (pi/2)(z*cv/p)^2 with cv = {cv:.1%})",
+                    float(needed),
+                )
+            )
+    return out
+
+
+def _half_width(cv: float, n: int, level: float) -> float:
+    """Approximate relative CI half-width of the median: the inverse of repetitions_needed."""
+    z = statistics.NormalDist().inv_cdf(0.5 + level / 2.0)
+    return z * cv * math.sqrt(math.pi / 2.0 / n)

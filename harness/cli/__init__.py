@@ -1,0 +1,53 @@
+"""Command line: thin shells over the pipeline stages (plan -> run -> store -> analyse -> report).
+
+Every user error becomes one line on stderr naming the problem and the fix, and exit code 2.
+Run options come from, in increasing precedence: built-in defaults, a named profile
+(`--profile quick|ci|full`) or a plan file (`--plan FILE.toml` or a run's manifest.json), and the
+command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rich.console import Console
+
+from harness.cli import compare, doctor, listing, report, run
+from harness.errors import HarnessError
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+COMMANDS = {"run": run, "report": report, "list": listing, "doctor": doctor, "compare": compare}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, like every other bad input
+        raise HarnessError(f"{message} (see `{self.prog} --help`)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="harness", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name, command in COMMANDS.items():
+        command.add_arguments(sub.add_parser(name, help=command.HELP))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    console = Console(soft_wrap=True)
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command].run(args, console)
+    except HarnessError as exc:
+        print(f"harness: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("harness: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,236 @@
+"""`harness run`: plan, check the platform and the designs, run every trial (storing each),
+then write the report of what was measured."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rich.console import Console
+
+from harness.checks import doctor
+from harness.errors import HarnessError
+from harness.plan.config import PROFILES, RUN_HELP, machine_topology, run_config
+from harness.plan.designs import DEFAULT_BIN_DIR, DEFAULT_REGISTRY, Design, load_registry
+from harness.plan.plan import RunConfig, make_plan, plan_from_dict, resolve_out, validate
+
+HELP = "plan and run a benchmark matrix, then write the report"
+EXIT_TRIALS_FAILED = 1
+EXIT_INTERRUPTED = 130
+
+
+def add_arguments(run: argparse.ArgumentParser) -> None:
+    for flag, help_text in RUN_HELP.items():
+        run.add_argument(f"--{flag}", dest=flag.replace("-", "_"), default=None, help=help_text)
+    run.add_argument(
+        "--profile",
+        help="a named plan: " + ", ".join(sorted(p.stem for p in PROFILES.glob("*.toml"))),
+    )
+    run.add_argument("--plan", type=Path, help="a plan TOML file, or a run's manifest.json")
+    run.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RESULTS_DIR",
+        help="continue an interrupted run with its stored plan",
+    )
+    run.add_argument("--out", type=Path, default=Path("results"), help="results root directory")
+    run.add_argument(
+        "--reports",
+        type=Path,
+        default=None,
+        help="reports root directory (default: reports/ beside --out)",
+    )
+    run.add_argument(
+        "--oversubscribe",
+        action="store_true",
+        default=None,
+        help="run even when the machine has too few CPUs; trials are marked",
+    )
+    run.add_argument(
+        "--no-preflight",
+        action="store_true",
+        help="skip the conformance check of each design before measuring",
+    )
+    run.add_argument("--bin-dir", type=Path, default=DEFAULT_BIN_DIR)
+    run.add_argument("--registry", type=Path, default=DEFAULT_REGISTRY)
+    run.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+
+
+def _not_runnable(
+    config: RunConfig, designs: dict[str, Design], bin_dir: Path, explicit: bool
+) -> dict[str, str]:
+    """Designs that cannot run here: an error when named explicitly, left out with `all`."""
+    reasons = {n: why for n in config.servers if (why := designs[n].missing(bin_dir))}
+    if reasons and explicit:
+        name, why = next(iter(reasons.items()))
+        raise HarnessError(f"design {name} cannot run here: {why}")
+    return reasons
+
+
+def _preflight(
+    config: RunConfig, designs: dict[str, Design], bin_dir: Path, cpus: str, console: Console
+) -> dict[str, str]:
+    """Quick conformance of every design and protocol: a design doing different work than the
+    others cannot be compared. Returns {design: reason} for the failures."""
+    from harness.checks import conformance
+
+    refused: dict[str, str] = {}
+    for name in config.servers:
+        for proto in config.protocols:
+            if proto not in designs[name].protocols:
+                continue
+            failures = [
+                c
+                for c in conformance.quick_check(designs[name], proto, bin_dir, cpus)
+                if not c.passed
+            ]
+            if failures:
+                refused[name] = f"{proto}: " + "; ".join(f"{c.name}: {c.reason}" for c in failures)
+                break
+    if refused:
+        for name, why in refused.items():
+            console.print(
+                f"refused {name}: failed conformance ({why})", style="red", highlight=False
+            )
+    return refused
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    # The heavy stages (pandas, pyarrow, matplotlib) load only when a run is really made.
+    from harness.cli.report import write_report
+    from harness.run import platform as platform_info
+    from harness.run.execute import execute
+    from harness.store import RunStore, load_run
+    from harness.store.manifest import new_manifest, new_run_id, resume_state
+
+    designs = load_registry(args.registry)
+    topology = machine_topology()
+    if args.resume:
+        run = load_run(args.resume)
+        plan = plan_from_dict(run.manifest["plan"])
+        store = RunStore.reopen(args.resume)
+        done, capacities = resume_state(store)
+        manifest = run.manifest
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        manifest.setdefault("resumed_at", []).append(now)
+        out_root = args.resume.resolve().parent
+        console.print(
+            f"resuming {run.manifest['run_id']}: {len(plan.trials) - len(done)} of "
+            f"{len(plan.trials)} trials left",
+            highlight=False,
+        )
+    else:
+        config, source = run_config(args, designs, topology)
+        explicit = args.servers not in (None, "all") and args.profile is None
+        validate(config, designs)
+        skipped = _not_runnable(config, designs, args.bin_dir, explicit)
+        if skipped:
+            for name, why in skipped.items():
+                console.print(f"leaving out {name}: {why}", style="yellow", highlight=False)
+            config = RunConfig(
+                **{**vars(config), "servers": tuple(s for s in config.servers if s not in skipped)}
+            )
+        plan = make_plan(config, topology, designs)
+        if args.dry_run:
+            for t in plan.trials:
+                flag = " OVERSUBSCRIBED" if t.cpus.oversubscribed else ""
+                console.print(
+                    f"{t.trial_id}: server cpus {list(t.cpus.server)} client cpus "
+                    f"{list(t.cpus.client[: t.client_threads])}{flag}",
+                    highlight=False,
+                )
+            console.print(f"{len(plan.trials)} trials, about {plan.estimated_seconds():.0f} s")
+            return 0
+        out_root = resolve_out(args.out)
+        checks = doctor.run_checks(
+            doctor.Context(
+                designs=[(n, designs[n].missing(args.bin_dir)) for n in config.servers],
+                needed_fds=max(config.connections) + 64,
+                connections=max(config.connections),
+            )
+        )
+        if doctor.has_errors(checks):
+            console.print(doctor.format_table(checks), highlight=False)
+            errors = [c for c in checks if c.status == doctor.Status.ERROR]
+            raise HarnessError(
+                f"the platform check failed ({errors[0].name}: {errors[0].value}); "
+                f"fix: {errors[0].fix}"
+            )
+        for c in checks:
+            if c.status == doctor.Status.WARNING:
+                console.print(
+                    f"warning: {c.name}: {c.value} ({c.fix})", style="yellow", highlight=False
+                )
+        refused: dict[str, str] = {}
+        if not args.no_preflight:
+            first = plan.trials[0].cpus.server if plan.trials else (0,)
+            refused = _preflight(config, designs, args.bin_dir, str(first[0]), console)
+            if refused and explicit:
+                name, why = next(iter(refused.items()))
+                raise HarnessError(
+                    f"design {name} failed conformance ({why}); fix the server "
+                    "or leave it out of --servers"
+                )
+            if refused:
+                config = RunConfig(
+                    **{
+                        **vars(config),
+                        "servers": tuple(s for s in config.servers if s not in refused),
+                    }
+                )
+                plan = make_plan(config, topology, designs)
+        run_id = new_run_id(out_root)
+        store = RunStore(out_root / run_id)
+        manifest = new_manifest(
+            run_id,
+            plan,
+            designs,
+            ["harness", *sys.argv[1:]],
+            platform_info.collect(topology),
+            {
+                "bin_dir": str(args.bin_dir),
+                "plan_source": source,
+                "doctor": doctor.to_dicts(checks),
+                "left_out": {**skipped, **refused},
+                "preflight": not args.no_preflight,
+            },
+        )
+        done, capacities = set(), {}
+        console.print(
+            f"{len(plan.trials)} trials, about {plan.estimated_seconds():.0f} s; "
+            f"results in {out_root / run_id}/",
+            highlight=False,
+        )
+    outcome = execute(
+        plan,
+        designs,
+        store=store,
+        manifest=manifest,
+        bin_dir=args.bin_dir,
+        console=console,
+        skip=done,
+        capacities=capacities,
+    )
+    reports_root = args.reports or out_root.resolve().parent / "reports"
+    path = write_report(outcome.directory, reports_root / outcome.run_id / "index.html")
+    console.print(f"results: {outcome.directory}", highlight=False)
+    console.print(f"report:  {path}", highlight=False)
+    if outcome.interrupted:
+        console.print(
+            "interrupted: the trials measured so far are stored; continue with "
+            f"harness run --resume {outcome.directory}",
+            style="yellow",
+            highlight=False,
+        )
+        return EXIT_INTERRUPTED
+    if outcome.failed:
+        console.print(
+            f"{len(outcome.failed)} of {len(outcome.results)} trials failed: "
+            + ", ".join(r.spec.trial_id for r in outcome.failed),
+            style="red",
+            highlight=False,
+        )
+        return EXIT_TRIALS_FAILED
+    return 0

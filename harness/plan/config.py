@@ -1,0 +1,174 @@
+"""Run options, in increasing precedence: built-in defaults, a named profile
+(`--profile quick|ci|full`, profiles/*.toml) or a plan file (`--plan FILE.toml` or a run's
+manifest.json), and the command line; resolved into a `RunConfig` for this machine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.plan import cpus as cpu_planning
+from harness.plan.designs import Design
+from harness.plan.plan import RunConfig
+from harness.plan.topology import SYSFS_CPU, Topology, read_topology, restrict
+
+PROFILES = Path(__file__).resolve().parent / "profiles"
+
+
+def _list_of(kind: Callable[[str], Any], flag: str, minimum: float | None = 1):
+    def parse(text: str | list | int | float) -> tuple:
+        items = text if isinstance(text, list) else str(text).split(",")
+        try:
+            values = tuple(kind(str(x).strip()) for x in items if str(x).strip())
+        except ValueError:
+            raise HarnessError(
+                f"{flag} takes comma-separated {kind.__name__} values, "
+                f"got {text!r}; e.g. {flag} 1,2,4"
+            ) from None
+        if not values or (minimum is not None and any(v < minimum for v in values)):
+            raise HarnessError(
+                f"{flag} values must be {minimum} or more, got {text!r}; e.g. {flag} 1,2,4"
+            )
+        return values
+
+    return parse
+
+
+def _names(text: str | list) -> tuple[str, ...]:
+    items = text if isinstance(text, list) else str(text).split(",")
+    return tuple(str(x).strip() for x in items if str(x).strip())
+
+
+def _scalar(kind: Callable[[str], Any], flag: str):
+    def parse(text: Any) -> Any:
+        try:
+            return kind(text)
+        except (TypeError, ValueError):
+            raise HarnessError(f"{flag} takes a {kind.__name__}, got {text!r}") from None
+
+    return parse
+
+
+# flag -> (RunConfig field, parser, default). The plan file uses the flag names without "--".
+RUN_OPTIONS: dict[str, tuple[str, Callable[[Any], Any], Any]] = {
+    "servers": ("servers", _names, None),
+    "protocols": ("protocols", _names, ("echo",)),
+    "cores": ("cores", _list_of(int, "--cores"), None),
+    "connections": ("connections", _list_of(int, "--connections"), (64,)),
+    "size": ("sizes", _list_of(int, "--size"), (64,)),
+    "duration": ("duration_s", _scalar(float, "--duration"), 10.0),
+    "warmup": ("warmup_s", _scalar(float, "--warmup"), 2.0),
+    "repeat": ("repeat", _scalar(int, "--repeat"), 3),
+    "timeout": ("timeout_s", _scalar(float, "--timeout"), 2.0),
+    "client-cpus": ("client_cpus", _scalar(int, "--client-cpus"), None),
+    "seed": ("seed", _scalar(int, "--seed"), None),
+    "mode": ("mode", str, "closed"),
+    "rates": ("rates", _list_of(float, "--rates", None), ()),
+    "rate-sweep": ("rate_sweep", _list_of(float, "--rate-sweep", None), ()),
+    "arrival": ("arrival", str, "poisson"),
+    "pipeline": ("pipeline", _list_of(int, "--pipeline"), (1,)),
+    "work": ("works", _names, ("none",)),
+    "hot-fraction": ("hot_fraction", _scalar(float, "--hot-fraction"), None),
+    "hot-share": ("hot_share", _scalar(float, "--hot-share"), None),
+    "requests-per-connection": (
+        "requests_per_connection",
+        _scalar(int, "--requests-per-connection"),
+        None,
+    ),
+}
+RUN_HELP = {
+    "servers": "comma-separated designs, or 'all' (default: the registry's default ones)",
+    "protocols": "echo and/or http (default: echo)",
+    "cores": "server core counts, e.g. 1,2,4 (default: powers of two that fit)",
+    "connections": "connection counts (default: 64)",
+    "size": "echo message sizes in bytes (default: 64)",
+    "duration": "measured seconds per trial (default: 10)",
+    "warmup": "discarded seconds per trial (default: 2)",
+    "repeat": "repetitions per configuration (default: 3)",
+    "timeout": "load-generator request timeout in seconds (default: 2)",
+    "client-cpus": "load-generator CPUs (default: 4 per server core, capped by free CPUs)",
+    "seed": "shuffle the design order in each group; also seeds arrivals and server work",
+    "mode": "closed (default) or open loop",
+    "rates": "open loop: offered requests per second, e.g. 10000,50000",
+    "rate-sweep": "open loop: fractions of each configuration's measured capacity, e.g. 0.5,0.9",
+    "arrival": "open loop: poisson (default) or uniform",
+    "pipeline": "requests outstanding per connection (default: 1)",
+    "work": "server CPU burn per request: none, fixed:US, exp:MEAN_US, bimodal:US1:US2:P2, "
+    "lognormal:MEDIAN_US:SIGMA (comma-separated for several)",
+    "hot-fraction": "skew: this fraction of connections carries --hot-share of the load",
+    "hot-share": "skew: the share of requests (open) or pipeline depth (closed) they carry",
+    "requests-per-connection": "churn: reconnect after this many requests (1: every request)",
+}
+
+
+def machine_topology() -> Topology:
+    root = Path(os.environ.get("HARNESS_SYSFS_CPU", SYSFS_CPU))
+    topo = read_topology(root)
+    return topo if "HARNESS_SYSFS_CPU" in os.environ else restrict(topo, os.sched_getaffinity(0))
+
+
+def plan_file_options(args: argparse.Namespace) -> tuple[dict[str, Any], str | None]:
+    """Options from --profile or --plan, as {flag: value}; and the source, for the manifest."""
+    if args.profile and args.plan:
+        raise HarnessError("--profile and --plan both name a plan; give one")
+    path = args.plan
+    if args.profile:
+        path = PROFILES / f"{args.profile}.toml"
+        if not path.is_file():
+            names = ", ".join(sorted(p.stem for p in PROFILES.glob("*.toml")))
+            raise HarnessError(f"unknown profile {args.profile!r}; profiles: {names}")
+    if path is None:
+        return {}, None
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise HarnessError(f"cannot read --plan {path}: {exc.strerror}") from exc
+    if path.suffix == ".json":  # a manifest: its resolved configuration, exactly
+        try:
+            config = json.loads(text)["plan"]["config"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise HarnessError(f"{path} is not a run manifest (no plan.config)") from None
+        by_field = {f: flag for flag, (f, _, _) in RUN_OPTIONS.items()}
+        options = {by_field[k]: v for k, v in config.items() if k in by_field}
+        options["oversubscribe"] = config.get("oversubscribe", False)
+        return options, str(path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise HarnessError(f"{path} is not valid TOML: {exc}") from exc
+    options = {k.replace("_", "-"): v for k, v in data.items()}
+    unknown = sorted(set(options) - set(RUN_OPTIONS) - {"oversubscribe"})
+    if unknown:
+        raise HarnessError(
+            f"{path}: unknown option(s) {', '.join(unknown)}; known: {', '.join(RUN_OPTIONS)}"
+        )
+    return options, str(path)
+
+
+def run_config(
+    args: argparse.Namespace, designs: dict[str, Design], topology: Topology
+) -> tuple[RunConfig, str | None]:
+    file_options, source = plan_file_options(args)
+    values: dict[str, Any] = {}
+    for flag, (field, parse, default) in RUN_OPTIONS.items():
+        given = getattr(args, flag.replace("-", "_"))
+        raw = given if given is not None else file_options.get(flag)
+        values[field] = default if raw is None else parse(raw)
+    if values["servers"] is None:
+        values["servers"] = tuple(n for n, d in designs.items() if d.default)
+    elif values["servers"] == ("all",):
+        values["servers"] = tuple(designs)
+    if values["cores"] is None:
+        values["cores"] = tuple(cpu_planning.default_core_counts(topology))
+    oversubscribe = (
+        args.oversubscribe
+        if args.oversubscribe is not None
+        else bool(file_options.get("oversubscribe", False))
+    )
+    return RunConfig(oversubscribe=oversubscribe, **values), source

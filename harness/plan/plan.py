@@ -1,0 +1,323 @@
+"""Stage 1: turn the command line into a plan, a list of trials in the order they will run.
+
+Designs are interleaved (A B A B ...) inside every repetition so that drift of the machine (heat,
+other tenants) hits every design alike; with --seed the order inside each group is shuffled
+reproducibly instead.
+
+A rate sweep (--rate-sweep) measures each configuration's closed-loop capacity first, in a
+trial of its own, then offers fractions of it open loop; those trials carry `rate_fraction`
+and get their `rate` when the capacity trial has run (execute.resolve_rate).
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.plan.cpus import CpuAssignment, assign_cpus
+from harness.plan.designs import Design
+from harness.plan.topology import Topology
+
+# Time a trial costs beyond warm-up + duration: start, READY, shutdown, storing.
+TRIAL_OVERHEAD_S = 1.5
+DEFAULT_SEED = 1  # load-generator arrivals and server work draws when --seed is not given
+MAX_SIZE = 16 * 1024 * 1024
+MAX_WORK_US = 1_000_000  # the servers' bound on one drawn burn (bench_core::work::MAX_US)
+WORK_KINDS = {"none": 0, "fixed": 1, "exp": 1, "bimodal": 3, "lognormal": 2}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    servers: tuple[str, ...]
+    protocols: tuple[str, ...]
+    cores: tuple[int, ...]
+    connections: tuple[int, ...]
+    sizes: tuple[int, ...]
+    duration_s: float
+    warmup_s: float
+    repeat: int
+    oversubscribe: bool
+    client_cpus: int | None
+    seed: int | None
+    timeout_s: float = 2.0
+    mode: str = "closed"  # closed | open
+    rates: tuple[float, ...] = ()  # open loop: offered requests per second
+    rate_sweep: tuple[float, ...] = ()  # open loop: fractions of the measured capacity
+    arrival: str = "poisson"
+    pipeline: tuple[int, ...] = (1,)
+    works: tuple[str, ...] = ("none",)
+    hot_fraction: float | None = None
+    hot_share: float | None = None
+    requests_per_connection: int | None = None
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    index: int
+    trial_id: str
+    server: str
+    design_family: str
+    io_model: str
+    protocol: str
+    server_cores: int
+    connections: int
+    size_bytes: int
+    repetition: int
+    warmup_s: float
+    duration_s: float
+    timeout_s: float
+    cpus: CpuAssignment
+    mode: str = "closed"
+    rate: float | None = None
+    rate_fraction: float | None = None  # sweep: rate = fraction x capacity, set at run time
+    capacity_trial: str | None = None  # sweep: the closed-loop trial whose throughput is 1.0x
+    arrival: str = "poisson"
+    pipeline: int = 1
+    work: str = "none"
+    hot_fraction: float | None = None
+    hot_share: float | None = None
+    requests_per_connection: int | None = None
+    seed: int = DEFAULT_SEED
+
+    @property
+    def client_threads(self) -> int:
+        # A load-generator thread without a connection would be idle: never more threads than
+        # connections.
+        return min(len(self.cpus.client), self.connections)
+
+    @property
+    def config_key(self) -> tuple:
+        """What makes two trials repetitions of one configuration."""
+        return (
+            self.server,
+            self.protocol,
+            self.server_cores,
+            self.connections,
+            self.size_bytes,
+            self.pipeline,
+            self.work,
+            self.mode,
+            self.rate_fraction or self.rate,
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Plan:
+    config: RunConfig
+    trials: tuple[TrialSpec, ...]
+
+    def estimated_seconds(self) -> float:
+        return sum(t.warmup_s + t.duration_s + TRIAL_OVERHEAD_S for t in self.trials)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"config": asdict(self.config), "trials": [t.to_dict() for t in self.trials]}
+
+
+def check_work(dist: str) -> None:
+    kind, *params = dist.split(":")
+    if kind not in WORK_KINDS or len(params) != WORK_KINDS[kind]:
+        raise HarnessError(
+            f"--work {dist!r} is not a distribution; use none, fixed:US, exp:MEAN_US, "
+            "bimodal:US1:US2:P2 or lognormal:MEDIAN_US:SIGMA"
+        )
+    try:
+        values = [float(p) for p in params]
+    except ValueError:
+        raise HarnessError(f"--work {dist!r}: parameters must be numbers") from None
+    if any(v < 0 for v in values) or (kind == "bimodal" and not 0 <= values[2] <= 1):
+        raise HarnessError(f"--work {dist!r}: parameters must be >= 0 (and P2 in 0..1)")
+    durations = values[:2] if kind == "bimodal" else values[:1]
+    if any(v > MAX_WORK_US for v in durations):
+        raise HarnessError(f"--work {dist!r}: durations are at most {MAX_WORK_US:,} us (1 s)")
+
+
+def validate(config: RunConfig, designs: dict[str, Design]) -> None:
+    if not config.servers:
+        raise HarnessError("no server design selected; pick some with --servers (see harness list)")
+    for name in config.servers:
+        if name not in designs:
+            known = ", ".join(sorted(designs))
+            raise HarnessError(
+                f"unknown server {name!r}; known designs: {known} (see harness list)"
+            )
+    for proto in config.protocols:
+        if proto not in ("echo", "http"):
+            raise HarnessError(f"unknown protocol {proto!r}; use --protocols echo,http")
+        if not any(proto in designs[s].protocols for s in config.servers):
+            speakers = ", ".join(n for n, d in designs.items() if proto in d.protocols)
+            raise HarnessError(
+                f"no selected design speaks --protocols {proto}; designs that do: {speakers}"
+            )
+    if config.duration_s <= 0:
+        raise HarnessError(f"--duration must be positive, got {config.duration_s}")
+    if config.warmup_s < 0:
+        raise HarnessError(f"--warmup must be 0 or more, got {config.warmup_s}")
+    if config.repeat < 1:
+        raise HarnessError(f"--repeat must be at least 1, got {config.repeat}")
+    if config.client_cpus is not None and config.client_cpus < 1:
+        raise HarnessError(f"--client-cpus must be at least 1, got {config.client_cpus}")
+    if any(n < 1 for n in config.connections):
+        raise HarnessError(f"--connections must be at least 1, got {config.connections}")
+    if any(not 1 <= n <= MAX_SIZE for n in config.sizes):
+        raise HarnessError(f"--size must be 1 .. {MAX_SIZE} bytes, got {config.sizes}")
+    if any(p < 1 for p in config.pipeline):
+        raise HarnessError(f"--pipeline must be at least 1, got {config.pipeline}")
+    if config.mode not in ("closed", "open"):
+        raise HarnessError(f"--mode must be closed or open, got {config.mode!r}")
+    if config.mode == "open" and not (config.rates or config.rate_sweep):
+        raise HarnessError("--mode open needs --rates R1,R2,... or --rate-sweep F1,F2,...")
+    if config.mode == "closed" and (config.rates or config.rate_sweep):
+        raise HarnessError("--rates and --rate-sweep are open-loop options; add --mode open")
+    if any(r <= 0 for r in config.rates) or any(not 0 < f <= 2 for f in config.rate_sweep):
+        raise HarnessError("--rates must be positive; --rate-sweep fractions in (0, 2]")
+    if config.arrival not in ("poisson", "uniform"):
+        raise HarnessError(f"--arrival must be poisson or uniform, got {config.arrival!r}")
+    if (config.hot_fraction is None) != (config.hot_share is None):
+        raise HarnessError("--hot-fraction and --hot-share go together; give both")
+    for value, flag in ((config.hot_fraction, "--hot-fraction"), (config.hot_share, "--hot-share")):
+        if value is not None and not 0 < value < 1:
+            raise HarnessError(f"{flag} must be between 0 and 1 exclusive, got {value}")
+    if config.requests_per_connection is not None and config.requests_per_connection < 1:
+        raise HarnessError("--requests-per-connection must be at least 1")
+    for dist in config.works:
+        check_work(dist)
+        if dist != "none":
+            unable = [s for s in config.servers if not designs[s].work]
+            if unable:
+                raise HarnessError(
+                    f"--work {dist} needs designs that burn CPU per request; "
+                    f"{', '.join(unable)} cannot: leave them out of --servers"
+                )
+
+
+def make_plan(config: RunConfig, topology: Topology, designs: dict[str, Design]) -> Plan:
+    validate(config, designs)
+    # Largest first, so that an error names the core count that is furthest out of reach.
+    assignments = {
+        k: assign_cpus(topology, k, config.client_cpus, config.oversubscribe)
+        for k in sorted(set(config.cores), reverse=True)
+    }
+    rng = random.Random(config.seed) if config.seed is not None else None
+    seed = config.seed if config.seed is not None else DEFAULT_SEED
+    if config.mode == "closed":
+        loads: list[tuple[float | None, float | None]] = [(None, None)]
+    else:
+        loads = [(r, None) for r in config.rates] + [(None, f) for f in config.rate_sweep]
+    trials: list[TrialSpec] = []
+
+    def add(base: TrialSpec, **changes: object) -> TrialSpec:
+        spec = replace(base, index=len(trials), **changes)
+        rate = spec.rate_fraction if spec.rate_fraction is not None else spec.rate
+        load = (
+            "closed"
+            if spec.mode == "closed"
+            else (
+                f"open{spec.rate_fraction:g}x"
+                if spec.rate_fraction is not None
+                else f"open{rate:g}"
+            )
+        )
+        size = f"b{spec.size_bytes}" if spec.protocol == "echo" else "get"
+        extra = "".join(
+            [
+                f"-p{spec.pipeline}" if spec.pipeline != 1 else "",
+                f"-w{spec.work.replace(':', '_')}" if spec.work != "none" else "",
+            ]
+        )
+        spec = replace(
+            spec,
+            trial_id=(
+                f"{spec.index:04d}-{spec.server}-{spec.protocol}-k{spec.server_cores}"
+                f"-c{spec.connections}-{size}{extra}-{load}-r{spec.repetition}"
+            ),
+        )
+        trials.append(spec)
+        return spec
+
+    for rep, proto, k, conns, size, depth, work in itertools.product(
+        range(config.repeat),
+        config.protocols,
+        config.cores,
+        config.connections,
+        config.sizes,
+        config.pipeline,
+        config.works,
+    ):
+        if proto == "http" and size != config.sizes[0]:
+            continue  # message size means nothing to HTTP GET: one size is enough
+        group = [s for s in config.servers if proto in designs[s].protocols]
+        if rng is not None:
+            rng.shuffle(group)
+        for server in group:
+            d = designs[server]
+            base = TrialSpec(
+                index=0,
+                trial_id="",
+                server=server,
+                design_family=d.family,
+                io_model=d.io_model,
+                protocol=proto,
+                server_cores=k,
+                connections=conns,
+                size_bytes=size,
+                repetition=rep,
+                warmup_s=config.warmup_s,
+                duration_s=config.duration_s,
+                timeout_s=config.timeout_s,
+                cpus=assignments[k],
+                arrival=config.arrival,
+                pipeline=depth,
+                work=work,
+                hot_fraction=config.hot_fraction,
+                hot_share=config.hot_share,
+                requests_per_connection=config.requests_per_connection,
+                seed=seed,
+            )
+            if config.rate_sweep:
+                capacity_id = add(base, mode="closed").trial_id
+            for rate, fraction in loads:
+                if config.mode == "closed":
+                    add(base)
+                elif fraction is None:
+                    add(base, mode="open", rate=rate)
+                else:
+                    add(base, mode="open", rate_fraction=fraction, capacity_trial=capacity_id)
+    return Plan(config=config, trials=tuple(trials))
+
+
+def plan_from_dict(data: dict) -> Plan:
+    """Rebuild a plan stored in a manifest (for --resume and --plan manifest.json)."""
+    cfg = data["config"]
+    config = RunConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()})
+    trials = []
+    for t in data["trials"]:
+        cpus = t["cpus"]
+        assignment = CpuAssignment(
+            server=tuple(cpus["server"]),
+            client=tuple(cpus["client"]),
+            oversubscribed=cpus["oversubscribed"],
+            note=cpus.get("note", ""),
+        )
+        trials.append(TrialSpec(**{**t, "cpus": assignment}))
+    return Plan(config=config, trials=tuple(trials))
+
+
+def resolve_out(path: Path) -> Path:
+    """Make sure results can be written there before anything runs."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise HarnessError(
+            f"cannot write results to --out {path}: {exc.strerror or exc}; "
+            "choose a writable directory with --out DIR"
+        ) from exc
+    return path

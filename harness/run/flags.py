@@ -1,0 +1,93 @@
+"""Why a trial's numbers may not be the server's: each flag is a column with its reason.
+
+Pure functions over the load generator's report and the trial's series, so the rules are
+unit-testable and stated in one place (docs/measurement rules 2, 3, 6).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.run import steady
+
+CLIENT_BUSY_LIMIT = 0.90  # a client thread busier than this may be what limits throughput
+RATE_MISSED_LIMIT = 0.99  # open loop: achieved below 99% of target is not a point on a curve
+
+
+def client_bound(report: dict[str, Any]) -> tuple[bool | None, str]:
+    """The load generator's own verdict (docs/loadgen.md) when it gives one; for an output
+    without it, judged here from its threads' CPU time."""
+    if not report:
+        return None, ""
+    summary = report.get("summary") or {}
+    if "client_bound" in summary:
+        reasons = list(summary.get("client_bound_reasons") or [])
+        if summary["client_bound"] and not reasons:
+            reasons.append("the load generator reported itself client-bound")
+        return bool(summary["client_bound"]), "; ".join(reasons)
+    reasons = []
+    window = summary.get("window_s")
+    for t in (report.get("client_cpu") or {}).get("threads", []):
+        busy = t.get("busy_fraction")
+        if busy is None and window:
+            busy = ((t.get("user_s") or 0.0) + (t.get("system_s") or 0.0)) / window
+        if busy is not None and busy >= CLIENT_BUSY_LIMIT:
+            reasons.append(f"client thread {t.get('thread')} busy {busy:.0%} of the window")
+    return bool(reasons), "; ".join(reasons)
+
+
+def rate_missed(report: dict[str, Any]) -> tuple[bool | None, str]:
+    summary = report.get("summary") or {}
+    target, achieved = summary.get("target_rate"), summary.get("achieved_rate")
+    if not target or achieved is None:
+        return None, ""  # closed loop: no target to miss
+    # Poisson arrivals put about 1/sqrt(R*D) of noise on how many requests were due in the
+    # window; the load generator counts them (scheduled_rate), so judge against that when known.
+    due = summary.get("scheduled_rate") or target
+    if achieved < RATE_MISSED_LIMIT * due:
+        share = achieved / due
+        return True, f"achieved {achieved:,.0f} req/s of {due:,.0f} due ({share:.1%})"
+    return False, ""
+
+
+def unsteady(series: list[dict[str, Any]], window_s: float | None) -> tuple[bool | None, str]:
+    """Throughput drifting or stepping inside the window (steady.steady_state)."""
+    if not series:
+        return None, ""
+    starts = [float(s.get("start_s") or 0.0) for s in series]
+    ends = [*starts[1:], float(window_s) if window_s else starts[-1] + 1.0]
+    rates = [
+        (s.get("requests") or 0) / (e - b) if e > b else 0.0
+        for s, b, e in zip(series, starts, ends, strict=True)
+    ]
+    verdict = steady.steady_state(rates)
+    if verdict.steady is None:
+        return None, verdict.reason
+    return (not verdict.steady), ("" if verdict.steady else verdict.reason)
+
+
+CONTENDED_LIMIT = 0.10  # other processes used more than 10% of one of our CPUs
+
+
+def contended(
+    busy: dict[int, tuple[float, float]], threads: list[dict[str, Any]], window_s: float | None
+) -> tuple[bool | None, str]:
+    """Another process (or the hypervisor: steal) took CPU time on the trial's CPUs.
+
+    busy: per CPU, (user+nice+system seconds of everyone, steal seconds) over the window;
+    threads: the trial's own threads with the CPU each last ran on and its CPU seconds. What
+    the CPU did beyond our threads was somebody else's work: a noisy neighbour.
+    """
+    if not busy or not window_s:
+        return None, ""
+    ours: dict[int, float] = {}
+    for t in threads:
+        ours[t["cpu"]] = ours.get(t["cpu"], 0.0) + t["cpu_s"]
+    reasons = []
+    for cpu, (used, steal) in sorted(busy.items()):
+        other = max(0.0, used - ours.get(cpu, 0.0))
+        if other > CONTENDED_LIMIT * window_s:
+            reasons.append(f"CPU {cpu}: other processes used {other / window_s:.0%}")
+        if steal > CONTENDED_LIMIT * window_s:
+            reasons.append(f"CPU {cpu}: hypervisor steal {steal / window_s:.0%}")
+    return bool(reasons), "; ".join(reasons)

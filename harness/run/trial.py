@@ -1,0 +1,250 @@
+"""Stage 2: run one trial: start the server pinned, wait until it is ready, drive it with the load
+generator pinned to disjoint CPUs, watch both through /proc (and perf), stop the server with
+SIGTERM and collect what both sides report.
+
+A trial never raises for a failure of the thing measured: it returns a TrialResult with status
+"failed" and the reason, and the run goes on. Only KeyboardInterrupt escapes, after cleanup.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from harness.plan.designs import Design
+from harness.plan.plan import TrialSpec
+from harness.plan.topology import format_cpu_list
+from harness.run import procs, sampler, server
+
+HOST = server.HOST
+LOADGEN_SLACK_S = 15.0  # beyond warm-up + duration + request timeout, before we kill it
+CLIENT_SAMPLE_EVERY_S = 0.5  # the client exits at the window's end: sample it while it runs
+
+
+@dataclass
+class TrialResult:
+    spec: TrialSpec
+    status: str  # "ok" | "failed"
+    reason: str
+    started_at: str
+    ended_at: str
+    loadgen: dict[str, Any] | None = None
+    counters: dict[str, Any] | None = None
+    threads: list[dict[str, Any]] = field(default_factory=list)  # threads.parquet rows
+    server_cpu_s: float | None = None
+    server_rss_bytes: int | None = None
+    perf: dict[str, int | None] = field(default_factory=dict)
+    cpu_busy: dict[int, tuple[float, float]] = field(default_factory=dict)  # per CPU, window
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def loadgen_argv(spec: TrialSpec, loadgen: Path, port: int, out: Path) -> list[str]:
+    client = spec.cpus.client[: spec.client_threads]
+    argv = [
+        str(loadgen),
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--protocol",
+        spec.protocol,
+        "--connections",
+        str(spec.connections),
+        "--threads",
+        str(len(client)),
+        "--cpus",
+        format_cpu_list(client),
+        "--warmup",
+        str(spec.warmup_s),
+        "--duration",
+        str(spec.duration_s),
+        "--timeout",
+        str(spec.timeout_s),
+        "--out",
+        str(out),
+        "--hlog",
+        str(out.parent / out.name.replace(".loadgen.json", ".hlog")),
+    ]
+    if spec.protocol == "echo":
+        argv += ["--size", str(spec.size_bytes)]
+    # Options beyond the closed-loop defaults are passed only when used.
+    if spec.pipeline != 1:
+        argv += ["--pipeline", str(spec.pipeline)]
+    if spec.rate is not None:
+        argv += ["--rate", f"{spec.rate:g}", "--arrival", spec.arrival, "--seed", str(spec.seed)]
+    if spec.hot_fraction is not None and spec.hot_share is not None:
+        argv += ["--hot-fraction", f"{spec.hot_fraction:g}", "--hot-share", f"{spec.hot_share:g}"]
+    if spec.requests_per_connection is not None:
+        argv += ["--requests-per-connection", str(spec.requests_per_connection)]
+    return argv
+
+
+def server_argv(spec: TrialSpec, design: Design, bin_dir: Path, port: int) -> list[str]:
+    cpus = format_cpu_list(spec.cpus.server)
+    argv = design.argv(
+        bin_dir=bin_dir,
+        protocol=spec.protocol,
+        host=HOST,
+        port=port,
+        threads=spec.server_cores,
+        cpus=cpus,
+    )
+    if spec.work != "none":
+        argv += ["--work", spec.work, "--seed", str(spec.seed)]
+    return argv
+
+
+def _counters(stopped: server.Stopped, design: Design) -> tuple[dict | None, list[str]]:
+    """The counters line (if the design prints one) and what was wrong with the shutdown."""
+    notes: list[str] = []
+    counters = None
+    if design.counters:
+        line = next((ln for ln in stopped.stdout.splitlines() if ln.lstrip().startswith("{")), None)
+        try:
+            counters = json.loads(line) if line else None
+        except json.JSONDecodeError:
+            counters = None
+        if counters is None:
+            notes.append("server printed no counters after SIGTERM")
+    if stopped.returncode is None:
+        notes.append(f"server still running {server.SHUTDOWN_LIMIT_S:.0f} s after SIGTERM")
+    elif stopped.returncode != 0:
+        notes.append(f"server exited with code {stopped.returncode} after SIGTERM")
+    return counters, notes
+
+
+def _not_ready(exc: server.ServerStartError, log: Path) -> str:
+    """A trial's reason for a server that never became ready."""
+    if exc.kind == "spawn":
+        return f"server could not start: {exc.reason.split(': ', 1)[-1]}"
+    if exc.kind == "exited":
+        why = f"server exited with code {exc.exit_code} before it was ready"
+    else:
+        why = f"server not ready after {server.READY_TIMEOUT_S:.0f} s"
+    tail = procs.tail(log)
+    return f"{why}: {tail}" if tail else why
+
+
+def run_trial(spec: TrialSpec, design: Design, bin_dir: Path, raw: Path) -> TrialResult:
+    """Run one trial; raw is the directory for this trial's raw files."""
+    started = _now()
+
+    def fail(reason: str, **kw: Any) -> TrialResult:
+        return TrialResult(spec, "failed", reason, started, _now(), **kw)
+
+    port = procs.free_port(HOST)
+    server_log = raw / f"{spec.trial_id}.server.log"
+    loadgen_out = raw / f"{spec.trial_id}.loadgen.json"
+    loadgen_log = raw / f"{spec.trial_id}.loadgen.log"
+    srv: server.Server | None = None
+    client: subprocess.Popen[bytes] | None = None
+    perf: sampler.PerfStat | None = None
+    with open(loadgen_log, "wb") as llog:
+        try:
+            try:
+                srv = server.start(
+                    design,
+                    server_argv(spec, design, bin_dir, port),
+                    protocol=spec.protocol,
+                    cpus=spec.cpus.server,
+                    port=port,
+                    log=server_log,
+                    strict_ready=False,
+                )
+            except server.ServerStartError as exc:
+                return fail(_not_ready(exc, server_log))
+
+            client = procs.spawn(
+                loadgen_argv(spec, bin_dir / "loadgen", port, loadgen_out),
+                stdout=subprocess.DEVNULL,
+                stderr=llog,
+            )
+            t_start = time.monotonic()
+            window_open = spec.warmup_s
+            limit = spec.warmup_s + spec.duration_s + spec.timeout_s + LOADGEN_SLACK_S
+            server_pids: list[int] = []
+            before_server = before_client = last_client = None
+            before_cpus: dict[int, tuple[float, float]] = {}
+            next_client_sample = 0.0
+            while client.poll() is None:
+                elapsed = time.monotonic() - t_start
+                if before_server is None and elapsed >= window_open:
+                    server_pids = sampler.descendants(srv.pid)
+                    before_server = sampler.sample(server_pids)
+                    before_cpus = sampler.cpu_times()
+                    before_client = last_client = sampler.sample([client.pid])
+                    perf = sampler.PerfStat(server_pids, raw / f"{spec.trial_id}.perf.csv")
+                    next_client_sample = elapsed + CLIENT_SAMPLE_EVERY_S
+                elif before_server is not None and elapsed >= next_client_sample:
+                    sample = sampler.sample([client.pid])
+                    if sample.threads:
+                        last_client = sample
+                    next_client_sample = elapsed + CLIENT_SAMPLE_EVERY_S
+                if elapsed > limit:
+                    return fail(f"load generator still running {limit:.0f} s after start; killed")
+                time.sleep(0.01)
+            result = TrialResult(spec, "ok", "", started, "")
+            if before_server is not None:
+                after_server = sampler.sample(server_pids)
+                ours = set(spec.cpus.server) | set(spec.cpus.client[: spec.client_threads])
+                result.cpu_busy = sampler.cpu_deltas(before_cpus, sampler.cpu_times(), ours)
+                result.perf = perf.stop() if perf else {}
+                result.threads = sampler.thread_rows(
+                    spec.trial_id, "server", before_server, after_server
+                )
+                if before_client is not None and last_client is not None:
+                    result.threads += sampler.thread_rows(
+                        spec.trial_id, "client", before_client, last_client
+                    )
+                result.server_cpu_s = sum(
+                    r["cpu_s"] for r in result.threads if r["role"] == "server"
+                )
+                result.server_rss_bytes = after_server.rss_bytes
+
+            report: dict[str, Any] | None = None
+            if loadgen_out.exists():
+                try:
+                    report = json.loads(loadgen_out.read_text())
+                except json.JSONDecodeError as exc:
+                    return fail(f"load generator wrote invalid JSON: {exc}")
+            if client.returncode == 2 or report is None:
+                llog.flush()
+                return fail(
+                    f"load generator failed (exit {client.returncode}): {procs.tail(loadgen_log)}"
+                )
+            result.loadgen = report
+            if (code := srv.proc.poll()) is not None:
+                result.status = "failed"
+                result.reason = (
+                    f"server died during the trial (exit {code}): {procs.tail(server_log)}"
+                )
+                result.ended_at = _now()
+                return result
+            result.counters, notes = _counters(srv.stop(), design)
+            if result.counters is not None:
+                (raw / f"{spec.trial_id}.server.json").write_text(
+                    json.dumps(result.counters) + "\n"
+                )
+            if client.returncode == 1 or not report["summary"]["requests"]:
+                errors = report["summary"].get("errors", {})
+                kinds = ", ".join(f"{k}={v}" for k, v in errors.items() if v) or "none"
+                notes.insert(0, f"no request succeeded (errors: {kinds})")
+            if notes:
+                result.status, result.reason = "failed", "; ".join(notes)
+            result.ended_at = _now()
+            return result
+        finally:
+            if perf is not None:
+                perf.kill()
+            if client is not None:
+                procs.kill_group(client)
+            if srv is not None:
+                srv.kill()

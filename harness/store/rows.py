@@ -1,0 +1,135 @@
+"""The rows one finished trial contributes to each table, with its flags judged on the way in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.run import flags
+
+
+def _div(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def trial_rows(run_id: str, result: Any) -> dict[str, list[dict[str, Any]]]:
+    """The rows one TrialResult contributes to each table. Absent figures stay None (null),
+    never zero."""
+    spec = result.spec
+    report = result.loadgen or {}
+    summary = report.get("summary", {})
+    lat = summary.get("latency_us") or {}
+    service = summary.get("service_latency_us") or {}
+    lag = summary.get("schedule_lag_us") or {}
+    cpu = report.get("client_cpu") or {}
+    window = summary.get("window_s")
+    requests = summary.get("requests")
+    server_threads = [t for t in result.threads if t["role"] == "server"]
+    vol = sum(t["voluntary_ctxt_switches"] for t in server_threads) if server_threads else None
+    invol = sum(t["involuntary_ctxt_switches"] for t in server_threads) if server_threads else None
+    bound, bound_why = flags.client_bound(report)
+    missed, missed_why = flags.rate_missed(report)
+    unsteady, unsteady_why = flags.unsteady(report.get("series", []), window)
+    busy = getattr(result, "cpu_busy", None) or {}
+    contended, contended_why = flags.contended(busy, result.threads, window)
+    perf = result.perf or {}
+    trial = {
+        "run_id": run_id,
+        "trial_id": spec.trial_id,
+        "trial_index": spec.index,
+        "server": spec.server,
+        "design_family": spec.design_family,
+        "io_model": spec.io_model,
+        "protocol": spec.protocol,
+        "server_cores": spec.server_cores,
+        "server_cpus": ",".join(map(str, spec.cpus.server)),
+        "client_cpus": ",".join(map(str, spec.cpus.client[: spec.client_threads])),
+        "client_threads": spec.client_threads,
+        "connections": spec.connections,
+        "size_bytes": spec.size_bytes,
+        "pipeline": spec.pipeline,
+        "work": spec.work,
+        "mode": spec.mode,
+        "arrival": spec.arrival if spec.mode == "open" else None,
+        "target_rate": spec.rate,
+        "rate_fraction": spec.rate_fraction,
+        "capacity_trial": spec.capacity_trial,
+        "hot_fraction": spec.hot_fraction,
+        "hot_share": spec.hot_share,
+        "requests_per_connection": spec.requests_per_connection,
+        "seed": spec.seed,
+        "repetition": spec.repetition,
+        "warmup_s": spec.warmup_s,
+        "duration_s": spec.duration_s,
+        "window_s": window,
+        "requests": requests,
+        "errors": summary.get("errors_total"),
+        "throughput_rps": summary.get("throughput_rps"),
+        "achieved_rate": summary.get("achieved_rate", summary.get("throughput_rps")),
+        "sent_rate": summary.get("sent_rate"),
+        "scheduled_rate": summary.get("scheduled_rate"),
+        "latency_kind": report.get("latency_kind"),
+        "mean_us": lat.get("mean"),
+        "p50_us": lat.get("p50"),
+        "p90_us": lat.get("p90"),
+        "p99_us": lat.get("p99"),
+        "p999_us": lat.get("p999"),
+        "max_us": lat.get("max"),
+        "uncorrected_p50_us": service.get("p50"),
+        "uncorrected_p99_us": service.get("p99"),
+        "uncorrected_p999_us": service.get("p999"),
+        "schedule_lag_p99_us": lag.get("p99"),
+        "schedule_lag_max_us": lag.get("max"),
+        "server_cpu_s": result.server_cpu_s,
+        "server_cpu_util": _div(result.server_cpu_s, (window or 0) * spec.server_cores),
+        "requests_per_server_cpu_s": _div(requests, result.server_cpu_s),
+        "server_voluntary_ctxt": vol,
+        "server_involuntary_ctxt": invol,
+        "ctxt_per_request": _div((vol or 0) + (invol or 0), requests) if vol is not None else None,
+        "server_rss_bytes": result.server_rss_bytes,
+        "client_cpu_s": cpu.get("total_s"),
+        "client_cpu_util": _div(cpu.get("total_s"), (window or 0) * spec.client_threads),
+        "client_runqueue_wait": max(
+            (
+                t["runqueue_wait_fraction"]
+                for t in cpu.get("threads", [])
+                if t.get("runqueue_wait_fraction") is not None
+            ),
+            default=None,
+        ),
+        "perf_instructions": perf.get("instructions"),
+        "perf_cycles": perf.get("cycles"),
+        "perf_context_switches": perf.get("context-switches"),
+        "perf_cache_misses": perf.get("cache-misses"),
+        "oversubscribed": spec.cpus.oversubscribed,
+        "client_bound": bound,
+        "client_bound_reason": bound_why,
+        "rate_missed": missed,
+        "rate_missed_reason": missed_why,
+        "unsteady": unsteady,
+        "unsteady_reason": unsteady_why,
+        "contended": contended,
+        "contended_reason": contended_why,
+        "status": result.status,
+        "reason": result.reason,
+        "started_at": result.started_at,
+        "ended_at": result.ended_at,
+    }
+    latency = []
+    for kind, key in (("primary", "histogram"), ("uncorrected", "service_histogram")):
+        for b in (report.get(key) or {}).get("buckets", []):
+            latency.append({"trial_id": spec.trial_id, "kind": kind, "lower_ns": b["lower_ns"],
+                            "upper_ns": b["upper_ns"], "count": b["count"]})  # fmt: skip
+    series = [
+        {"trial_id": spec.trial_id, "second": s.get("start_s"), "requests": s.get("requests"),
+         "errors": s.get("errors"), "p50_us": s.get("p50_us"), "p99_us": s.get("p99_us"),
+         "p999_us": s.get("p999_us")}
+        for s in report.get("series", [])
+    ]  # fmt: skip
+    workers = [
+        {"trial_id": spec.trial_id, "worker": w.get("worker"), "cpu": w.get("cpu"),
+         "connections": w.get("connections"), "requests": w.get("messages"),
+         "bytes_in": w.get("bytes_in"), "bytes_out": w.get("bytes_out")}
+        for w in (result.counters or {}).get("workers", [])
+    ]  # fmt: skip
+    return {"trials": [trial], "latency": latency, "timeseries": series, "workers": workers,
+            "threads": result.threads}  # fmt: skip

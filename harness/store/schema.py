@@ -1,0 +1,67 @@
+"""The tables of a results directory and their columns (docs/data.md): one parquet file each."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+
+_S, _I32, _I64, _F, _B = pa.string(), pa.int32(), pa.int64(), pa.float64(), pa.bool_()
+
+TRIALS = pa.schema([
+    # identity and configuration
+    ("run_id", _S), ("trial_id", _S), ("trial_index", _I32), ("server", _S),
+    ("design_family", _S), ("io_model", _S), ("protocol", _S), ("server_cores", _I32),
+    ("server_cpus", _S), ("client_cpus", _S), ("client_threads", _I32), ("connections", _I32),
+    ("size_bytes", _I64), ("pipeline", _I32), ("work", _S), ("mode", _S), ("arrival", _S),
+    ("target_rate", _F), ("rate_fraction", _F), ("capacity_trial", _S), ("hot_fraction", _F),
+    ("hot_share", _F), ("requests_per_connection", _I64), ("seed", _I64), ("repetition", _I32),
+    ("warmup_s", _F), ("duration_s", _F),
+    # what the load generator measured
+    ("window_s", _F), ("requests", _I64), ("errors", _I64), ("throughput_rps", _F),
+    ("achieved_rate", _F), ("sent_rate", _F), ("scheduled_rate", _F),
+    ("latency_kind", _S), ("mean_us", _F), ("p50_us", _F), ("p90_us", _F), ("p99_us", _F),
+    ("p999_us", _F), ("max_us", _F),
+    ("uncorrected_p50_us", _F), ("uncorrected_p99_us", _F), ("uncorrected_p999_us", _F),
+    ("schedule_lag_p99_us", _F), ("schedule_lag_max_us", _F),
+    # what the processes did (from /proc over the window, and perf)
+    ("server_cpu_s", _F), ("server_cpu_util", _F), ("requests_per_server_cpu_s", _F),
+    ("server_voluntary_ctxt", _I64), ("server_involuntary_ctxt", _I64),
+    ("ctxt_per_request", _F), ("server_rss_bytes", _I64),
+    ("client_cpu_s", _F), ("client_cpu_util", _F), ("client_runqueue_wait", _F),
+    ("perf_instructions", _I64), ("perf_cycles", _I64), ("perf_context_switches", _I64),
+    ("perf_cache_misses", _I64),
+    # flags: why a number may not be the server's
+    ("oversubscribed", _B), ("client_bound", _B), ("client_bound_reason", _S),
+    ("rate_missed", _B), ("rate_missed_reason", _S), ("unsteady", _B), ("unsteady_reason", _S),
+    ("contended", _B), ("contended_reason", _S),
+    ("status", _S), ("reason", _S), ("started_at", _S), ("ended_at", _S),
+])  # fmt: skip
+
+LATENCY = pa.schema([
+    ("trial_id", _S), ("kind", _S), ("lower_ns", _I64), ("upper_ns", _I64), ("count", _I64),
+])  # fmt: skip
+
+TIMESERIES = pa.schema([
+    ("trial_id", _S), ("second", _F), ("requests", _I64), ("errors", _I64), ("p50_us", _F),
+    ("p99_us", _F), ("p999_us", _F),
+])  # fmt: skip
+
+WORKERS = pa.schema([
+    ("trial_id", _S), ("worker", _I32), ("cpu", _I32), ("connections", _I64),
+    ("requests", _I64), ("bytes_in", _I64), ("bytes_out", _I64),
+])  # fmt: skip
+
+THREADS = pa.schema([
+    ("trial_id", _S), ("role", _S), ("pid", _I64), ("tid", _I64), ("name", _S), ("cpu", _I32),
+    ("user_s", _F), ("system_s", _F), ("cpu_s", _F), ("voluntary_ctxt_switches", _I64),
+    ("involuntary_ctxt_switches", _I64),
+])  # fmt: skip
+
+TABLES = {
+    "trials": TRIALS,
+    "latency": LATENCY,
+    "timeseries": TIMESERIES,
+    "workers": WORKERS,
+    "threads": THREADS,
+}
