@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.designs import (
+from harness.plan.designs import (
     DEFAULT_LOCKFILE,
     DEFAULT_REGISTRY,
     FACTOR_VALUES,

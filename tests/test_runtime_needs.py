@@ -27,7 +27,7 @@ from harness.checks.runtime_needs import (
     probe_io_uring_setup,
     why_not_runnable,
 )
-from harness.designs import load_registry
+from harness.plan.designs import load_registry
 
 REGISTRY = load_registry()
 REPO = Path(__file__).resolve().parent.parent
@@ -78,7 +78,7 @@ import json, resource, sys
 sys.path.insert(0, sys.argv[1])
 hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)[1]
 resource.setrlimit(resource.RLIMIT_MEMLOCK, (64 * 1024, hard))
-from harness.designs import load_registry
+from harness.plan.designs import load_registry
 from harness.checks.runtime_needs import why_not_runnable
 r = load_registry()
 print(json.dumps({n: why_not_runnable(r[n]) for n in ("glommio-tpc", "monoio-epoll-tpc")}))

@@ -56,7 +56,7 @@ import numpy as np
 import pandas as pd
 import simpy
 
-from harness import stats
+from harness.analysis import stats
 from harness.analysis.model_inputs import (
     HEADLINE,
     THREAD_PER_CORE,

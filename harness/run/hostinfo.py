@@ -17,9 +17,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import doctor
+from harness.checks import system_checks
+from harness.checks.machine import Context
 from harness.run.remote import Connection, RemoteError
-from harness.topology import Topology, parse_cpu_list, read_topology, restrict
+from harness.plan.topology import Topology, parse_cpu_list, read_topology, restrict
 
 _CPU = "/sys/devices/system/cpu"
 TOPOLOGY_FILES = (
@@ -161,7 +162,7 @@ def platform_of(conn: Connection, peer_addr: str | None = None) -> dict[str, Any
     with tempfile.TemporaryDirectory(prefix="host-platform-") as tmp:
         root = mirror(conn, PLATFORM_FILES, Path(tmp))
         topo, allowed = topology_from_mirror(root)
-        governor = doctor.check_governor(doctor.Context(proc=root / "proc", sys=root / "sys"))
+        governor = system_checks.check_governor(Context(proc=root / "proc", sys=root / "sys"))
         cpuinfo = root / "proc" / "cpuinfo"
         model = cpu_model(cpuinfo.read_text()) if cpuinfo.is_file() else None
     info: dict[str, Any] = {

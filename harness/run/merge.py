@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness import histogram
-from harness.histogram import Bucket
+from harness.analysis import histogram
+from harness.analysis.histogram import Bucket
 
 
 def split_rate(total_rps: float, client_cpus: Mapping[str, int]) -> dict[str, float]:
