@@ -3,26 +3,15 @@ common absolute rates for every design, and the measurement mode with its reason
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
 from harness.errors import HarnessError
+from harness.plan import calibrate
 
 REPO = Path(__file__).resolve().parent.parent
 
-try:
-    from harness.plan import calibrate
-except ImportError:  # until harness/plan.py becomes the harness/plan/ package (the reorganisation)
-    _spec = importlib.util.spec_from_file_location(
-        "harness_plan_calibrate", REPO / "harness" / "plan" / "calibrate.py"
-    )
-    assert _spec is not None and _spec.loader is not None
-    calibrate = importlib.util.module_from_spec(_spec)
-    sys.modules[_spec.name] = calibrate
-    _spec.loader.exec_module(calibrate)
 
 DesignCapacity = calibrate.DesignCapacity
 Mode = calibrate.Mode

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from harness import stats
+from harness.analysis import stats
 from harness.analysis.chain import (
     Span,
     chain_result,
@@ -15,8 +15,8 @@ from harness.analysis.chain import (
     paired_ratios,
     step_result,
 )
-from harness.designs import factor_chain, load_registry
-from harness.stats import CIMethod
+from harness.analysis.stats import CIMethod
+from harness.plan.designs import factor_chain, load_registry
 
 REGISTRY = load_registry()
 CHAIN = factor_chain(REGISTRY.values(), "tokio-ws", "monoio-tpc")

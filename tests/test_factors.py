@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.errors import HarnessError
 from harness.plan.designs import (
     DEFAULT_LOCKFILE,
     DEFAULT_REGISTRY,
@@ -19,7 +20,6 @@ from harness.plan.designs import (
     load_registry,
     lock_versions,
 )
-from harness.errors import HarnessError
 
 ENTRY = """
 [[design]]

@@ -22,9 +22,9 @@ import pytest
 
 from harness.analysis import histogram
 from harness.errors import HarnessError
+from harness.plan.topology import read_topology, restrict
 from harness.run import clock, hostinfo, merge, placement, remote
 from harness.run.hosts import Host, parse_host
-from harness.plan.topology import read_topology, restrict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import netns  # the fixture module beside this file

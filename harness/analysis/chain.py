@@ -1,7 +1,7 @@
 """The answer, decomposed: each step of a chain of controlled pairs with its ratio and interval.
 
 Monoio's "2x/3x over tokio" changes several things at once. A chain of controlled pairs
-(harness/designs.py `factor_chain`, e.g. tokio-ws -> tokio-ws-reuseport -> tokio-tpc ->
+(harness/plan/designs.py `factor_chain`, e.g. tokio-ws -> tokio-ws-reuseport -> tokio-tpc ->
 monoio-epoll-tpc -> monoio-tpc: accept topology, stealing, runtime, io_uring) changes one factor
 per step, so each step's ratio on the ranked measure is that factor's share of the difference on
 this machine. Pure functions: per-repetition values of the ranked measure per design in, one
@@ -23,12 +23,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from harness import stats
-from harness.stats import CIMethod, Interval, Verdict
+from harness.analysis import stats
+from harness.analysis.stats import CIMethod, Interval, Verdict
 
 
 class StepLike(Protocol):
-    """What a chain step says (harness.designs.Step has these)."""
+    """What a chain step says (harness.plan.designs.Step has these)."""
 
     before: str
     after: str

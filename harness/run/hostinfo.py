@@ -19,8 +19,8 @@ from typing import Any
 
 from harness.checks import system_checks
 from harness.checks.machine import Context
-from harness.run.remote import Connection, RemoteError
 from harness.plan.topology import Topology, parse_cpu_list, read_topology, restrict
+from harness.run.remote import Connection, RemoteError
 
 _CPU = "/sys/devices/system/cpu"
 TOPOLOGY_FILES = (
