@@ -13,6 +13,7 @@ Rules (docs/measurement rules 2-7):
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -307,31 +308,40 @@ def imbalance_of(workers: pd.DataFrame, trial_ids: list[str]) -> float | None:
     return stats.median(list(per_trial.values()))
 
 
+_CHUNK_ROWS = 1 << 20  # latency rows per pass: small temporaries, reused memory
+
+
 def _merge_by_config(
     t: pd.DataFrame, latency: pd.DataFrame, config: np.ndarray, n_configs: int
 ) -> tuple[dict[int, histogram.Merged], dict[int, histogram.Merged]]:
     """Each configuration's primary histograms merged once: its ranked trials (group c) and
-    its flagged trials (group n_configs + c), in one vectorised pass over the latency rows."""
+    its flagged trials (group n_configs + c), in vectorised passes over chunks of rows."""
     if latency.empty or t.empty:
         return {}, {}
     group = np.full(len(t), -1, dtype=np.int64)
     ranked, flagged = t["ranked"].to_numpy(bool), t["flagged"].to_numpy(bool)
     group[ranked] = config[ranked]
     group[flagged] = config[flagged] + n_configs
+    # Work on category codes, not on millions of strings: a trial id's code -> its group.
     ids = latency["trial_id"]
-    codes = pd.Categorical(ids) if not isinstance(ids.dtype, pd.CategoricalDtype) else ids.array
-    where = pd.Index(t["trial_id"].astype(str)).get_indexer(codes.categories.astype(str))
-    row_trial = np.where(codes.codes >= 0, where[codes.codes], -1)
-    row_group = np.where(row_trial >= 0, group[row_trial], -1)
+    ids = ids.array if isinstance(ids.dtype, pd.CategoricalDtype) else pd.Categorical(ids)
+    where = pd.Index(t["trial_id"].astype(str)).get_indexer(ids.categories.astype(str))
+    group_of_code = np.append(np.where(where >= 0, group[where], -1), -1)  # code -1: none
     kind = latency["kind"]
-    primary = (kind.isna() | (kind == "primary")).to_numpy(bool)
-    row_group = np.where(primary, row_group, -1)
-    merged = histogram.merge_groups(
-        row_group,
-        latency["lower_ns"].to_numpy(np.int64),
-        latency["upper_ns"].to_numpy(np.int64),
-        latency["count"].to_numpy(np.int64),
-    )
+    kind = kind.array if isinstance(kind.dtype, pd.CategoricalDtype) else pd.Categorical(kind)
+    is_primary = np.append(np.asarray(kind.categories == "primary", dtype=bool), True)
+    lower = latency["lower_ns"].to_numpy(np.int64)
+    upper = latency["upper_ns"].to_numpy(np.int64)
+    counts = latency["count"].to_numpy(np.int64)
+
+    def chunks() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        for start in range(0, len(lower), _CHUNK_ROWS):
+            part = slice(start, start + _CHUNK_ROWS)
+            row_group = group_of_code[ids.codes[part]]
+            row_group[~is_primary[kind.codes[part]]] = -1  # code -1 (no kind): primary
+            yield row_group, lower[part], upper[part], counts[part]
+
+    merged = histogram.merge_groups_chunked(chunks())
     return (
         {g: m for g, m in merged.items() if g < n_configs},
         {g - n_configs: m for g, m in merged.items() if g >= n_configs},

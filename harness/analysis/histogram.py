@@ -14,6 +14,8 @@ from fractions import Fraction
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 SUB_BUCKETS = 2048  # 3 significant digits: relative bucket width < 1/1024
 _HALF = SUB_BUCKETS // 2
@@ -146,46 +148,88 @@ def merge_groups(
     """Merge bucket rows per group (rows with group < 0 are left out): for each group, exactly
     what `merge` gives for the histograms of its rows, computed by one bincount over
     (group, bucket) instead of a Python loop per bucket."""
-    keep = groups >= 0
-    groups, lower, upper, counts = groups[keep], lower[keep], upper[keep], counts[keep]
-    if len(groups) == 0:
+    return _split(*_aggregate(groups, lower, upper, counts))
+
+
+def merge_groups_chunked(
+    chunks: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+) -> dict[int, Merged]:
+    """merge_groups over rows given in chunks (groups, lower, upper, counts): each chunk
+    aggregated on its own, then the partial sums (far fewer rows) once more. Sums of counts
+    are exact, so the result is the same; a chunk's temporaries stay small, which on a large
+    run is most of the cost (fresh memory for tens of millions of rows is slow to touch)."""
+    parts = [_aggregate(*chunk) for chunk in chunks]
+    parts = [p for p in parts if len(p[0])]
+    if not parts:
         return {}
-    lower = lower.astype(np.int64, copy=False)
-    upper = upper.astype(np.int64, copy=False)
-    index = bucket_index(lower)
-    standard_lower, standard_upper = _bounds_of(index)
-    if not (np.array_equal(standard_lower, lower) and np.array_equal(standard_upper, upper)):
-        return _merge_groups_by_bounds(groups, lower, upper, counts)
-    present = np.flatnonzero(np.bincount(index))  # the bucket positions that occur, in order
-    lookup = np.zeros(int(index.max()) + 1, dtype=np.int64)
-    lookup[present] = np.arange(len(present))
-    width = len(present)
-    key = groups.astype(np.int64) * width + lookup[index]
+    return _split(*_aggregate(*(np.concatenate(column) for column in zip(*parts, strict=True))))
+
+
+Aggregated = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # group, lower, upper, n
+
+
+def _aggregate(
+    groups: np.ndarray, lower: np.ndarray, upper: np.ndarray, counts: np.ndarray
+) -> Aggregated:
+    """Rows summed per (group, bucket), sorted by group then lower bound, without empty ones."""
+    keep = groups >= 0
+    if not keep.all():
+        groups, lower, upper, counts = groups[keep], lower[keep], upper[keep], counts[keep]
+    if len(groups) == 0:
+        return EMPTY_AGGREGATE
+    # The distinct lower bounds (a few thousand among millions of rows), by hashing.
+    encoded = pc.dictionary_encode(pa.array(lower, type=pa.int64()))
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    distinct = encoded.dictionary.to_numpy()
+    standard_lower, standard_upper = _bounds_of(bucket_index(distinct))
+    if not (
+        np.array_equal(standard_lower, distinct) and np.array_equal(standard_upper[codes], upper)
+    ):
+        return _aggregate_by_bounds(groups, lower, upper, counts)
+    order = np.argsort(distinct)  # bucket position = rank of its lower bound
+    position = np.empty(len(distinct), dtype=np.int64)
+    position[order] = np.arange(len(distinct))
+    lows, highs = distinct[order], standard_upper[order]
+    width = len(distinct)
+    key = groups.astype(np.int64) * width + position[codes]
     sums = np.bincount(key, weights=counts.astype(np.float64))  # exact below 2**53 per bucket
-    sums = np.rint(sums).astype(np.int64)
+    cells = np.flatnonzero(sums)
+    return (
+        cells // width,
+        lows[cells % width],
+        highs[cells % width],
+        np.rint(sums[cells]).astype(np.int64),
+    )
+
+
+EMPTY_AGGREGATE: Aggregated = (
+    np.zeros(0, np.int64),
+    np.zeros(0, np.int64),
+    np.zeros(0, np.int64),
+    np.zeros(0, np.int64),
+)
+
+
+def _split(owner: np.ndarray, lower: np.ndarray, upper: np.ndarray, n: np.ndarray) -> dict:
     out: dict[int, Merged] = {}
-    nonzero = np.flatnonzero(sums)
-    owner = nonzero // width
-    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
-    ends = np.r_[starts[1:], len(nonzero)]
+    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]]) if len(owner) else []
+    ends = np.r_[starts[1:], len(owner)] if len(owner) else []
     for a, b in zip(starts, ends, strict=True):
-        cells = nonzero[a:b]
-        lo, hi = _bounds_of(present[cells % width])
-        out[int(owner[a])] = Merged(lo, hi, sums[cells])
+        out[int(owner[a])] = Merged(lower[a:b], upper[a:b], n[a:b])
     return out
 
 
-def _merge_groups_by_bounds(
+def _aggregate_by_bounds(
     groups: np.ndarray, lower: np.ndarray, upper: np.ndarray, counts: np.ndarray
-) -> dict[int, Merged]:
-    """merge_groups for buckets outside the standard layout: a group-by on (group, lower,
+) -> Aggregated:
+    """_aggregate for buckets outside the standard layout: a group-by on (group, lower,
     upper), as `merge` keys them."""
     frame = pd.DataFrame({"g": groups, "lo": lower, "hi": upper, "n": counts})
     summed = frame.groupby(["g", "lo", "hi"], sort=True)["n"].sum()
     summed = summed[summed != 0].reset_index()
-    out: dict[int, Merged] = {}
-    for g, part in summed.groupby("g", sort=True):
-        out[int(g)] = Merged(
-            part["lo"].to_numpy(np.int64), part["hi"].to_numpy(np.int64), part["n"].to_numpy()
-        )
-    return out
+    return (
+        summed["g"].to_numpy(np.int64),
+        summed["lo"].to_numpy(np.int64),
+        summed["hi"].to_numpy(np.int64),
+        summed["n"].to_numpy(np.int64),
+    )

@@ -135,8 +135,10 @@ def order_statistic_ranks(n: int, level: float = DEFAULT_LEVEL) -> tuple[int, in
     (the narrowest interval) that still reaches the level.
     """
     best: tuple[int, int, float] | None = None
+    below = 0  # sum of comb(n, i) for i < k: _binom_half_cdf(k - 1, n) * 2**n, kept running
     for k in range(1, n // 2 + 1):
-        coverage = 1.0 - 2.0 * _binom_half_cdf(k - 1, n)
+        below += math.comb(n, k - 1)
+        coverage = 1.0 - 2.0 * (below / 2**n)
         if coverage < level:
             break
         best = (k, n - k + 1, coverage)

@@ -157,5 +157,6 @@ def load_run(directory: Path) -> RunData:
         for field in schema:  # older files: missing columns appear as nulls
             if field.name not in table.column_names:
                 table = table.append_column(field, pa.nulls(len(table), field.type))
-        frames[name] = table.select(schema.names).to_pandas()
+        # split_blocks: each column its own block, so millions of rows are not copied into one.
+        frames[name] = table.select(schema.names).to_pandas(split_blocks=True)
     return RunData(directory=directory, manifest=manifest, **frames)
