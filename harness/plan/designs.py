@@ -67,7 +67,7 @@ class Design:
     summary: str
     default: bool = False
     work: bool = False  # accepts --work DIST --seed N (server-side CPU burn per request)
-    # What conformance tolerates from a server nobody here wrote (harness/conformance.py).
+    # What conformance tolerates from a server nobody here wrote (harness/checks/conformance/).
     conformance: dict[str, object] = field(default_factory=dict)
     # Factors (None: not declared; such a design is in no controlled pair).
     scheduler: str | None = None

@@ -1,6 +1,6 @@
 //! Latency histogram: the `hdrhistogram` crate (HdrHistogram's Rust port) with 3 significant
 //! digits over 1 ns .. 60 s, plus the exact statistics it does not keep (docs/loadgen.md,
-//! "Latency histogram"; the definition shared with `harness/histogram.py`).
+//! "Latency histogram"; the definition shared with `harness/analysis/histogram.py`).
 //!
 //! With these bounds HdrHistogram's layout is: `v < 2048` has its own bucket; above that every
 //! power of two is split into 1024 equal sub-buckets, so a bucket is never wider than 1/1024 of
