@@ -13,12 +13,19 @@ import sys
 
 from rich.console import Console
 
-from harness.cli import compare, doctor, listing, report, run
+from harness.cli import compare, doctor, listing, model, report, run
 from harness.errors import HarnessError
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-COMMANDS = {"run": run, "report": report, "list": listing, "doctor": doctor, "compare": compare}
+COMMANDS = {
+    "run": run,
+    "report": report,
+    "list": listing,
+    "doctor": doctor,
+    "compare": compare,
+    "model": model,
+}
 
 
 class _Parser(argparse.ArgumentParser):
