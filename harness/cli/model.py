@@ -15,9 +15,6 @@ from rich.table import Table
 from harness.errors import HarnessError
 
 HELP = "predict 1-16 cores with a queueing model fed by a run; writes model.parquet beside it"
-MODEL_FILE = "model.parquet"
-# The parquet schema metadata key holding what is not one row per prediction (docs/data.md).
-METADATA_KEY = b"harness.model"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,8 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _records(frame: Any) -> list[dict[str, Any]]:
-    """JSON-safe rows (NaN and infinities as strings json can hold)."""
-    return json.loads(frame.to_json(orient="records")) if len(frame) else []
+    """Plain rows; json writes NaN and infinities as NaN/Infinity, which json.loads reads back
+    (an unstable queue's +inf p99 stays +inf)."""
+    return [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if hasattr(v, "item") else v
 
 
 def write_model(results_dir: Path, result: Any) -> Path:
@@ -59,6 +61,7 @@ def write_model(results_dir: Path, result: Any) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from harness.report.model_section import METADATA_KEY, MODEL_FILE
     from harness.store.files import _write_atomic
 
     table = pa.Table.from_pandas(result.predictions, preserve_index=False)

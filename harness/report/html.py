@@ -21,6 +21,7 @@ from harness.analysis.flagged import kinds_text
 from harness.report import charts
 from harness.report.answer import answer
 from harness.report.format import coverage_short, fmt, fmt_us, interval_text, plural
+from harness.report.model_section import model_section
 from harness.run import flags
 from harness.run.steady import STEADY_DRIFT_LIMIT
 from harness.store import RunData
@@ -358,6 +359,7 @@ def render(run: RunData, analysis: Analysis | None = None) -> str:
             designs=manifest.get("designs") or {},
             reproduce=reproduce(manifest, run),
             notes=analysis.notes,
+            model=model_section(run.directory),
         )
     )
 
