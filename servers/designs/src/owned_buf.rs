@@ -106,7 +106,7 @@ mod tests {
         let buf = b"xxhello".to_vec();
         let mut echo = Session::with_work(Protocol::Echo, bench_core::WorkDist::NONE);
         let staged = stage(&mut echo, &buf[2..], &mut write, &counters);
-        assert_eq!(staged.outgoing, Outgoing::InRead(2..7));
+        assert_eq!(staged.outgoing, Outgoing::InRead(0..5));
         assert!(write.is_empty());
 
         let mut http = Session::with_work(Protocol::Http, bench_core::WorkDist::NONE);
