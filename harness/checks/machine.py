@@ -4,10 +4,7 @@ injectable through `Context` so that tests run the checks on fake /proc and /sys
 
 from __future__ import annotations
 
-import ctypes
-import errno
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -17,6 +14,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import NamedTuple
 
+from harness.checks.runtime_needs import probe_io_uring_setup
 from harness.plan.topology import parse_cpu_list
 
 # Load above this fraction of the CPUs (and above 1 runnable task) means something else is
@@ -51,10 +49,8 @@ SERVER_BACKLOG = 1024
 # would not compare with other machines'.
 LOOPBACK_MTU_DEFAULT = 65_536
 
-# io_uring_setup's number: the generic syscall table gives new syscalls the same number on these.
-_IO_URING_SETUP_NR = {"x86_64": 425, "aarch64": 425, "arm64": 425, "riscv64": 425, "s390x": 425}
-# sizeof(struct io_uring_params), unchanged since Linux 5.1.
-_IO_URING_PARAMS_SIZE = 120
+# One io_uring probe for the doctor and for the designs' needs (runtime_needs), not two.
+probe_io_uring = probe_io_uring_setup
 
 _PERF_TIMEOUT_S = 10.0
 _TCP_STATE_TIME_WAIT = "06"
@@ -102,29 +98,6 @@ class CommandOutcome:
 def _nofile_limit() -> tuple[int, int]:
     """(soft, hard) RLIMIT_NOFILE of this process, which the server and load generator inherit."""
     return resource.getrlimit(resource.RLIMIT_NOFILE)
-
-
-def probe_io_uring() -> int | None:
-    """Try io_uring_setup(4 entries) and close the ring: 0 when it works, else the errno.
-
-    None when this architecture's syscall number is unknown or ctypes cannot reach libc. A real
-    setup is the only reliable test: the kernel config, the io_uring_disabled sysctl, a
-    container's seccomp profile and (before 5.12) RLIMIT_MEMLOCK can each refuse it.
-    """
-    nr = _IO_URING_SETUP_NR.get(platform.machine())
-    if nr is None:
-        return None
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.syscall.restype = ctypes.c_long
-        params = ctypes.create_string_buffer(_IO_URING_PARAMS_SIZE)
-        fd = libc.syscall(ctypes.c_long(nr), ctypes.c_uint(4), params)
-    except (OSError, AttributeError):
-        return None
-    if fd < 0:
-        return ctypes.get_errno() or errno.EINVAL
-    os.close(fd)
-    return 0
 
 
 def run_perf_stat() -> CommandOutcome:
