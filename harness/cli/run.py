@@ -11,6 +11,7 @@ from pathlib import Path
 from rich.console import Console
 
 from harness.checks import doctor
+from harness.checks.runtime_needs import why_not_runnable
 from harness.errors import HarnessError
 from harness.plan.config import PROFILES, RUN_HELP, machine_topology, run_config
 from harness.plan.designs import DEFAULT_BIN_DIR, DEFAULT_REGISTRY, Design, load_registry
@@ -61,8 +62,13 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
 def _not_runnable(
     config: RunConfig, designs: dict[str, Design], bin_dir: Path, explicit: bool
 ) -> dict[str, str]:
-    """Designs that cannot run here: an error when named explicitly, left out with `all`."""
-    reasons = {n: why for n in config.servers if (why := designs[n].missing(bin_dir))}
+    """Designs that cannot run here (no binary, or a need of its runtime the machine does not
+    meet): an error when named explicitly, left out with `all`."""
+    reasons = {
+        n: why
+        for n in config.servers
+        if (why := designs[n].missing(bin_dir) or why_not_runnable(designs[n]))
+    }
     if reasons and explicit:
         name, why = next(iter(reasons.items()))
         raise HarnessError(f"design {name} cannot run here: {why}")
