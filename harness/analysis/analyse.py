@@ -3,8 +3,10 @@ flagged and failed trials, and the merged histograms behind every latency figure
 and handed to the HTML report, the exports and `compare`, which only format and draw it.
 
 Rules (docs/measurement rules 2-7):
-- failed trials never enter a figure; flagged trials (client-bound, oversubscribed, unsteady,
-  rate missed) are shown but never ranked: they are left out of medians, intervals and ratios;
+- failed trials never enter a figure; trials with an instrument flag (client-bound,
+  oversubscribed, contended), and for now unsteady or rate missed, are shown but never ranked:
+  they are left out of medians, intervals and ratios; errors and censored are the server's own
+  result: listed with their reason and still ranked;
 - latency percentiles of a configuration come from the merged histograms of its ranked trials
   (never from averaging per-trial percentiles), merged for all configurations in one pass;
 - a design beats another only under criterion's rule (stats.compare).
@@ -20,7 +22,13 @@ import numpy as np
 import pandas as pd
 
 from harness.analysis import histogram, stats
-from harness.analysis.flagged import FLAGS, flag_counts, flag_reasons
+from harness.analysis.flagged import (
+    EXCLUDING_FLAGS,
+    FLAGS,
+    flag_counts,
+    flag_reasons,
+    is_set,
+)
 from harness.store import RunData
 
 # What makes trials repetitions of one configuration, besides the server.
@@ -254,9 +262,11 @@ def prepare(trials: pd.DataFrame) -> pd.DataFrame:
     if t.empty:
         return t.assign(load=pd.Series(dtype=float), ranked=pd.Series(dtype=bool))
     t["load"] = t["rate_fraction"].where(t["rate_fraction"].notna(), t["target_rate"])
+    # Only excluding flags keep a trial out; a column missing from an older run counts as unset.
     flagged = pd.Series(False, index=t.index)
-    for flag in FLAGS:
-        flagged |= t[flag].fillna(False).astype(bool)
+    for flag in EXCLUDING_FLAGS:
+        if flag in t:
+            flagged |= t[flag].fillna(False).astype(bool)
     t["flagged"] = (t["status"] == "ok") & flagged
     t["ranked"] = (t["status"] == "ok") & ~flagged
     return t
@@ -467,13 +477,22 @@ def compare_designs(summaries: list[ConfigSummary]) -> list[DesignComparison]:
     return out
 
 
+def _any_flag(row: pd.Series) -> bool:
+    return any(is_set(row.get(flag)) for flag in FLAGS)
+
+
 def analyse(run: RunData) -> Analysis:
     """The one analysis of a stored run."""
     t = label_trials(run.trials)
     summaries, merged, merged_flagged, kinds, imbalance = _summaries(t, run.latency, run.workers)
-    flagged = t[t["flagged"]].copy() if not t.empty else t
+    # Every successful trial with any flag is listed with its reasons; those with server flags
+    # only are still ranked, and say so.
+    flagged = t[(t["status"] == "ok") & t.apply(_any_flag, axis=1)].copy() if not t.empty else t
     if not flagged.empty:
-        flagged["reasons"] = ["; ".join(flag_reasons(r)) for r in flagged.to_dict("records")]
+        flagged["reasons"] = [
+            "; ".join(flag_reasons(r)) + ("" if r["flagged"] else " (server flag: still ranked)")
+            for r in flagged.to_dict("records")
+        ]
     failed = t[t["status"] != "ok"] if not t.empty else t
     return Analysis(
         summaries,

@@ -91,3 +91,34 @@ def contended(
         if steal > CONTENDED_LIMIT * window_s:
             reasons.append(f"CPU {cpu}: hypervisor steal {steal / window_s:.0%}")
     return bool(reasons), "; ".join(reasons)
+
+
+def errors(report: dict[str, Any]) -> tuple[bool | None, str]:
+    """Requests lost (timed out, reset, ...): each is in the histogram at its time so far, so the
+    tail is a lower bound (docs/loadgen.md "Lost and censored requests"). A server flag."""
+    summary = report.get("summary") or {}
+    total = summary.get("errors_total")
+    if total is None:
+        return None, ""
+    if not total:
+        return False, ""
+    kinds = ", ".join(f"{k} {n:,}" for k, n in (summary.get("errors") or {}).items() if n)
+    failed = summary.get("failed")
+    lost = f", {failed:,} requests lost" if failed is not None else ""
+    return True, f"{total:,} errors ({kinds or 'kind not reported'}){lost}"
+
+
+def censored(report: dict[str, Any]) -> tuple[bool | None, str]:
+    """Requests unanswered at the window's end that leave the p99 uncertain (the load
+    generator's censored_tail): the p99 shown is at least the true one. A server flag."""
+    summary = report.get("summary") or {}
+    if "censored_tail" not in summary:
+        return None, ""
+    if not summary["censored_tail"]:
+        return False, ""
+    count = summary.get("censored") or 0
+    scheduled = (summary.get("scheduled") or {}).get("scheduled")
+    of = f" of {scheduled:,} scheduled" if scheduled is not None else ""
+    upper = (summary.get("latency_upper_us") or {}).get("p99")
+    bound = "no upper bound" if upper is None else f"upper bound {upper:,.0f} µs"
+    return True, f"{count:,} requests{of} unanswered at the window's end; p99 {bound}"

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from harness.run import flags
 
+# The design's factors, copied from its registry entry through the trial spec.
+_FACTOR_COLUMNS = ("scheduler", "accept", "io", "runtime", "runtime_version", "maintenance")
+
 
 def _div(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
+
+
+def _worst(values: Iterable[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return max(present) if present else None
 
 
 def trial_rows(run_id: str, result: Any) -> dict[str, list[dict[str, Any]]]:
@@ -31,6 +40,9 @@ def trial_rows(run_id: str, result: Any) -> dict[str, list[dict[str, Any]]]:
     unsteady, unsteady_why = flags.unsteady(report.get("series", []), window)
     busy = getattr(result, "cpu_busy", None) or {}
     contended, contended_why = flags.contended(busy, result.threads, window)
+    errored, errored_why = flags.errors(report)
+    censored, censored_why = flags.censored(report)
+    hiccups = (report.get("hiccup") or {}).get("per_cpu") or []
     perf = result.perf or {}
     trial = {
         "run_id": run_id,
@@ -39,6 +51,8 @@ def trial_rows(run_id: str, result: Any) -> dict[str, list[dict[str, Any]]]:
         "server": spec.server,
         "design_family": spec.design_family,
         "io_model": spec.io_model,
+        # getattr: a spec from before the factors existed has none of them
+        **{f: getattr(spec, f, None) for f in _FACTOR_COLUMNS},
         "protocol": spec.protocol,
         "server_cores": spec.server_cores,
         "server_cpus": ",".join(map(str, spec.cpus.server)),
@@ -79,6 +93,13 @@ def trial_rows(run_id: str, result: Any) -> dict[str, list[dict[str, Any]]]:
         "uncorrected_p999_us": service.get("p999"),
         "schedule_lag_p99_us": lag.get("p99"),
         "schedule_lag_max_us": lag.get("max"),
+        "scheduled": (summary.get("scheduled") or {}).get("scheduled"),
+        "failed": summary.get("failed"),
+        "censored": summary.get("censored"),
+        "censored_tail": summary.get("censored_tail"),
+        # The client's noise floor: the worst of its CPUs (a stall of any one delays requests).
+        "hiccup_p99_us": _worst(h.get("p99_us") for h in hiccups),
+        "hiccup_max_us": _worst(h.get("max_us") for h in hiccups),
         "server_cpu_s": result.server_cpu_s,
         "server_cpu_util": _div(result.server_cpu_s, (window or 0) * spec.server_cores),
         "requests_per_server_cpu_s": _div(requests, result.server_cpu_s),
@@ -109,6 +130,10 @@ def trial_rows(run_id: str, result: Any) -> dict[str, list[dict[str, Any]]]:
         "unsteady_reason": unsteady_why,
         "contended": contended,
         "contended_reason": contended_why,
+        "errors_flag": errored,
+        "errors_flag_reason": errored_why,
+        "censored_flag": censored,
+        "censored_flag_reason": censored_why,
         "status": result.status,
         "reason": result.reason,
         "started_at": result.started_at,

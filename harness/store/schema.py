@@ -12,6 +12,8 @@ TRIALS = pa.schema([
     # identity and configuration
     ("run_id", _S), ("trial_id", _S), ("trial_index", _I32), ("server", _S),
     ("design_family", _S), ("io_model", _S), ("protocol", _S), ("server_cores", _I32),
+    ("scheduler", _S), ("accept", _S), ("io", _S), ("runtime", _S), ("runtime_version", _S),
+    ("maintenance", _S),
     ("server_cpus", _S), ("client_cpus", _S), ("client_threads", _I32), ("connections", _I32),
     ("size_bytes", _I64), ("pipeline", _I32), ("work", _S), ("mode", _S), ("arrival", _S),
     ("target_rate", _F), ("rate_fraction", _F), ("capacity_trial", _S), ("hot_fraction", _F),
@@ -24,6 +26,8 @@ TRIALS = pa.schema([
     ("p999_us", _F), ("max_us", _F),
     ("uncorrected_p50_us", _F), ("uncorrected_p99_us", _F), ("uncorrected_p999_us", _F),
     ("schedule_lag_p99_us", _F), ("schedule_lag_max_us", _F),
+    ("scheduled", _I64), ("failed", _I64), ("censored", _I64), ("censored_tail", _B),
+    ("hiccup_p99_us", _F), ("hiccup_max_us", _F),
     # what the processes did (from /proc over the window, and perf)
     ("server_cpu_s", _F), ("server_cpu_util", _F), ("requests_per_server_cpu_s", _F),
     ("server_voluntary_ctxt", _I64), ("server_involuntary_ctxt", _I64),
@@ -35,6 +39,8 @@ TRIALS = pa.schema([
     ("oversubscribed", _B), ("client_bound", _B), ("client_bound_reason", _S),
     ("rate_missed", _B), ("rate_missed_reason", _S), ("unsteady", _B), ("unsteady_reason", _S),
     ("contended", _B), ("contended_reason", _S),
+    ("errors_flag", _B), ("errors_flag_reason", _S), ("censored_flag", _B),
+    ("censored_flag_reason", _S),
     ("status", _S), ("reason", _S), ("started_at", _S), ("ended_at", _S),
 ])  # fmt: skip
 
