@@ -81,6 +81,14 @@ class TrialSpec:
     hot_share: float | None = None
     requests_per_connection: int | None = None
     seed: int = DEFAULT_SEED
+    # The design's factors (registry), stored per trial so tables group by them; None: undeclared
+    # (or a manifest written before they existed).
+    scheduler: str | None = None
+    accept: str | None = None
+    io: str | None = None
+    runtime: str | None = None
+    runtime_version: str | None = None
+    maintenance: str | None = None
 
     @property
     def client_threads(self) -> int:
@@ -262,6 +270,12 @@ def make_plan(config: RunConfig, topology: Topology, designs: dict[str, Design])
                 server=server,
                 design_family=d.family,
                 io_model=d.io_model,
+                scheduler=d.scheduler,
+                accept=d.accept,
+                io=d.io,
+                runtime=d.runtime,
+                runtime_version=d.runtime_version,
+                maintenance=d.maintenance,
                 protocol=proto,
                 server_cores=k,
                 connections=conns,
