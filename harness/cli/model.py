@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from harness.errors import HarnessError
 
@@ -87,46 +86,48 @@ def _num(x: Any, spec: str = ",.0f") -> str:
 
 
 def _print(console: Console, result: Any, path: Path) -> None:
-    console.print("[bold]Model (not a measurement)[/bold]; assumptions:")
+    # Plain text, no markup or emoji: "exp:100:" must print as itself, and narrow terminals
+    # must not truncate the figures.
+    from harness.report.model_section import FIXED_RHO
+
+    def say(line: str) -> None:
+        console.print(line, markup=False, emoji=False, highlight=False)
+
+    say("Model (not a measurement); assumptions:")
     for a in result.assumptions:
-        console.print(f"  - {a}", highlight=False)
+        say(f"  - {a}")
     for n in result.notes:
-        console.print(f"  note: {n}", highlight=False)
+        say(f"  note: {n}")
+    p = result.predictions
     if not result.ratios.empty:
-        table = Table(title="thread-per-core / work-stealing, model")
-        for col in ("pair", "work", "conns", "N", "p99 target µs", "tpc req/s", "ws req/s",
-                    "throughput ratio", "p99 ratio at rho 0.7"):  # fmt: skip
-            table.add_column(col)
-        p = result.predictions
+        say(
+            "thread-per-core / work-stealing ratios, model "
+            "('+': a lower bound, the target is met at every modelled load):"
+        )
         for r in result.ratios.itertuples():
             at = p[
                 (p["thread_per_core"] == r.thread_per_core)
                 & (p["work"] == r.work)
                 & (p["connections"] == r.connections)
                 & (p["cores"] == r.cores)
-                & ((p["rho"] - 0.7).abs() < 1e-9)
+                & ((p["rho"] - FIXED_RHO).abs() < 1e-9)
             ]
-            table.add_row(
-                f"{r.thread_per_core} / {r.work_stealing}",
-                str(r.work),
-                str(r.connections),
-                str(r.cores),
-                _num(r.p99_target_us, ",.1f"),
-                _num(r.tpc_rps_at_target) + ("+" if r.tpc_censored else ""),
-                _num(r.ws_rps_at_target) + ("+" if r.ws_censored else ""),
-                _num(r.throughput_ratio, ".2f"),
-                _num(at["p99_ratio"].iloc[0], ".2f") if len(at) else "-",
+            say(
+                f"  {r.thread_per_core} / {r.work_stealing}  {r.work}  {r.connections} conns  "
+                f"N={r.cores}: req/s at p99 <= {_num(r.p99_target_us, ',.1f')} us: tpc "
+                f"{_num(r.tpc_rps_at_target)}{'+' if r.tpc_censored else ''}, ws "
+                f"{_num(r.ws_rps_at_target)}{'+' if r.ws_censored else ''}, throughput ratio "
+                f"{_num(r.throughput_ratio, '.2f')}; p99 ratio at rho {FIXED_RHO} "
+                + (_num(at["p99_ratio"].iloc[0], ".2f") if len(at) else "-")
             )
-        console.print(table)
     for c in result.comparison.itertuples():
-        console.print(
-            f"measured {c.design} N={c.cores} {c.work} rho {c.rho:.2f}: p99 "
-            f"{c.measured_p99_us:,.1f} µs, model {c.model_p99_us:,.1f} µs "
-            f"({c.model_p99_low:,.1f}-{c.model_p99_high:,.1f}), error {c.error:+.0%}"
-            + (" (flagged trial)" if c.flagged else ""),
-            highlight=False,
+        say(
+            f"measured {c.design} (pair {c.thread_per_core} / {c.work_stealing}) N={c.cores} "
+            f"{c.work} rho {c.rho:.2f}: p99 {c.measured_p99_us:,.1f} us, model "
+            f"{c.model_p99_us:,.1f} us ({c.model_p99_low:,.1f}-{c.model_p99_high:,.1f}), "
+            f"error {c.error:+.0%}" + (" (flagged trial)" if c.flagged else "")
         )
-    console.print(str(path), highlight=False)
+    say(str(path))
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
