@@ -477,6 +477,17 @@ def compare_designs(summaries: list[ConfigSummary]) -> list[DesignComparison]:
     return out
 
 
+def hiccup_floor(trials: pd.DataFrame) -> tuple[float | None, float | None]:
+    """The client's noise floor over a run: the largest hiccup p99 and max of any successful
+    trial (each already the worst of its client CPUs). A tail difference below the p99 is not
+    resolvable on this machine. (None, None) when no trial measured it."""
+    if trials.empty or "hiccup_p99_us" not in trials:
+        return None, None
+    ok = trials[trials["status"] == "ok"]
+    p99, top = ok["hiccup_p99_us"].max(), ok["hiccup_max_us"].max()
+    return _nan_to_none(p99), _nan_to_none(top)
+
+
 def _any_flag(row: pd.Series) -> bool:
     return any(is_set(row.get(flag)) for flag in FLAGS)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.analysis.analyse import Analysis, ConfigSummary, DesignComparison
+from harness.analysis.analyse import Analysis, ConfigSummary, DesignComparison, hiccup_floor
 from harness.analysis.flagged import dominant_flag, flag_counts, kinds_text
 from harness.plan import cpus
 from harness.report.format import cores_text, fmt, fmt_ratio, plural
@@ -63,11 +63,34 @@ def why_not(s: ConfigSummary | None, server: str, kinds: Counter[str] | None = N
     return ", ".join(parts)
 
 
+def unresolvable_gap(
+    a: ConfigSummary | None, b: ConfigSummary | None, floor_p99_us: float | None
+) -> float | None:
+    """The two designs' p99 difference (µs) when it is smaller than the machine's own noise
+    floor (the client's hiccup p99), else None: such a difference is not resolvable here."""
+    if floor_p99_us is None or a is None or b is None or a.p99_us is None or b.p99_us is None:
+        return None
+    gap = abs(a.p99_us - b.p99_us)
+    return gap if gap < floor_p99_us else None
+
+
+def floor_text(p99_us: float | None, max_us: float | None) -> str:
+    if p99_us is None:
+        return "not measured (no trial has a client hiccup meter)"
+    top = f", max {max_us:,.0f} µs" if max_us is not None else ""
+    return (
+        f"hiccup p99 {p99_us:,.0f} µs{top} (1 ms sleeps' overshoot on the load generator's "
+        "CPUs; the worst client CPU of any trial). A p99 difference smaller than the p99 is "
+        "not resolvable on this machine."
+    )
+
+
 def pair_row(
     c: DesignComparison,
     a: ConfigSummary | None,
     b: ConfigSummary | None,
     kinds: dict[tuple[str, int, str], Counter[str]] | None = None,
+    floor_p99_us: float | None = None,
 ) -> PairRow:
     mode = a.mode if a else (b.mode if b else "closed")
     kind = (a.latency_kind if a else None) or "closed-loop"
@@ -77,6 +100,12 @@ def pair_row(
         change = f"{c.verdict.estimate:+.1%} [{c.verdict.ci_low:+.1%}, {c.verdict.ci_high:+.1%}]"
     p99c = c.p99_verdict
     p99_verdict = p99c.label("lower", "higher") if p99c else "insufficient data"
+    gap = unresolvable_gap(a, b, floor_p99_us)
+    if gap is not None:
+        p99_verdict = (
+            f"not resolvable on this machine (the p99s differ by {gap:,.0f} µs, less than the "
+            f"client's hiccup p99 of {floor_p99_us:,.0f} µs)"
+        )
     n_a = len(a.throughput_samples) if a else 0
     n_b = len(b.throughput_samples) if b else 0
     p_value = fmt(c.verdict.p_value, ".2g") if c.verdict and c.verdict.p_value is not None else ""
@@ -212,20 +241,24 @@ class Answer:
     summary: str = ""
     unrankable: str | None = None
     advice: str | None = None  # what to do when flags made the run unrankable
+    floor: str = ""  # the client's hiccup floor, stated beside every p99
     any_dagger: bool = False
 
 
 def answer(analysis: Analysis, manifest: dict[str, Any]) -> Answer:
     trials = analysis.trials
     by_key = analysis.by_key
-    out = Answer(unrankable=unrankable(trials, analysis, manifest))
+    floor_p99, floor_max = hiccup_floor(trials)
+    out = Answer(
+        unrankable=unrankable(trials, analysis, manifest), floor=floor_text(floor_p99, floor_max)
+    )
     if out.unrankable and not trials.empty:
         out.advice = advice(trials)
     kinds = analysis.flag_kinds
     for c in analysis.comparisons:
         a = by_key.get((c.thread_per_core, c.server_cores, c.workload))
         b = by_key.get((c.work_stealing, c.server_cores, c.workload))
-        row = pair_row(c, a, b, kinds)
+        row = pair_row(c, a, b, kinds, floor_p99)
         (out.headline if c.headline else out.others).append(row)
         out.any_dagger |= bool(row.note)
     # Closed-loop rows first: they answer "who serves more"; open-loop rows answer "whose tail".

@@ -333,6 +333,7 @@ def render(run: RunData, analysis: Analysis | None = None) -> str:
     }
     outcome = manifest.get("outcome") or {}
     plat, pyperf_meta = platform_rows(manifest)
+    plat.append(("client noise floor", the_answer.floor))
     return (
         _environment()
         .get_template("report.html.j2")
