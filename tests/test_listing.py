@@ -127,3 +127,15 @@ def test_trials_parquet_carries_the_factors(tmp_path):
     assert (row["scheduler"], row["accept"], row["io"]) == ("per-core", "reuseport", "io_uring")
     assert (row["runtime"], row["runtime_version"]) == ("monoio", "0.2.4")
     assert trials["maintenance"].isna().all()  # undeclared: null, not a label
+
+
+def test_run_names_the_unmet_need_and_exits_2(monkeypatch, tmp_path, capsys):
+    from harness.cli import main
+
+    monkeypatch.setattr(run_cli, "why_not_runnable", _refusing_io_uring)
+    (tmp_path / "monoio-tpc").write_text("")  # a "built" binary: only the need refuses it
+    code = main(["run", "--servers", "monoio-tpc", "--dry-run", "--bin-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "design monoio-tpc cannot run here: io_uring_setup refused: EPERM" in err
+    assert "fix: allow io_uring_setup" in err
