@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from harness.checks import conformance
+from harness.checks.conformance.client import IO_TIMEOUT_S
 from harness.plan.designs import DEFAULT_BIN_DIR, Design, load_registry
 
 BIN_DIR = Path(os.environ.get("BENCH_BIN_DIR", DEFAULT_BIN_DIR))
@@ -124,7 +125,11 @@ def test_quick_check_passes_for_a_python_design():
         "counters",
     ]
     assert all(r.passed for r in results), [str(r) for r in results]
-    assert sum(r.seconds for r in results) < 5
+    # What "quick" means, not a wall-clock total of a noisy machine: no exchange waited out its
+    # timeout (nothing blocked); the shutdown check itself fails a server slower than the
+    # contract's 2 s, so its pass above is that bound.
+    exchanges = [r for r in results if r.name != "shutdown"]
+    assert all(r.seconds < IO_TIMEOUT_S for r in exchanges), [(r.name, r.seconds) for r in results]
 
 
 def test_quick_check_reports_a_server_that_cannot_start(tmp_path):

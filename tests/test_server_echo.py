@@ -15,7 +15,6 @@ import signal
 import socket
 import struct
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,16 +59,16 @@ class Server:
 
     def stop(self, sig: signal.Signals = signal.SIGTERM) -> dict:
         """Signals the server, checks it exits 0 in time, and returns its counters line."""
-        start = time.monotonic()
         self.proc.send_signal(sig)
+        # The contract's bound (exit within 2 s of the signal) is this wait's timeout: timing
+        # the wait again afterwards would time the machine (a descheduled test process), not
+        # the server.
         try:
             rc = self.proc.wait(timeout=SHUTDOWN_LIMIT)
         except subprocess.TimeoutExpired:
             pytest.fail(f"{self.design} still running {SHUTDOWN_LIMIT} s after {sig.name}")
-        elapsed = time.monotonic() - start
         out, err = self.proc.stdout.read(), self.proc.stderr.read()
         assert rc == 0, err
-        assert elapsed < SHUTDOWN_LIMIT
         lines = out.splitlines()
         assert len(lines) == 1, f"expected only the counters line after READY: {out!r}"
         return json.loads(lines[0])
