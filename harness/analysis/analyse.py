@@ -42,7 +42,8 @@ CONFIG_KEYS = [
     "mode",
     "load",
 ]
-# The pair that isolates the executor: same runtime, same I/O code, only scheduling differs.
+# The headline pair: same runtime and I/O code; it differs in scheduler and accept topology
+# (tokio-ws-reuseport against tokio-tpc differs in the scheduler alone; see factor_chain).
 HEADLINE_PAIR = ("tokio-tpc", "tokio-ws")
 
 # (server, server_cores, label): names one ConfigSummary; labelled trials carry the same three.

@@ -278,14 +278,17 @@ def answer(analysis: Analysis, manifest: dict[str, Any]) -> Answer:
         gm = analysis.headline_geometric_mean()
         out.summary = (
             f"Headline pair, {closed[0].thread_per_core} against {closed[0].work_stealing} (the "
-            "same tokio runtime and I/O code; only the scheduler differs): criterion's verdict on "
+            "same tokio runtime and I/O code; they differ in two factors, the scheduler and the "
+            "accept topology (one shared listener against one SO_REUSEPORT listener per worker), "
+            "so the difference is not the scheduler's alone): criterion's verdict on "
             f"thread-per-core's throughput was {words} of "
             f"{plural(len(closed), 'closed-loop configuration')}"
             + (f"; geometric mean of the throughput ratios {gm:.2f}x." if gm else ".")
         )
     elif analysis.comparisons and not out.headline:
         out.summary = (
-            "The headline pair (tokio-tpc against tokio-ws, where only the scheduler differs) was "
+            "The headline pair (tokio-tpc against tokio-ws: the same runtime, differing in "
+            "scheduler and accept topology) was "
             "not run; the pairs below compare designs that also differ in runtime or I/O code, "
             "so a difference is not the scheduler's alone."
         )
