@@ -112,8 +112,8 @@ def ratios(data: Data) -> Chart:
         "configuration: the ratio of their medians with its bootstrap interval. Red rows are the "
         "headline pair (tokio-tpc against tokio-ws: same runtime and I/O code, differing in "
         "scheduler and accept topology). Filled dots: a real difference under criterion's rule "
-        "(the whole interval lies beyond the grey ±2% noise band); hollow: within noise, no change, or too "
-        "few repetitions to say."
+        "(the whole interval lies beyond the grey ±2% noise band); hollow: within noise, no "
+        "change, or too few repetitions to say."
     )
     alt = "Forest plot of throughput and p99 ratios with confidence intervals per design pair"
     image, w, h = _png(fig)
