@@ -29,6 +29,7 @@ from harness.analysis.flagged import (
     flag_reasons,
     is_set,
 )
+from harness.analysis.trial_figures import trial_imbalance
 from harness.store import RunData
 
 # What makes trials repetitions of one configuration, besides the server.
@@ -303,22 +304,6 @@ def _row_key(row: tuple) -> tuple:
     return tuple(None if pd.isna(v) else v for v in row)
 
 
-def _trial_imbalance(workers: pd.DataFrame) -> dict[str, float]:
-    """Per trial, max/mean requests per worker over its workers with a count (needs 2)."""
-    if workers.empty:
-        return {}
-    requests = workers.groupby("trial_id", sort=False, observed=True)["requests"]
-    stats_ = requests.agg(["max", "mean", "count"])
-    ok = stats_[(stats_["count"] > 1) & (stats_["mean"] > 0)]
-    return {str(t): float(m / a) for t, m, a in zip(ok.index, ok["max"], ok["mean"], strict=True)}
-
-
-def imbalance_of(workers: pd.DataFrame, trial_ids: list[str]) -> float | None:
-    """Median over trials of max/mean requests per worker: how unevenly work landed."""
-    per_trial = _trial_imbalance(workers[workers["trial_id"].isin(trial_ids)])
-    return stats.median(list(per_trial.values()))
-
-
 _CHUNK_ROWS = 1 << 20  # latency rows per pass: small temporaries, reused memory
 
 
@@ -377,7 +362,7 @@ def _summaries(
     grouped = t.groupby(["server", *CONFIG_KEYS], sort=True, dropna=False)
     config = grouped.ngroup().to_numpy(np.int64)
     merged, merged_flagged = _merge_by_config(t, latency, config, grouped.ngroups)
-    imbalance = _trial_imbalance(workers)
+    imbalance = trial_imbalance(workers)
     reasons_of = {r["trial_id"]: flag_reasons(r) for r in t[t["flagged"]].to_dict("records")}
     out, by_key, by_key_flagged, kinds = [], {}, {}, {}
     for number, (key, group) in enumerate(grouped):
@@ -476,17 +461,6 @@ def compare_designs(summaries: list[ConfigSummary]) -> list[DesignComparison]:
                     )
                 )
     return out
-
-
-def hiccup_floor(trials: pd.DataFrame) -> tuple[float | None, float | None]:
-    """The client's noise floor over a run: the largest hiccup p99 and max of any successful
-    trial (each already the worst of its client CPUs). A tail difference below the p99 is not
-    resolvable on this machine. (None, None) when no trial measured it."""
-    if trials.empty or "hiccup_p99_us" not in trials:
-        return None, None
-    ok = trials[trials["status"] == "ok"]
-    p99, top = ok["hiccup_p99_us"].max(), ok["hiccup_max_us"].max()
-    return _nan_to_none(p99), _nan_to_none(top)
 
 
 def _any_flag(row: pd.Series) -> bool:

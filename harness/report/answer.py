@@ -9,8 +9,9 @@ from typing import Any
 
 import pandas as pd
 
-from harness.analysis.analyse import Analysis, ConfigSummary, DesignComparison, hiccup_floor
+from harness.analysis.analyse import Analysis, ConfigSummary, DesignComparison
 from harness.analysis.flagged import dominant_flag, flag_counts, kinds_text
+from harness.analysis.trial_figures import hiccup_floor
 from harness.plan import cpus
 from harness.report.format import cores_text, fmt, fmt_ratio, plural
 

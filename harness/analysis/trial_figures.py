@@ -1,0 +1,31 @@
+"""Figures of a run's trials beside the summaries: how evenly work landed on the workers, and
+the client's noise floor (hiccup meter). Pure: tables in, numbers out."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+
+def _nan_to_none(x: object) -> float | None:
+    return None if x is None or pd.isna(x) else float(x)
+
+
+def trial_imbalance(workers: pd.DataFrame) -> dict[str, float]:
+    """Per trial, max/mean requests per worker over its workers with a count (needs 2)."""
+    if workers.empty:
+        return {}
+    requests = workers.groupby("trial_id", sort=False, observed=True)["requests"]
+    stats_ = requests.agg(["max", "mean", "count"])
+    ok = stats_[(stats_["count"] > 1) & (stats_["mean"] > 0)]
+    return {str(t): float(m / a) for t, m, a in zip(ok.index, ok["max"], ok["mean"], strict=True)}
+
+
+def hiccup_floor(trials: pd.DataFrame) -> tuple[float | None, float | None]:
+    """The client's noise floor over a run: the largest hiccup p99 and max of any successful
+    trial (each already the worst of its client CPUs). A tail difference below the p99 is not
+    resolvable on this machine. (None, None) when no trial measured it."""
+    if trials.empty or "hiccup_p99_us" not in trials:
+        return None, None
+    ok = trials[trials["status"] == "ok"]
+    p99, top = ok["hiccup_p99_us"].max(), ok["hiccup_max_us"].max()
+    return _nan_to_none(p99), _nan_to_none(top)
