@@ -17,17 +17,14 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
-from harness.analysis.model_inputs import HEADLINE
 from harness.report.charts.base import (
     _FAMILY_COLOURS,
     _FAMILY_LINE,
@@ -41,12 +38,17 @@ from harness.report.charts.base import (
     _panels,
     fmt_us,
 )
+from harness.report.charts.model_ratios import (
+    WORKLOAD,
+    edge_markers,
+    keys_of,
+    legend_proxy,
+    ratio_chart,
+    rows_of,
+)
 
 MAX_LOAD_CHARTS = 4  # pairs x workloads drawn against load; the tables hold every one
 MEASURED_MARKER = "D"  # no model curve uses it
-TPC, WS = "thread-per-core", "work-stealing"
-
-WORKLOAD = ["thread_per_core", "work_stealing", "work", "connections", "hot_fraction", "hot_share"]
 _METHODS = {"range": "min-max range", "order-statistic": "order-statistic interval"}
 
 
@@ -67,31 +69,6 @@ def design_styles(families: Mapping[str, str]) -> dict[str, Style]:
             family,
         )
     return out
-
-
-def _keys(frame: pd.DataFrame) -> list[tuple]:
-    """The distinct (pair, workload) keys of a frame, NaN as None (NaN != NaN would repeat
-    them), the headline pair first."""
-    found = {
-        tuple(None if pd.isna(v) else v for v in row)
-        for row in frame[WORKLOAD].itertuples(index=False)
-    }
-    return sorted(found, key=lambda k: ((k[0], k[1]) != HEADLINE, tuple(str(v) for v in k)))
-
-
-def _same(a: Any, b: Any) -> bool:
-    if pd.isna(a) and pd.isna(b):
-        return True
-    return bool(a == b)
-
-
-def _rows_of(frame: pd.DataFrame, key: tuple, cols: list[str]) -> pd.DataFrame:
-    if frame.empty or not set(cols) <= set(frame.columns):
-        return frame.iloc[0:0]
-    mask = np.ones(len(frame), dtype=bool)
-    for col, value in zip(cols, key, strict=True):
-        mask &= np.array([_same(v, value) for v in frame[col]], dtype=bool)
-    return frame[mask]
 
 
 def _workload(key: tuple) -> str:
@@ -143,28 +120,6 @@ def _error_label(errors: list[float]) -> str:
     if len(pct) == 1 or round(pct[0]) == round(pct[-1]):
         return f"{pct[0]:+.0f}%"
     return f"{pct[0]:+.0f}..{pct[-1]:+.0f}%"
-
-
-def _proxy(marker: str, label: str, **style: Any) -> Line2D:
-    """A legend entry for what the axes draw without a label of their own."""
-    kw = {"color": "#555555", "markersize": 6, **style}
-    return Line2D([], [], linestyle="none", marker=marker, label=label, **kw)
-
-
-def _edge(ax: Axes, xs: list[float], y_axes: float, marker: str, colour: str) -> None:
-    """Hollow markers at an edge of the axes (y in axes coordinates): a value beyond it."""
-    ax.scatter(
-        xs,
-        [y_axes] * len(xs),
-        transform=ax.get_xaxis_transform(),
-        marker=marker,
-        s=36,
-        facecolors="white",
-        edgecolors=colour,
-        linewidths=1.3,
-        clip_on=False,
-        zorder=5,
-    )
 
 
 def _latency_axis(ax: Axes, low: float, ceiling: float) -> None:
@@ -249,7 +204,7 @@ def load_figure(
                 )
             unstable = x[~np.isfinite(d["p99_us"].to_numpy(float))]
             drawn["unstable"] += len(unstable)
-            _edge(ax, list(unstable), 0.965, "^", st.colour)
+            edge_markers(ax, list(unstable), 0.965, "^", st.colour)
             mine = measured[(measured["cores"] == n) & (measured["design"] == design)]
             drawn["measured"] += len(mine)
             for flagged, group in mine.groupby("flagged"):
@@ -289,10 +244,12 @@ def load_figure(
         ax.set_xlim(float(at["rho"].min()) - 0.04 * span, float(at["rho"].max()) + 0.04 * span)
         ax.set_xlabel("offered load, rho (tpc utilisation)")
         ax.set_ylabel("response time (log)")
-    extra = [_proxy("s", f"model interval ({_interval_label(rows)})", markersize=9, alpha=0.4)]
+    extra = [
+        legend_proxy("s", f"model interval ({_interval_label(rows)})", markersize=9, alpha=0.4)
+    ]
     if drawn["measured"] > drawn["flagged"]:
         extra.append(
-            _proxy(
+            legend_proxy(
                 MEASURED_MARKER,
                 "measured p99 (open-loop trial), model error %",
                 color="#888888",
@@ -300,9 +257,13 @@ def load_figure(
             )
         )
     if drawn["flagged"]:
-        extra.append(_proxy(MEASURED_MARKER, "measured, flagged trial", markerfacecolor="none"))
+        extra.append(
+            legend_proxy(MEASURED_MARKER, "measured, flagged trial", markerfacecolor="none")
+        )
     if drawn["unstable"]:
-        extra.append(_proxy("^", "unstable in the model (p99 unbounded)", markerfacecolor="none"))
+        extra.append(
+            legend_proxy("^", "unstable in the model (p99 unbounded)", markerfacecolor="none")
+        )
     _legend(fig, axes, extra)
     fig.tight_layout()
     return fig, drawn
@@ -317,12 +278,12 @@ def load_charts(
     predictions: pd.DataFrame, comparison: pd.DataFrame, styles: Mapping[str, Style]
 ) -> list[Chart]:
     """One chart per (pair, workload), the headline pair first, at most MAX_LOAD_CHARTS."""
-    keys = _keys(predictions)
+    keys = keys_of(predictions)
     shown, left = keys[:MAX_LOAD_CHARTS], len(keys) - MAX_LOAD_CHARTS
     out = []
     for i, key in enumerate(shown):
-        rows = _rows_of(predictions, key, WORKLOAD)
-        measured = _rows_of(comparison, key, WORKLOAD)
+        rows = rows_of(predictions, key, WORKLOAD)
+        measured = rows_of(comparison, key, WORKLOAD)
         measured = measured[measured["cores"].isin(rows["cores"].unique())]
         fig, drawn = load_figure(rows, measured, styles)
         pair = f"{key[0]} / {key[1]}"
@@ -380,8 +341,6 @@ def model_charts(
     styles = design_styles(
         {**dict(zip(predictions["design"], predictions["family"], strict=True)), **families}
     )
-    from harness.report.charts.model_ratios import ratio_chart  # it imports this module
-
     with plt.rc_context(STYLE):
         return [
             ratio_chart(ratios, predictions, fixed_rho),

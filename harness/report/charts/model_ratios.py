@@ -1,28 +1,79 @@
 """The model's ratio chart (issue 11): the predicted thread-per-core / work-stealing ratio of
 throughput at a p99 target and of p99 at a fixed load against N, one line per (pair, workload),
-labelled "model"; model.py has what the model's charts share and draws the rest.
+labelled "model"; and what both of the model's chart modules use (the (pair, workload) keys,
+legend entries, markers at an axis edge). model.py draws the rest and is the entry point.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
+from harness.analysis.model_inputs import HEADLINE, THREAD_PER_CORE
 from harness.report.charts.base import Chart, _chart, _cores_axis, _dodge, _missing
-from harness.report.charts.model import TPC, WORKLOAD, _edge, _keys, _proxy, _rows_of
 from harness.report.charts.ratios import _RATIO_TICKS
 from harness.report.format import fmt_us as fmt_us3
 
 MAX_RATIO_LINES = 8
 _LINE_COLOURS = ["#d1342f", "#1f5fa8", "#2e9e44", "#f08c1a", "#9b4fb8", "#17a0b8", "#555555"]
 _LINE_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+WORKLOAD = ["thread_per_core", "work_stealing", "work", "connections", "hot_fraction", "hot_share"]
 _TICKS = (0.01, 0.02, 0.05, *_RATIO_TICKS, 20.0, 50.0, 100.0)
+
+
+def keys_of(frame: pd.DataFrame) -> list[tuple]:
+    """The distinct (pair, workload) keys of a frame, NaN as None (NaN != NaN would repeat
+    them), the headline pair first."""
+    found = {
+        tuple(None if pd.isna(v) else v for v in row)
+        for row in frame[WORKLOAD].itertuples(index=False)
+    }
+    return sorted(found, key=lambda k: ((k[0], k[1]) != HEADLINE, tuple(str(v) for v in k)))
+
+
+def _same(a: Any, b: Any) -> bool:
+    if pd.isna(a) and pd.isna(b):
+        return True
+    return bool(a == b)
+
+
+def rows_of(frame: pd.DataFrame, key: tuple, cols: list[str]) -> pd.DataFrame:
+    if frame.empty or not set(cols) <= set(frame.columns):
+        return frame.iloc[0:0]
+    mask = np.ones(len(frame), dtype=bool)
+    for col, value in zip(cols, key, strict=True):
+        mask &= np.array([_same(v, value) for v in frame[col]], dtype=bool)
+    return frame[mask]
+
+
+def legend_proxy(marker: str, label: str, **style: Any) -> Line2D:
+    """A legend entry for what the axes draw without a label of their own."""
+    kw = {"color": "#555555", "markersize": 6, **style}
+    return Line2D([], [], linestyle="none", marker=marker, label=label, **kw)
+
+
+def edge_markers(ax: Axes, xs: list[float], y_axes: float, marker: str, colour: str) -> None:
+    """Hollow markers at an edge of the axes (y in axes coordinates): a value beyond it."""
+    ax.scatter(
+        xs,
+        [y_axes] * len(xs),
+        transform=ax.get_xaxis_transform(),
+        marker=marker,
+        s=36,
+        facecolors="white",
+        edgecolors=colour,
+        linewidths=1.3,
+        clip_on=False,
+        zorder=5,
+    )
 
 
 def _ratio_ticks(lo: float, hi: float) -> list[float]:
@@ -53,14 +104,14 @@ def ratio_figure(
 ) -> tuple[Figure, list[str]]:
     """Two panels against N: the throughput ratio at the p99 target and the p99 ratio at
     rho = fixed_rho (with its interval). Returns the figure and what could not be drawn."""
-    keys = _keys(ratios)[:MAX_RATIO_LINES]
+    keys = keys_of(ratios)[:MAX_RATIO_LINES]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10.5, 3.6))
     cores = sorted(int(n) for n in ratios["cores"].unique())
     log = len(cores) > 2 and cores[-1] / cores[0] >= 4
     lines: list[tuple[tuple, list[tuple[int, float, bool]], list[tuple[int, float, float, float]]]]
     lines, missing, edges = [], [], 0
     for key in keys:
-        rows = _rows_of(ratios, key, WORKLOAD).sort_values("cores")
+        rows = rows_of(ratios, key, WORKLOAD).sort_values("cores")
         thr = []
         for r in rows.itertuples():
             bound = bool(r.tpc_censored) or bool(r.ws_censored)
@@ -72,8 +123,8 @@ def ratio_figure(
                 )
                 continue
             thr.append((int(r.cores), float(r.throughput_ratio), bound))
-        at = _rows_of(predictions, key, WORKLOAD)
-        at = at[((at["rho"] - fixed_rho).abs() < 1e-9) & (at["family"] == TPC)]
+        at = rows_of(predictions, key, WORKLOAD)
+        at = at[((at["rho"] - fixed_rho).abs() < 1e-9) & (at["family"] == THREAD_PER_CORE)]
         p99 = [
             (int(r.cores), float(r.p99_ratio), float(r.p99_ratio_low), float(r.p99_ratio_high))
             for r in at.sort_values("cores").itertuples()
@@ -89,7 +140,7 @@ def ratio_figure(
     lim2 = _ratio_axis(a2, [v for _, _, p99 in lines for p in p99 for v in p[1:]])
     for i, (key, thr, p99) in enumerate(lines):
         colour, marker = _LINE_COLOURS[i % len(_LINE_COLOURS)], _LINE_MARKERS[i % 8]
-        target = _rows_of(ratios, key, WORKLOAD)["p99_target_us"].iloc[0]
+        target = rows_of(ratios, key, WORKLOAD)["p99_target_us"].iloc[0]
         target = f"p99 target {fmt_us3(target)} µs"
         label = f"{key[0]} / {key[1]}, {key[2]}, {int(key[3])} conns ({target})"
         xs = _dodge([c for c, _, _ in thr], i, len(lines), log)
@@ -135,7 +186,7 @@ def ratio_figure(
             if not ok:
                 edges += 1
                 top = e > lim2[1]
-                _edge(a2, [x], 0.975 if top else 0.025, "^" if top else "v", colour)
+                edge_markers(a2, [x], 0.975 if top else 0.025, "^" if top else "v", colour)
     for ax in (a1, a2):
         _cores_axis(ax, cores)
         ax.set_ylabel("tpc / ws (model)")
@@ -143,11 +194,13 @@ def ratio_figure(
     extra = []
     if any(bound for _, thr, _ in lines for _, _, bound in thr):
         extra.append(
-            _proxy("o", "a bound: a design meets the target at every load", markerfacecolor="white")
+            legend_proxy(
+                "o", "a bound: a design meets the target at every load", markerfacecolor="white"
+            )
         )
     if edges:
         extra.append(
-            _proxy(
+            legend_proxy(
                 "^",
                 "beyond the axis: a design unstable (ratio 0 or unbounded)",
                 markerfacecolor="white",
@@ -173,7 +226,7 @@ def ratio_chart(ratios: pd.DataFrame, predictions: pd.DataFrame, fixed_rho: floa
     if ratios.empty or predictions.empty:
         return _missing(id_, title, "the model has no pair of designs to compare")
     fig, missing = ratio_figure(ratios, predictions, fixed_rho)
-    n = len(_keys(ratios))
+    n = len(keys_of(ratios))
     caption = (
         "Model, not a measurement: the predicted ratio of a thread-per-core design to a "
         "work-stealing one against the number of cores N. Left: the highest offered rate each "
