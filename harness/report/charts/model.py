@@ -223,12 +223,13 @@ def load_figure(
                 rho = float(group["rho"].mean())
                 # Above the cluster (beside it, other points sit at the next load).
                 right = rho > float(at["rho"].max()) - 0.06
+                left = rho < float(at["rho"].min()) + 0.06
                 ax.annotate(
                     _error_label(list(group["error"])),
                     xy=(rho, float(group["measured_p99_us"].max())),
                     xytext=(0, 8),
                     textcoords="offset points",
-                    ha="right" if right else "center",
+                    ha="right" if right else "left" if left else "center",
                     va="bottom",
                     fontsize=7.5,
                     color=st.colour,
