@@ -18,7 +18,7 @@ from typing import Any
 
 from rich.console import Console
 
-from harness.plan.calibrate import DesignCapacity, RampPoint
+from harness.plan.calibrate import KEEP_UP_SHARE, DesignCapacity, RampPoint
 from harness.plan.designs import Design
 from harness.plan.measure import (
     Decision,
@@ -77,7 +77,14 @@ def ramp_points(results: list[TrialResult]) -> dict[GroupKey, list[RampPoint]]:
         s = _summary(r)
         if r.spec.rate is None or not s:
             continue
-        bound = flags.client_bound(r.loadgen or {})[0]
+        # The client gave out when it could not send on its own schedule; the load generator's
+        # wider client-bound verdict also fires on a platform stall, which is not a limit.
+        sent, due = s.get("sent_rate"), s.get("scheduled_rate")
+        bound = (
+            sent < KEEP_UP_SHARE * due
+            if sent is not None and due
+            else flags.client_bound(r.loadgen or {})[0]
+        )
         achieved = s.get("achieved_rate", s.get("throughput_rps")) or 0.0
         out.setdefault(without_work(group_of(r.spec)), []).append(
             RampPoint(float(r.spec.rate), float(achieved), bound)
