@@ -25,6 +25,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
+from harness.analysis.model_inputs import HEADLINE
 from harness.report.charts.base import (
     _FAMILY_COLOURS,
     _FAMILY_LINE,
@@ -45,6 +46,7 @@ from harness.report.charts.model_ratios import (
     legend_proxy,
     ratio_chart,
     rows_of,
+    workload_label,
 )
 
 MAX_LOAD_CHARTS = 4  # pairs x workloads drawn against load; the tables hold every one
@@ -69,14 +71,6 @@ def design_styles(families: Mapping[str, str]) -> dict[str, Style]:
             family,
         )
     return out
-
-
-def _workload(key: tuple) -> str:
-    _, _, work, connections, hot_fraction, hot_share = key
-    text = f"work {work}, {int(connections)} connections"
-    if not pd.isna(hot_fraction) and not pd.isna(hot_share):
-        text += f", {hot_fraction:.0%} of them carrying {hot_share:.0%} of the requests"
-    return text
 
 
 def _slug(*parts: object) -> str:
@@ -279,7 +273,11 @@ def load_charts(
     predictions: pd.DataFrame, comparison: pd.DataFrame, styles: Mapping[str, Style]
 ) -> list[Chart]:
     """One chart per (pair, workload), the headline pair first, at most MAX_LOAD_CHARTS."""
-    keys = keys_of(predictions)
+    # The headline pair first, then the pairs and workloads with measured points to compare.
+    keys = sorted(
+        keys_of(predictions),
+        key=lambda k: ((k[0], k[1]) != HEADLINE, rows_of(comparison, k, WORKLOAD).empty),
+    )
     shown, left = keys[:MAX_LOAD_CHARTS], len(keys) - MAX_LOAD_CHARTS
     out = []
     for i, key in enumerate(shown):
@@ -288,7 +286,7 @@ def load_charts(
         measured = measured[measured["cores"].isin(rows["cores"].unique())]
         fig, drawn = load_figure(rows, measured, styles)
         pair = f"{key[0]} / {key[1]}"
-        title = f"Model: p50 and p99 against offered load, {pair}, {_workload(key)}"
+        title = f"Model: p50 and p99 against offered load, {pair}, {workload_label(key)}"
         if drawn["measured"]:
             seen = (
                 f"Diamonds: the {drawn['measured']} measured open-loop trials at these N (their "

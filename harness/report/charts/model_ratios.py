@@ -36,7 +36,23 @@ def keys_of(frame: pd.DataFrame) -> list[tuple]:
         tuple(None if pd.isna(v) else v for v in row)
         for row in frame[WORKLOAD].itertuples(index=False)
     }
-    return sorted(found, key=lambda k: ((k[0], k[1]) != HEADLINE, tuple(str(v) for v in k)))
+    # Even load (no hot connections) before skewed, for the same pair and work.
+    return sorted(
+        found, key=lambda k: ((k[0], k[1]) != HEADLINE, tuple((v is not None, str(v)) for v in k))
+    )
+
+
+def workload_label(key: tuple, *, short: bool = False) -> str:
+    """The workload of a (pair, workload) key in words; short: for a legend."""
+    _, _, work, connections, hot_fraction, hot_share = key
+    skewed = hot_fraction is not None and hot_share is not None
+    if short:
+        hot = f", {hot_fraction:.0%} hot carry {hot_share:.0%}" if skewed else ""
+        return f"{work}, {int(connections)} conns{hot}"
+    text = f"work {work}, {int(connections)} connections"
+    if skewed:
+        text += f", {hot_fraction:.0%} of them carrying {hot_share:.0%} of the requests"
+    return text
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -142,7 +158,7 @@ def ratio_figure(
         colour, marker = _LINE_COLOURS[i % len(_LINE_COLOURS)], _LINE_MARKERS[i % 8]
         target = rows_of(ratios, key, WORKLOAD)["p99_target_us"].iloc[0]
         target = f"p99 target {fmt_us3(target)} µs"
-        label = f"{key[0]} / {key[1]}, {key[2]}, {int(key[3])} conns ({target})"
+        label = f"{key[0]} / {key[1]}, {workload_label(key, short=True)} ({target})"
         xs = _dodge([c for c, _, _ in thr], i, len(lines), log)
         ys = [v for _, v, _ in thr]
         a1.plot(xs, ys, color=colour, marker=marker, markersize=5, linewidth=1.3, label=label)
