@@ -280,3 +280,21 @@ def test_compare_of_a_slower_work_stealing_design_fails_the_gate(tmp_path):
     assert config["judged_on"] == "cpu per request"
     assert config["cpu_per_request"]["verdict"] == "slower"
     assert data["gate"]["failed"] and data["gate"]["triggered"][0]["metric"] == "cpu per request"
+
+
+def test_a_manifest_plan_repeats_the_calibrated_rates(tmp_path):
+    """CI's candidate runs its baseline's manifest: the same absolute rates, no recalibration."""
+    main, _ = decide(
+        config(servers=("tokio-ws", "tokio-tpc")),
+        {GROUP: BOUND[:2]},
+        {GROUP: RAMP},
+        work_supported=True,
+    )
+    (rate,) = {r for _, rs, _ in main.group_rates for r in rs}
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"plan": {"config": json.loads(json.dumps(vars(main)))}}))
+    proc = harness("run", "--dry-run", "--plan", str(manifest))
+    assert proc.returncode == 0, proc.stderr
+    assert "calibration first" not in proc.stdout
+    ids = [line.split(":")[0] for line in proc.stdout.splitlines() if "-echo-" in line]
+    assert len(ids) == 2 * 3 and all(i.endswith(f"open{rate:g}-r{i[-1]}") for i in ids)

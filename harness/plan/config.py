@@ -149,21 +149,33 @@ def plan_file_options(args: argparse.Namespace) -> tuple[dict[str, Any], str | N
         except (json.JSONDecodeError, KeyError, TypeError):
             raise HarnessError(f"{path} is not a run manifest (no plan.config)") from None
         by_field = {f: flag for flag, (f, _, _) in RUN_OPTIONS.items()}
-        options = {by_field[k]: v for k, v in config.items() if k in by_field}
+        # An empty list there is an option not used (no --rates in a sweep): its default.
+        options = {by_field[k]: v for k, v in config.items() if k in by_field and v != []}
         options["oversubscribe"] = config.get("oversubscribe", False)
-        options["calibrate"] = config.get("calibrate", True)
+        # Exactly the resolved plan: a calibrated run's rates (group_rates) or work come back as
+        # they were, so a second run (CI's candidate after its baseline) is offered the same load.
+        options["measure"] = "as-given"
+        options["calibrate"] = False
+        options["group_rates"] = config.get("group_rates") or []
         return options, str(path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise HarnessError(f"{path} is not valid TOML: {exc}") from exc
     options = {k.replace("_", "-"): v for k, v in data.items()}
-    unknown = sorted(set(options) - set(RUN_OPTIONS) - {"oversubscribe", "calibrate"})
+    unknown = sorted(
+        set(options) - set(RUN_OPTIONS) - {"oversubscribe", "calibrate", "group_rates"}
+    )
     if unknown:
         raise HarnessError(
             f"{path}: unknown option(s) {', '.join(unknown)}; known: {', '.join(RUN_OPTIONS)}"
         )
     return options, str(path)
+
+
+def _group_rates(raw: list) -> tuple:
+    """A manifest's group_rates (JSON lists) as the tuples RunConfig holds."""
+    return tuple((tuple(g), tuple(float(r) for r in rates), tuple(s)) for g, rates, s in raw)
 
 
 def run_config(
@@ -192,6 +204,7 @@ def run_config(
         check_measure(values["measure"], explicit)
     no_calibrate = getattr(args, "no_calibrate", False)
     values["calibrate"] = not no_calibrate and bool(file_options.get("calibrate", True))
+    values["group_rates"] = _group_rates(file_options.get("group_rates") or [])
     oversubscribe = (
         args.oversubscribe
         if args.oversubscribe is not None
