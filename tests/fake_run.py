@@ -227,7 +227,7 @@ def _result(
     ended = started.replace(".000+", ".900+")
     k, server = spec.server_cores, spec.server
     open_loop = spec.mode == "open"
-    if spec.trial_id.endswith(FAILED) and spec.trial_id[:4].isdigit():
+    if spec.trial_id.endswith(FAILED) and spec.server == "epoll-tpc":
         return TrialResult(spec, "failed", CRASH, started, ended)
     if open_loop and capacity is None:
         return TrialResult(
@@ -243,12 +243,14 @@ def _result(
         rate = spec.rate_fraction * capacity
         spec = replace(spec, rate=rate)
         achieved = rate * (0.9995 + rng.uniform(0.0, 0.0004))
-        if spec.trial_id.endswith(RATE_MISSED):
+        if spec.trial_id.endswith(RATE_MISSED) and spec.server == "tokio-tpc":
             achieved = rate * 0.962
         throughput = achieved
     else:
         throughput = CAPACITY[(server, k)] * noise
-    client_bound = spec.trial_id.endswith(CLIENT_BOUND) or (all_client_bound and not open_loop)
+    client_bound = (spec.trial_id.endswith(CLIENT_BOUND) and spec.server == "epoll-tpc") or (
+        all_client_bound and not open_loop
+    )
     if client_bound:
         throughput *= 0.86  # the client, not the server, set the pace
     requests = int(throughput * DURATION_S)

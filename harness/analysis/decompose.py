@@ -19,7 +19,7 @@ from typing import Any
 from harness.analysis.analyse import Analysis, ConfigSummary
 from harness.analysis.chain import ChainResult, chain_result
 from harness.analysis.pairs import CPU_MEASURE
-from harness.plan.designs import Design, factor_chain
+from harness.plan.designs import Design, Pair, Step, controlled_pairs, factor_chain
 
 START = "tokio-ws"
 # Chain ends in the order the report shows them: monoio's claim first, then the other
@@ -50,19 +50,25 @@ class ChainView:
     measure: str
     higher_is_better: bool
     result: ChainResult
+    from_start: bool = True  # False: a lone controlled pair (no chain from tokio-ws measured)
 
     @property
     def measure_words(self) -> str:
         return MEASURE_WORDS.get(self.measure, self.measure)
 
 
-def ranked_measure(manifest: Mapping[str, Any], mode: str) -> tuple[str, bool]:
-    """What the run ranks on: the calibration's decision, else by loop (closed: throughput,
-    open: server CPU per request)."""
+def ranked_measure(
+    manifest: Mapping[str, Any], mode: str, load: float | None = None
+) -> tuple[str, bool]:
+    """What the run ranks on: the calibration's decision, else by loop (closed: throughput;
+    open at an absolute rate: server CPU per request; a sweep's fraction of each design's own
+    capacity offers the designs different rates, so there the tail latency at that fraction)."""
     m = manifest.get("measurement") or {}
     if m.get("ranked_measure") in MEASURE_WORDS:
         return str(m["ranked_measure"]), bool(m.get("higher_is_better"))
-    return ("throughput_rps", True) if mode != "open" else (CPU_MEASURE, False)
+    if mode != "open":
+        return "throughput_rps", True
+    return ("p99_us", False) if load is not None and load <= 2 else (CPU_MEASURE, False)
 
 
 def designs_of(manifest: Mapping[str, Any]) -> list[Design]:
@@ -98,7 +104,7 @@ def chains(analysis: Analysis, manifest: Mapping[str, Any]) -> list[ChainView]:
         groups.setdefault((s.server_cores, s.label), []).append(s)
     out = []
     for (cores, label), group in sorted(groups.items()):
-        measure, higher = ranked_measure(manifest, group[0].mode)
+        measure, higher = ranked_measure(manifest, group[0].mode, group[0].load)
         values = _values(group, measure)
         present = [d for d in designs if d.name in values]
         kept: list[list[str]] = []
@@ -113,4 +119,20 @@ def chains(analysis: Analysis, manifest: Mapping[str, Any]) -> list[ChainView]:
             if result is not None:
                 kept.append(path)
                 out.append(ChainView(cores, label, measure, higher, result))
+        if not kept:  # no chain from tokio-ws: the controlled pairs that were measured
+            for pair in controlled_pairs(present):
+                before, after = sorted((pair.a, pair.b), key=_distance_from_start, reverse=True)
+                step = Step(before, after, pair.factor, *_values_of(pair, before))
+                result = chain_result([step], values, measure=measure, higher_is_better=higher)
+                if result is not None:
+                    out.append(ChainView(cores, label, measure, higher, result, from_start=False))
     return out
+
+
+def _distance_from_start(design: str) -> int:
+    """Order inside a pair: work-stealing designs first, then ENDS from the start's side."""
+    return len(ENDS) if design not in ENDS else ENDS.index(design)
+
+
+def _values_of(pair: Pair, before: str) -> tuple[str, str]:
+    return (pair.a_value, pair.b_value) if before == pair.a else (pair.b_value, pair.a_value)

@@ -45,8 +45,8 @@ def first_sentence(analysis: Analysis, manifest: dict[str, Any]) -> str | None:
     parts = []
     measure = ""
     for c in sorted(rows, key=lambda c: (c.server_cores, c.workload)):
-        mode = next((s.mode for s in analysis.summaries if s.server == c.thread_per_core), "closed")
-        measure, _ = ranked_measure(manifest, mode)
+        s = analysis.by_key.get((c.thread_per_core, c.server_cores, c.workload))
+        measure, _ = ranked_measure(manifest, s.mode if s else "closed", s.load if s else None)
         interval, verdict = _pick(c, measure)
         if interval is None or verdict is None:
             continue
@@ -142,7 +142,7 @@ def chain_rows(views: list[ChainView]) -> list[dict[str, Any]]:
     rows = []
     for v in views:
         steps = [*v.result.steps]
-        if v.result.end_to_end is not None:
+        if v.result.end_to_end is not None and len(steps) > 1:
             steps.append(v.result.end_to_end)
         for r in steps:
             s = r.step

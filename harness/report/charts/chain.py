@@ -24,7 +24,7 @@ def _row_name(r: StepResult) -> str:
 
 def _panel(ax: plt.Axes, view: ChainView) -> None:
     rows = [*view.result.steps]
-    if view.result.end_to_end is not None:
+    if view.result.end_to_end is not None and len(rows) > 1:
         rows.append(view.result.end_to_end)
     ys = np.arange(len(rows))[::-1]
     ax.axvspan(0.98, 1.02, color="#999", alpha=0.18, linewidth=0)
@@ -85,16 +85,26 @@ def chain(data: Data) -> Chart:
     if len(views) > MAX_CHAINS:
         note = f" Only the first {MAX_CHAINS} of {len(views)} chains are drawn."
         views = views[:MAX_CHAINS]
-    heights = [len(v.result.steps) + 1 for v in views]
+    heights = [0.45 * (len(v.result.steps) + (len(v.result.steps) > 1)) for v in views]
+    gap = 0.95  # inches between panels: the x label above, the next title below
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(
-            len(views), 1, figsize=(9.5, 0.5 * sum(heights) + 1.0 * len(views)),
-            gridspec_kw={"height_ratios": heights}, squeeze=False,
+            len(views), 1, figsize=(9.5, sum(heights) + gap * len(views) + 0.2),
+            gridspec_kw={"height_ratios": heights, "hspace": gap * len(views) / sum(heights)},
+            squeeze=False,
         )  # fmt: skip
     for ax, view in zip(axes[:, 0], views, strict=True):
         _panel(ax, view)
     v = views[0]
-    caption = (
+    lone = (
+        ""
+        if v.from_start
+        else (
+            "No chain from tokio-ws was measured (its designs were not all run, or not ranked), so "
+            "these are the controlled pairs among the designs that were: each one factor apart. "
+        )
+    )
+    caption = lone + (
         f"Each red row is one step of a chain of controlled pairs, from {v.result.start}: two "
         "designs that differ in exactly one factor (named under the step), so the step's ratio is "
         f"that factor's share of the difference on this machine, judged on {v.measure_words}. "
