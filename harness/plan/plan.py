@@ -19,6 +19,7 @@ from pathlib import Path
 from harness.errors import HarnessError
 from harness.plan.cpus import CpuAssignment, assign_cpus
 from harness.plan.designs import Design
+from harness.plan.numbers import check_numbers
 from harness.plan.topology import Topology
 
 # Time a trial costs beyond warm-up + duration: start, READY, shutdown, storing.
@@ -162,6 +163,7 @@ def validate(config: RunConfig, designs: dict[str, Design]) -> None:
             raise HarnessError(
                 f"no selected design speaks --protocols {proto}; designs that do: {speakers}"
             )
+    check_numbers(vars(config))  # NaN, infinities, negatives, seeds outside 0..2^64-1
     if config.duration_s <= 0:
         raise HarnessError(f"--duration must be positive, got {config.duration_s}")
     if config.warmup_s < 0:
@@ -319,6 +321,9 @@ def plan_from_dict(data: dict) -> Plan:
             note=cpus.get("note", ""),
         )
         trials.append(TrialSpec(**{**t, "cpus": assignment}))
+    check_numbers(vars(config), "the stored plan.config.")  # a manifest read back
+    for spec in trials:
+        check_numbers(vars(spec), f"the stored trial {spec.trial_id} ")
     return Plan(config=config, trials=tuple(trials))
 
 
