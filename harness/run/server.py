@@ -163,16 +163,16 @@ def running(
 
 
 def _exited(server: Server, code: int) -> ServerStartError:
-    tail = server.log_tail()
-    detail = f": {tail}" if tail else ""
+    """How it ended first (exit code or signal), then the last lines of its log."""
+    detail = procs.log_lines(server.log)
     if code == 2:
         return ServerStartError(
-            f"{server.design.name} exits 2 (bad flags) for --protocol {server.protocol}{detail}",
+            f"{server.design.name} exits 2 (bad flags) for --protocol {server.protocol}: {detail}",
             "exited",
             exit_code=code,
         )
     return ServerStartError(
-        f"server exited with code {code} before it was ready{detail}", "exited", exit_code=code
+        f"server {procs.exit_text(code)} before it was ready: {detail}", "exited", exit_code=code
     )
 
 
