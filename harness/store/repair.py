@@ -39,7 +39,7 @@ class Repair:
     def lines(self) -> list[str]:
         out = []
         if self.manifest_restored:
-            out.append("manifest.json was damaged: restored from raw/manifest.json")
+            out.append("manifest.json was damaged or stale: restored from raw/manifest.json")
         if self.damaged_tables:
             out.append(f"damaged: {', '.join(self.damaged_tables)}")
         if self.rebuilt:
@@ -71,7 +71,7 @@ def _manifest(directory: Path, report: Repair) -> dict[str, Any]:
             "pass one of results/<run-id>/"
         )
     try:
-        return read_manifest(path, directory)
+        manifest = read_manifest(path, directory)
     except (DamagedFileError, FileNotFoundError) as first:
         try:
             manifest = read_manifest(copy, directory)
@@ -84,6 +84,16 @@ def _manifest(directory: Path, report: Repair) -> dict[str, Any]:
         write_json(path, manifest)
         report.manifest_restored = True
         return manifest
+    # The copy is written first: a newer one means the last write of manifest.json failed.
+    try:
+        newer = copy.stat().st_mtime_ns > path.stat().st_mtime_ns
+        latest = read_manifest(copy, directory) if newer else manifest
+    except (OSError, DamagedFileError):
+        latest = manifest
+    if latest != manifest and latest.get("run_id") == manifest.get("run_id"):
+        write_json(path, latest)
+        report.manifest_restored = True
+    return latest
 
 
 def _old_rows(directory: Path, report: Repair) -> dict[str, list[dict[str, Any]] | None]:
