@@ -408,6 +408,9 @@ def test_wrong_bytes_and_http_500_are_refused_before_measuring(tmp_path, mode):
         ["--seed", str(2**64)],
         ["--mode", "open", "--rates", "inf"],
         ["--mode", "open", "--rate-sweep", "nan"],
+        ["--work", "fixed:nan"],
+        ["--hot-fraction", "nan", "--hot-share", "0.5"],
+        ["--connections", "-1"],
     ],
 )
 def test_bad_numbers_are_refused(flags, tmp_path):
@@ -439,3 +442,11 @@ def test_bad_numbers_in_plan_files_and_manifests_are_refused(stored_run, tmp_pat
     err = capsys.readouterr().err
     assert "manifest.json is damaged" in err and "seed must be an integer" in err
     assert main(["report", str(run)]) == 2
+
+
+def test_an_os_error_is_one_line_naming_the_path(stored_run, tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    code, _, err = run_harness("report", str(stored_run), "-o", str(blocker / "r" / "index.html"))
+    line = one_error_line(err)
+    assert code == 2 and str(blocker) in line and "Not a directory" in line

@@ -139,8 +139,10 @@ def check_work(dist: str) -> None:
         values = [float(p) for p in params]
     except ValueError:
         raise HarnessError(f"--work {dist!r}: parameters must be numbers") from None
-    if any(v < 0 for v in values) or (kind == "bimodal" and not 0 <= values[2] <= 1):
-        raise HarnessError(f"--work {dist!r}: parameters must be >= 0 (and P2 in 0..1)")
+    if any(not v >= 0 or v == float("inf") for v in values) or (  # NaN and inf too
+        kind == "bimodal" and not 0 <= values[2] <= 1
+    ):
+        raise HarnessError(f"--work {dist!r}: parameters must be finite and >= 0 (and P2 in 0..1)")
     durations = values[:2] if kind == "bimodal" else values[:1]
     if any(v > MAX_WORK_US for v in durations):
         raise HarnessError(f"--work {dist!r}: durations are at most {MAX_WORK_US:,} us (1 s)")

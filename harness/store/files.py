@@ -51,6 +51,8 @@ def read_table(path: Path, directory: Path, **kw: Any) -> pa.Table:
     """A stored table, or one line naming the damaged file and the repair."""
     try:
         return pq.read_table(path, **kw)
+    except (PermissionError, FileNotFoundError):
+        raise  # not damage: errors.one_line says what it is
     except (OSError, pa.ArrowException) as exc:
         raise damaged(path, exc, directory) from None
 
