@@ -105,7 +105,7 @@ def server_argv(spec: TrialSpec, design: Design, bin_dir: Path, port: int) -> li
     return argv
 
 
-def _counters(stopped: server.Stopped, design: Design) -> tuple[dict | None, list[str]]:
+def _counters(stopped: server.Stopped, design: Design, log: Path) -> tuple[dict | None, list[str]]:
     """The counters line (if the design prints one) and what was wrong with the shutdown."""
     notes: list[str] = []
     counters = None
@@ -118,9 +118,12 @@ def _counters(stopped: server.Stopped, design: Design) -> tuple[dict | None, lis
         if counters is None:
             notes.append("server printed no counters after SIGTERM")
     if stopped.returncode is None:
-        notes.append(f"server still running {server.SHUTDOWN_LIMIT_S:.0f} s after SIGTERM")
+        notes.append(
+            f"server still running {server.SHUTDOWN_LIMIT_S:.0f} s after SIGTERM: "
+            + procs.log_lines(log)
+        )
     elif stopped.returncode != 0:
-        notes.append(f"server exited with code {stopped.returncode} after SIGTERM")
+        notes.append(procs.ended("server", stopped.returncode, log, " after SIGTERM"))
     return counters, notes
 
 
@@ -223,7 +226,10 @@ def run_trial(spec: TrialSpec, design: Design, bin_dir: Path, raw: Path) -> Tria
                         last_client = sample
                     next_client_sample = elapsed + CLIENT_SAMPLE_EVERY_S
                 if elapsed > limit:
-                    return fail(f"load generator still running {limit:.0f} s after start; killed")
+                    return fail(
+                        f"load generator still running {limit:.0f} s after start; killed: "
+                        + procs.log_lines(loadgen_log)
+                    )
                 time.sleep(0.01)
             result = TrialResult(spec, "ok", "", started, "", port=port, port_attempts=attempts)
             if before_server is not None:
@@ -265,7 +271,7 @@ def run_trial(spec: TrialSpec, design: Design, bin_dir: Path, raw: Path) -> Tria
                 result.status, result.reason = "failed", _foreign(port, foreign)
                 result.ended_at = _now()
                 return result
-            result.counters, notes = _counters(srv.stop(), design)
+            result.counters, notes = _counters(srv.stop(), design, server_log)
             if result.counters is not None:
                 (raw / f"{spec.trial_id}.server.json").write_text(
                     json.dumps(result.counters) + "\n"
