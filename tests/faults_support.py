@@ -51,7 +51,7 @@ def descendants(root: int) -> dict[int, int]:
 
 
 class Watch:
-    """Records every process below root (and its group) every 20 ms until stopped."""
+    """Records every process below root (and its group) every 100 ms until stopped."""
 
     def __init__(self, root: int) -> None:
         self.root = root
@@ -64,7 +64,7 @@ class Watch:
     def _loop(self) -> None:
         while not self._stop.is_set():
             self.seen.update(descendants(self.root))
-            time.sleep(0.02)
+            time.sleep(0.1)
 
     def stop(self) -> None:
         self._stop.set()

@@ -19,7 +19,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
     from harness.store.files import resolve_run_dir
     from harness.store.repair import repair_run
 
-    directory, _ = resolve_run_dir(args.results_dir, "RESULTS_DIR")
+    directory, note = resolve_run_dir(args.results_dir, "RESULTS_DIR")
+    if note:
+        console.print(note, highlight=False)
     report = repair_run(directory)
     for line in report.lines():
         console.print(f"{directory}: {line}", highlight=False)
