@@ -68,3 +68,17 @@ def test_a_refused_write_names_the_trials_only_in_raw(tmp_path, monkeypatch):
     monkeypatch.undo()
     report = repair_run(store.directory)
     assert report.recovered == 1 and report.trials == 3
+
+
+def test_repair_without_records_keeps_what_it_replaces(tmp_path):
+    store = _run(tmp_path)
+    run = store.directory
+    for record in run.glob("raw/*.trial.json"):
+        record.unlink()  # a run stored before records existed
+    (run / "trials.parquet").write_bytes(b"junk")
+    report = repair_run(run)
+    assert report.damaged_tables == ["trials.parquet"] and report.trials == 0
+    assert report.lost == sorted([spec(0).trial_id, spec(1).trial_id])
+    assert (run / "trials.parquet.before-repair").read_bytes() == b"junk"
+    assert (run / "latency.parquet.before-repair").is_file()
+    assert any("lost and run again with --resume" in line for line in report.lines())

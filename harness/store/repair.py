@@ -9,6 +9,7 @@ records existed) keep their rows while their table is readable.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +20,8 @@ from harness.store import raw as raw_records
 from harness.store.files import read_manifest, read_table, write_json, write_table
 from harness.store.rows import trial_rows
 from harness.store.schema import TABLES
+
+KEPT_SUFFIX = ".before-repair"  # a damaged table (or one that loses rows) is copied aside first
 
 
 @dataclass
@@ -31,6 +34,7 @@ class Repair:
     trials: int = 0  # trials in trials.parquet after the repair
     lost: list[str] = field(default_factory=list)  # trials with neither readable rows nor record
     damaged_records: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # replaced files that lost rows, kept aside
 
     @property
     def changed(self) -> bool:
@@ -49,6 +53,8 @@ class Repair:
             )
         else:
             out.append(f"tables complete: {self.trials} trial(s) stored, nothing to rebuild")
+        if self.kept:
+            out.append(f"the replaced files are kept as {', '.join(self.kept)}")
         if self.damaged_records:
             out.append(
                 "damaged raw records (those trials run again with --resume): "
@@ -150,7 +156,12 @@ def repair_run(directory: Path) -> Repair:
             before = None if old[name] is None else {r["trial_id"] for r in old[name]}
             if before is None or ids != before or stale:
                 recovered |= (ids - (before or set())) & set(newest)
-                write_table(directory / f"{name}.parquet", rows[name], schema)
+                path = directory / f"{name}.parquet"
+                if path.exists() and (before is None or before - ids):  # never delete bytes
+                    kept = path.with_name(path.name + KEPT_SUFFIX)
+                    shutil.copy2(path, kept)
+                    report.kept.append(kept.name)
+                write_table(path, rows[name], schema)
                 report.rebuilt.append(f"{name}.parquet")
         report.recovered = len(recovered | stale)
         if old["trials"] is None:  # rows elsewhere of trials raw/ cannot give back
