@@ -71,7 +71,8 @@ class Server:
         return self.proc.pid
 
     def log_tail(self, lines: int = 3) -> str:
-        return procs.tail(self.log, lines)
+        """The last lines of its log for a reason; never empty (says when the log is)."""
+        return procs.log_lines(self.log, lines)
 
     def stop(self) -> Stopped:
         """SIGTERM to the server's main process; waits up to SHUTDOWN_LIMIT_S for it to exit,
