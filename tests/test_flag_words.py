@@ -170,3 +170,19 @@ def test_a_rate_missed_design_is_ranked_and_shown_worse(fake):
         "Rate missed (3 trials): the server fell behind the offered rate (it answered 91.0% of "
         "the requests due), below 99%: that counts against the design"
     ) in note
+
+
+def test_a_lag_within_the_platforms_own_stalls_is_the_floor_not_a_busy_client():
+    """A lag with no wait and no busy thread: the client's hiccup meter, on the same CPU in the
+    same window, saw stalls as long (a VM's), so the lag is the noise floor, stated beside every
+    latency, not a client that fell behind."""
+    report = _report([LAG_REASON], busy=0.40, wait=0.0)
+    report["summary"]["schedule_lag_us"] = {"p99": 1400.0, "max": 9000.0}
+    report["hiccup"] = {"per_cpu": [{"cpu": 3, "p99_us": 900.0, "max_us": 8000.0}]}
+    assert flags.client_bound(report) == (False, "")
+    # Lag far beyond the platform's stalls: the client did fall behind.
+    report["hiccup"] = {"per_cpu": [{"cpu": 3, "p99_us": 300.0, "max_us": 2000.0}]}
+    assert flags.client_bound(report) == (True, LAG_REASON)
+    # No hiccup meter: nothing explains the lag.
+    del report["hiccup"]
+    assert flags.client_bound(report) == (True, LAG_REASON)
