@@ -58,6 +58,9 @@ def trial_rows(run_id: str, result: Any) -> dict[str, list[dict[str, Any]]]:
         "server_cpus": ",".join(map(str, spec.cpus.server)),
         "client_cpus": ",".join(map(str, spec.cpus.client[: spec.client_threads])),
         "client_threads": spec.client_threads,
+        # getattr: a result from before ports were recorded has neither
+        "port": getattr(result, "port", None),
+        "port_attempts": getattr(result, "port_attempts", None),
         "connections": spec.connections,
         "size_bytes": spec.size_bytes,
         "pipeline": spec.pipeline,
