@@ -29,7 +29,6 @@ from harness.store.latency_read import (
     frame_chunks,
     read_latency,
 )
-from harness.store.memory import keep_freed_memory
 from harness.store.rows import trial_rows
 from harness.store.schema import TABLES
 
@@ -307,7 +306,6 @@ def load_run(directory: Path) -> RunData:
     """Read a run back; what `harness report` and users (pandas) do. The latency table's
     footer is read here (a damaged file is named now); its rows when first used."""
     manifest = load_run_manifest(directory)
-    keep_freed_memory()  # the analysis of a large run allocates in chunks (store/memory.py)
     frames = {}
     for name in TABLES:
         path = directory / f"{name}.parquet"
