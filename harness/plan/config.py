@@ -81,6 +81,16 @@ RUN_OPTIONS: dict[str, tuple[str, Callable[[Any], Any], Any]] = {
         _scalar(int, "--requests-per-connection"),
         None,
     ),
+    # Several hosts (docs/multi-host.md); in a plan file also `client_hosts = [...]`.
+    "server-host": ("server_host", str, "local"),
+    "client-host": (
+        "client_hosts",
+        lambda v: _names(",".join(map(str, v)) if isinstance(v, list) else v),
+        (),
+    ),
+    "remote-bin": ("remote_bin", str, None),
+    "ssh-key": ("ssh_key", str, None),
+    "known-hosts": ("known_hosts", str, None),
 }
 RUN_HELP = {
     "servers": "comma-separated designs, or 'all' (default: the registry's default ones)",
@@ -104,6 +114,11 @@ RUN_HELP = {
     "hot-fraction": "skew: this fraction of connections carries --hot-share of the load",
     "hot-share": "skew: the share of requests (open) or pipeline depth (closed) they carry",
     "requests-per-connection": "churn: reconnect after this many requests (1: every request)",
+    "server-host": "run the server on this SSH destination user@name[:port] (default: local)",
+    "client-host": "run a load generator on this SSH destination (repeat, or comma-separated)",
+    "remote-bin": "the load generator's path on the client hosts (when this one cannot run there)",
+    "ssh-key": "SSH private key for the hosts (default: the agent and ~/.ssh keys)",
+    "known-hosts": "known_hosts file for the hosts (default: ~/.ssh/known_hosts)",
 }
 
 
@@ -143,6 +158,8 @@ def plan_file_options(args: argparse.Namespace) -> tuple[dict[str, Any], str | N
     except tomllib.TOMLDecodeError as exc:
         raise HarnessError(f"{path} is not valid TOML: {exc}") from exc
     options = {k.replace("_", "-"): v for k, v in data.items()}
+    if "client-hosts" in options:  # the plural reads better in a file
+        options["client-host"] = options.pop("client-hosts")
     unknown = sorted(set(options) - set(RUN_OPTIONS) - {"oversubscribe"})
     if unknown:
         raise HarnessError(

@@ -103,7 +103,7 @@ class RunData:
     threads: pd.DataFrame
 
 
-_REPEATED = {"latency": ["trial_id", "kind"]}
+_REPEATED = {"latency": ["trial_id", "kind", "client_host"]}
 
 
 def load_run_manifest(directory: Path) -> dict[str, Any]:
