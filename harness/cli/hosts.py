@@ -4,6 +4,7 @@ trip; the session then runs every trial (harness.run.multihost)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from harness.plan.designs import Design
 from harness.plan.hosts import SshOptions, parse_host
 from harness.plan.plan import Plan, RunConfig, make_plan
 from harness.plan.topology import Topology
-from harness.run import remote
+from harness.run import placement, remote
 from harness.run.multihost import HostSession
 
 
@@ -63,7 +64,12 @@ def open_hosts(
     options = ssh_options(config)
     placeholder = hosts_plan.HostLayout(config.server_host, config.client_hosts, (), {}, ())
     session = HostSession(
-        placeholder, options, bin_dir=bin_dir, merge=merge_reports, remote_bin=config.remote_bin
+        placeholder,
+        options,
+        bin_dir=bin_dir,
+        merge=merge_reports,
+        remote_bin=config.remote_bin,
+        remote_dir=os.environ.get("HARNESS_REMOTE_DIR", placement.DEFAULT_REMOTE_DIR),
     )
     try:
         for h in [config.server_host, *config.client_hosts]:

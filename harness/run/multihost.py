@@ -69,12 +69,14 @@ class HostSession:
         bin_dir: Path,
         merge: MergeFn,
         remote_bin: str | None = None,
+        remote_dir: str = placement.DEFAULT_REMOTE_DIR,
     ) -> None:
         self.layout = layout
         self.options = options
         self.bin_dir = bin_dir
         self.merge = merge
         self.remote_bin = remote_bin
+        self.remote_dir = remote_dir  # where binaries are placed (relative: to the home there)
         self.conns: dict[str, Connection] = {}
         self.loadgen: dict[str, str] = {}  # client host -> the load generator's path there
         self.workdir: dict[str, str] = {}  # client host -> its scratch directory
@@ -108,7 +110,7 @@ class HostSession:
         local_loadgen = self.bin_dir / "loadgen"
         for h in self.layout.client_hosts:
             placed = placement.place_binary(
-                self.conns[h], local_loadgen, remote_bin=self.remote_bin
+                self.conns[h], local_loadgen, remote_bin=self.remote_bin, remote_dir=self.remote_dir
             )
             self.loadgen[h] = placed.path
             self.placements.append({**placed.as_dict(), "program": "loadgen"})
@@ -126,7 +128,7 @@ class HostSession:
                     f"--bin-dir {self.bin_dir}, so it cannot be copied to the server host; leave "
                     "it out of --servers"
                 )
-            placed = placement.place_binary(srv, exe)
+            placed = placement.place_binary(srv, exe, remote_dir=self.remote_dir)
             self.server_bin_dir = placed.path.rsplit("/", 1)[0]
             self.placements.append({**placed.as_dict(), "program": exe.name})
         self.offsets = {h: clock.measure_offset(self.conns[h]) for h in self.hosts}

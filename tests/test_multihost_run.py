@@ -1,0 +1,190 @@
+"""`harness run` across hosts, end to end (issue 10; docs/multi-host.md): a server host and two
+client hosts, each a network namespace running sshd (tests/netns.py), driven by the real
+`harness run` command over SSH.
+
+Checked: the merged histogram is the sum of the hosts' histograms, the per-host rates add up to
+the target within 1%, per-host rows are stored, clock offsets are recorded; then killing every
+process of one client host mid-trial (a host crash) fails that trial naming the host, the run
+goes on, and nothing of the harness is left in any namespace. Needs root (skips otherwise), the
+release build of loadgen and epoll-tpc; about 40 s on the 2-CPU VM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import netns  # the fixture module beside this file
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = REPO / "target" / "release"
+HARNESS = REPO / ".venv" / "bin" / "harness"
+RATE = 2000.0
+RUN_LIMIT_S = 180.0
+
+pytestmark = pytest.mark.skipif(
+    not (BIN / "loadgen").is_file() or not (BIN / "epoll-tpc").is_file(),
+    reason="needs the release build: cargo build --release -p loadgen -p server-designs",
+)
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[netns.TestNetwork]:
+    reason = netns.unavailable()
+    if reason:
+        pytest.skip(reason)
+    with netns.network(tmp_path_factory.mktemp("net"), 3) as network:
+        yield network
+    assert not network.notes, network.notes
+
+
+def _argv(net: netns.TestNetwork, out: Path, *extra: str) -> list[str]:
+    server, c1, c2 = (h.spec for h in net.hosts)
+    return [
+        str(HARNESS), "run", "--server-host", server, "--client-host", c1, "--client-host", c2,
+        "--ssh-key", str(net.client_key), "--known-hosts", str(net.known_hosts),
+        "--servers", "epoll-tpc", "--protocols", "echo", "--cores", "1", "--client-cpus", "1",
+        "--connections", "8", "--mode", "open", "--rates", f"{RATE:g}", "--arrival", "uniform",
+        "--warmup", "0.5", "--no-preflight", "--bin-dir", str(BIN),
+        "--out", str(out / "results"), "--reports", str(out / "reports"), *extra,
+    ]  # fmt: skip
+
+
+@contextlib.contextmanager
+def _harness(argv: list[str], tmp: Path) -> Iterator[subprocess.Popen[str]]:
+    """The harness in its own process group, killed whatever happens."""
+    env = {**os.environ, "HARNESS_REMOTE_DIR": str(tmp / "remote-bin")}
+    proc = subprocess.Popen(
+        argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        yield proc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+
+def _run_dir(out: Path) -> Path:
+    (run,) = [p.parent for p in (out / "results").glob("*/manifest.json")]
+    return run
+
+
+def _leftovers(net: netns.TestNetwork) -> dict[str, list[str]]:
+    """Processes other than sshd in each namespace."""
+    left = {}
+    for h in net.hosts:
+        names = []
+        for pid in h.pids_besides_sshd():
+            with contextlib.suppress(OSError):
+                comm = Path(f"/proc/{pid}/comm").read_text().strip()
+                if comm != "sshd":
+                    names.append(f"{pid}:{comm}")
+        if names:
+            left[h.ns] = names
+    return left
+
+
+def _wait_no_leftovers(net: netns.TestNetwork, timeout_s: float = 10.0) -> dict[str, list[str]]:
+    deadline = time.monotonic() + timeout_s
+    while (left := _leftovers(net)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+def test_a_run_across_three_hosts_merges_by_adding_counts(
+    net: netns.TestNetwork, tmp_path: Path
+) -> None:
+    with _harness(_argv(net, tmp_path, "--duration", "2", "--repeat", "1"), tmp_path) as proc:
+        output, _ = proc.communicate(timeout=RUN_LIMIT_S)
+    assert proc.returncode == 0, output
+    run = _run_dir(tmp_path)
+    server, c1, c2 = (h.spec for h in net.hosts)
+    manifest = json.loads((run / "manifest.json").read_text())
+    hosts = manifest["hosts"]
+    assert hosts["layout"]["server_host"] == server
+    assert hosts["layout"]["client_hosts"] == [c1, c2]
+    for h in (server, c1, c2):
+        off = hosts["clock_offsets"][h]
+        assert off["rounds"] >= 8 and off["uncertainty_ns"] > 0
+        assert abs(off["offset_ns"]) <= off["uncertainty_ns"]  # one machine: the true offset is 0
+        assert hosts["platforms"][h]["route"]["dev"] == "eth0"
+    assert {r["source"] for r in hosts["idle_rtt"]} == {c1, c2}
+    assert all(r["received"] > 0 for r in hosts["idle_rtt"])
+    assert set(hosts["doctor"]) == {server, c1, c2}
+    placed = {(b["host"], b["program"]): b for b in hosts["binaries"]}
+    assert set(placed) == {(c1, "loadgen"), (c2, "loadgen"), (server, "epoll-tpc")}
+    for b in placed.values():  # by checksum, where HARNESS_REMOTE_DIR says (one file system)
+        assert b["path"].startswith(str(tmp_path / "remote-bin") + "/")
+        assert b["source"] in ("copied", "present") and len(b["sha256"]) == 64
+
+    trials = pd.read_parquet(run / "trials.parquet")
+    (t,) = trials.itertuples()
+    assert t.status == "ok", t.reason
+    assert (t.server_host, t.client_hosts) == (server, f"{c1},{c2}")
+    # Per-host rows, and the trial's histogram is their sum.
+    latency = pd.read_parquet(run / "latency.parquet")
+    primary = latency[latency["kind"] == "primary"]
+    assert set(primary["client_host"]) == {c1, c2}
+    merged = json.loads((run / "raw" / f"{t.trial_id}.loadgen.json").read_text())
+    summed = primary.groupby(["lower_ns", "upper_ns"])["count"].sum()
+    assert {(b["lower_ns"], b["upper_ns"]): b["count"] for b in merged["histogram"]["buckets"]} == (
+        summed.to_dict()
+    )
+    per_host = {}
+    for h in (c1, c2):
+        tag = h.replace("@", "_")
+        per_host[h] = json.loads((run / "raw" / f"{t.trial_id}.{tag}.loadgen.json").read_text())
+        mine = primary[primary["client_host"] == h]
+        assert mine["count"].sum() == sum(b["count"] for b in per_host[h]["histogram"]["buckets"])
+        assert (run / "raw" / f"{t.trial_id}.{tag}.hlog").is_file()
+    series = pd.read_parquet(run / "timeseries.parquet")
+    assert set(series["client_host"]) == {c1, c2}
+    # The target is shared by client CPUs (1 each): half each; the achieved per-host rates
+    # over the common window add up to the target within 1%.
+    assert [per_host[h]["summary"]["target_rate"] for h in (c1, c2)] == [RATE / 2, RATE / 2]
+    rates = merged["hosts"]["per_host"]
+    assert sum(r["rate_rps"] for r in rates.values()) == pytest.approx(RATE, rel=0.01)
+    assert t.throughput_rps == pytest.approx(RATE, rel=0.01)
+    assert t.requests == sum(d["summary"]["requests"] for d in per_host.values())
+    # Both started at the common instant (their windows line up within the clocks' bounds).
+    starts = [rates[h]["window_start_ns"] for h in (c1, c2)]
+    bound = sum(hosts["clock_offsets"][h]["uncertainty_ns"] for h in (c1, c2))
+    assert abs(starts[0] - starts[1]) <= bound + 50_000_000  # + the start's own scheduling
+    assert _wait_no_leftovers(net) == {}
+
+
+def test_a_client_host_crash_fails_its_trial_naming_the_host(
+    net: netns.TestNetwork, tmp_path: Path
+) -> None:
+    """Runs last: it kills the third host's sshd too."""
+    crashed = net.hosts[2]
+    argv = _argv(net, tmp_path, "--duration", "4", "--repeat", "2")
+    with _harness(argv, tmp_path) as proc:
+        deadline = time.monotonic() + RUN_LIMIT_S
+        while not any(n.endswith(":loadgen") for n in _leftovers(net).get(crashed.ns, [])):
+            assert proc.poll() is None and time.monotonic() < deadline, "no load generator ran"
+            time.sleep(0.1)
+        time.sleep(1.0)  # mid-trial
+        crashed.kill_everything()
+        output, _ = proc.communicate(timeout=RUN_LIMIT_S)
+    assert proc.returncode == 1, output  # trials failed, the run finished
+    trials = pd.read_parquet(_run_dir(tmp_path) / "trials.parquet")
+    assert list(trials["status"]) == ["failed", "failed"]
+    for reason in trials["reason"]:
+        assert crashed.spec in reason, reason
+        assert "\n" not in reason
+    assert crashed.spec in output
+    assert _wait_no_leftovers(net) == {}
