@@ -166,6 +166,51 @@ def test_a_run_across_three_hosts_merges_by_adding_counts(
     assert _wait_no_leftovers(net) == {}
 
 
+def test_dry_run_plans_on_the_hosts_topologies(net: netns.TestNetwork, tmp_path: Path) -> None:
+    argv = _argv(net, tmp_path, "--duration", "2", "--repeat", "1", "--dry-run")
+    with _harness(argv, tmp_path) as proc:
+        output, _ = proc.communicate(timeout=RUN_LIMIT_S)
+    assert proc.returncode == 0, output
+    assert "server cpus [1] client cpus [0, 0]" in output  # CPU 0 on each client host
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
+    assert _wait_no_leftovers(net) == {}
+
+
+def test_doctor_checks_a_host(net: netns.TestNetwork, tmp_path: Path) -> None:
+    h = net.hosts[1]
+    argv = [str(HARNESS), "doctor", "--host", h.spec, "--ssh-key", str(net.client_key),
+            "--known-hosts", str(net.known_hosts), "--json"]  # fmt: skip
+    with _harness(argv, tmp_path) as proc:
+        output, _ = proc.communicate(timeout=60)
+    assert proc.returncode in (0, 2), output
+    doc = json.loads(output)
+    assert doc["host"] == h.spec
+    names = {c["name"] for c in doc["checks"]}
+    assert {"cpu_governor", "aslr", "fd_limit", "loopback_mtu", "load_average"} <= names
+    assert "designs_built" not in names
+    assert doc["platform"]["cpu_affinity"] == sorted(os.sched_getaffinity(0))
+    with _harness([*argv[:3], "root@198.18.255.254", *argv[4:]], tmp_path) as proc:
+        output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert output.startswith("harness: error: root@198.18.255.254: cannot connect over SSH")
+    assert output.count("\n") == 1
+
+
+def test_ctrl_c_mid_trial_ends_every_remote_process(net: netns.TestNetwork, tmp_path: Path) -> None:
+    argv = _argv(net, tmp_path, "--duration", "6", "--repeat", "1")
+    with _harness(argv, tmp_path) as proc:
+        deadline = time.monotonic() + RUN_LIMIT_S
+        while not any(n.endswith(":loadgen") for n in _leftovers(net).get(net.hosts[1].ns, [])):
+            assert proc.poll() is None and time.monotonic() < deadline, "no load generator ran"
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGINT)
+        output, _ = proc.communicate(timeout=RUN_LIMIT_S)
+    assert proc.returncode == 130, output
+    assert _wait_no_leftovers(net) == {}
+    trials = pd.read_parquet(_run_dir(tmp_path) / "trials.parquet")
+    assert list(trials["reason"]) == ["interrupted by the user"]
+
+
 def test_a_client_host_crash_fails_its_trial_naming_the_host(
     net: netns.TestNetwork, tmp_path: Path
 ) -> None:
