@@ -163,6 +163,11 @@ def test_a_run_across_three_hosts_merges_by_adding_counts(
     starts = [rates[h]["window_start_ns"] for h in (c1, c2)]
     bound = sum(hosts["clock_offsets"][h]["uncertainty_ns"] for h in (c1, c2))
     assert abs(starts[0] - starts[1]) <= bound + 50_000_000  # + the start's own scheduling
+    # The report draws the idle round trip as the floor of the latency chart.
+    (report,) = (tmp_path / "reports").glob("*/index.html")
+    assert "idle network round trip between the client hosts and the server host" in (
+        report.read_text()
+    )
     assert _wait_no_leftovers(net) == {}
 
 

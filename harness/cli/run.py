@@ -160,7 +160,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
                 flag = " OVERSUBSCRIBED" if t.cpus.oversubscribed else ""
                 console.print(
                     f"{t.trial_id}: server cpus {list(t.cpus.server)} client cpus "
-                    f"{list(t.cpus.client[: t.client_threads])}{flag}",
+                    f"{list(t.cpus.client[: t.client_threads])}{flag}"
+                    + (f" ({t.cpus.note})" if hosts_info else ""),
                     highlight=False,
                 )
             console.print(f"{len(plan.trials)} trials, about {plan.estimated_seconds():.0f} s")
