@@ -202,7 +202,7 @@ def test_doctor_checks_a_host(net: netns.TestNetwork, tmp_path: Path) -> None:
 
 
 def test_ctrl_c_mid_trial_ends_every_remote_process(net: netns.TestNetwork, tmp_path: Path) -> None:
-    argv = _argv(net, tmp_path, "--duration", "6", "--repeat", "1")
+    argv = _argv(net, tmp_path, "--duration", "3", "--repeat", "1")
     with _harness(argv, tmp_path) as proc:
         deadline = time.monotonic() + RUN_LIMIT_S
         while not any(n.endswith(":loadgen") for n in _leftovers(net).get(net.hosts[1].ns, [])):
@@ -212,8 +212,16 @@ def test_ctrl_c_mid_trial_ends_every_remote_process(net: netns.TestNetwork, tmp_
         output, _ = proc.communicate(timeout=RUN_LIMIT_S)
     assert proc.returncode == 130, output
     assert _wait_no_leftovers(net) == {}
-    trials = pd.read_parquet(_run_dir(tmp_path) / "trials.parquet")
+    run = _run_dir(tmp_path)
+    trials = pd.read_parquet(run / "trials.parquet")
     assert list(trials["reason"]) == ["interrupted by the user"]
+    # --resume reconnects to the hosts from the stored plan and runs the trial again.
+    with _harness([str(HARNESS), "run", "--resume", str(run)], tmp_path) as proc:
+        output, _ = proc.communicate(timeout=RUN_LIMIT_S)
+    assert proc.returncode == 0, output
+    trials = pd.read_parquet(run / "trials.parquet")
+    assert list(trials["status"]) == ["ok"], list(trials["reason"])
+    assert _wait_no_leftovers(net) == {}
 
 
 def test_a_client_host_crash_fails_its_trial_naming_the_host(
