@@ -33,11 +33,12 @@ def test_hosts_are_checked_and_spelled_canonically() -> None:
     assert hosts_plan.check_hosts("local", ()) == ("local", ("local",))
     assert hosts_plan.check_hosts(S, (A, B)) == (S, (A, B))
     assert hosts_plan.check_hosts("bench@10.0.0.2:22", (A,)) == (S, (A,))
+    assert hosts_plan.check_hosts(S, ()) == (S, ("local",))  # load from this machine
+    assert hosts_plan.check_hosts("local", (A, B)) == ("local", (A, B))
     for server, clients, words in [
         (S, (A, A), "twice"),
         (S, (S, A), "both the server host and a client host"),
-        (S, ("local",), "does not mix `local`"),
-        ("local", (A,), "does not mix `local`"),
+        ("local", ("local", A), "both the server host and a client host"),
         (S, ("bad host",), r"user@name\[:port\]"),
     ]:
         with pytest.raises(HarnessError, match=words) as err:

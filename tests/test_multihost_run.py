@@ -171,6 +171,48 @@ def test_a_run_across_three_hosts_merges_by_adding_counts(
     assert _wait_no_leftovers(net) == {}
 
 
+def test_server_on_a_host_load_from_this_machine(net: netns.TestNetwork, tmp_path: Path) -> None:
+    """`local` beside an SSH destination: the default client host is this machine."""
+    server = net.hosts[0].spec
+    argv = [a for a in _argv(net, tmp_path, "--duration", "2", "--repeat", "1")]
+    cut = argv.index("--client-host")
+    del argv[cut : cut + 4]  # both --client-host options
+    with _harness(argv, tmp_path) as proc:
+        output, _ = proc.communicate(timeout=RUN_LIMIT_S)
+    assert proc.returncode == 0, output
+    run = _run_dir(tmp_path)
+    hosts = json.loads((run / "manifest.json").read_text())["hosts"]
+    assert hosts["layout"]["client_hosts"] == ["local"]
+    assert hosts["clock_offsets"]["local"]["offset_ns"] == 0
+    assert [r["source"] for r in hosts["idle_rtt"]] == ["local"]
+    (t,) = pd.read_parquet(run / "trials.parquet").itertuples()
+    assert t.status == "ok", t.reason
+    assert (t.server_host, t.client_hosts) == (server, "local")
+    assert t.throughput_rps == pytest.approx(RATE, rel=0.01)
+    assert set(pd.read_parquet(run / "latency.parquet")["client_host"]) == {"local"}
+    assert _wait_no_leftovers(net) == {}
+
+
+def test_server_on_this_machine_load_from_two_hosts(net: netns.TestNetwork, tmp_path: Path) -> None:
+    c1, c2 = net.hosts[1].spec, net.hosts[2].spec
+    argv = _argv(net, tmp_path, "--duration", "2", "--repeat", "1")
+    argv[argv.index("--server-host") + 1] = "local"
+    with _harness(argv, tmp_path) as proc:
+        output, _ = proc.communicate(timeout=RUN_LIMIT_S)
+    assert proc.returncode == 0, output
+    run = _run_dir(tmp_path)
+    hosts = json.loads((run / "manifest.json").read_text())["hosts"]
+    (t,) = pd.read_parquet(run / "trials.parquet").itertuples()
+    assert t.status == "ok", t.reason
+    assert (t.server_host, t.client_hosts) == ("local", f"{c1},{c2}")
+    # The server listened on this machine's address towards the hosts (the bridge's).
+    shares = json.loads((run / "raw" / f"{t.trial_id}.hosts.json").read_text())
+    assert shares["server"]["addr"] == net.gateway
+    assert {r["to"] for r in hosts["idle_rtt"]} == {net.gateway}
+    assert t.throughput_rps == pytest.approx(RATE, rel=0.01)
+    assert _wait_no_leftovers(net) == {}
+
+
 def test_dry_run_plans_on_the_hosts_topologies(net: netns.TestNetwork, tmp_path: Path) -> None:
     argv = _argv(net, tmp_path, "--duration", "2", "--repeat", "1", "--dry-run")
     with _harness(argv, tmp_path) as proc:

@@ -17,10 +17,10 @@ from harness.checks.remote_doctor import check_hosts
 from harness.errors import HarnessError
 from harness.plan import hosts_plan
 from harness.plan.designs import Design
-from harness.plan.hosts import SshOptions, parse_host
+from harness.plan.hosts import SshOptions
 from harness.plan.plan import Plan, RunConfig, make_plan
 from harness.plan.topology import Topology
-from harness.run import placement, remote
+from harness.run import placement
 from harness.run.multihost import HostSession
 
 
@@ -73,7 +73,7 @@ def open_hosts(
     )
     try:
         for h in [config.server_host, *config.client_hosts]:
-            session.conns[h] = remote.connect(parse_host(h), options)
+            session.conn(h)
         server_topo, client_topos = _topologies(session)
         session.layout = hosts_plan.layout(
             config.server_host, server_topo, client_topos, config.client_cpus
@@ -104,10 +104,10 @@ def open_hosts(
                     )
         info = session.open([designs[n] for n in config.servers])
         addr, _ = session.server_addr()
+        client_addr = session.address(config.client_hosts[0])
         info["platforms"] = {
             h: hostinfo.platform_of(
-                session.conns[h],
-                peer_addr=addr if h != config.server_host else _first_client_addr(config),
+                session.conns[h], peer_addr=addr if h != config.server_host else client_addr
             )
             for h in session.hosts
         }
@@ -119,7 +119,3 @@ def open_hosts(
         session.close()
         raise
     return session, plan, info
-
-
-def _first_client_addr(config: RunConfig) -> str:
-    return parse_host(config.client_hosts[0]).name

@@ -31,12 +31,6 @@ def check_hosts(server_host: str, client_hosts: Sequence[str]) -> tuple[str, tup
     clients = tuple(str(parse_host(h)) for h in client_hosts) or (LOCAL,)
     if not is_multihost(server, clients):
         return server, clients
-    if LOCAL in (server, *clients):
-        raise HarnessError(
-            "--server-host and --client-host: with another host in the run, every side must be "
-            "an SSH destination (this version does not mix `local` with remote hosts); name this "
-            "machine by its SSH address, e.g. --server-host bench@10.0.0.1"
-        )
     if len(set(clients)) != len(clients):
         raise HarnessError(
             f"--client-host names a host twice ({', '.join(clients)}); give each once"
@@ -44,7 +38,7 @@ def check_hosts(server_host: str, client_hosts: Sequence[str]) -> tuple[str, tup
     if server in clients:
         raise HarnessError(
             f"{server} is both the server host and a client host; put the load generators on "
-            "other hosts (or run everything on one machine without --server-host)"
+            "other hosts (or run everything on one machine without --server-host/--client-host)"
         )
     return server, clients
 

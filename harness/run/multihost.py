@@ -27,7 +27,8 @@ from harness.plan.hosts_plan import ClientShare, HostLayout
 from harness.plan.plan import TrialSpec
 from harness.plan.topology import format_cpu_list
 from harness.run import clock, placement, procs, remote, sampler, server, trial
-from harness.run.hosts import SshOptions, parse_host
+from harness.run.hosts import LOCAL, SshOptions, parse_host
+from harness.run.local_host import LocalConnection, local_offset
 from harness.run.remote import Connection, RemoteError, RemoteProcess
 
 MergeFn = Callable[[Mapping[str, dict[str, Any]], Mapping[str, int]], dict[str, Any]]
@@ -96,7 +97,7 @@ class HostSession:
             return c
         if c is not None:
             c.close()
-        c = remote.connect(parse_host(host), self.options)
+        c = LocalConnection() if host == LOCAL else remote.connect(parse_host(host), self.options)
         self.conns[host] = c
         if host in self.workdir:
             c.run(["mkdir", "-p", self.workdir[host]], timeout_s=10)
@@ -109,6 +110,20 @@ class HostSession:
             self.conn(h)
         local_loadgen = self.bin_dir / "loadgen"
         for h in self.layout.client_hosts:
+            if h == LOCAL:  # this machine: the binary where it was built
+                self.loadgen[h] = str(local_loadgen)
+                self.placements.append({"host": h, "path": str(local_loadgen), "sha256":
+                                        placement.sha256_file(local_loadgen), "source": "local",
+                                        "program": "loadgen"})  # fmt: skip
+                self.workdir[h] = (
+                    self.conns[h]
+                    .run(
+                        ["sh", "-c", 'mktemp -d "${TMPDIR:-/tmp}/executor-bench.XXXXXX"'],
+                        timeout_s=10,
+                    )
+                    .stdout.strip()
+                )
+                continue
             placed = placement.place_binary(
                 self.conns[h], local_loadgen, remote_bin=self.remote_bin, remote_dir=self.remote_dir
             )
@@ -128,10 +143,13 @@ class HostSession:
                     f"--bin-dir {self.bin_dir}, so it cannot be copied to the server host; leave "
                     "it out of --servers"
                 )
+            if self.layout.server_host == LOCAL:
+                self.server_bin_dir = str(self.bin_dir)
+                continue
             placed = placement.place_binary(srv, exe, remote_dir=self.remote_dir)
             self.server_bin_dir = placed.path.rsplit("/", 1)[0]
             self.placements.append({**placed.as_dict(), "program": exe.name})
-        self.offsets = {h: clock.measure_offset(self.conns[h]) for h in self.hosts}
+        self.offsets = {h: self._offset(h, clock.DEFAULT_ROUNDS) for h in self.hosts}
         return {
             "layout": self.layout.as_dict(),
             "binaries": self.placements,
@@ -149,9 +167,29 @@ class HostSession:
             c.close()
         self.conns.clear()
 
+    def _offset(self, host: str, rounds: int) -> clock.ClockOffset:
+        return local_offset() if host == LOCAL else clock.measure_offset(self.conns[host], rounds)
+
+    def address(self, host: str) -> str:
+        """The address the other hosts reach `host` at: its name, or for this machine its source
+        address on the route to the other side (the server host, or the first client host)."""
+        if host != LOCAL:
+            return parse_host(host).name
+        other = self.layout.server_host
+        other = self.layout.client_hosts[0] if other == LOCAL else other
+        peer = parse_host(other).name
+        out = self.conn(LOCAL).run(["ip", "-o", "route", "get", peer], timeout_s=10).stdout
+        words = out.split()
+        if "src" not in words[:-1]:
+            raise RemoteError(f"local: no source address on the route to {peer}: {out!r}")
+        return words[words.index("src") + 1]
+
     # -- one trial -----------------------------------------------------------------------------
     def server_addr(self) -> tuple[str, str]:
         """(the address the load generators connect to, the one the server listens on)."""
+        if self.layout.server_host == LOCAL:
+            src = self.address(LOCAL)
+            return src, src
         name = parse_host(self.layout.server_host).name
         is_ip = re.fullmatch(r"[0-9.]+|[0-9A-Fa-f:]+", name) is not None
         return name, name if is_ip else "0.0.0.0"
@@ -228,8 +266,8 @@ class HostSession:
                     conns[h] = self.conn(h)
                 except RemoteError as exc:
                     return fail(f"client host {exc}")
-            addr, listen = self.server_addr()
             try:
+                addr, listen = self.server_addr()
                 port = self._free_port(srv_conn)
                 srv = srv_conn.start(
                     self._server_argv(spec, design, listen, port),
@@ -241,7 +279,7 @@ class HostSession:
             if why:
                 return fail(f"server on {server_host} {why}")
             try:
-                offsets = {h: clock.measure_offset(conns[h], CLOCK_ROUNDS) for h in conns}
+                offsets = {h: self._offset(h, CLOCK_ROUNDS) for h in conns}
             except RemoteError as exc:
                 return fail(f"client host {exc}")
             shares = self.layout.shares(spec.connections, spec.rate)
