@@ -173,3 +173,39 @@ def test_merged_document_adds_counts_and_reads_percentiles_from_the_sum() -> Non
     late = merge_reports({A: fast, B: slow}, {A: 0, B: s})
     assert late["hosts"]["common_window_ns"] == [s, 2 * s]
     assert late["summary"]["throughput_rps"] == pytest.approx(50 + 10)
+
+
+def test_rows_keep_each_hosts_histogram_and_series_apart() -> None:
+    from harness.plan.cpus import CpuAssignment
+    from harness.plan.plan import TrialSpec
+    from harness.run.multihost import HostsTrialResult
+    from harness.run.trial import TrialResult
+    from harness.store.rows import trial_rows
+
+    spec = TrialSpec(
+        index=0, trial_id="t", server="epoll-tpc", design_family="thread-per-core",
+        io_model="epoll", protocol="echo", server_cores=1, connections=8, size_bytes=64,
+        repetition=0, warmup_s=0.5, duration_s=2.0, timeout_s=2.0,
+        cpus=CpuAssignment((1,), (0, 0), False), mode="open", rate=200.0,
+    )  # fmt: skip
+    fast = _doc([100_000] * 100, 100, [50, 50])
+    slow = _doc([5_000_000] * 20, 20, [10, 10])
+    merged = merge_reports({A: fast, B: slow}, {A: 0, B: 0})
+    result = HostsTrialResult(spec, "ok", "", "s", "e", loadgen=merged, server_host=S,
+                              per_host={A: fast, B: slow})  # fmt: skip
+    rows = trial_rows("run", result)
+    (trial,) = rows["trials"]
+    assert (trial["server_host"], trial["client_hosts"]) == (S, f"{A},{B}")
+    assert trial["client_cpus"] == f"{A}=0;{B}=0"
+    assert trial["requests"] == 120
+    primary = [r for r in rows["latency"] if r["kind"] == "primary"]
+    assert {r["client_host"] for r in primary} == {A, B}
+    assert sum(r["count"] for r in primary) == 120  # the rows add up to the merged histogram
+    assert [(r["client_host"], r["requests"]) for r in rows["timeseries"]] == [
+        (A, 50), (A, 50), (B, 10), (B, 10)
+    ]  # fmt: skip
+    # One machine: the same columns, every row "local".
+    alone = trial_rows("run", TrialResult(spec, "ok", "", "s", "e", loadgen=fast))
+    assert alone["trials"][0]["server_host"] == alone["trials"][0]["client_hosts"] == "local"
+    assert alone["trials"][0]["client_cpus"] == "0,0"
+    assert {r["client_host"] for r in alone["latency"] + alone["timeseries"]} == {"local"}
