@@ -48,7 +48,13 @@ FAMILY = {
     "tokio-ws": "work-stealing",
     "tokio-tpc": "thread-per-core",
     "epoll-tpc": "thread-per-core",
+    "tokio-ws-reuseport": "work-stealing",
+    "monoio-epoll-tpc": "thread-per-core",
+    "monoio-tpc": "thread-per-core",
 }
+# The monoio chain (build_chain_run): tokio-ws -> tokio-ws-reuseport -> tokio-tpc ->
+# monoio-epoll-tpc -> monoio-tpc, one factor per step.
+CHAIN = ("tokio-ws", "tokio-ws-reuseport", "tokio-tpc", "monoio-epoll-tpc", "monoio-tpc")
 # Closed-loop capacity in requests/s (median over repetitions).
 CAPACITY = {
     ("tokio-ws", 1): 182_000.0,
@@ -57,11 +63,20 @@ CAPACITY = {
     ("tokio-tpc", 2): 418_000.0,
     ("epoll-tpc", 1): 251_000.0,
     ("epoll-tpc", 2): 489_000.0,
+    ("tokio-ws-reuseport", 1): 190_000.0,
+    ("tokio-ws-reuseport", 2): 352_000.0,
+    ("monoio-epoll-tpc", 1): 218_000.0,
+    ("monoio-epoll-tpc", 2): 425_000.0,
+    ("monoio-tpc", 1): 262_000.0,
+    ("monoio-tpc", 2): 505_000.0,
 }
 # Voluntary context switches per request (work-stealing parks and unparks its workers).
-CTXT = {"tokio-ws": 0.040, "tokio-tpc": 0.012, "epoll-tpc": 0.006}
+CTXT = {"tokio-ws": 0.040, "tokio-tpc": 0.012, "epoll-tpc": 0.006, "tokio-ws-reuseport": 0.035,
+        "monoio-epoll-tpc": 0.010, "monoio-tpc": 0.004}  # fmt: skip
 # Share of the connections each worker got at 2 cores: SO_REUSEPORT hashing is uneven.
-SPLIT = {"tokio-ws": (0.5, 0.5), "tokio-tpc": (0.59375, 0.40625), "epoll-tpc": (0.5625, 0.4375)}
+SPLIT = {"tokio-ws": (0.5, 0.5), "tokio-tpc": (0.59375, 0.40625), "epoll-tpc": (0.5625, 0.4375),
+         "tokio-ws-reuseport": (0.5, 0.5), "monoio-epoll-tpc": (0.59375, 0.40625),
+         "monoio-tpc": (0.59375, 0.40625)}  # fmt: skip
 
 FAILED = f"-epoll-tpc-echo-k1-c{CONNECTIONS}-b{SIZE}-closed-r1"
 CLIENT_BOUND = f"-epoll-tpc-echo-k2-c{CONNECTIONS}-b{SIZE}-closed-r2"
@@ -75,6 +90,18 @@ DESIGN_ENTRIES = {
     "SO_REUSEPORT listener",
     "epoll-tpc": "no runtime: one epoll loop per pinned thread with its own SO_REUSEPORT "
     "listener; the overhead floor",
+    "tokio-ws-reuseport": "the tokio multi-thread runtime behind N SO_REUSEPORT listeners",
+    "monoio-epoll-tpc": "monoio's legacy (epoll) driver per pinned thread",
+    "monoio-tpc": "monoio's io_uring driver per pinned thread",
+}
+# The factors of each design (servers/registry.toml), so chains of controlled pairs exist.
+FACTORS = {
+    "tokio-ws": ("work-stealing", "shared-listener", "epoll", "tokio"),
+    "tokio-ws-reuseport": ("work-stealing", "reuseport", "epoll", "tokio"),
+    "tokio-tpc": ("per-core", "reuseport", "epoll", "tokio"),
+    "epoll-tpc": ("per-core", "reuseport", "epoll", "none"),
+    "monoio-epoll-tpc": ("per-core", "reuseport", "epoll", "monoio"),
+    "monoio-tpc": ("per-core", "reuseport", "io_uring", "monoio"),
 }
 
 
@@ -200,7 +227,7 @@ def _result(
     ended = started.replace(".000+", ".900+")
     k, server = spec.server_cores, spec.server
     open_loop = spec.mode == "open"
-    if spec.trial_id.endswith(FAILED) and spec.trial_id[:4].isdigit():
+    if spec.trial_id.endswith(FAILED) and spec.server == "epoll-tpc":
         return TrialResult(spec, "failed", CRASH, started, ended)
     if open_loop and capacity is None:
         return TrialResult(
@@ -216,12 +243,14 @@ def _result(
         rate = spec.rate_fraction * capacity
         spec = replace(spec, rate=rate)
         achieved = rate * (0.9995 + rng.uniform(0.0, 0.0004))
-        if spec.trial_id.endswith(RATE_MISSED):
+        if spec.trial_id.endswith(RATE_MISSED) and spec.server == "tokio-tpc":
             achieved = rate * 0.962
         throughput = achieved
     else:
         throughput = CAPACITY[(server, k)] * noise
-    client_bound = spec.trial_id.endswith(CLIENT_BOUND) or (all_client_bound and not open_loop)
+    client_bound = (spec.trial_id.endswith(CLIENT_BOUND) and spec.server == "epoll-tpc") or (
+        all_client_bound and not open_loop
+    )
     if client_bound:
         throughput *= 0.86  # the client, not the server, set the pace
     requests = int(throughput * DURATION_S)
@@ -396,6 +425,7 @@ def manifest(the_plan: Plan, *, trials_run: int, trials_failed: int, interrupted
             "summary": DESIGN_ENTRIES[name],
             "default": name != "epoll-tpc",
             "work": True,
+            **dict(zip(("scheduler", "accept", "io", "runtime"), FACTORS[name], strict=True)),
         }
         for name in the_plan.config.servers
     }
@@ -496,6 +526,12 @@ def build_run(
     """The full synthetic run (closed loop only with fractions=()); returns where it is and which
     trials are failed or flagged. Another seed gives another run of the same plan."""
     return _build(directory, plan(fractions=fractions), seed)
+
+
+def build_chain_run(directory: Path, *, seed: int = 5) -> FakeRun:
+    """The monoio chain (CHAIN) at 1 and 2 cores, closed loop, 3 repetitions, no flagged or
+    failed trial: every step of the chain has a ratio."""
+    return _build(directory, plan(designs=CHAIN, fractions=()), seed)
 
 
 def build_client_bound_run(directory: Path, *, seed: int = 11) -> FakeRun:

@@ -13,7 +13,10 @@ from pathlib import Path
 import pandas as pd
 from conftest import REPO, require_binaries
 
-RUN_FAST = ["--cores", "1", "--duration", "2", "--warmup", "1", "--repeat", "1"]
+# --mode closed: the plan as given (no calibration), so these tests check the pipeline, quickly;
+# the headline pair only (a later --servers wins).
+RUN_FAST = ["--servers", "tokio-ws,tokio-tpc", "--cores", "1", "--duration", "2", "--warmup", "1",
+            "--repeat", "1", "--mode", "closed"]  # fmt: skip
 
 
 def harness(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -166,6 +169,8 @@ def test_ctrl_c_leaves_no_process_and_keeps_results(tmp_path):
             "-m",
             "harness",
             "run",
+            "--servers",
+            "tokio-ws,tokio-tpc",
             "--cores",
             "1",
             "--duration",
@@ -175,6 +180,8 @@ def test_ctrl_c_leaves_no_process_and_keeps_results(tmp_path):
             "0",
             "--repeat",
             "1",
+            "--mode",
+            "closed",
             "--out",
             str(out),
             "--reports",

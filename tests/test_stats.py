@@ -339,3 +339,117 @@ def test_small_trend_below_limit_is_steady() -> None:
 def test_too_short_or_empty_series() -> None:
     assert steady.steady_state([1.0, 2.0, 3.0]).steady is None
     assert steady.steady_state([0.0] * 10).steady is False
+
+
+# ---------------------------------------------------------------------------------------------
+# Paired ratios (issue 14): designs interleaved per repetition, so A_i / B_i cancels drift
+
+# (n, real coverage of the paired interval at 95%, its words): min..max below 6 pairs.
+PAIRED_COVERAGE = [
+    (3, 0.75, "75% (min-max of 3, order statistics)"),
+    (5, 0.9375, "93.75% (min-max of 5, order statistics)"),
+    (10, 1 - 2 * 11 / 1024, "97.85% (2nd-9th of 10, order statistics)"),
+]
+
+
+def _drifting_pair(rng: np.random.Generator, n: int, ratio: float) -> tuple[list, list]:
+    """Two designs measured side by side on a machine whose speed drifts +-30% between
+    repetitions (the same factor for both designs of one repetition), 1% noise each."""
+    drift = rng.uniform(0.7, 1.3, n)
+    b = 100_000.0 * drift * rng.lognormal(0.0, 0.01, n)
+    a = ratio * 100_000.0 * drift * rng.lognormal(0.0, 0.01, n)
+    return list(a), list(b)
+
+
+@pytest.mark.parametrize(("n", "coverage", "words"), PAIRED_COVERAGE)
+def test_paired_interval_states_its_real_coverage(n: int, coverage: float, words: str) -> None:
+    a, b = _drifting_pair(np.random.default_rng(n), n, 1.10)
+    ci = stats.paired_ratio_ci(a, b)
+    assert ci is not None and ci.n == n
+    assert ci.level == pytest.approx(coverage)
+    assert ci.method is (CIMethod.RANGE if n < 6 else CIMethod.ORDER_STATISTIC)
+    assert stats.coverage_label(ci) == words
+    ratios = sorted(x / y for x, y in zip(a, b, strict=True))
+    lo = 1 if n < 6 else 2  # the 2nd..9th of 10
+    assert ci.low == pytest.approx(ratios[lo - 1]) and ci.high == pytest.approx(ratios[n - lo])
+    c = stats.compare_paired(a, b)
+    assert c is not None and c.level == pytest.approx(coverage) and c.coverage == words
+    assert (c.n_a, c.n_b) == (n, n) and c.verdict is Verdict.BETTER
+    # The sign test's smallest p is 2 * 0.5**n: 0.25 at 3 pairs, 0.0625 at 5.
+    assert c.p_value == pytest.approx(2 * 0.5**n)
+    # Asked to hold the level, fewer than 6 pairs cannot give a verdict at 95%.
+    strict = stats.compare_paired(a, b, require_level=True)
+    assert strict.verdict is (Verdict.INSUFFICIENT if n < 6 else Verdict.BETTER)
+
+
+@pytest.mark.parametrize(("n", "coverage", "_words"), PAIRED_COVERAGE)
+def test_paired_interval_covers_the_true_ratio_as_often_as_it_says(
+    n: int, coverage: float, _words: str
+) -> None:
+    hits = 0
+    for seed in range(EXPERIMENTS):
+        a, b = _drifting_pair(np.random.default_rng(30_000 + seed), n, 1.05)
+        ci = stats.paired_ratio_ci(a, b)
+        hits += ci.low <= 1.05 <= ci.high
+    se = math.sqrt(coverage * (1 - coverage) / EXPERIMENTS)
+    assert abs(hits / EXPERIMENTS - coverage) <= max(3 * se, 0.01)
+
+
+def test_paired_ratios_cancel_drift_that_swamps_an_unpaired_comparison() -> None:
+    a, b = _drifting_pair(np.random.default_rng(7), 10, 1.05)
+    paired = stats.compare_paired(a, b)
+    assert paired.verdict is Verdict.BETTER and 0.03 < paired.ci_low < paired.ci_high < 0.07
+    unpaired = stats.compare(a, b, resamples=FAST_RESAMPLES)
+    assert not unpaired.is_change  # +-30% drift hides a 5% difference between independent sets
+    assert unpaired.coverage == "95% bootstrap, nominal (n=10 a side)"
+    assert stats.compare(a[:3], b[:3], resamples=FAST_RESAMPLES).coverage == (
+        "95% bootstrap, nominal (n=3 a side, covers less below 10)"
+    )
+
+
+def test_paired_ratios_drop_incomplete_pairs_and_accept_repetition_keys() -> None:
+    a = {0: 110.0, 1: None, 2: 220.0, 3: float("nan"), 5: 330.0}
+    b = {0: 100.0, 1: 100.0, 2: 200.0, 3: 100.0, 4: 100.0, 5: 300.0}
+    assert np.exp(stats.paired_log_ratios(a, b)) == pytest.approx([1.1, 1.1, 1.1])
+    assert stats.paired_ratio_ci([0.0, -1.0], [1.0, 1.0]) is None
+    two = stats.compare_paired([110.0, 120.0], [100.0, 100.0])
+    assert (
+        two.verdict is Verdict.INSUFFICIENT
+        and two.coverage == "50% (min-max of 2, order statistics)"
+    )
+    one = stats.paired_ratio_ci([110.0], [100.0])
+    assert stats.coverage_label(one) == "no interval (1 repetition)"
+    assert stats.coverage_label(None) == "no interval (no repetition)"
+
+
+def test_paired_latency_direction_and_noise_threshold() -> None:
+    slower = stats.compare_paired([130.0, 131.0, 129.0], [100.0] * 3, higher_is_better=False)
+    assert slower.verdict is Verdict.WORSE  # latency 30% higher on every repetition
+    close = stats.compare_paired([101.0, 101.5, 100.5], [100.0] * 3)
+    assert close.verdict is Verdict.WITHIN_NOISE  # every pair above 1, all inside the 2% band
+    mixed = stats.compare_paired([103.0, 97.0, 110.0], [100.0] * 3)
+    assert mixed.verdict is Verdict.NO_CHANGE
+
+
+@pytest.mark.parametrize(("level", "needed"), [(0.75, 3), (0.9, 5), (0.95, 6), (0.99, 8)])
+def test_repetitions_a_verdict_needs_at_a_level(level: float, needed: int) -> None:
+    assert stats.repetitions_for_level(level) == needed
+    best = stats.median_ci(list(range(needed)), level)
+    assert best.level >= level  # n pairs reach it ...
+    assert stats.median_ci(list(range(needed - 1)), level).level < level  # ... n - 1 do not
+
+
+def test_paired_repetitions_needed_grows_with_the_spread() -> None:
+    b = [100.0] * 5
+    tight = stats.paired_repetitions_needed([110.0, 110.2, 109.8, 110.1, 109.9], b)
+    loose = stats.paired_repetitions_needed([110.0, 118.0, 102.0, 114.0, 106.0], b)
+    assert tight == 6  # the level's own floor: min..max of 6 covers 96.9%
+    assert loose > 6
+    assert stats.paired_repetitions_needed([110.0], [100.0]) is None
+
+
+def test_coverage_is_truncated_never_rounded_up() -> None:
+    from harness.analysis.intervals import percent
+
+    assert percent(0.75) == "75%" and percent(0.9375) == "93.75%"
+    assert percent(0.999999) == "99.99%" and percent(0.978515625) == "97.85%"

@@ -23,26 +23,22 @@ import pandas as pd
 
 from harness.analysis import histogram, stats
 from harness.analysis.flagged import (
-    EXCLUDING_FLAGS,
     FLAGS,
     flag_counts,
     flag_reasons,
     is_set,
 )
+from harness.analysis.labels import (  # re-exported: tests and readers use analyse.*
+    CONFIG_KEYS,
+    label_trials,
+    nan_to_none,
+    prepare,
+    workload_label,
+)
+from harness.analysis.pairs import CPU_MEASURE, cpu_us_per_request, paired_compare
 from harness.analysis.trial_figures import trial_imbalance
 from harness.store import RunData
 
-# What makes trials repetitions of one configuration, besides the server.
-CONFIG_KEYS = [
-    "protocol",
-    "server_cores",
-    "connections",
-    "size_bytes",
-    "pipeline",
-    "work",
-    "mode",
-    "load",
-]
 # The headline pair: same runtime and I/O code; it differs in scheduler and accept topology
 # (tokio-ws-reuseport against tokio-tpc differs in the scheduler alone; see factor_chain).
 HEADLINE_PAIR = ("tokio-tpc", "tokio-ws")
@@ -50,7 +46,18 @@ HEADLINE_PAIR = ("tokio-tpc", "tokio-ws")
 # (server, server_cores, label): names one ConfigSummary; labelled trials carry the same three.
 SummaryKey = tuple[str, int, str]
 
-__all__ = ["FLAGS", "Analysis", "ConfigSummary", "DesignComparison", "analyse", "summarise"]
+__all__ = [
+    "CONFIG_KEYS",
+    "FLAGS",
+    "Analysis",
+    "ConfigSummary",
+    "DesignComparison",
+    "analyse",
+    "label_trials",
+    "prepare",
+    "summarise",
+    "workload_label",
+]
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,11 @@ class ConfigSummary:
     # What the flagged trials measured: never ranked, never hidden.
     flagged_throughput_median: float | None = None
     flagged_p99_us: float | None = None
+    # Server CPU-µs per request of the ranked trials (fixed-rate mode ranks on it), median + CI.
+    cpu_us_per_request: stats.Interval | None = None
+    cpu_us_samples: tuple[float, ...] = ()
+    # Ranked trials by repetition, for paired comparisons: {measure: {repetition: value}}.
+    by_rep: dict[str, dict[int, float | None]] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -114,8 +126,11 @@ class DesignComparison:
     p99_ratio: stats.Interval | None  # tpc / ws median per-trial p99, 95% CI
     verdict: stats.Comparison | None  # criterion's rule on throughput
     headline: bool = False
-    # criterion's rule on per-trial p99 (lower is better); its interval equals p99_ratio's
+    # criterion's rule on per-trial p99 (lower is better); its interval equals p99_ratio's.
+    # None in closed loop: at fixed concurrency p99 restates throughput (Little's law).
     p99_verdict: stats.Comparison | None = None
+    cpu_ratio: stats.Interval | None = None  # tpc / ws server CPU-µs per request
+    cpu_verdict: stats.Comparison | None = None  # criterion's rule on it (lower is better)
 
 
 @dataclass(frozen=True)
@@ -240,70 +255,6 @@ def key_of(s: ConfigSummary) -> SummaryKey:
     return (s.server, s.server_cores, s.label)
 
 
-def workload_label(
-    protocol: str, size: int, conns: int, pipeline: int, work: str, mode: str, load: float | None
-) -> str:
-    what = f"echo {size} B" if protocol == "echo" else "HTTP GET"
-    parts = [what, f"{conns} conns"]
-    if pipeline != 1:
-        parts.append(f"pipeline {pipeline}")
-    if work != "none":
-        parts.append(f"work {work}")
-    if mode == "open" and load is not None:
-        parts.append(f"open loop {load:g}x capacity" if load <= 2 else f"open loop {load:,.0f}/s")
-    return ", ".join(parts)
-
-
-def _nan_to_none(x: object) -> float | None:
-    return None if x is None or pd.isna(x) else float(x)  # type: ignore[arg-type]
-
-
-def prepare(trials: pd.DataFrame) -> pd.DataFrame:
-    """Add `load` and `ranked` columns (trials that may enter medians and rankings)."""
-    t = trials.copy()
-    if t.empty:
-        return t.assign(load=pd.Series(dtype=float), ranked=pd.Series(dtype=bool))
-    t["load"] = t["rate_fraction"].where(t["rate_fraction"].notna(), t["target_rate"])
-    # Only excluding flags keep a trial out; a column missing from an older run counts as unset.
-    flagged = pd.Series(False, index=t.index)
-    for flag in EXCLUDING_FLAGS:
-        if flag in t:
-            flagged |= t[flag].fillna(False).astype(bool)
-    t["flagged"] = (t["status"] == "ok") & flagged
-    t["ranked"] = (t["status"] == "ok") & ~flagged
-    return t
-
-
-def label_trials(trials: pd.DataFrame) -> pd.DataFrame:
-    """prepare() plus `label` (the ConfigSummary.label of the trial's configuration) and
-    `workload` (the same without the open-loop load), for figures that draw single trials
-    beside the summaries: (server, server_cores, label) names one ConfigSummary."""
-    t = prepare(trials)
-    if t.empty:
-        return t.assign(
-            flagged=pd.Series(dtype=bool), label=pd.Series(dtype=str), workload=pd.Series(dtype=str)
-        )
-    columns = ["protocol", "size_bytes", "connections", "pipeline", "work", "mode", "load"]
-    # One label per distinct configuration, not per trial: thousands of trials share a few.
-    labels: dict[tuple, tuple[str, str]] = {}
-    for row in t[columns].drop_duplicates().itertuples(index=False):
-        pipeline = int(row.pipeline) if not pd.isna(row.pipeline) else 1
-        work = str(row.work) if not pd.isna(row.work) else "none"
-        mode = str(row.mode) if not pd.isna(row.mode) else "closed"
-        args = (row.protocol, int(row.size_bytes), int(row.connections), pipeline, work)
-        labels[_row_key(row)] = (
-            workload_label(*args, mode, _nan_to_none(row.load)),
-            workload_label(*args, "closed", None),
-        )
-    pairs = [labels[_row_key(r)] for r in t[columns].itertuples(index=False)]
-    return t.assign(label=[p[0] for p in pairs], workload=[p[1] for p in pairs])
-
-
-def _row_key(row: tuple) -> tuple:
-    """A hashable key of a row with NaN made equal to itself."""
-    return tuple(None if pd.isna(v) else v for v in row)
-
-
 _CHUNK_ROWS = 1 << 20  # latency rows per pass: small temporaries, reused memory
 
 
@@ -370,6 +321,11 @@ def _summaries(
         ranked = group[group["ranked"]]
         flagged = group[group["flagged"]]
         tput = [float(x) for x in ranked["throughput_rps"].dropna()]
+        cpu = [
+            v
+            for x in ranked["requests_per_server_cpu_s"]
+            if (v := cpu_us_per_request(nan_to_none(x))) is not None
+        ]
         m = merged.get(number, histogram.EMPTY)
         mf = merged_flagged.get(number, histogram.EMPTY)
         warnings = [w.message for w in stats.stability_warnings(tput)] if tput else []
@@ -385,7 +341,7 @@ def _summaries(
             pipeline=int(pipeline) if not pd.isna(pipeline) else 1,
             work=str(work) if not pd.isna(work) else "none",
             mode=str(mode) if not pd.isna(mode) else "closed",
-            load=_nan_to_none(load),
+            load=nan_to_none(load),
             trials_ok=int((group["status"] == "ok").sum()),
             trials_failed=int((group["status"] != "ok").sum()),
             trials_flagged=int(group["flagged"].sum()),
@@ -408,6 +364,9 @@ def _summaries(
             warnings=tuple(warnings),
             flagged_throughput_median=_median(flagged["throughput_rps"]),
             flagged_p99_us=mf.percentile_us(99),
+            cpu_us_per_request=stats.median_ci(cpu),
+            cpu_us_samples=tuple(cpu),
+            by_rep=_by_repetition(ranked),
         )
         out.append(summary)
         k = key_of(summary)
@@ -415,6 +374,20 @@ def _summaries(
         if not flagged.empty:
             kinds[k] = flag_counts(flagged)
     return out, by_key, by_key_flagged, kinds, imbalance
+
+
+def _by_repetition(ranked: pd.DataFrame) -> dict[str, dict[int, float | None]]:
+    """{measure: {repetition: value}} of a configuration's ranked trials (one per repetition;
+    a resumed repetition stored twice keeps its last row)."""
+    out: dict[str, dict[int, float | None]] = {"throughput_rps": {}, "p99_us": {}, CPU_MEASURE: {}}
+    for r in ranked[
+        ["repetition", "throughput_rps", "p99_us", "requests_per_server_cpu_s"]
+    ].itertuples(index=False):
+        rep = int(r.repetition)
+        out["throughput_rps"][rep] = nan_to_none(r.throughput_rps)
+        out["p99_us"][rep] = nan_to_none(r.p99_us)
+        out[CPU_MEASURE][rep] = cpu_us_per_request(nan_to_none(r.requests_per_server_cpu_s))
+    return out
 
 
 def summarise(
@@ -435,9 +408,21 @@ def compare_designs(summaries: list[ConfigSummary]) -> list[DesignComparison]:
         ws = [s for s in group if s.design_family == "work-stealing"]
         for a in tpc:
             for b in ws:
-                # Each interval bootstrapped once: the verdicts read the same interval.
-                tput = stats.ratio_ci(a.throughput_samples, b.throughput_samples)
-                p99 = stats.ratio_ci(a.p99_samples, b.p99_samples)
+                # Paired by repetition (analysis/pairs.py): the two designs ran side by side.
+                tput, tput_verdict = paired_compare(
+                    a.by_rep.get("throughput_rps", {}),
+                    b.by_rep.get("throughput_rps", {}),
+                    higher_is_better=True,
+                )
+                p99, p99_verdict = paired_compare(
+                    a.by_rep.get("p99_us", {}), b.by_rep.get("p99_us", {}), higher_is_better=False
+                )
+                cpu, cpu_verdict = paired_compare(
+                    a.by_rep.get(CPU_MEASURE, {}),
+                    b.by_rep.get(CPU_MEASURE, {}),
+                    higher_is_better=False,
+                )
+                closed = a.mode != "open"
                 out.append(
                     DesignComparison(
                         protocol=protocol,
@@ -448,16 +433,12 @@ def compare_designs(summaries: list[ConfigSummary]) -> list[DesignComparison]:
                         throughput_ratio=tput,
                         p99_ratio=p99,
                         # Open loop offers both designs the same rate: throughput is the input
-                        # there, not a result, and the verdict belongs to latency.
-                        verdict=None
-                        if a.mode == "open"
-                        else stats.compare(
-                            a.throughput_samples, b.throughput_samples, interval=tput
-                        ),
+                        # there, not a result; the verdicts belong to CPU per request and latency.
+                        verdict=tput_verdict if closed else None,
                         headline=(a.server, b.server) == HEADLINE_PAIR,
-                        p99_verdict=stats.compare(
-                            a.p99_samples, b.p99_samples, higher_is_better=False, interval=p99
-                        ),
+                        p99_verdict=None if closed else p99_verdict,
+                        cpu_ratio=cpu,
+                        cpu_verdict=cpu_verdict,
                     )
                 )
     return out

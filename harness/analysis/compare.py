@@ -56,6 +56,8 @@ class ConfigChange:
     b: ConfigSummary
     throughput: stats.Comparison | None  # median throughput B/A - 1; None: a side has no data
     p99: stats.Comparison | None  # median per-trial p99 B/A - 1 (lower is better)
+    # median server CPU-µs per request B/A - 1 (lower is better): what fixed-rate runs rank on
+    cpu: stats.Comparison | None = None
 
     @property
     def key(self) -> ConfigKey:
@@ -73,6 +75,19 @@ class ConfigChange:
     def p99_label(self) -> str:
         return verdict_label(self.p99, "better", "worse")
 
+    @property
+    def cpu_label(self) -> str:
+        """Less server CPU per request is faster: the server does the same work in less time."""
+        return verdict_label(self.cpu, "faster", "slower")
+
+    @property
+    def primary(self) -> tuple[str, stats.Comparison | None, str]:
+        """The measure this configuration is judged on: open loop offers both runs the same
+        rate, so throughput is the input there and CPU per request the result."""
+        if self.a.mode == "open":
+            return "cpu per request", self.cpu, self.cpu_label
+        return "throughput", self.throughput, self.throughput_label
+
 
 @dataclass(frozen=True)
 class GateHit:
@@ -85,7 +100,7 @@ class GateHit:
 
     def describe(self) -> str:
         c = self.comparison
-        direction = "below" if self.metric == "throughput" else "above"
+        direction = "below" if self.metric == "throughput" else "above"  # p99, CPU per request
         return (
             f"{self.change.name}: {self.metric} {c.estimate:+.1%} "
             f"[{c.ci_low:+.1%}, {c.ci_high:+.1%}], wholly more than {self.limit:.0%} {direction} A"
@@ -118,7 +133,8 @@ class CompareResult:
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for c in self.changes:
-            out[c.throughput_label] = out.get(c.throughput_label, 0) + 1
+            label = c.primary[2]
+            out[label] = out.get(label, 0) + 1
         return out
 
     def geometric_mean_ratio(self) -> float | None:
@@ -165,7 +181,10 @@ def compare_runs(run_a: Analysis, run_b: Analysis, *, threshold: float) -> Compa
         p99 = stats.compare(
             b.p99_samples, a.p99_samples, threshold=threshold, higher_is_better=False
         )
-        changes.append(ConfigChange(a, b, tput, p99))
+        cpu = stats.compare(
+            b.cpu_us_samples, a.cpu_us_samples, threshold=threshold, higher_is_better=False
+        )
+        changes.append(ConfigChange(a, b, tput, p99, cpu))
         for side, s in (("A", a), ("B", b)):
             n = ranked_count(s)
             if n < stats.MIN_REPETITIONS:
@@ -191,15 +210,19 @@ def compare_runs(run_a: Analysis, run_b: Analysis, *, threshold: float) -> Compa
 def gate(changes: Iterable[ConfigChange], fail_above: float, *, latency: bool) -> list[GateHit]:
     """Configurations significantly worse by more than `fail_above` percent.
 
-    Throughput: verdict WORSE and ci_high < -fail_above/100 (the whole interval beyond the
-    limit). p99 (only with latency=True): verdict WORSE and ci_low > +fail_above/100.
+    Throughput (closed loop): verdict WORSE and ci_high < -fail_above/100 (the whole interval
+    beyond the limit). CPU per request (open loop, where the rate is the input): verdict WORSE
+    and ci_low > +fail_above/100. p99 (only with latency=True): verdict WORSE and ci_low >
+    +fail_above/100.
     """
     limit = fail_above / 100.0
     hits = []
     for c in changes:
-        t = c.throughput
-        if t is not None and t.verdict is stats.Verdict.WORSE and t.ci_high < -limit:
-            hits.append(GateHit(c, "throughput", t, limit))
+        metric, m, _ = c.primary
+        if m is not None and m.verdict is stats.Verdict.WORSE:
+            beyond = m.ci_high < -limit if metric == "throughput" else m.ci_low > limit
+            if beyond:
+                hits.append(GateHit(c, metric, m, limit))
         p = c.p99
         if latency and p is not None and p.verdict is stats.Verdict.WORSE and p.ci_low > limit:
             hits.append(GateHit(c, "p99", p, limit))

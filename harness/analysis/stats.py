@@ -15,17 +15,28 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import Any
 
 import numpy as np
 
+# Re-exported (noqa F401): callers use stats.X for every interval, whichever module defines it.
+from harness.analysis.intervals import (  # noqa: F401
+    DEFAULT_LEVEL,
+    CIMethod,
+    Interval,
+    coverage_label,
+    median_ci,
+    order_statistic_ranks,
+    paired_log_ratios,
+    paired_ratio_ci,
+    repetitions_for_level,
+    sign_test_p,
+)
+from harness.analysis.intervals import clean as _clean
 from harness.analysis.ranks import mann_whitney
-
-# Confidence level of every interval the report prints (the convention of pyperf and criterion).
-DEFAULT_LEVEL = 0.95
 
 # 10,000 resamples puts the Monte-Carlo error of a 2.5% percentile well below the width of the
 # interval itself (criterion uses 100,000 for nanosecond loops; our samples are a handful of
@@ -45,10 +56,6 @@ SPREAD_WARN_FRACTION = 0.10
 
 # pyperf refuses to take fewer than 3 values seriously; with 2 one cannot tell which is the outlier.
 MIN_REPETITIONS = 3
-
-# Below 6 values no pair of order statistics covers the median with 95% probability
-# (min..max covers it with probability 1 - 2 * 0.5**n = 93.75% at n = 5, 96.9% at n = 6).
-_MIN_N_ORDER_STATISTIC_95 = 6
 
 # Keep one bootstrap block below ~1e6 numbers so that a long sample does not allocate gigabytes.
 _BOOTSTRAP_BLOCK_ELEMENTS = 1_000_000
@@ -81,93 +88,7 @@ def spread(values: Sequence[float]) -> float | None:
 
 
 # --------------------------------------------------------------------------------------------
-# Confidence intervals
-
-
-class CIMethod(StrEnum):
-    """How an interval was obtained; a reader needs this to know what the interval promises."""
-
-    ORDER_STATISTIC = "order-statistic"  # distribution-free, coverage >= level (binomial)
-    RANGE = "range"  # min..max of too few values; `level` holds its real (lower) coverage
-    BOOTSTRAP = "bootstrap"  # percentile bootstrap, seeded; coverage is nominal (approximate)
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A point estimate with a confidence interval.
-
-    `level` is the coverage the interval actually has where that is known exactly (order
-    statistics, range), and the nominal level asked for otherwise (bootstrap).
-    """
-
-    estimate: float
-    low: float
-    high: float
-    level: float
-    method: CIMethod
-    n: int
-
-    @property
-    def is_nominal(self) -> bool:
-        """False when the interval is narrower in probability than the level that was asked."""
-        return self.method is not CIMethod.RANGE
-
-
-def _clean(values: Sequence[float] | np.ndarray) -> np.ndarray:
-    """Float array without NaN (null figures are not measurements)."""
-    arr = np.asarray(values, dtype=float).ravel()
-    return arr[~np.isnan(arr)]
-
-
-def _binom_half_cdf(k: int, n: int) -> float:
-    """P(B <= k) for B ~ Binomial(n, 1/2), exactly (Python integers do not overflow)."""
-    if k < 0:
-        return 0.0
-    return sum(math.comb(n, i) for i in range(min(k, n) + 1)) / 2**n
-
-
-def order_statistic_ranks(n: int, level: float = DEFAULT_LEVEL) -> tuple[int, int, float] | None:
-    """1-based ranks (lo, hi) of the order statistics whose interval covers the median of the
-    distribution with probability >= level, and that probability; None when n is too small.
-
-    The number of values below the true median is Binomial(n, 1/2) whatever the distribution, so
-    [x_(k), x_(n-k+1)] covers it with probability 1 - 2 P(B <= k - 1). We take the largest k
-    (the narrowest interval) that still reaches the level.
-    """
-    best: tuple[int, int, float] | None = None
-    below = 0  # sum of comb(n, i) for i < k: _binom_half_cdf(k - 1, n) * 2**n, kept running
-    for k in range(1, n // 2 + 1):
-        below += math.comb(n, k - 1)
-        coverage = 1.0 - 2.0 * (below / 2**n)
-        if coverage < level:
-            break
-        best = (k, n - k + 1, coverage)
-    return best
-
-
-def median_ci(values: Sequence[float], level: float = DEFAULT_LEVEL) -> Interval | None:
-    """Median with a distribution-free (order-statistic) confidence interval.
-
-    Throughput samples are few, skewed and sometimes bimodal (a bad SO_REUSEPORT spread in one
-    repetition), so no normality is assumed. With too few values for any pair of order
-    statistics to reach the level (n < 6 for 95%), the min..max range is returned with method
-    RANGE and its real, lower coverage 1 - 2 * 0.5**n in `level`: it is labelled honestly
-    rather than stretched (a bootstrap would not fix it, it under-covers even more at such n).
-    None for no values.
-    """
-    arr = np.sort(_clean(values))
-    n = len(arr)
-    if n == 0:
-        return None
-    est = float(np.median(arr))
-    ranks = order_statistic_ranks(n, level)
-    if ranks is None:
-        coverage = max(0.0, 1.0 - 2.0 * 0.5**n) if n > 1 else 0.0
-        return Interval(est, float(arr[0]), float(arr[-1]), coverage, CIMethod.RANGE, n)
-    lo, hi, coverage = ranks
-    return Interval(
-        est, float(arr[lo - 1]), float(arr[hi - 1]), coverage, CIMethod.ORDER_STATISTIC, n
-    )
+# Confidence intervals (order statistics, their coverage and its words: intervals.py)
 
 
 def _bootstrap_distribution(
@@ -308,6 +229,9 @@ class Comparison:
     threshold: float
     level: float
     p_value: float | None
+    # The interval's real coverage in words (intervals.coverage_label), for every place that
+    # prints it: "75% (min-max of 3, order statistics)", "95% bootstrap, nominal (...)".
+    coverage: str = ""
 
     @property
     def ratio(self) -> float:
@@ -391,7 +315,72 @@ def compare(
         threshold=threshold,
         level=level,
         p_value=mw.p_value if mw else None,
+        coverage=coverage_label(ci),
     )
+
+
+def compare_paired(
+    a: Mapping[int, float | None] | Sequence[float | None],
+    b: Mapping[int, float | None] | Sequence[float | None],
+    *,
+    threshold: float = DEFAULT_NOISE_THRESHOLD,
+    higher_is_better: bool = True,
+    level: float = DEFAULT_LEVEL,
+    require_level: bool = False,
+) -> Comparison | None:
+    """A against B repetition by repetition (the designs ran interleaved, side by side):
+    criterion's rule on the order-statistic interval of the per-repetition ratios A_i / B_i.
+
+    Mappings are keyed by repetition, sequences aligned by position; a repetition missing on
+    either side drops the pair. The Comparison's `level` is the interval's real coverage
+    (75% for 3 pairs, 93.75% for 5, 97.85% for 10 at level 0.95) and `coverage` says it in
+    words; n_a = n_b = the number of pairs; `p_value` is the exact two-sided sign test (the
+    paired test matching the interval; it never decides the verdict). INSUFFICIENT below
+    MIN_REPETITIONS pairs, and, with require_level, whenever the real coverage is below
+    `level` (fewer than `repetitions_for_level(level)` pairs: 6 for 95%). None without a pair.
+    """
+    ci = paired_ratio_ci(a, b, level)
+    if ci is None:
+        return None
+    lo, hi = ci.low - 1.0, ci.high - 1.0
+    short = ci.n < MIN_REPETITIONS or (require_level and ci.level < level)
+    if short:
+        verdict = Verdict.INSUFFICIENT
+    else:
+        verdict = verdict_for(lo, hi, threshold, higher_is_better=higher_is_better)
+    return Comparison(
+        estimate=ci.estimate - 1.0,
+        ci_low=lo,
+        ci_high=hi,
+        verdict=verdict,
+        n_a=ci.n,
+        n_b=ci.n,
+        threshold=threshold,
+        level=ci.level,
+        p_value=sign_test_p(paired_log_ratios(a, b)),
+        coverage=coverage_label(ci),
+    )
+
+
+def paired_repetitions_needed(
+    a: Mapping[int, float | None] | Sequence[float | None],
+    b: Mapping[int, float | None] | Sequence[float | None],
+    *,
+    precision: float = DEFAULT_NOISE_THRESHOLD,
+    level: float = DEFAULT_LEVEL,
+) -> int | None:
+    """Paired repetitions for a verdict at `level` with an interval half-width of about
+    `precision` (relative): the larger of `repetitions_for_level(level)` (an interval that
+    reaches the level at all: 6 for 95%) and `repetitions_needed` with the spread of these
+    pairs' log-ratios as cv (a log-ratio's stdev is the ratio's relative spread). To resolve a
+    true difference d beyond criterion's threshold t, ask for precision d - t. None with fewer
+    than 2 pairs (no spread to go on)."""
+    logs = paired_log_ratios(a, b)
+    if len(logs) < 2:
+        return None
+    sd = float(np.std(logs, ddof=1))
+    floor = repetitions_for_level(level)
+    return floor if sd == 0 else max(floor, repetitions_needed(sd, precision, level))
 
 
 def geometric_mean(ratios: Sequence[float]) -> float | None:

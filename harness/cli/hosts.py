@@ -38,6 +38,26 @@ def ssh_options(config: RunConfig) -> SshOptions:
     )
 
 
+def without_calibration(config: RunConfig, console: Console) -> RunConfig:
+    """Calibration (plan/measure.py) runs on this machine, so not across hosts yet: the plan
+    runs as given (closed loop: peak throughput); a measure that needs a calibration to mean
+    anything is refused in one line."""
+    if config.measure in ("fixed-rate", "server-bound"):
+        raise HarnessError(
+            f"--measure {config.measure} needs a calibration, which does not run across hosts "
+            "yet; give --mode open --rates R1,R2 (or --measure closed-loop)"
+        )
+    measure = config.measure
+    if measure == "auto":
+        measure = "closed-loop" if config.mode == "closed" else "as-given"
+        console.print(
+            f"across hosts: no calibration (it runs on this machine); --measure {measure}",
+            style="yellow",
+            highlight=False,
+        )
+    return RunConfig(**{**vars(config), "measure": measure, "calibrate": False})
+
+
 def canonical(config: RunConfig) -> RunConfig:
     """The config with its hosts checked and spelled canonically."""
     server, clients = hosts_plan.check_hosts(config.server_host, config.client_hosts)

@@ -15,6 +15,7 @@ from harness.checks.runtime_needs import why_not_runnable
 from harness.errors import HarnessError
 from harness.plan.config import PROFILES, RUN_HELP, machine_topology, run_config
 from harness.plan.designs import DEFAULT_BIN_DIR, DEFAULT_REGISTRY, Design, load_registry
+from harness.plan.measure import capacity_config, floor_summary, needs_calibration, uncalibrated
 from harness.plan.plan import RunConfig, make_plan, plan_from_dict, resolve_out, validate
 
 HELP = "plan and run a benchmark matrix, then write the report"
@@ -56,6 +57,12 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
         "--no-preflight",
         action="store_true",
         help="skip the conformance check of each design before measuring",
+    )
+    run.add_argument(
+        "--no-calibrate",
+        action="store_true",
+        help="skip the calibration (the client's capacity and each design's closed-loop "
+        "capacity); --measure auto then plans the flags as given",
     )
     run.add_argument("--bin-dir", type=Path, default=DEFAULT_BIN_DIR)
     run.add_argument("--registry", type=Path, default=DEFAULT_REGISTRY)
@@ -111,6 +118,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     from harness.cli import hosts as hosts_cli
     from harness.cli.report import write_report
     from harness.run import platform as platform_info
+    from harness.run.calibration import calibrate
     from harness.run.execute import execute
     from harness.store import RunStore, load_run
     from harness.store.manifest import new_manifest, new_run_id, resume_state
@@ -148,14 +156,24 @@ def run(args: argparse.Namespace, console: Console) -> int:
                 **{**vars(config), "servers": tuple(s for s in config.servers if s not in skipped)}
             )
         hosts_info: dict = {}
+        if hosts_cli.is_multihost(config):  # calibration runs here: not across hosts (yet)
+            config = hosts_cli.canonical(hosts_cli.without_calibration(config, console))
+        calibrating = needs_calibration(config)
         if hosts_cli.is_multihost(config):
-            config = hosts_cli.canonical(config)
             session, plan, hosts_info = hosts_cli.open_hosts(
                 config, designs, args.bin_dir, console, dry_run=args.dry_run
             )
         else:
             plan = make_plan(config, topology, designs)
         if args.dry_run:
+            if calibrating:
+                cal_plan = make_plan(capacity_config(config), topology, designs)
+                console.print(
+                    f"--measure {config.measure}: calibration first ({len(cal_plan.trials)} "
+                    "closed-loop capacity trial(s), then the load generator's open-loop ramp); "
+                    "it chooses the mode and rates of the trials below (shown closed loop)",
+                    highlight=False,
+                )
             for t in plan.trials:
                 flag = " OVERSUBSCRIBED" if t.cpus.oversubscribed else ""
                 console.print(
@@ -207,21 +225,61 @@ def run(args: argparse.Namespace, console: Console) -> int:
                         "servers": tuple(s for s in config.servers if s not in refused),
                     }
                 )
-                plan = make_plan(config, topology, designs, assign=getattr(session, "assign", None))
         run_id = new_run_id(out_root)
+        command = ["harness", *sys.argv[1:]]
+        platform = platform_info.collect(topology)
+        calibration: dict[str, object] = {"calibrated": False}
+        if calibrating:
+            cal = calibrate(
+                config,
+                topology,
+                designs,
+                store=RunStore(out_root / run_id / "calibration"),
+                manifest_for=lambda p: new_manifest(
+                    f"{run_id}-calibration",
+                    p,
+                    designs,
+                    command,
+                    platform,
+                    {"calibration_of": run_id},
+                ),
+                bin_dir=args.bin_dir,
+                console=console,
+            )
+            if cal.interrupted:
+                console.print(
+                    "interrupted during the calibration: nothing was measured yet "
+                    f"(its trials are in {out_root / run_id / 'calibration'}); run again",
+                    style="yellow",
+                    highlight=False,
+                )
+                return EXIT_INTERRUPTED
+            config, decision = cal.config, cal.decision
+            calibration = {
+                "calibrated": True,
+                "directory": "calibration",
+                "trials": cal.trials,
+                "server_floor": floor_summary(cal.floor),
+            }
+        else:
+            decision = uncalibrated(config, args.no_calibrate)
+        plan = make_plan(config, topology, designs, assign=getattr(session, "assign", None))
+        console.print(f"measuring: {decision.mode}: {decision.reason}", highlight=False)
         store = RunStore(out_root / run_id)
         manifest = new_manifest(
             run_id,
             plan,
             designs,
-            ["harness", *sys.argv[1:]],
-            platform_info.collect(topology),
+            command,
+            platform,
             {
                 "bin_dir": str(args.bin_dir),
                 "plan_source": source,
                 "doctor": doctor.to_dicts(checks),
                 "left_out": {**skipped, **refused},
                 "preflight": not args.no_preflight,
+                "measurement": decision.to_dict(),
+                "calibration": calibration,
                 **({"hosts": hosts_info} if hosts_info else {}),
             },
         )

@@ -15,6 +15,7 @@ from typing import Any
 from harness.errors import HarnessError
 from harness.plan import cpus as cpu_planning
 from harness.plan.designs import Design
+from harness.plan.measure import check_measure
 from harness.plan.plan import RunConfig
 from harness.plan.topology import SYSFS_CPU, Topology, read_topology, restrict
 
@@ -62,9 +63,9 @@ RUN_OPTIONS: dict[str, tuple[str, Callable[[Any], Any], Any]] = {
     "cores": ("cores", _list_of(int, "--cores"), None),
     "connections": ("connections", _list_of(int, "--connections"), (64,)),
     "size": ("sizes", _list_of(int, "--size"), (64,)),
-    "duration": ("duration_s", _scalar(float, "--duration"), 10.0),
-    "warmup": ("warmup_s", _scalar(float, "--warmup"), 2.0),
-    "repeat": ("repeat", _scalar(int, "--repeat"), 3),
+    "duration": ("duration_s", _scalar(float, "--duration"), 5.0),
+    "warmup": ("warmup_s", _scalar(float, "--warmup"), 1.0),
+    "repeat": ("repeat", _scalar(int, "--repeat"), 5),
     "timeout": ("timeout_s", _scalar(float, "--timeout"), 2.0),
     "client-cpus": ("client_cpus", _scalar(int, "--client-cpus"), None),
     "seed": ("seed", _scalar(int, "--seed"), None),
@@ -76,6 +77,8 @@ RUN_OPTIONS: dict[str, tuple[str, Callable[[Any], Any], Any]] = {
     "work": ("works", _names, ("none",)),
     "hot-fraction": ("hot_fraction", _scalar(float, "--hot-fraction"), None),
     "hot-share": ("hot_share", _scalar(float, "--hot-share"), None),
+    "measure": ("measure", str, None),
+    "rate-fractions": ("rate_fractions", _list_of(float, "--rate-fractions", None), (0.5,)),
     "requests-per-connection": (
         "requests_per_connection",
         _scalar(int, "--requests-per-connection"),
@@ -98,9 +101,10 @@ RUN_HELP = {
     "cores": "server core counts, e.g. 1,2,4 (default: powers of two that fit)",
     "connections": "connection counts (default: 64)",
     "size": "echo message sizes in bytes (default: 64)",
-    "duration": "measured seconds per trial (default: 10)",
-    "warmup": "discarded seconds per trial (default: 2)",
-    "repeat": "repetitions per configuration (default: 3)",
+    "duration": "measured seconds per trial (default: 5)",
+    "warmup": "discarded seconds per trial (default: 1)",
+    "repeat": "repetitions per configuration (default: 5; a min..max of 5 paired ratios covers "
+    "93.75%)",
     "timeout": "load-generator request timeout in seconds (default: 2)",
     "client-cpus": "load-generator CPUs (default: 4 per server core, capped by free CPUs)",
     "seed": "shuffle the design order in each group; also seeds arrivals and server work",
@@ -114,12 +118,22 @@ RUN_HELP = {
     "hot-fraction": "skew: this fraction of connections carries --hot-share of the load",
     "hot-share": "skew: the share of requests (open) or pipeline depth (closed) they carry",
     "requests-per-connection": "churn: reconnect after this many requests (1: every request)",
+    "measure": "what to measure and rank on: auto (default: calibrate, then choose), fixed-rate "
+    "(server CPU-us per request and latency at common rates), server-bound (closed loop with "
+    "per-request work), closed-loop (peak throughput), as-given (exactly --mode/--rates; "
+    "implied by them)",
     "server-host": "run the server on this SSH destination user@name[:port] (default: local)",
     "client-host": "run a load generator on this SSH destination (repeat, or comma-separated)",
     "remote-bin": "the load generator's path on the client hosts (when this one cannot run there)",
     "ssh-key": "SSH private key for the hosts (default: the agent and ~/.ssh keys)",
     "known-hosts": "known_hosts file for the hosts (default: ~/.ssh/known_hosts)",
 }
+RUN_HELP["rate-fractions"] = (
+    "fixed-rate: the common rates, as fractions of the smallest closed-loop capacity among the "
+    "designs (default: 0.5; e.g. 0.25,0.5 for two points of the latency curve)"
+)
+# Flags that say the plan's mode and rates outright: they imply --measure as-given.
+EXPLICIT_MODE_FLAGS = ("mode", "rates", "rate-sweep")
 
 
 def machine_topology() -> Topology:
@@ -150,8 +164,14 @@ def plan_file_options(args: argparse.Namespace) -> tuple[dict[str, Any], str | N
         except (json.JSONDecodeError, KeyError, TypeError):
             raise HarnessError(f"{path} is not a run manifest (no plan.config)") from None
         by_field = {f: flag for flag, (f, _, _) in RUN_OPTIONS.items()}
-        options = {by_field[k]: v for k, v in config.items() if k in by_field}
+        # An empty list there is an option not used (no --rates in a sweep): its default.
+        options = {by_field[k]: v for k, v in config.items() if k in by_field and v != []}
         options["oversubscribe"] = config.get("oversubscribe", False)
+        # Exactly the resolved plan: a calibrated run's rates (group_rates) or work come back as
+        # they were, so a second run (CI's candidate after its baseline) is offered the same load.
+        options["measure"] = "as-given"
+        options["calibrate"] = False
+        options["group_rates"] = config.get("group_rates") or []
         return options, str(path)
     try:
         data = tomllib.loads(text)
@@ -160,12 +180,19 @@ def plan_file_options(args: argparse.Namespace) -> tuple[dict[str, Any], str | N
     options = {k.replace("_", "-"): v for k, v in data.items()}
     if "client-hosts" in options:  # the plural reads better in a file
         options["client-host"] = options.pop("client-hosts")
-    unknown = sorted(set(options) - set(RUN_OPTIONS) - {"oversubscribe"})
+    unknown = sorted(
+        set(options) - set(RUN_OPTIONS) - {"oversubscribe", "calibrate", "group_rates"}
+    )
     if unknown:
         raise HarnessError(
             f"{path}: unknown option(s) {', '.join(unknown)}; known: {', '.join(RUN_OPTIONS)}"
         )
     return options, str(path)
+
+
+def _group_rates(raw: list) -> tuple:
+    """A manifest's group_rates (JSON lists) as the tuples RunConfig holds."""
+    return tuple((tuple(g), tuple(float(r) for r in rates), tuple(s)) for g, rates, s in raw)
 
 
 def run_config(
@@ -183,6 +210,18 @@ def run_config(
         values["servers"] = tuple(designs)
     if values["cores"] is None:
         values["cores"] = tuple(cpu_planning.default_core_counts(topology))
+    # A manifest always holds a mode; only flags and plan files say one outright.
+    in_file = {} if source and source.endswith(".json") else file_options
+    explicit = any(
+        getattr(args, f.replace("-", "_")) is not None or f in in_file for f in EXPLICIT_MODE_FLAGS
+    )
+    if values["measure"] is None:
+        values["measure"] = "as-given" if explicit else "auto"
+    else:
+        check_measure(values["measure"], explicit)
+    no_calibrate = getattr(args, "no_calibrate", False)
+    values["calibrate"] = not no_calibrate and bool(file_options.get("calibrate", True))
+    values["group_rates"] = _group_rates(file_options.get("group_rates") or [])
     oversubscribe = (
         args.oversubscribe
         if args.oversubscribe is not None

@@ -53,6 +53,15 @@ class RunConfig:
     hot_fraction: float | None = None
     hot_share: float | None = None
     requests_per_connection: int | None = None
+    # What the run measures (plan/measure.py): auto | fixed-rate | server-bound | closed-loop |
+    # as-given (the flags exactly). Calibration first unless calibrate is False.
+    measure: str = "as-given"
+    calibrate: bool = True
+    # Open loop, set from a calibration: per configuration group (protocol, cores, connections,
+    # size, pipeline, work) its offered rates and, when not empty, the only designs it runs.
+    group_rates: tuple[tuple[tuple, tuple[float, ...], tuple[str, ...]], ...] = ()
+    # Fixed-rate: the common rates as fractions of the smallest closed-loop capacity compared.
+    rate_fractions: tuple[float, ...] = (0.5,)
     # Several hosts (docs/multi-host.md; harness.plan.hosts_plan): SSH destinations or "local".
     server_host: str = "local"
     client_hosts: tuple[str, ...] = ()
@@ -185,12 +194,17 @@ def validate(config: RunConfig, designs: dict[str, Design]) -> None:
         raise HarnessError(f"--pipeline must be at least 1, got {config.pipeline}")
     if config.mode not in ("closed", "open"):
         raise HarnessError(f"--mode must be closed or open, got {config.mode!r}")
-    if config.mode == "open" and not (config.rates or config.rate_sweep):
+    if config.mode == "open" and not (config.rates or config.rate_sweep or config.group_rates):
         raise HarnessError("--mode open needs --rates R1,R2,... or --rate-sweep F1,F2,...")
     if config.mode == "closed" and (config.rates or config.rate_sweep):
         raise HarnessError("--rates and --rate-sweep are open-loop options; add --mode open")
     if any(r <= 0 for r in config.rates) or any(not 0 < f <= 2 for f in config.rate_sweep):
         raise HarnessError("--rates must be positive; --rate-sweep fractions in (0, 2]")
+    if any(not 0 < f <= 1 for f in config.rate_fractions):
+        raise HarnessError(
+            f"--rate-fractions must be in (0, 1] (fractions of the smallest closed-loop capacity "
+            f"among the designs), got {config.rate_fractions}; e.g. --rate-fractions 0.25,0.5"
+        )
     if config.arrival not in ("poisson", "uniform"):
         raise HarnessError(f"--arrival must be poisson or uniform, got {config.arrival!r}")
     if (config.hot_fraction is None) != (config.hot_share is None):
@@ -236,6 +250,7 @@ def make_plan(
     else:
         loads = [(r, None) for r in config.rates] + [(None, f) for f in config.rate_sweep]
     trials: list[TrialSpec] = []
+    by_group = {tuple(g): (tuple(r), tuple(s)) for g, r, s in config.group_rates}
 
     def add(base: TrialSpec, **changes: object) -> TrialSpec:
         spec = replace(base, index=len(trials), **changes)
@@ -278,6 +293,14 @@ def make_plan(
         if proto == "http" and size != config.sizes[0]:
             continue  # message size means nothing to HTTP GET: one size is enough
         group = [s for s in config.servers if proto in designs[s].protocols]
+        group_loads = loads
+        if by_group:  # rates chosen per configuration by the calibration
+            entry = by_group.get((proto, k, conns, size, depth, work))
+            if entry is None or not entry[0]:
+                continue
+            group_loads = [(r, None) for r in entry[0]]
+            if entry[1]:
+                group = [s for s in group if s in entry[1]]
         if rng is not None:
             rng.shuffle(group)
         for server in group:
@@ -313,7 +336,7 @@ def make_plan(
             )
             if config.rate_sweep:
                 capacity_id = add(base, mode="closed").trial_id
-            for rate, fraction in loads:
+            for rate, fraction in group_loads:
                 if config.mode == "closed":
                     add(base)
                 elif fraction is None:
@@ -326,7 +349,7 @@ def make_plan(
 def plan_from_dict(data: dict) -> Plan:
     """Rebuild a plan stored in a manifest (for --resume and --plan manifest.json)."""
     cfg = data["config"]
-    config = RunConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()})
+    config = RunConfig(**{k: _tuples(v) for k, v in cfg.items()})
     trials = []
     for t in data["trials"]:
         cpus = t["cpus"]
@@ -338,6 +361,11 @@ def plan_from_dict(data: dict) -> Plan:
         )
         trials.append(TrialSpec(**{**t, "cpus": assignment}))
     return Plan(config=config, trials=tuple(trials))
+
+
+def _tuples(value: object) -> object:
+    """JSON lists back to the tuples a RunConfig holds (nested: group_rates)."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
 
 
 def resolve_out(path: Path) -> Path:

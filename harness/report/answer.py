@@ -36,6 +36,8 @@ class PairRow:
     sentence: str
     note: str = ""
     css: str = ""
+    cpu: str = ""  # tpc / ws server CPU-µs per request, with its interval
+    cpu_verdict: str = ""
 
 
 def _verdict_css(label: str) -> str:
@@ -127,9 +129,10 @@ def pair_row(
         if w
     )
     why = why or "a median is not positive, so no ratio exists"
+    cpu_verdict = c.cpu_verdict.label("faster", "slower") if c.cpu_verdict else "insufficient data"
     if mode == "open":
         throughput, verdict, change = "offered load", "not compared", ""
-        if c.p99_ratio is None:
+        if c.p99_ratio is None and c.cpu_ratio is None:
             sentence = f"{at}, {c.thread_per_core} and {c.work_stealing} cannot be compared: {why}."
         else:
             rates = ""
@@ -138,10 +141,16 @@ def pair_row(
                     f" ({c.thread_per_core} at {a.achieved_rate:,.0f} req/s, "
                     f"{c.work_stealing} at {b.achieved_rate:,.0f} req/s)"
                 )
+            cpu_part = (
+                f"thread-per-core ({c.thread_per_core}) used {fmt_ratio(c.cpu_ratio)} the server "
+                f"CPU per request of work-stealing ({c.work_stealing}): {cpu_verdict}; "
+                if c.cpu_ratio is not None
+                else ""
+            )
             sentence = (
-                f"{at}{rates}, the p99 latency of thread-per-core ({c.thread_per_core}), measured "
+                f"{at}{rates}, {cpu_part}the p99 latency of thread-per-core, measured "
                 f"from the intended send time, was {fmt_ratio(c.p99_ratio)} that of "
-                f"work-stealing ({c.work_stealing}): {p99_verdict}."
+                f"work-stealing: {p99_verdict}."
             )
     elif c.throughput_ratio is None:
         throughput = "n/a"
@@ -153,8 +162,12 @@ def pair_row(
             f"second of work-stealing ({c.work_stealing}): {verdict}"
         )
         if c.p99_ratio is not None:
-            sentence += f"; its {kind} p99 latency was {fmt_ratio(c.p99_ratio)}: {p99_verdict}"
+            sentence += (
+                f"; its {kind} p99 latency was {fmt_ratio(c.p99_ratio)} (no verdict: at a fixed "
+                "number of connections the closed-loop p99 restates throughput)"
+            )
         sentence += "."
+        p99_verdict = "no verdict (closed loop)"
     note = "†" if (c.throughput_ratio or c.p99_ratio) and min(n_a, n_b) < 6 else ""
     if mode == "open":
         p_value = ""
@@ -174,7 +187,9 @@ def pair_row(
         p_value=p_value,
         sentence=sentence,
         note=note,
-        css=_verdict_css(verdict if mode == "closed" else p99_verdict),
+        css=_verdict_css(verdict if mode == "closed" else cpu_verdict),
+        cpu=fmt_ratio(c.cpu_ratio),
+        cpu_verdict=cpu_verdict if c.cpu_ratio is not None else "",
     )
 
 
@@ -202,7 +217,7 @@ def advice(trials: pd.DataFrame) -> str | None:
 
 def unrankable(trials: pd.DataFrame, analysis: Analysis, manifest: dict[str, Any]) -> str | None:
     """Why no pair of designs could be ranked in this run, or None when one could."""
-    if any(c.throughput_ratio or c.p99_ratio for c in analysis.comparisons):
+    if any(c.throughput_ratio or c.p99_ratio or c.cpu_ratio for c in analysis.comparisons):
         return None
     if trials.empty:
         outcome = manifest.get("outcome") or {}

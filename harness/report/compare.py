@@ -51,6 +51,10 @@ COLUMNS = [  # (header, right-aligned)
     ("B p99 us", True),
     ("p99 B/A-1 [95% CI]", False),
     ("p99 verdict", False),
+    ("A CPU us/req", True),
+    ("B CPU us/req", True),
+    ("CPU/req B/A-1 [95% CI]", False),
+    ("CPU verdict", False),
     ("trials A -> B (ranked/flagged/failed)", False),
 ]
 
@@ -65,6 +69,8 @@ def table_rows(result: CompareResult) -> list[list[str]]:
             _fmt_change(c.throughput), c.throughput_label,
             _fmt_num(_median(a.p99_samples), 1), _fmt_num(_median(b.p99_samples), 1),
             _fmt_change(c.p99), c.p99_label,
+            _fmt_num(_median(a.cpu_us_samples), 2), _fmt_num(_median(b.cpu_us_samples), 2),
+            _fmt_change(c.cpu), c.cpu_label,
             f"{_trials(a)} -> {_trials(b)}",
         ])  # fmt: skip
     return rows
@@ -108,7 +114,11 @@ def summary_line(result: CompareResult) -> str:
 
 
 def gate_line(hits: list[GateHit], fail_above: float, latency: bool) -> str:
-    what = "throughput or p99" if latency else "throughput"
+    what = (
+        "throughput (closed loop), CPU per request (open loop) or p99"
+        if latency
+        else "throughput (closed loop) or CPU per request (open loop)"
+    )
     if not hits:
         return (
             f"gate passed: no configuration's {what} is significantly worse by more than "
@@ -193,6 +203,8 @@ def to_json(
                 "b": _side_dict(c.b),
                 "throughput": _comparison_dict(c.throughput, "faster", "slower"),
                 "p99": _comparison_dict(c.p99, "better", "worse"),
+                "cpu_per_request": _comparison_dict(c.cpu, "faster", "slower"),
+                "judged_on": c.primary[0],
                 "gate": hit_keys.get(c.key, []),
             }
             for c in result.changes
@@ -227,8 +239,8 @@ def to_markdown(
     ]
     if fail_above is not None:
         mark = "**FAILED**" if hits else "passed"
-        lines += [f"Gate ({'throughput and p99' if latency else 'throughput'}, "
-                  f"--fail-above {fail_above:g}%): {mark}", ""]  # fmt: skip
+        what = "throughput or CPU per request" + (", and p99" if latency else "")
+        lines += [f"Gate ({what}, --fail-above {fail_above:g}%): {mark}", ""]
         lines += [f"- {_md_cell(h.describe())}" for h in hits]
         if hits:
             lines.append("")

@@ -17,11 +17,13 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from harness.analysis import stats
 from harness.analysis.analyse import Analysis, ConfigSummary, analyse
+from harness.analysis.decompose import chains
 from harness.analysis.flagged import kinds_text
 from harness.report import charts
 from harness.report.answer import answer
 from harness.report.format import coverage_short, fmt, fmt_us, interval_text, plural
 from harness.report.model_section import model_section
+from harness.report.verdict import chain_rows, first_sentence, measurement
 from harness.run import flags
 from harness.run.steady import STEADY_DRIFT_LIMIT
 from harness.store import RunData
@@ -349,6 +351,9 @@ def render(run: RunData, analysis: Analysis | None = None) -> str:
             cpu_model=((manifest.get("platform") or {}).get("pyperf") or {}).get("cpu_model_name"),
             kernel=(manifest.get("platform") or {}).get("kernel"),
             answer=the_answer,
+            verdict=first_sentence(analysis, manifest),
+            measurement=measurement(manifest),
+            chain_rows=chain_rows(chains(analysis, manifest)),
             charts=figures,
             configs=config_groups(analysis),
             warnings=[s for s in analysis.summaries if s.warnings],

@@ -1,5 +1,6 @@
 """The report's "Model (not a measurement)" section: read from the run's stored model.parquet
-(`harness model` writes it), never computed here, so a report costs no simulation."""
+(`harness model` writes it), never computed here, so a report costs no simulation; its charts
+are harness/report/charts/model.py's."""
 
 from __future__ import annotations
 
@@ -11,12 +12,16 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
+from harness.report.charts.model import model_charts
 from harness.report.format import fmt, fmt_us
 
 MODEL_FILE = "model.parquet"
 # The parquet schema metadata key holding what is not one row per prediction (docs/data.md).
 METADATA_KEY = b"harness.model"
 FIXED_RHO = 0.7  # the load at which the p99 ratio is shown (a grid point of the model)
+# What the charts take from the run's trials: each design's family (its colours) and each
+# measured trial's workload (which chart its point belongs on).
+TRIAL_COLUMNS = ("trial_id", "server", "design_family", "connections", "hot_fraction", "hot_share")
 
 
 def _num(x: Any, spec: str) -> str:
@@ -27,8 +32,44 @@ def _num(x: Any, spec: str) -> str:
     return format(float(x), spec)
 
 
+def _trials(run_dir: Path) -> pd.DataFrame:
+    path = run_dir / "trials.parquet"
+    if not path.is_file():
+        return pd.DataFrame(columns=list(TRIAL_COLUMNS))
+    names = set(pq.read_schema(path).names)
+    frame = pq.read_table(path, columns=[c for c in TRIAL_COLUMNS if c in names]).to_pandas()
+    for c in TRIAL_COLUMNS:
+        if c not in frame:
+            frame[c] = None
+    return frame
+
+
+def _charts(run_dir: Path, p: pd.DataFrame, extra: dict[str, Any]) -> list[Any]:
+    trials = _trials(run_dir)
+    comparison = pd.DataFrame(
+        extra.get("comparison", []),
+        columns=["trial_id", "thread_per_core", "work_stealing", "design", "cores", "work",
+                 "rho", "measured_p99_us", "error", "flagged"],
+    )  # fmt: skip
+    workload = trials[["trial_id", "connections", "hot_fraction", "hot_share"]]
+    comparison = comparison.merge(workload, on="trial_id", how="left")
+    families = {
+        str(s): str(f)
+        for s, f in zip(trials["server"], trials["design_family"], strict=True)
+        if pd.notna(s) and pd.notna(f)
+    }
+    return model_charts(
+        p,
+        pd.DataFrame(extra.get("ratios", [])),
+        comparison,
+        fixed_rho=FIXED_RHO,
+        families=families,
+    )
+
+
 def model_section(run_dir: Path) -> dict[str, Any] | None:
-    """Assumptions, ratio rows and error rows of the stored model; None when there is none."""
+    """Assumptions, ratio rows, error rows and charts of the stored model; None when there is
+    none."""
     path = run_dir / MODEL_FILE
     if not path.is_file():
         return None
@@ -84,6 +125,7 @@ def model_section(run_dir: Path) -> dict[str, Any] | None:
         "ratios": ratios,
         "errors": errors,
         "fixed_rho": FIXED_RHO,
+        "charts": _charts(run_dir, p, extra),
         "size": f"{int(first['replications'])} replications of {int(first['customers']):,} "
         f"requests, seed {int(first['seed'])}"
         if len(p)

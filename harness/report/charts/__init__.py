@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 
 from harness.analysis.analyse import Analysis
 from harness.report.charts.base import STYLE, Chart, Data
+from harness.report.charts.chain import chain
 from harness.report.charts.latency import latency_load, latency_percentiles
 from harness.report.charts.ratios import ratios
 from harness.report.charts.series import series
@@ -17,6 +18,7 @@ from harness.report.charts.workers import context_switches, efficiency, worker_b
 
 # In the report's order.
 MAKERS: tuple[Callable[[Data], Chart], ...] = (
+    chain,
     ratios,
     throughput_cores,
     latency_percentiles,
@@ -27,6 +29,7 @@ MAKERS: tuple[Callable[[Data], Chart], ...] = (
     series,
 )
 CHART_IDS = (
+    "chart-chain",
     "chart-ratios",
     "chart-throughput-cores",
     "chart-latency-percentiles",
