@@ -209,3 +209,23 @@ def test_rows_keep_each_hosts_histogram_and_series_apart() -> None:
     assert alone["trials"][0]["server_host"] == alone["trials"][0]["client_hosts"] == "local"
     assert alone["trials"][0]["client_cpus"] == "0,0"
     assert {r["client_host"] for r in alone["latency"] + alone["timeseries"]} == {"local"}
+
+
+def test_runs_across_hosts_do_not_calibrate_on_this_machine() -> None:
+    import io
+    from dataclasses import replace
+
+    from rich.console import Console
+
+    from harness.cli.hosts import without_calibration
+
+    designs = load_registry(DEFAULT_REGISTRY)
+    config, _ = run_config(_args(server_host=S, servers="epoll-tpc"), designs, topo(2))
+    assert config.measure == "auto"
+    quiet = Console(file=io.StringIO())
+    plain = without_calibration(config, quiet)
+    assert (plain.measure, plain.calibrate) == ("closed-loop", False)
+    opened = without_calibration(replace(config, mode="open", rates=(1000.0,)), quiet)
+    assert (opened.measure, opened.calibrate) == ("as-given", False)
+    with pytest.raises(HarnessError, match="--measure fixed-rate needs a calibration"):
+        without_calibration(replace(config, measure="fixed-rate"), quiet)
