@@ -135,6 +135,12 @@ def test_a_run_across_three_hosts_merges_by_adding_counts(
     (t,) = trials.itertuples()
     assert t.status == "ok", t.reason
     assert (t.server_host, t.client_hosts) == (server, f"{c1},{c2}")
+    # The server's threads, sampled from its host's /proc over the window; the contended flag
+    # judged on its CPUs.
+    threads = pd.read_parquet(run / "threads.parquet")
+    assert set(threads["role"]) == {"server"} and len(threads) >= 1
+    assert t.server_cpu_s is not None and t.server_cpu_s > 0
+    assert t.contended is not None
     # Per-host rows, and the trial's histogram is their sum.
     latency = pd.read_parquet(run / "latency.parquet")
     primary = latency[latency["kind"] == "primary"]

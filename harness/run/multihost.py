@@ -227,18 +227,21 @@ class HostSession:
         argv += ["--start-at", f"{start_ns // 1_000_000_000}.{start_ns % 1_000_000_000:09d}"]
         return argv, out, hlog
 
-    def _sample(self, c: Connection, pid: int) -> sampler.TreeSample | None:
-        """The server's processes and threads from the host's /proc (copied here, read by the
-        sampler as this machine's)."""
+    def _sample(
+        self, c: Connection, pid: int
+    ) -> tuple[sampler.TreeSample | None, dict[int, tuple[float, float]]]:
+        """The server's processes and threads, and the host's per-CPU times, from its /proc
+        (copied here, read by the sampler as this machine's)."""
         with tempfile.TemporaryDirectory(prefix="host-proc-") as tmp:
             root = Path(tmp)
-            remote.mirror(c, ["/proc/[0-9]*/stat"], root)
+            remote.mirror(c, ["/proc/stat", "/proc/[0-9]*/stat"], root)
+            cpus = sampler.cpu_times(proc=root / "proc")
             pids = sampler.descendants(pid, proc=root / "proc")
             pats = [f"/proc/{p}/{f}" for p in pids for f in ("stat", "task/[0-9]*/stat",
                                                           "task/[0-9]*/status")]  # fmt: skip
             remote.mirror(c, pats, root)
             found = sampler.sample(pids, proc=root / "proc")
-        return found if found.threads else None
+        return (found if found.threads else None), cpus
 
     def run_trial(
         self, spec: TrialSpec, design: Design, bin_dir: Path, raw: Path
@@ -313,6 +316,7 @@ class HostSession:
             limit = time.time() + START_LEAD_S + spec.warmup_s + spec.duration_s
             limit += spec.timeout_s + trial.LOADGEN_SLACK_S
             before = after = None
+            before_cpus: dict[int, tuple[float, float]] = {}
             pending = dict(clients)
             while pending:
                 for h, p in list(pending.items()):
@@ -334,16 +338,17 @@ class HostSession:
                                 f"{tail}")  # fmt: skip
                 if before is None and time.time() >= window_open and srv.pgid:
                     with contextlib.suppress(RemoteError):
-                        before = self._sample(srv_conn, srv.pgid)
+                        before, before_cpus = self._sample(srv_conn, srv.pgid)
                 if time.time() > limit:
                     return fail(
                         f"load generator on {', '.join(pending)} still running "
                         f"{limit - start_local / 1e9:.0f} s after the start; killed"
                     )
                 time.sleep(0.05)
+            after_cpus: dict[int, tuple[float, float]] = {}
             if before is not None and srv.pgid:
                 with contextlib.suppress(RemoteError):
-                    after = self._sample(srv_conn, srv.pgid)
+                    after, after_cpus = self._sample(srv_conn, srv.pgid)
             for h, p in clients.items():
                 tag = host_tag(h)
                 local_json = raw / f"{spec.trial_id}.{tag}.loadgen.json"
@@ -376,6 +381,9 @@ class HostSession:
                 result.threads = sampler.thread_rows(spec.trial_id, "server", before, after)
                 result.server_cpu_s = sum(r["cpu_s"] for r in result.threads)
                 result.server_rss_bytes = after.rss_bytes
+                # The contended flag, on the server host's CPUs (the client hosts' CPU ids are
+                # other machines' and are not judged).
+                result.cpu_busy = sampler.cpu_deltas(before_cpus, after_cpus, set(spec.cpus.server))
             result.counters, notes = _stop(srv, design)
             if result.counters is not None:
                 (raw / f"{spec.trial_id}.server.json").write_text(
