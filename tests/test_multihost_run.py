@@ -250,6 +250,20 @@ def test_doctor_checks_a_host(net: netns.TestNetwork, tmp_path: Path) -> None:
     assert output.count("\n") == 1
 
 
+def test_a_design_that_cannot_be_copied_is_refused_in_one_line(
+    net: netns.TestNetwork, tmp_path: Path
+) -> None:
+    argv = _argv(net, tmp_path, "--duration", "2", "--repeat", "1")
+    argv[argv.index("--servers") + 1] = "py-asyncio-tpc"
+    with _harness(argv, tmp_path) as proc:
+        output, _ = proc.communicate(timeout=RUN_LIMIT_S)
+    assert proc.returncode == 2, output
+    (line,) = [ln for ln in output.splitlines() if ln.startswith("harness: error:")]
+    assert f"{net.hosts[0].spec}: design py-asyncio-tpc runs" in line
+    assert "cannot be copied to the server host" in line
+    assert _wait_no_leftovers(net) == {}
+
+
 def test_ctrl_c_mid_trial_ends_every_remote_process(net: netns.TestNetwork, tmp_path: Path) -> None:
     argv = _argv(net, tmp_path, "--duration", "3", "--repeat", "1")
     with _harness(argv, tmp_path) as proc:

@@ -12,6 +12,7 @@ handed to execute, so this stage does not import a later one.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import re
@@ -106,6 +107,7 @@ class HostSession:
     def open(self, designs: list[Design]) -> dict[str, Any]:
         """Connect to every host, place the load generator and the designs' binaries, measure
         the clocks; what the manifest records about it."""
+        atexit.register(self.close)  # scratch directories go even if the run never starts
         for h in self.hosts:
             self.conn(h)
         local_loadgen = self.bin_dir / "loadgen"
@@ -137,16 +139,24 @@ class HostSession:
         for d in designs:
             exe = Path(d.argv(bin_dir=self.bin_dir, protocol="echo", host="0", port=0, threads=1,
                               cpus="0")[0])  # fmt: skip
+            if self.layout.server_host == LOCAL:  # this machine runs every design as it is
+                self.server_bin_dir = str(self.bin_dir)
+                continue
             if exe.parent.resolve() != self.bin_dir.resolve() or not exe.is_file():
                 raise RemoteError(
                     f"{self.layout.server_host}: design {d.name} runs `{exe}`, not a binary of "
                     f"--bin-dir {self.bin_dir}, so it cannot be copied to the server host; leave "
                     "it out of --servers"
                 )
-            if self.layout.server_host == LOCAL:
-                self.server_bin_dir = str(self.bin_dir)
-                continue
-            placed = placement.place_binary(srv, exe, remote_dir=self.remote_dir)
+            try:
+                placed = placement.place_binary(srv, exe, remote_dir=self.remote_dir)
+            except RemoteError as exc:
+                why = str(exc).replace(
+                    "; build it there and pass --remote-bin PATH",
+                    "; the server host must be able to run this machine's build (same "
+                    "architecture, a C library at least as new)",
+                )
+                raise RemoteError(why) from None
             self.server_bin_dir = placed.path.rsplit("/", 1)[0]
             self.placements.append({**placed.as_dict(), "program": exe.name})
         self.offsets = {h: self._offset(h, clock.DEFAULT_ROUNDS) for h in self.hosts}
