@@ -453,3 +453,12 @@ def test_coverage_is_truncated_never_rounded_up() -> None:
 
     assert percent(0.75) == "75%" and percent(0.9375) == "93.75%"
     assert percent(0.999999) == "99.99%" and percent(0.978515625) == "97.85%"
+
+
+def test_what_p_a_sample_size_can_reach() -> None:
+    from harness.analysis.ranks import mann_whitney_min_p
+
+    assert mann_whitney_min_p(3, 3) == pytest.approx(0.1)  # the 3 vs 3: never p < 0.1
+    separated = stats.mann_whitney([1.0, 2.0, 3.0], [4.0, 5.0, 6.0])
+    assert separated.p_value == pytest.approx(mann_whitney_min_p(3, 3))
+    assert mann_whitney_min_p(4, 4) < 0.05 < mann_whitney_min_p(3, 4)

@@ -4,18 +4,18 @@ and handed to the HTML report, the exports and `compare`, which only format and 
 
 Rules (docs/measurement rules 2-7):
 - failed trials never enter a figure; trials with an instrument flag (client-bound,
-  oversubscribed, contended), and for now unsteady or rate missed, are shown but never ranked:
-  they are left out of medians, intervals and ratios; errors and censored are the server's own
-  result: listed with their reason and still ranked;
+  oversubscribed, contended) are shown but never ranked: they are left out of medians,
+  intervals and ratios; server flags (rate missed, unsteady, errors, censored) are the design's
+  own result: listed with their reason and still ranked;
 - latency percentiles of a configuration come from the merged histograms of its ranked trials
   (never from averaging per-trial percentiles), merged for all configurations in one pass;
-- a design beats another only under criterion's rule (stats.compare).
+- designs are compared per repetition (they ran side by side: analysis/pairs.py), and a design
+  beats another only under criterion's rule on that paired interval (stats.compare_paired).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,6 +38,7 @@ from harness.analysis.labels import (  # re-exported: tests and readers use anal
 from harness.analysis.pairs import CPU_MEASURE, cpu_us_per_request, paired_compare
 from harness.analysis.trial_figures import trial_imbalance
 from harness.store import RunData
+from harness.store.latency_read import frame_chunks
 
 # The headline pair: same runtime and I/O code; it differs in scheduler and accept topology
 # (tokio-ws-reuseport against tokio-tpc differs in the scheduler alone; see factor_chain).
@@ -255,40 +256,23 @@ def key_of(s: ConfigSummary) -> SummaryKey:
     return (s.server, s.server_cores, s.label)
 
 
-_CHUNK_ROWS = 1 << 20  # latency rows per pass: small temporaries, reused memory
-
-
 def _merge_by_config(
-    t: pd.DataFrame, latency: pd.DataFrame, config: np.ndarray, n_configs: int
+    t: pd.DataFrame, latency: pd.DataFrame | RunData, config: np.ndarray, n_configs: int
 ) -> tuple[dict[int, histogram.Merged], dict[int, histogram.Merged]]:
     """Each configuration's primary histograms merged once: its ranked trials (group c) and
-    its flagged trials (group n_configs + c), in vectorised passes over chunks of rows."""
-    if latency.empty or t.empty:
+    its flagged trials (group n_configs + c), in vectorised passes over chunks of rows
+    (streamed from a stored run's file, never the whole table in memory)."""
+    if t.empty:
         return {}, {}
     group = np.full(len(t), -1, dtype=np.int64)
     ranked, flagged = t["ranked"].to_numpy(bool), t["flagged"].to_numpy(bool)
     group[ranked] = config[ranked]
     group[flagged] = config[flagged] + n_configs
-    # Work on category codes, not on millions of strings: a trial id's code -> its group.
-    ids = latency["trial_id"]
-    ids = ids.array if isinstance(ids.dtype, pd.CategoricalDtype) else pd.Categorical(ids)
-    where = pd.Index(t["trial_id"].astype(str)).get_indexer(ids.categories.astype(str))
-    group_of_code = np.append(np.where(where >= 0, group[where], -1), -1)  # code -1: none
-    kind = latency["kind"]
-    kind = kind.array if isinstance(kind.dtype, pd.CategoricalDtype) else pd.Categorical(kind)
-    is_primary = np.append(np.asarray(kind.categories == "primary", dtype=bool), True)
-    lower = latency["lower_ns"].to_numpy(np.int64)
-    upper = latency["upper_ns"].to_numpy(np.int64)
-    counts = latency["count"].to_numpy(np.int64)
-
-    def chunks() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-        for start in range(0, len(lower), _CHUNK_ROWS):
-            part = slice(start, start + _CHUNK_ROWS)
-            row_group = group_of_code[ids.codes[part]]
-            row_group[~is_primary[kind.codes[part]]] = -1  # code -1 (no kind): primary
-            yield row_group, lower[part], upper[part], counts[part]
-
-    merged = histogram.merge_groups_chunked(chunks())
+    group_of = dict(zip(t["trial_id"].astype(str), group.tolist(), strict=True))
+    chunks = (
+        frame_chunks(latency) if isinstance(latency, pd.DataFrame) else latency.latency_chunks()
+    )
+    merged = histogram.merge_trial_groups(group_of, chunks)
     return (
         {g: m for g, m in merged.items() if g < n_configs},
         {g - n_configs: m for g, m in merged.items() if g >= n_configs},
@@ -300,7 +284,7 @@ def _median(values: pd.Series) -> float | None:
 
 
 def _summaries(
-    t: pd.DataFrame, latency: pd.DataFrame, workers: pd.DataFrame
+    t: pd.DataFrame, latency: pd.DataFrame | RunData, workers: pd.DataFrame
 ) -> tuple[
     list[ConfigSummary],
     dict[SummaryKey, histogram.Merged],
@@ -451,7 +435,7 @@ def _any_flag(row: pd.Series) -> bool:
 def analyse(run: RunData) -> Analysis:
     """The one analysis of a stored run."""
     t = label_trials(run.trials)
-    summaries, merged, merged_flagged, kinds, imbalance = _summaries(t, run.latency, run.workers)
+    summaries, merged, merged_flagged, kinds, imbalance = _summaries(t, run, run.workers)
     # Every successful trial with any flag is listed with its reasons; those with server flags
     # only are still ranked, and say so.
     flagged = t[(t["status"] == "ok") & t.apply(_any_flag, axis=1)].copy() if not t.empty else t

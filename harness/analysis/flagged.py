@@ -16,10 +16,10 @@ INSTRUMENT_FLAGS = ("oversubscribed", "client_bound", "contended")
 # That is the design's own result (worse, not incomparable): shown with its reason, still ranked.
 SERVER_FLAGS = ("unsteady", "rate_missed", "errors_flag", "censored_flag")
 FLAGS = INSTRUMENT_FLAGS + SERVER_FLAGS
-# The flags that keep a trial out of ranking. unsteady and rate_missed still do, for now: the
-# report's charts and tests/test_report.py draw them as flagged, not ranked (issue 14 asks that
-# they be ranked; left to the lead). errors and censored never exclude.
-EXCLUDING_FLAGS = (*INSTRUMENT_FLAGS, "unsteady", "rate_missed")
+# The flags that keep a trial out of ranking: only the instrument's (issue 14). A design that
+# cannot hold a rate, drifts or loses requests is worse, not incomparable: its trials are ranked
+# and the charts mark them (report/charts/flagged.py, mark_server_flagged).
+EXCLUDING_FLAGS = INSTRUMENT_FLAGS
 
 # Each flag's column and its short name, in the order that best explains a trial's numbers (a
 # trial that shared its CPUs is first of all oversubscribed, whatever else went wrong).

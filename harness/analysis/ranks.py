@@ -89,3 +89,13 @@ def mann_whitney(a: Sequence[float], b: Sequence[float]) -> MannWhitney | None:
         return MannWhitney(u, 1.0, False)  # every value equal: no evidence of any difference
     z = max(0.0, abs(u - m * n / 2.0) - 0.5) / math.sqrt(var)
     return MannWhitney(u, min(1.0, 2.0 * _normal_sf(z)), False)
+
+
+def mann_whitney_min_p(m: int, n: int) -> float:
+    """The smallest two-sided p-value Mann-Whitney can give at m against n values without ties:
+    2 / C(m + n, m), when every value of one sample lies beyond every value of the other. 3 vs 3
+    reaches only 0.1 and 3 vs 4 0.057, 4 vs 4 0.029: a test at 0.05 can never give a verdict
+    on 3 repetitions a side, whatever the data."""
+    if m < 1 or n < 1:
+        return 1.0
+    return min(1.0, 2.0 / math.comb(m + n, m))

@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness.analysis import stats
 from harness.analysis.analyse import Analysis, ConfigSummary, DesignComparison
 from harness.analysis.flagged import dominant_flag, flag_counts, kinds_text
 from harness.analysis.trial_figures import hiccup_floor
@@ -38,6 +39,7 @@ class PairRow:
     css: str = ""
     cpu: str = ""  # tpc / ws server CPU-µs per request, with its interval
     cpu_verdict: str = ""
+    coverage: str = ""  # what the row's intervals promise (stats.coverage_label)
 
 
 def _verdict_css(label: str) -> str:
@@ -190,6 +192,7 @@ def pair_row(
         css=_verdict_css(verdict if mode == "closed" else cpu_verdict),
         cpu=fmt_ratio(c.cpu_ratio),
         cpu_verdict=cpu_verdict if c.cpu_ratio is not None else "",
+        coverage=stats.coverage_label(c.throughput_ratio or c.cpu_ratio or c.p99_ratio),
     )
 
 

@@ -222,7 +222,8 @@ def methods(manifest: dict[str, Any]) -> dict[str, Any]:
             "omission); the "
             "uncorrected latency from the actual send is kept beside it. A trial whose achieved "
             f"rate falls below {flags.RATE_MISSED_LIMIT:.0%} of the target is flagged "
-            "'rate missed': it is not a point on the server's latency curve."
+            "'rate missed': the design could not hold that rate, which counts against it (the "
+            "trial stays ranked, marked where it is drawn)."
         )
     else:
         load = (

@@ -6,6 +6,7 @@ unit-testable and stated in one place (docs/measurement rules 2, 3, 6).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from harness.run import steady
@@ -14,9 +15,52 @@ CLIENT_BUSY_LIMIT = 0.90  # a client thread busier than this may be what limits 
 RATE_MISSED_LIMIT = 0.99  # open loop: achieved below 99% of target is not a point on a curve
 
 
+RUNQUEUE_WAIT_LIMIT = 0.02  # the load generator's own limit (docs/loadgen.md): 2% of the window
+# The load generator's reason for a run-queue wait ("thread 0 waited for a CPU 2.0% of the
+# window (>= 2%): other processes ran on its CPU"): contention, not a busy client.
+_WAIT_REASON = re.compile(r"^thread (\d+) waited for a CPU ")
+# Its reasons that say the client was itself the limit (busy, or a thread that did not report).
+_BUSY_REASON = re.compile(r"^thread \d+ (busy |did not report)")
+
+
+def _client_threads(report: dict[str, Any]) -> list[dict[str, Any]]:
+    return list((report.get("client_cpu") or {}).get("threads") or [])
+
+
+def client_waits(report: dict[str, Any]) -> list[str]:
+    """Each client thread that waited for its CPU (run queue, /proc/thread-self/schedstat) at
+    least RUNQUEUE_WAIT_LIMIT of the window, in words with its own figures: other processes ran
+    on the load generator's CPU, so its schedule and timestamps were late by that much."""
+    out = []
+    threads = _client_threads(report)
+    for t in threads:
+        wait = t.get("runqueue_wait_fraction")
+        if wait is not None and wait >= RUNQUEUE_WAIT_LIMIT:
+            busy = t.get("busy_fraction")
+            also = f", busy {busy:.0%}" if busy is not None else ""
+            cpu = f" on CPU {t['cpu']}" if t.get("cpu") is not None else ""
+            out.append(
+                f"client thread {t.get('thread')}{cpu} waited for its CPU {wait:.1%} of the "
+                f"window (run-queue wait >= {RUNQUEUE_WAIT_LIMIT:.0%}{also}): other processes "
+                "ran there"
+            )
+    reasons = (report.get("summary") or {}).get("client_bound_reasons") or []
+    if not threads:  # an output without per-thread figures: the load generator's own words
+        out = [f"client {r}" for r in reasons if _WAIT_REASON.match(r)]
+    if out and not any(_BUSY_REASON.match(r) for r in reasons):
+        # What followed from the wait (no thread was busy): the schedule fell behind with it.
+        out += [f"with it, {r}" for r in reasons if not _WAIT_REASON.match(r)]
+    return out
+
+
 def client_bound(report: dict[str, Any]) -> tuple[bool | None, str]:
-    """The load generator's own verdict (docs/loadgen.md) when it gives one; for an output
-    without it, judged here from its threads' CPU time."""
+    """Whether the load generator itself was the limit: a thread busy >= 90% of the window or
+    one that did not report, or (with neither busy nor waiting threads) its schedule falling
+    behind. A thread that only waited for its CPU is contention (`client_waits`, the
+    `contended` flag), and so are the lag and missed sends that follow from that wait.
+
+    The load generator's own verdict and reasons (docs/loadgen.md) are used when it gives them;
+    for an output without them, judged here from its threads' CPU time."""
     if not report:
         return None, ""
     summary = report.get("summary") or {}
@@ -24,16 +68,44 @@ def client_bound(report: dict[str, Any]) -> tuple[bool | None, str]:
         reasons = list(summary.get("client_bound_reasons") or [])
         if summary["client_bound"] and not reasons:
             reasons.append("the load generator reported itself client-bound")
-        return bool(summary["client_bound"]), "; ".join(reasons)
+        own = [r for r in reasons if not _WAIT_REASON.match(r)]
+        busy = [r for r in own if _BUSY_REASON.match(r)]
+        waited = len(own) < len(reasons) or bool(client_waits(report))
+        # Lag and unsent requests while a thread waited for its CPU and none was busy: the
+        # wait explains them (client_waits names them beside it).
+        kept = busy if waited and not busy else own
+        if not busy:
+            kept = [r for r in kept if not _lag_within_floor(r, report)]
+        return bool(kept), "; ".join(kept)
     reasons = []
     window = summary.get("window_s")
-    for t in (report.get("client_cpu") or {}).get("threads", []):
-        busy = t.get("busy_fraction")
-        if busy is None and window:
-            busy = ((t.get("user_s") or 0.0) + (t.get("system_s") or 0.0)) / window
-        if busy is not None and busy >= CLIENT_BUSY_LIMIT:
-            reasons.append(f"client thread {t.get('thread')} busy {busy:.0%} of the window")
+    for t in _client_threads(report):
+        busy_f = t.get("busy_fraction")
+        if busy_f is None and window:
+            busy_f = ((t.get("user_s") or 0.0) + (t.get("system_s") or 0.0)) / window
+        if busy_f is not None and busy_f >= CLIENT_BUSY_LIMIT:
+            reasons.append(f"client thread {t.get('thread')} busy {busy_f:.0%} of the window")
     return bool(reasons), "; ".join(reasons)
+
+
+# The load generator's lag reason ("schedule lag p99 3260.4 us > 1000 us: ...").
+_LAG_REASON = re.compile(r"^schedule lag p99 ")
+# A lag at most this many times the client CPUs' own hiccup p99 is the platform's stalls (the
+# meter on the same CPUs saw them while nothing held the CPU), not a client that fell behind.
+FLOOR_EXPLAINS_LAG = 2.0
+
+
+def _lag_within_floor(reason: str, report: dict[str, Any]) -> bool:
+    """Whether a schedule-lag reason is explained by the platform's noise floor, measured by the
+    load generator's hiccup meter on its own CPUs in the same window: then the late requests are
+    the machine's stalls (stated as the floor beside every latency, and a tail difference below
+    it is 'not resolvable'), not the client's limit."""
+    if not _LAG_REASON.match(reason):
+        return False
+    lag = ((report.get("summary") or {}).get("schedule_lag_us") or {}).get("p99")
+    floors = [h.get("p99_us") for h in (report.get("hiccup") or {}).get("per_cpu") or []]
+    floor = max((float(f) for f in floors if f is not None), default=None)
+    return lag is not None and floor is not None and float(lag) <= FLOOR_EXPLAINS_LAG * floor
 
 
 def rate_missed(report: dict[str, Any]) -> tuple[bool | None, str]:
@@ -70,16 +142,27 @@ CONTENDED_LIMIT = 0.10  # other processes used more than 10% of one of our CPUs
 
 
 def contended(
-    busy: dict[int, tuple[float, float]], threads: list[dict[str, Any]], window_s: float | None
+    busy: dict[int, tuple[float, float]],
+    threads: list[dict[str, Any]],
+    window_s: float | None,
+    report: dict[str, Any] | None = None,
 ) -> tuple[bool | None, str]:
-    """Another process (or the hypervisor: steal) took CPU time on the trial's CPUs.
+    """Another process (or the hypervisor: steal) took CPU time on the trial's CPUs, or a
+    load-generator thread waited for its CPU (run-queue wait, `client_waits`).
 
     busy: per CPU, (user+nice+system seconds of everyone, steal seconds) over the window;
     threads: the trial's own threads with the CPU each last ran on and its CPU seconds. What
-    the CPU did beyond our threads was somebody else's work: a noisy neighbour.
+    the CPU did beyond our threads was somebody else's work: a noisy neighbour. report: the
+    load generator's output, whose threads' run-queue waits say the same of the client CPUs.
     """
+    waits = client_waits(report or {})
+    measured_waits = any(
+        t.get("runqueue_wait_fraction") is not None for t in _client_threads(report or {})
+    )
     if not busy or not window_s:
-        return None, ""
+        if waits:
+            return True, "; ".join(waits)
+        return (False, "") if measured_waits else (None, "")
     ours: dict[int, float] = {}
     for t in threads:
         ours[t["cpu"]] = ours.get(t["cpu"], 0.0) + t["cpu_s"]
@@ -90,6 +173,7 @@ def contended(
             reasons.append(f"CPU {cpu}: other processes used {other / window_s:.0%}")
         if steal > CONTENDED_LIMIT * window_s:
             reasons.append(f"CPU {cpu}: hypervisor steal {steal / window_s:.0%}")
+    reasons += waits
     return bool(reasons), "; ".join(reasons)
 
 

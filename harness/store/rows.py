@@ -51,7 +51,7 @@ def trial_rows(run_id: str, result: Any) -> dict[str, list[dict[str, Any]]]:
     missed, missed_why = flags.rate_missed(report)
     unsteady, unsteady_why = flags.unsteady(report.get("series", []), window)
     busy = getattr(result, "cpu_busy", None) or {}
-    contended, contended_why = flags.contended(busy, result.threads, window)
+    contended, contended_why = flags.contended(busy, result.threads, window, report)
     errored, errored_why = flags.errors(report)
     censored, censored_why = flags.censored(report)
     hiccups = (report.get("hiccup") or {}).get("per_cpu") or []

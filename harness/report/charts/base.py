@@ -5,9 +5,11 @@ Each chart function (one module per chart family) takes `Data` and returns a `Ch
 with a stable id, alt text and caption, or, when the run has nothing to draw, no image and one
 sentence saying why (never an empty image). Rules (docs/measurement rules 2-5):
 - failed trials are never drawn (they measured nothing);
-- flagged trials (client-bound, rate missed, unsteady, oversubscribed) are left out of every
-  median, band and line; where single trials are drawn, a flagged one is hollow or dotted and
-  labelled, and the caption says so; single trials are drawn only up to a bounded number;
+- flagged trials (an instrument flag: client-bound, contended, oversubscribed) are left out of
+  every median, band and line; where single trials are drawn, a flagged one is hollow or dotted
+  and labelled, and the caption says so; ranked trials with a server flag (rate missed,
+  unsteady, errors, censored) stay in them and are marked with a cross (charts/flagged.py);
+  single trials are drawn only up to a bounded number;
 - latency percentiles come from merged histograms (analysis), never from averaged percentiles.
 """
 

@@ -3,14 +3,18 @@ sentence saying why each kind of flag is not the server's own number."""
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 
-from harness.analysis.flagged import FLAG_KINDS, flag_counts, is_set
+from harness.analysis.flagged import FLAG_KINDS, SERVER_FLAGS, flag_counts, is_set, short_reason
 from harness.run import flags
 from harness.run.steady import STEADY_DRIFT_LIMIT
 
 FLAG_GREY = "#6b6b6b"
+MAX_NAMED_MARKS = 3  # marked trials named on a chart, at most (charts.base.MAX_NAMED)
 
 
 def _count(n: int, word: str) -> str:
@@ -25,36 +29,121 @@ def _percent_range(values: pd.Series) -> str:
     return f"{lo}%" if lo == hi else f"{lo}-{hi}%"
 
 
-def flag_explanation(kind: str, rows: pd.DataFrame) -> str:
-    """Why trials with this flag do not measure the server alone, from their own numbers."""
-    if kind == "client-bound":
+def _figures(reasons: pd.Series, pattern: str) -> list[float]:
+    """The first number each reason gives after `pattern` (a regex with one group)."""
+    out = []
+    for r in reasons.dropna().astype(str):
+        for m in re.finditer(pattern, r):
+            out.append(float(m.group(1).replace(",", "")))
+    return out
+
+
+def _span(values: list[float], unit: str = "%", spec: str = ".0f") -> str:
+    if not values:
+        return ""
+    lo, hi = format(min(values), spec), format(max(values), spec)
+    return f"{lo}{unit}" if lo == hi else f"{lo}-{hi}{unit}"
+
+
+def _of(n: int, total: int) -> str:
+    return "" if n == total else f" ({n} of {total} trials)"
+
+
+def _client_bound_words(rows: pd.DataFrame) -> str:
+    """Each client-bound reason these trials carry, with their own figures (run.flags)."""
+    reasons = rows.get("client_bound_reason", pd.Series(dtype=str)).fillna("").astype(str)
+    total, parts = len(rows), []
+    busy = _figures(reasons, r"busy (\d+(?:\.\d+)?)%")
+    if busy:
+        n = int(reasons.str.contains(r"busy \d", regex=True).sum())
         single = "client_threads" in rows and bool(
-            (rows["client_threads"].dropna() == 1).all() and rows["client_threads"].notna().any()
+            rows["client_threads"].notna().any() and (rows["client_threads"].dropna() == 1).all()
         )
-        client = _percent_range(rows["client_cpu_util"]) if "client_cpu_util" in rows else ""
+        who = "the single load-generator core" if single else "a load-generator thread"
         server = _percent_range(rows["server_cpu_util"]) if "server_cpu_util" in rows else ""
-        if single and client:
-            who = f"the single load-generator core was {client} busy"
-        else:
-            who = (
-                f"a load-generator thread was busy {flags.CLIENT_BUSY_LIMIT:.0%} of the window "
-                "or more"
-            )
-        if server:
-            who += f" while the server's CPUs were {server} busy"
+        beside = f" while the server's CPUs were {server} busy" if server else ""
+        parts.append(
+            f"{who} was {_span(busy)} busy (>= {flags.CLIENT_BUSY_LIMIT:.0%} of the window)"
+            f"{beside}, so the load generator, not the server alone, may have set the pace"
+            f"{_of(n, total)}"
+        )
+    lag = _figures(reasons, r"schedule lag p99 ([\d,.]+) us")
+    if lag:
+        n = int(reasons.str.contains("schedule lag p99").sum())
+        parts.append(
+            f"the load generator noticed due requests late (schedule lag p99 "
+            f"{_span(lag, ' µs', ',.0f')}), so their latency includes its own delay{_of(n, total)}"
+        )
+    sent = _figures(reasons, r"requests, ([\d.]+)% of the")
+    if sent:
+        n = int(reasons.str.contains("scheduled in the window").sum())
+        parts.append(
+            f"it sent only {_span(sent, '%', '.1f')} of the requests scheduled, the rest waited "
+            f"in its connection queues{_of(n, total)}"
+        )
+    for words, text in (
+        ("did not report", "a load-generator thread did not report (it failed or hung)"),
+        ("queue_overflow", "due requests were dropped from a full connection backlog"),
+        ("reported itself", "the load generator reported itself client-bound"),
+    ):
+        if n := int(reasons.str.contains(words, regex=False).sum()):
+            parts.append(text + _of(n, total))
+    return "; ".join(parts) or "the load generator may have set the pace, not the server alone"
+
+
+def _contended_words(rows: pd.DataFrame) -> str:
+    """Each kind of contention these trials saw, with their own figures (run.flags)."""
+    reasons = rows.get("contended_reason", pd.Series(dtype=str)).fillna("").astype(str)
+    total, parts = len(rows), []
+    waits = _figures(reasons, r"waited for (?:its|a) CPU (\d+(?:\.\d+)?)%")
+    if waits:
+        n = int(reasons.str.contains("waited for", regex=False).sum())
+        parts.append(
+            f"a load-generator thread waited for its CPU {_span(waits, '%', '.1f')} of the "
+            "window (run-queue wait) while other processes ran there, so its sends and "
+            f"timestamps were late by that much: contention, not a busy client{_of(n, total)}"
+        )
+    other = _figures(reasons, r"other processes used (\d+)%")
+    if other:
+        n = int(reasons.str.contains("other processes used", regex=False).sum())
+        parts.append(
+            f"other processes used {_span(other)} of a trial CPU, so part of the time measured "
+            f"was theirs{_of(n, total)}"
+        )
+    steal = _figures(reasons, r"hypervisor steal (\d+)%")
+    if steal:
+        n = int(reasons.str.contains("steal", regex=False).sum())
+        parts.append(f"the hypervisor took {_span(steal)} of a trial CPU (steal){_of(n, total)}")
+    return "; ".join(parts) or (
+        "other processes (or the hypervisor) used the trial's CPUs, so part of the time "
+        "measured was theirs"
+    )
+
+
+def flag_explanation(kind: str, rows: pd.DataFrame) -> str:
+    """What happened in trials with this flag, from their own reasons and figures."""
+    if kind == "client-bound":
+        return _client_bound_words(rows)
+    if kind == "contended":
+        return _contended_words(rows)
+    if kind == "rate missed":
+        reasons = rows.get("rate_missed_reason", pd.Series(dtype=str))
+        share = _span(_figures(reasons, r"due \(([\d.]+)%\)"), "%", ".1f")
+        held = f" (it answered {share} of the requests due)" if share else ""
         return (
-            f"{who}, so the pace was set by server and load generator together, not by the "
-            "server alone"
+            f"the server fell behind the offered rate{held}, below "
+            f"{flags.RATE_MISSED_LIMIT:.0%}: that counts against the design"
         )
     return {
         "oversubscribed": "server and load generator shared CPUs, so these numbers measure the "
         "sharing, not the executor",
-        "contended": "other processes (or the hypervisor) used the trial's CPUs, so part of the "
-        "time measured was theirs",
-        "rate missed": f"the achieved rate fell below {flags.RATE_MISSED_LIMIT:.0%} of the "
-        "target, so these are not points of the server's latency curve",
         "unsteady": f"throughput drifted or stepped by more than {STEADY_DRIFT_LIMIT:.0%} "
-        "inside the measured window, so no single number describes it",
+        "inside the measured window: the server's own behaviour, which no single number "
+        "describes",
+        "errors": "requests were lost (timed out or dropped with their connection); each is in "
+        "the histogram at its time so far, so the tail is a lower bound",
+        "censored": "requests were still unanswered at the window's end; each is in the "
+        "histogram at its time so far, so the p99 shown is at least the true one",
     }.get(kind, "something other than the server may have set their numbers")
 
 
@@ -92,6 +181,101 @@ def flag_handle(rows: pd.DataFrame, *, line: bool = False) -> Line2D:
         markeredgecolor=FLAG_GREY,
         markeredgewidth=1.4,
         label=label,
+    )
+
+
+# Ranked trials with a server flag (analysis.flagged.SERVER_FLAGS: the server could not hold the
+# rate, drifted, lost or left requests unanswered): in every median and verdict, counted against
+# the design, and marked where single trials are drawn so that a reader sees why they are worse.
+SERVER_FLAG_MARKER = "X"
+
+
+def server_flagged(rows: pd.DataFrame) -> pd.DataFrame:
+    """The ranked trials among `rows` that carry a server flag."""
+    if rows.empty or "ranked" not in rows:
+        return rows.iloc[:0]
+    mask = pd.Series(False, index=rows.index)
+    for column in SERVER_FLAGS:
+        if column in rows:
+            mask |= rows[column].map(is_set)
+    return rows[rows["ranked"].fillna(False).astype(bool) & mask]
+
+
+def mark_server_flagged(
+    ax: Axes,
+    rows: pd.DataFrame,
+    x: str,
+    y: str,
+    colour: str,
+    *,
+    name: bool = True,
+    xs: list[float] | None = None,
+) -> pd.DataFrame:
+    """Draw the ranked, server-flagged trials among `rows` as a cross in the design's colour
+    over their point (at column x, or at `xs` given for every row of `rows`), named by their
+    flags when `name`; returns the trials marked."""
+    marked = server_flagged(rows[rows[x].notna() & rows[y].notna()])
+    if marked.empty:
+        return marked
+    where = [xs[rows.index.get_loc(i)] for i in marked.index] if xs is not None else list(marked[x])
+    ax.scatter(
+        where,
+        list(marked[y]),
+        s=70,
+        marker=SERVER_FLAG_MARKER,
+        color=colour,
+        edgecolors="black",
+        linewidths=0.6,
+        zorder=5,
+    )
+    if name and len(marked) <= MAX_NAMED_MARKS:
+        for px, row in zip(where, marked.to_dict("records"), strict=True):
+            ax.annotate(
+                f"{short_reason(row)}, ranked ({row.get('server', '')})",
+                (px, row[y]),
+                textcoords="offset points",
+                xytext=(6, 6),
+                fontsize=7.5,
+                color=colour,
+            )
+    return marked
+
+
+def server_flag_handle(rows: pd.DataFrame) -> Line2D:
+    """The legend entry of the marked trials: "server flag: <kinds> (ranked, counts against
+    the design)"."""
+    counts = flag_counts(rows)
+    kinds = [kind for _c, kind in FLAG_KINDS if kind in counts] or ["server flag"]
+    return Line2D(
+        [],
+        [],
+        marker=SERVER_FLAG_MARKER,
+        linestyle="none",
+        color=FLAG_GREY,
+        markeredgecolor="black",
+        markeredgewidth=0.6,
+        markersize=8,
+        label=f"server flag: {', '.join(kinds)} (ranked, counts against the design)",
+    )
+
+
+def server_flagged_note(rows: pd.DataFrame) -> str:
+    """The caption's sentence about the marked trials: ranked, counted against the design, and
+    what happened in each kind, from their own figures."""
+    if rows.empty:
+        return ""
+    rows = rows.drop_duplicates("trial_id")
+    counts = flag_counts(rows)
+    server_kinds = {dict(FLAG_KINDS)[c] for c in SERVER_FLAGS}
+    why = "; ".join(
+        f"{kind} ({_count(n, 'trial')}): " + flag_explanation(kind, rows[rows[column].map(is_set)])
+        for column, kind in FLAG_KINDS
+        if kind in server_kinds and (n := counts.get(kind, 0))
+    )
+    return (
+        f" Crosses are ranked trials with a server flag ({_count(len(rows), 'trial')}): what "
+        "the server did is its own result, so they stay in every median, interval, ratio and "
+        f"verdict and count against the design. {why[:1].upper()}{why[1:]}."
     )
 
 

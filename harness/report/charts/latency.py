@@ -27,7 +27,14 @@ from harness.report.charts.base import (
     fmt_us,
     key,
 )
-from harness.report.charts.flagged import flag_handle, flagged_note, why_none
+from harness.report.charts.flagged import (
+    flag_handle,
+    flagged_note,
+    mark_server_flagged,
+    server_flag_handle,
+    server_flagged_note,
+    why_none,
+)
 from harness.report.charts.floor import draw_floor, floor_caption, idle_floor_us
 
 
@@ -226,6 +233,7 @@ def latency_load(data: Data) -> Chart:
     fig, axes = _panels(len(keys))
     floor = idle_floor_us(data)
     flagged_drawn: list[pd.DataFrame] = []
+    marked: list[pd.DataFrame] = []  # ranked trials with a server flag, drawn as crosses
     for ax, (workload, cores) in zip(axes, keys, strict=True):
         panel = [
             s
@@ -277,6 +285,12 @@ def latency_load(data: Data) -> Chart:
         ]
         if not flagged.empty:
             flagged_drawn.append(flagged)
+        here = open_trials[
+            (open_trials["workload"] == workload) & (open_trials["server_cores"] == cores)
+        ]
+        for server, rows in here.groupby("server"):
+            colour = data.style(str(server)).colour
+            marked.append(mark_server_flagged(ax, rows, "achieved_rate", "p99_us", colour))
         for server, rows in flagged.groupby("server"):
             st = data.style(str(server))
             _hollow(
@@ -321,6 +335,9 @@ def latency_load(data: Data) -> Chart:
     flagged_rows = pd.concat(flagged_drawn) if flagged_drawn else t.iloc[:0]
     if flagged_drawn:
         extra.append(flag_handle(flagged_rows))
+    marked_rows = pd.concat(marked) if marked else t.iloc[:0]
+    if not marked_rows.empty:
+        extra.append(server_flag_handle(marked_rows))
     _legend(fig, axes, extra)
     caption = (
         "Open loop (wrk2's model): requests are sent on a fixed schedule whatever the server "
@@ -331,5 +348,6 @@ def latency_load(data: Data) -> Chart:
         "x is the achieved rate (median of the ranked repetitions)."
     )
     caption += flagged_note(flagged_rows, "Hollow markers are flagged trials")
+    caption += server_flagged_note(marked_rows)
     alt = "Line chart of p99 latency (log scale) against achieved request rate, one per design"
     return _chart(id_, title, alt, caption + floor_caption(floor) + note, fig)

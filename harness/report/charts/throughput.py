@@ -26,7 +26,14 @@ from harness.report.charts.base import (
     _missing,
     _panels,
 )
-from harness.report.charts.flagged import flag_handle, flagged_note, why_none
+from harness.report.charts.flagged import (
+    flag_handle,
+    flagged_note,
+    mark_server_flagged,
+    server_flag_handle,
+    server_flagged_note,
+    why_none,
+)
 
 
 def throughput_cores(data: Data) -> Chart:
@@ -54,6 +61,7 @@ def throughput_cores(data: Data) -> Chart:
     fig, axes = _panels(len(workloads))
     t = data.trials
     flagged_drawn: list[pd.DataFrame] = []
+    marked: list[pd.DataFrame] = []  # ranked trials with a server flag, drawn as crosses
     with_bands = False
     for ax, label in zip(axes, workloads, strict=True):
         mine = [s for s in data.closed() if s.label == label]
@@ -108,6 +116,10 @@ def throughput_cores(data: Data) -> Chart:
                 zorder=2,
                 linewidths=0,
             )
+            at = list(dodge(r["server_cores"]))
+            marked.append(
+                mark_server_flagged(ax, r, "server_cores", "throughput_rps", st.colour, xs=at)
+            )
             f = rows[rows["flagged"] & rows["throughput_rps"].notna()]
             if f.empty:
                 continue
@@ -137,7 +149,10 @@ def throughput_cores(data: Data) -> Chart:
         ax.set_ylabel("requests / s")
         ax.set_title(label + ("" if panel_ranked else " (flagged only)"))
     flagged_rows = pd.concat(flagged_drawn) if flagged_drawn else t.iloc[:0]
-    _legend(fig, axes, [flag_handle(flagged_rows)] if flagged_drawn else None)
+    marked_rows = pd.concat(marked) if marked else t.iloc[:0]
+    handles = [flag_handle(flagged_rows)] if flagged_drawn else []
+    handles += [server_flag_handle(marked_rows)] if not marked_rows.empty else []
+    _legend(fig, axes, handles or None)
     if ranked_any:
         caption = (
             "Median throughput of the ranked repetitions of each design (line), the median's "
@@ -151,6 +166,7 @@ def throughput_cores(data: Data) -> Chart:
             "shape."
         )
     caption += flagged_note(flagged_rows, "Hollow markers are flagged trials")
+    caption += server_flagged_note(marked_rows)
     alt = (
         "Line chart of median requests per second against server cores, one line per design"
         if ranked_any

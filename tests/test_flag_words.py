@@ -1,0 +1,188 @@
+"""Flags say what happened (issue 14): a client thread that waited for its CPU is contention, not a
+busy client; client_bound only when the client was really busy (or fell behind with no wait to
+explain it); each trial's explanation follows from its own reason and figures; and a design that
+misses its rate is ranked and shown worse, not left out as incomparable."""
+
+from __future__ import annotations
+
+import copy
+
+import pandas as pd
+import pytest
+from fake_run import RUN_ID, build_run
+from test_store import COUNTERS, LOADGEN, spec
+
+from harness.analysis import analyse
+from harness.analysis.stats import Verdict
+from harness.report.charts.flagged import flag_explanation, server_flagged, server_flagged_note
+from harness.run import flags
+from harness.run.trial import TrialResult
+from harness.store import load_run, trial_rows
+
+WAIT_REASON = "thread 0 waited for a CPU 2.0% of the window (>= 2%): other processes ran on its CPU"
+LAG_REASON = "schedule lag p99 1400.0 us > 1000 us: requests were noticed late"
+BUSY_REASON = "thread 0 busy 96.3% of the window (user+sys >= 90%)"
+
+
+def _report(reasons: list[str], *, busy: float, wait: float | None) -> dict:
+    """The load generator's output with its own verdict and one thread's figures."""
+    report = copy.deepcopy(LOADGEN)
+    report["summary"].update(client_bound=bool(reasons), client_bound_reasons=list(reasons))
+    report["client_cpu"] = {
+        "total_s": busy * 2.0,
+        "threads": [
+            {
+                "thread": 0,
+                "cpu": 3,
+                "user_s": busy * 0.6,
+                "system_s": busy * 1.4,
+                "busy_fraction": busy,
+                "runqueue_wait_fraction": wait,
+            }
+        ],
+    }
+    return report
+
+
+def test_a_thread_that_waited_for_its_cpu_is_contended_not_client_bound():
+    # The issue's trial: 2.0% run-queue wait, the client thread 47% busy.
+    report = _report([WAIT_REASON], busy=0.47, wait=0.020)
+    assert flags.client_bound(report) == (False, "")
+    contended, why = flags.contended({}, [], 2.0, report)
+    assert contended is True
+    assert why == (
+        "client thread 0 on CPU 3 waited for its CPU 2.0% of the window (run-queue wait >= 2%, "
+        "busy 47%): other processes ran there"
+    )
+
+
+def test_the_lag_that_follows_a_wait_is_told_with_it():
+    report = _report([WAIT_REASON, LAG_REASON], busy=0.47, wait=0.05)
+    assert flags.client_bound(report) == (False, "")
+    _contended, why = flags.contended({}, [], 2.0, report)
+    assert "waited for its CPU 5.0%" in why and f"with it, {LAG_REASON}" in why
+
+
+def test_a_busy_client_stays_client_bound_and_its_wait_is_contention_too():
+    report = _report([BUSY_REASON, WAIT_REASON, LAG_REASON], busy=0.963, wait=0.03)
+    bound, why = flags.client_bound(report)
+    assert bound is True and why == f"{BUSY_REASON}; {LAG_REASON}"
+    contended, waited = flags.contended({}, [], 2.0, report)
+    assert contended is True and "waited for its CPU 3.0%" in waited and "with it" not in waited
+
+
+def test_a_schedule_that_fell_behind_without_any_wait_is_client_bound():
+    report = _report([LAG_REASON], busy=0.6, wait=0.001)
+    assert flags.client_bound(report) == (True, LAG_REASON)
+    assert flags.contended({}, [], 2.0, report) == (False, "")
+
+
+def test_an_output_without_thread_figures_keeps_the_wait_as_contention():
+    report = _report([WAIT_REASON], busy=0.5, wait=None)
+    del report["client_cpu"]["threads"]
+    assert flags.client_bound(report) == (False, "")
+    assert flags.contended({}, [], 2.0, report) == (True, f"client {WAIT_REASON}")
+    assert flags.contended({}, [], 2.0, {}) == (None, "")  # nothing known
+
+
+def test_the_stored_trial_carries_contended_with_its_reason_and_is_not_ranked():
+    report = _report([WAIT_REASON], busy=0.47, wait=0.02)
+    result = TrialResult(spec(0), "ok", "", "t0", "t1", loadgen=report, counters=COUNTERS)
+    row = trial_rows("r1", result)["trials"][0]
+    assert row["client_bound"] is False and row["client_bound_reason"] == ""
+    assert row["contended"] is True and "waited for its CPU 2.0%" in row["contended_reason"]
+    t = analyse.prepare(pd.DataFrame([row]))
+    assert t["flagged"].tolist() == [True] and t["ranked"].tolist() == [False]  # the instrument
+
+
+def _rows(**columns: list) -> pd.DataFrame:
+    n = len(next(iter(columns.values())))
+    base = {"client_threads": [1] * n, "client_cpu_util": [0.47] * n, "server_cpu_util": [1.0] * n}
+    return pd.DataFrame({**base, **columns})
+
+
+def test_explanations_follow_each_trials_own_reason_and_figures():
+    waited = flag_explanation(
+        "contended",
+        _rows(contended_reason=[flags.client_waits(_report([], busy=0.47, wait=0.02))[0]]),
+    )
+    assert "waited for its CPU 2.0% of the window (run-queue wait)" in waited
+    assert "contention, not a busy client" in waited
+    assert "pace" not in waited and "47%" not in waited
+    # Client-bound from a lag alone: its figure, no claim that any core was busy.
+    lag = flag_explanation("client-bound", _rows(client_bound_reason=[LAG_REASON]))
+    assert "schedule lag p99 1,400 µs" in lag and "busy" not in lag and "pace" not in lag
+    # Really busy: the busy figure, and only then the pace.
+    busy = flag_explanation(
+        "client-bound", _rows(client_bound_reason=[BUSY_REASON, "client thread 0 busy 92%"])
+    )
+    assert busy.startswith("the single load-generator core was 92-96% busy (>= 90% of the window)")
+    assert "while the server's CPUs were 100% busy" in busy and "may have set the pace" in busy
+    # Two kinds among three trials: each counted.
+    mixed = flag_explanation(
+        "client-bound", _rows(client_bound_reason=[BUSY_REASON, LAG_REASON, LAG_REASON])
+    )
+    assert "(1 of 3 trials)" in mixed and "(2 of 3 trials)" in mixed
+    other = flag_explanation(
+        "contended", _rows(contended_reason=["CPU 1: other processes used 14%"])
+    )
+    assert other.startswith("other processes used 14% of a trial CPU")
+
+
+# --------------------------------------------------------------------------------------------
+# A design that cannot hold the rate is worse, not incomparable
+
+
+@pytest.fixture(scope="module")
+def fake(tmp_path_factory):
+    return build_run(tmp_path_factory.mktemp("results") / RUN_ID)
+
+
+def test_a_rate_missed_design_is_ranked_and_shown_worse(fake):
+    run = load_run(fake.directory)
+    t = run.trials
+    # tokio-tpc at 2 cores and 0.95x capacity misses its rate in every repetition, with a p99
+    # three times what it was: the server's own result.
+    mine = (t.server == "tokio-tpc") & (t.server_cores == 2) & t.trial_id.str.contains("open0.95x")
+    assert mine.sum() == 3
+    t.loc[mine, "rate_missed"] = True
+    t.loc[mine, "rate_missed_reason"] = "achieved 9,100 req/s of 10,000 due (91.0%)"
+    t.loc[mine, "p99_us"] = t.loc[mine, "p99_us"] * 3
+    analysis = analyse.analyse(run)
+    marked = analysis.trials[analysis.trials.trial_id.isin(t.loc[mine, "trial_id"])]
+    assert marked["ranked"].all() and not marked["flagged"].any()
+    (c,) = [
+        c
+        for c in analysis.comparisons
+        if (c.thread_per_core, c.work_stealing, c.server_cores) == ("tokio-tpc", "tokio-ws", 2)
+        and "0.95x" in c.workload
+    ]
+    assert c.p99_verdict is not None and c.p99_verdict.verdict is Verdict.WORSE
+    assert c.p99_verdict.n_a == 3  # every repetition counted, none left out
+    # Listed with its reason, saying it is still ranked; the charts mark it and say why.
+    listed = analysis.flagged.set_index("trial_id").loc[list(marked["trial_id"]), "reasons"]
+    assert listed.str.endswith("(server flag: still ranked)").all()
+    assert len(server_flagged(analysis.trials)) >= 3
+    note = server_flagged_note(server_flagged(marked))
+    assert "Crosses are ranked trials with a server flag (3 trials)" in note
+    assert "count against the design" in note
+    assert (
+        "Rate missed (3 trials): the server fell behind the offered rate (it answered 91.0% of "
+        "the requests due), below 99%: that counts against the design"
+    ) in note
+
+
+def test_a_lag_within_the_platforms_own_stalls_is_the_floor_not_a_busy_client():
+    """A lag with no wait and no busy thread: the client's hiccup meter, on the same CPU in the
+    same window, saw stalls as long (a VM's), so the lag is the noise floor, stated beside every
+    latency, not a client that fell behind."""
+    report = _report([LAG_REASON], busy=0.40, wait=0.0)
+    report["summary"]["schedule_lag_us"] = {"p99": 1400.0, "max": 9000.0}
+    report["hiccup"] = {"per_cpu": [{"cpu": 3, "p99_us": 900.0, "max_us": 8000.0}]}
+    assert flags.client_bound(report) == (False, "")
+    # Lag far beyond the platform's stalls: the client did fall behind.
+    report["hiccup"] = {"per_cpu": [{"cpu": 3, "p99_us": 300.0, "max_us": 2000.0}]}
+    assert flags.client_bound(report) == (True, LAG_REASON)
+    # No hiccup meter: nothing explains the lag.
+    del report["hiccup"]
+    assert flags.client_bound(report) == (True, LAG_REASON)
