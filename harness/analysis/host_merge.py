@@ -188,8 +188,8 @@ def merge_reports(
         for kind, n in (s.get("errors") or {}).items():
             errors[kind] = errors.get(kind, 0) + n
     window = first["summary"].get("window_s")
-    reasons = [
-        f"{h}: {r}"
+    reasons = [  # the host last: the flags read each reason's words from its start
+        f"{r} (client host {h})"
         for h, s in zip(hosts, sums, strict=True)
         for r in s.get("client_bound_reasons") or []
     ]
