@@ -8,7 +8,7 @@ never averaged.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from harness.store.latency_read import LatencyChunk
 
 SUB_BUCKETS = 2048  # 3 significant digits: relative bucket width < 1/1024
 _HALF = SUB_BUCKETS // 2
@@ -163,6 +165,24 @@ def merge_groups_chunked(
     if not parts:
         return {}
     return _split(*_aggregate(*(np.concatenate(column) for column in zip(*parts, strict=True))))
+
+
+def merge_trial_groups(
+    group_of: Mapping[str, int], chunks: Iterable[LatencyChunk], kind: str = "primary"
+) -> dict[int, Merged]:
+    """merge_groups over latency rows given in chunks (store's LatencyChunk), each trial's
+    rows in the group `group_of` gives its id (trials absent from it, or with a negative
+    group, are left out); only rows of `kind` (a row without a kind counts as primary)."""
+
+    def grouped() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        for chunk in chunks:
+            by_code = np.array([group_of.get(t, -1) for t in chunk.trial_ids] + [-1], np.int64)
+            keep = np.array([k == kind for k in chunk.kinds] + [kind == "primary"], bool)
+            rows = by_code[chunk.trial_codes]  # code -1: the appended "none"
+            rows[~keep[chunk.kind_codes]] = -1
+            yield rows, chunk.lower_ns, chunk.upper_ns, chunk.count
+
+    return merge_groups_chunked(grouped())
 
 
 Aggregated = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # group, lower, upper, n

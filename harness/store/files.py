@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from harness.errors import HarnessError
+from harness.store.latency_read import (
+    LatencyChunk,
+    UnreadableLatency,
+    file_chunks,
+    frame_chunks,
+    read_latency,
+)
+from harness.store.memory import keep_freed_memory
 from harness.store.rows import trial_rows
 from harness.store.schema import TABLES
 
@@ -94,13 +102,77 @@ class RunStore:
 
 @dataclass(frozen=True)
 class RunData:
+    """A stored run read back. `latency` (tens of millions of bucket rows in a long run) is read
+    on first use; the analysis streams it instead (`latency_chunks`), never holding it whole."""
+
     directory: Path
     manifest: dict[str, Any]
     trials: pd.DataFrame
-    latency: pd.DataFrame
     timeseries: pd.DataFrame
     workers: pd.DataFrame
     threads: pd.DataFrame
+    latency_file: Path | None = None  # None: no latency table (or given as a frame)
+    _loaded: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def latency(self) -> pd.DataFrame:
+        if "latency" not in self._loaded:
+            self._loaded["latency"] = _read_latency_frame(self.latency_file)
+        return self._loaded["latency"]
+
+    def latency_chunks(self) -> Iterator[LatencyChunk]:
+        """The latency rows in chunks of about a million (what the analysis merges): streamed
+        from the file unless the frame was read already."""
+        if "latency" in self._loaded or self.latency_file is None:
+            yield from frame_chunks(self.latency)
+            return
+        try:
+            chunks = file_chunks(self.latency_file, TABLES["latency"])
+            first = next(chunks, None)
+        except UnreadableLatency:
+            yield from frame_chunks(self.latency)
+            return
+        except (OSError, pa.ArrowException) as exc:
+            raise _damaged(self.latency_file, exc) from None
+        if first is None:
+            return
+        yield first
+        try:
+            yield from chunks
+        except (OSError, pa.ArrowException, UnreadableLatency) as exc:
+            raise _damaged(self.latency_file, exc) from None
+
+
+def _damaged(path: Path, exc: BaseException) -> HarnessError:
+    why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return HarnessError(f"{path} is damaged ({why}); restore it or run its trials again")
+
+
+def _read_table(path: Path | None, name: str) -> pd.DataFrame:
+    """A stored table as a frame; a missing file is an empty table, missing columns nulls."""
+    schema = TABLES[name]
+    # The latency table repeats each trial id on every bucket row (tens of millions of rows
+    # in a long run): read the repeated strings as categories, not one string per row.
+    repeated = _REPEATED.get(name, [])
+    table = (
+        pq.read_table(path, read_dictionary=repeated)
+        if path is not None and path.exists()
+        else schema.empty_table()
+    )
+    for column in schema:  # older files: missing columns appear as nulls
+        if column.name not in table.column_names:
+            table = table.append_column(column, pa.nulls(len(table), column.type))
+    # split_blocks: each column its own block, so millions of rows are not copied into one.
+    return table.select(schema.names).to_pandas(split_blocks=True)
+
+
+def _read_latency_frame(path: Path | None) -> pd.DataFrame:
+    if path is not None and path.exists():
+        try:
+            return read_latency(path, TABLES["latency"])
+        except UnreadableLatency:
+            pass  # an older or unusual file: the general way
+    return _read_table(path, "latency")
 
 
 _REPEATED = {"latency": ["trial_id", "kind", "client_host"]}
@@ -143,20 +215,26 @@ def resolve_run_dir(path: Path, side: str) -> tuple[Path, str | None]:
 
 
 def load_run(directory: Path) -> RunData:
-    """Read a run back; what `harness report` and users (pandas) do."""
+    """Read a run back; what `harness report` and users (pandas) do. The latency table's
+    footer is read here (a damaged file is named now); its rows when first used."""
     manifest = load_run_manifest(directory)
+    keep_freed_memory()  # the analysis of a large run allocates in chunks (store/memory.py)
     frames = {}
-    for name, schema in TABLES.items():
+    for name in TABLES:
         path = directory / f"{name}.parquet"
-        # The latency table repeats each trial id on every bucket row (tens of millions of rows
-        # in a long run): read the repeated strings as categories, not one string per row.
-        repeated = _REPEATED.get(name, [])
-        table = (
-            pq.read_table(path, read_dictionary=repeated) if path.exists() else schema.empty_table()
-        )
-        for field in schema:  # older files: missing columns appear as nulls
-            if field.name not in table.column_names:
-                table = table.append_column(field, pa.nulls(len(table), field.type))
-        # split_blocks: each column its own block, so millions of rows are not copied into one.
-        frames[name] = table.select(schema.names).to_pandas(split_blocks=True)
-    return RunData(directory=directory, manifest=manifest, **frames)
+        if name != "latency":
+            frames[name] = _read_table(path, name)
+    latency = directory / "latency.parquet"
+    run = RunData(
+        directory=directory,
+        manifest=manifest,
+        latency_file=latency if latency.exists() else None,
+        **frames,
+    )
+    if latency.exists():
+        try:
+            pq.ParquetFile(latency)
+        except (OSError, pa.ArrowException):
+            _read_table(latency, "latency")  # names the damage the general way
+            raise
+    return run
