@@ -6,8 +6,8 @@ Checked: the merged histogram is the sum of the hosts' histograms, the per-host 
 the target within 1%, per-host rows are stored, clock offsets are recorded; then killing every
 process of one client host mid-trial (a host crash) fails that trial naming the host, the run
 goes on, and nothing of the harness is left in any namespace. Needs root (skips otherwise), the
-release build of loadgen and epoll-tpc; about 1.5 to 3.5 minutes on the 2-CPU VM (seven short
-runs, each with its report).
+release build of loadgen and epoll-tpc; 2 to 4 minutes on the 2-CPU VM (nine short runs, each
+with its report).
 """
 
 from __future__ import annotations
@@ -286,6 +286,35 @@ def test_ctrl_c_mid_trial_ends_every_remote_process(net: netns.TestNetwork, tmp_
     trials = pd.read_parquet(run / "trials.parquet")
     assert list(trials["status"]) == ["ok"], list(trials["reason"])
     assert _wait_no_leftovers(net) == {}
+
+
+def test_a_hung_client_host_fails_its_trial_naming_the_host(
+    net: netns.TestNetwork, tmp_path: Path
+) -> None:
+    """Every process of the host stopped (SIGSTOP, sshd too): the SSH keepalives notice, the
+    trial fails naming the host; once the host runs again, the leash ends what was left."""
+    hung = net.hosts[1]
+    argv = _argv(net, tmp_path, "--duration", "4", "--repeat", "1")
+    stopped: list[int] = []
+    try:
+        with _harness(argv, tmp_path) as proc:
+            deadline = time.monotonic() + RUN_LIMIT_S
+            while not any(n.endswith(":loadgen") for n in _leftovers(net).get(hung.ns, [])):
+                assert proc.poll() is None and time.monotonic() < deadline, "no load generator"
+                time.sleep(0.1)
+            for pid in hung.pids():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGSTOP)
+                    stopped.append(pid)
+            output, _ = proc.communicate(timeout=RUN_LIMIT_S)
+    finally:
+        for pid in stopped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+    assert proc.returncode == 1, output
+    (reason,) = pd.read_parquet(_run_dir(tmp_path) / "trials.parquet")["reason"]
+    assert hung.spec in reason and "\n" not in reason, reason
+    assert _wait_no_leftovers(net, timeout_s=20) == {}
 
 
 def test_a_client_host_crash_fails_its_trial_naming_the_host(
