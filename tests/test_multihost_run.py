@@ -6,7 +6,7 @@ Checked: the merged histogram is the sum of the hosts' histograms, the per-host 
 the target within 1%, per-host rows are stored, clock offsets are recorded; then killing every
 process of one client host mid-trial (a host crash) fails that trial naming the host, the run
 goes on, and nothing of the harness is left in any namespace. Needs root (skips otherwise), the
-release build of loadgen and epoll-tpc; 2 to 4 minutes on the 2-CPU VM (nine short runs, each
+release build of loadgen and epoll-tpc; 2 to 4 minutes on the 2-CPU VM (ten short runs, each
 with its report).
 """
 
@@ -52,9 +52,10 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[netns.TestNetwork]
 
 
 def _argv(net: netns.TestNetwork, out: Path, *extra: str) -> list[str]:
-    server, c1, c2 = (h.spec for h in net.hosts)
+    server, *clients = (h.spec for h in net.hosts[:3])
     return [
-        str(HARNESS), "run", "--server-host", server, "--client-host", c1, "--client-host", c2,
+        str(HARNESS), "run", "--server-host", server,
+        *(arg for c in clients for arg in ("--client-host", c)),
         "--ssh-key", str(net.client_key), "--known-hosts", str(net.known_hosts),
         "--servers", "epoll-tpc", "--protocols", "echo", "--cores", "1", "--client-cpus", "1",
         "--connections", "8", "--mode", "open", "--rates", f"{RATE:g}", "--arrival", "uniform",
@@ -346,3 +347,26 @@ def test_a_client_host_crash_fails_its_trial_naming_the_host(
     assert len(left) <= 1, left
     for d in left:
         shutil.rmtree(d)
+
+
+def test_a_server_host_crash_fails_its_trial_naming_the_host(tmp_path: Path) -> None:
+    """On a network of its own (the crash takes that host's sshd down too)."""
+    reason = netns.unavailable()
+    if reason:
+        pytest.skip(reason)
+    (tmp_path / "net").mkdir()
+    with netns.network(tmp_path / "net", 2) as net:
+        server, client = net.hosts
+        argv = _argv(net, tmp_path, "--duration", "4", "--repeat", "1")
+        with _harness(argv, tmp_path) as proc:
+            deadline = time.monotonic() + RUN_LIMIT_S
+            while not any(n.endswith(":loadgen") for n in _leftovers(net).get(client.ns, [])):
+                assert proc.poll() is None and time.monotonic() < deadline, "no load generator"
+                time.sleep(0.1)
+            server.kill_everything()
+            output, _ = proc.communicate(timeout=RUN_LIMIT_S)
+        assert proc.returncode == 1, output
+        (reason,) = pd.read_parquet(_run_dir(tmp_path) / "trials.parquet")["reason"]
+        assert reason.startswith(f"server host {server.spec} failed during the trial"), reason
+        assert _wait_no_leftovers(net) == {}
+    assert not net.notes, net.notes
