@@ -78,3 +78,16 @@ def test_no_chart_has_overlapping_labels(monkeypatch, run):
     for make in MAKERS:
         for fig in figures(monkeypatch, make, data):
             assert overlaps(fig) == [], make.__name__
+
+
+def test_charts_drawn_by_forked_workers_are_the_charts_drawn_here(run) -> None:
+    """A large run's charts are drawn on two CPUs (report/chart_pool.py): the same images, ids
+    and captions, in the report's order, as drawn one after another."""
+    from harness.report.chart_pool import draw_charts
+    from harness.report.charts import all_charts
+
+    analysis = analyse(run)
+    serial = all_charts(analysis)
+    forked = draw_charts(analysis, parallel=True)
+    assert list(forked) == list(serial)
+    assert forked == serial

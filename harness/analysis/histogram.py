@@ -55,25 +55,37 @@ def total(hist: Iterable[Bucket]) -> int:
     return sum(n for _, _, n in hist)
 
 
-def percentile_ns(hist: Sequence[Bucket], p: float) -> int | None:
-    """Nearest-rank percentile, answered as the bucket's highest equivalent value (upper - 1).
-
-    Never below the true nearest-rank value and at most 0.1% above it. None for an empty
-    histogram.
-    """
+def nearest_rank(p: float, n: int) -> int:
+    """The 1-based rank of the p-th percentile among n values: ceil(p / 100 * n), at least 1."""
     if not 0 < p <= 100:
         raise ValueError(f"percentile must be in (0, 100], got {p}")
-    n = total(hist)
+    # Exact rank: in floats 99.9 / 100 * 1000 is 999.0000000000001, one rank too far.
+    return max(1, math.ceil(Fraction(str(p)) / 100 * n))
+
+
+def percentile_of(lower: np.ndarray, upper: np.ndarray, counts: np.ndarray, p: float) -> int | None:
+    """THE percentile of the harness (docs/loadgen.md, "Percentiles"): every percentile the
+    report, the exports and compare show is computed here from a histogram (sorted buckets,
+    [lower, upper) in ns), as the load generator computes a trial's own in Rust.
+
+    Nearest rank, answered as the bucket's highest equivalent value (upper - 1): never below
+    the true nearest-rank value and at most 0.1% above it. None for an empty histogram.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    nearest_rank(p, 0)  # checks p even for an empty histogram
+    n = int(counts.sum())
     if n == 0:
         return None
-    # Exact rank: in floats 99.9 / 100 * 1000 is 999.0000000000001, one rank too far.
-    rank = max(1, math.ceil(Fraction(str(p)) / 100 * n))
-    seen = 0
-    for lo, hi, count in hist:
-        seen += count
-        if seen >= rank:
-            return hi - 1 if hi - lo > 1 else lo
-    return hist[-1][1] - 1
+    rank = nearest_rank(p, n)
+    i = min(int(np.searchsorted(np.cumsum(counts), rank)), len(counts) - 1)
+    lo, hi = int(lower[i]), int(upper[i])
+    return hi - 1 if hi - lo > 1 else lo
+
+
+def percentile_ns(hist: Sequence[Bucket], p: float) -> int | None:
+    """percentile_of a histogram given as (lower, upper, count) buckets."""
+    table = np.array(sorted(hist), dtype=np.int64).reshape(-1, 3)
+    return percentile_of(table[:, 0], table[:, 1], table[:, 2], p)
 
 
 def percentile_us(hist: Sequence[Bucket], p: float) -> float | None:
@@ -107,16 +119,8 @@ class Merged:
         return int(self.counts.sum())
 
     def percentile_ns(self, p: float) -> int | None:
-        """percentile_ns of the same buckets, by bisection on the cumulative counts."""
-        if not 0 < p <= 100:
-            raise ValueError(f"percentile must be in (0, 100], got {p}")
-        n = self.total
-        if n == 0:
-            return None
-        rank = max(1, math.ceil(Fraction(str(p)) / 100 * n))
-        i = min(int(np.searchsorted(np.cumsum(self.counts), rank)), len(self.counts) - 1)
-        lo, hi = int(self.lower[i]), int(self.upper[i])
-        return hi - 1 if hi - lo > 1 else lo
+        """percentile_of these buckets."""
+        return percentile_of(self.lower, self.upper, self.counts, p)
 
     def percentile_us(self, p: float) -> float | None:
         v = self.percentile_ns(p)

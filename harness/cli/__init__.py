@@ -1,6 +1,8 @@
 """Command line: thin shells over the pipeline stages (plan -> run -> store -> analyse -> report).
 
-Every user error becomes one line on stderr naming the problem and the fix, and exit code 2.
+Every error a user can cause or meet becomes one line on stderr naming the problem and the fix,
+never a traceback (harness/errors.py): exit 2 for bad input (or a damaged results file, with the
+`harness repair` that fixes it), 3 when results could not be stored, 130 when interrupted.
 Run options come from, in increasing precedence: built-in defaults, a named profile
 (`--profile quick|ci|full`) or a plan file (`--plan FILE.toml` or a run's manifest.json), and the
 command line.
@@ -13,11 +15,9 @@ import sys
 
 from rich.console import Console
 
-from harness.cli import compare, doctor, listing, model, report, run
-from harness.errors import HarnessError
+from harness.cli import compare, doctor, listing, model, repair, report, run
+from harness.errors import EXIT_INTERRUPTED, EXIT_USAGE, HarnessError, StoreError, one_line
 
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 COMMANDS = {
     "run": run,
     "report": report,
@@ -25,6 +25,7 @@ COMMANDS = {
     "doctor": doctor,
     "compare": compare,
     "model": model,
+    "repair": repair,
 }
 
 
@@ -48,9 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command].run(args, console)
-    except HarnessError as exc:
-        print(f"harness: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    except (HarnessError, StoreError, OSError) as exc:
+        line, code = one_line(exc) or (str(exc), EXIT_USAGE)
+        print(f"harness: error: {line}", file=sys.stderr)
+        return code
     except KeyboardInterrupt:
         print("harness: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

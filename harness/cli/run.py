@@ -127,6 +127,12 @@ def run(args: argparse.Namespace, console: Console) -> int:
     topology = machine_topology()
     session = None  # several hosts: a run.multihost.HostSession (docs/multi-host.md)
     if args.resume:
+        from harness.store.repair import repair_run
+
+        repaired = repair_run(args.resume)  # tables a failed write or a damaged file left short
+        if repaired.changed or repaired.lost or repaired.damaged_records:
+            for line in repaired.lines():
+                console.print(f"{args.resume}: {line}", style="yellow", highlight=False)
         run = load_run(args.resume)
         plan = plan_from_dict(run.manifest["plan"])
         store = RunStore.reopen(args.resume)

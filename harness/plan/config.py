@@ -16,6 +16,7 @@ from harness.errors import HarnessError
 from harness.plan import cpus as cpu_planning
 from harness.plan.designs import Design
 from harness.plan.measure import check_measure
+from harness.plan.numbers import finite
 from harness.plan.plan import RunConfig
 from harness.plan.topology import SYSFS_CPU, Topology, read_topology, restrict
 
@@ -26,13 +27,14 @@ def _list_of(kind: Callable[[str], Any], flag: str, minimum: float | None = 1):
     def parse(text: str | list | int | float) -> tuple:
         items = text if isinstance(text, list) else str(text).split(",")
         try:
-            values = tuple(kind(str(x).strip()) for x in items if str(x).strip())
+            values = tuple(finite(kind(str(x).strip()), flag) for x in items if str(x).strip())
         except ValueError:
             raise HarnessError(
                 f"{flag} takes comma-separated {kind.__name__} values, "
                 f"got {text!r}; e.g. {flag} 1,2,4"
             ) from None
-        if not values or (minimum is not None and any(v < minimum for v in values)):
+        # rates and rate-sweep (no minimum) may be empty: a closed-loop manifest stores []
+        if minimum is not None and (not values or any(v < minimum for v in values)):
             raise HarnessError(
                 f"{flag} values must be {minimum} or more, got {text!r}; e.g. {flag} 1,2,4"
             )
@@ -49,7 +51,7 @@ def _names(text: str | list) -> tuple[str, ...]:
 def _scalar(kind: Callable[[str], Any], flag: str):
     def parse(text: Any) -> Any:
         try:
-            return kind(text)
+            return finite(kind(text), flag)
         except (TypeError, ValueError):
             raise HarnessError(f"{flag} takes a {kind.__name__}, got {text!r}") from None
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from harness.errors import HarnessError
 from harness.plan.cpus import CpuAssignment, assign_cpus
 from harness.plan.designs import Design
+from harness.plan.numbers import check_numbers
 from harness.plan.topology import Topology
 
 # Time a trial costs beyond warm-up + duration: start, READY, shutdown, storing.
@@ -154,8 +155,10 @@ def check_work(dist: str) -> None:
         values = [float(p) for p in params]
     except ValueError:
         raise HarnessError(f"--work {dist!r}: parameters must be numbers") from None
-    if any(v < 0 for v in values) or (kind == "bimodal" and not 0 <= values[2] <= 1):
-        raise HarnessError(f"--work {dist!r}: parameters must be >= 0 (and P2 in 0..1)")
+    if any(not v >= 0 or v == float("inf") for v in values) or (  # NaN and inf too
+        kind == "bimodal" and not 0 <= values[2] <= 1
+    ):
+        raise HarnessError(f"--work {dist!r}: parameters must be finite and >= 0 (and P2 in 0..1)")
     durations = values[:2] if kind == "bimodal" else values[:1]
     if any(v > MAX_WORK_US for v in durations):
         raise HarnessError(f"--work {dist!r}: durations are at most {MAX_WORK_US:,} us (1 s)")
@@ -178,6 +181,7 @@ def validate(config: RunConfig, designs: dict[str, Design]) -> None:
             raise HarnessError(
                 f"no selected design speaks --protocols {proto}; designs that do: {speakers}"
             )
+    check_numbers(vars(config))  # NaN, infinities, negatives, seeds outside 0..2^64-1
     if config.duration_s <= 0:
         raise HarnessError(f"--duration must be positive, got {config.duration_s}")
     if config.warmup_s < 0:
@@ -360,6 +364,9 @@ def plan_from_dict(data: dict) -> Plan:
             note=cpus.get("note", ""),
         )
         trials.append(TrialSpec(**{**t, "cpus": assignment}))
+    check_numbers(vars(config), "the stored plan.config.")  # a manifest read back
+    for spec in trials:
+        check_numbers(vars(spec), f"the stored trial {spec.trial_id} ")
     return Plan(config=config, trials=tuple(trials))
 
 

@@ -19,8 +19,8 @@ from harness.analysis import stats
 from harness.analysis.analyse import Analysis, ConfigSummary, analyse
 from harness.analysis.decompose import chains
 from harness.analysis.flagged import kinds_text
-from harness.report import charts
 from harness.report.answer import answer
+from harness.report.chart_pool import draw_charts
 from harness.report.format import coverage_short, fmt, fmt_us, interval_text, plural
 from harness.report.model_section import model_section
 from harness.report.verdict import chain_rows, first_sentence, measurement
@@ -323,7 +323,7 @@ def render(run: RunData, analysis: Analysis | None = None) -> str:
     analysis = analysis if analysis is not None else analyse(run)
     trials = analysis.trials
     the_answer = answer(analysis, manifest)
-    figures = charts.all_charts(analysis)
+    figures = draw_charts(analysis)  # on two CPUs for a large run
     n = len(trials)
     counts = {
         "trials": n,

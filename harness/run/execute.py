@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, StoreError
 from harness.plan.designs import Design
 from harness.plan.plan import TRIAL_OVERHEAD_S, Plan, TrialSpec
 from harness.run.trial import TrialResult, run_trial
@@ -104,6 +104,7 @@ def execute(
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM cleans up like Ctrl-C
     results: list[TrialResult] = []
     interrupted = False
+    store_failure: StoreError | None = None
     remaining = sum(t.warmup_s + t.duration_s + TRIAL_OVERHEAD_S for t in todo)
     progress = Progress(
         TextColumn("{task.description}"),
@@ -151,6 +152,9 @@ def execute(
                     break
     except KeyboardInterrupt:
         interrupted = True
+    except StoreError as exc:  # the run stops; the error names the trials only in raw/
+        store_failure = exc
+        raise
     finally:
         signal.signal(signal.SIGTERM, previous)
         stored, failed = store.trial_counts()
@@ -160,8 +164,18 @@ def execute(
             "trials_stored": stored,
             "trials_failed": failed,
             "interrupted": interrupted,
+            # complete | interrupted | failed to store: why (docs/data.md)
+            "result": f"failed to store: {store_failure}"
+            if store_failure
+            else "interrupted"
+            if interrupted
+            else "complete",
         }
-        store.write_manifest(manifest)
+        try:
+            store.write_manifest(manifest)
+        except StoreError:
+            if store_failure is None:
+                raise  # otherwise the first failure is the one to report
     return RunOutcome(run_id, store.directory, results, interrupted)
 
 

@@ -71,7 +71,8 @@ class Server:
         return self.proc.pid
 
     def log_tail(self, lines: int = 3) -> str:
-        return procs.tail(self.log, lines)
+        """The last lines of its log for a reason; never empty (says when the log is)."""
+        return procs.log_lines(self.log, lines)
 
     def stop(self) -> Stopped:
         """SIGTERM to the server's main process; waits up to SHUTDOWN_LIMIT_S for it to exit,
@@ -163,16 +164,16 @@ def running(
 
 
 def _exited(server: Server, code: int) -> ServerStartError:
-    tail = server.log_tail()
-    detail = f": {tail}" if tail else ""
+    """How it ended first (exit code or signal), then the last lines of its log."""
+    detail = procs.log_lines(server.log)
     if code == 2:
         return ServerStartError(
-            f"{server.design.name} exits 2 (bad flags) for --protocol {server.protocol}{detail}",
+            f"{server.design.name} exits 2 (bad flags) for --protocol {server.protocol}: {detail}",
             "exited",
             exit_code=code,
         )
     return ServerStartError(
-        f"server exited with code {code} before it was ready{detail}", "exited", exit_code=code
+        f"server {procs.exit_text(code)} before it was ready: {detail}", "exited", exit_code=code
     )
 
 

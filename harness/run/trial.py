@@ -22,6 +22,7 @@ from harness.plan.topology import format_cpu_list
 from harness.run import procs, sampler, server
 
 HOST = server.HOST
+PORT_ATTEMPTS = 3  # a port taken between picking it and the server binding it: a fresh one
 LOADGEN_SLACK_S = 15.0  # beyond warm-up + duration + request timeout, before we kill it
 CLIENT_SAMPLE_EVERY_S = 0.5  # the client exits at the window's end: sample it while it runs
 
@@ -40,6 +41,8 @@ class TrialResult:
     server_rss_bytes: int | None = None
     perf: dict[str, int | None] = field(default_factory=dict)
     cpu_busy: dict[int, tuple[float, float]] = field(default_factory=dict)  # per CPU, window
+    port: int | None = None  # the port the server listened on
+    port_attempts: int | None = None  # ports tried: > 1 when a picked port was taken meanwhile
 
 
 def _now() -> str:
@@ -102,7 +105,7 @@ def server_argv(spec: TrialSpec, design: Design, bin_dir: Path, port: int) -> li
     return argv
 
 
-def _counters(stopped: server.Stopped, design: Design) -> tuple[dict | None, list[str]]:
+def _counters(stopped: server.Stopped, design: Design, log: Path) -> tuple[dict | None, list[str]]:
     """The counters line (if the design prints one) and what was wrong with the shutdown."""
     notes: list[str] = []
     counters = None
@@ -115,32 +118,74 @@ def _counters(stopped: server.Stopped, design: Design) -> tuple[dict | None, lis
         if counters is None:
             notes.append("server printed no counters after SIGTERM")
     if stopped.returncode is None:
-        notes.append(f"server still running {server.SHUTDOWN_LIMIT_S:.0f} s after SIGTERM")
+        notes.append(
+            f"server still running {server.SHUTDOWN_LIMIT_S:.0f} s after SIGTERM: "
+            + procs.log_lines(log)
+        )
     elif stopped.returncode != 0:
-        notes.append(f"server exited with code {stopped.returncode} after SIGTERM")
+        notes.append(procs.ended("server", stopped.returncode, log, " after SIGTERM"))
     return counters, notes
 
 
 def _not_ready(exc: server.ServerStartError, log: Path) -> str:
-    """A trial's reason for a server that never became ready."""
+    """A trial's reason for a server that never became ready: how it ended, then its log."""
     if exc.kind == "spawn":
         return f"server could not start: {exc.reason.split(': ', 1)[-1]}"
     if exc.kind == "exited":
-        why = f"server exited with code {exc.exit_code} before it was ready"
-    else:
-        why = f"server not ready after {server.READY_TIMEOUT_S:.0f} s"
-    tail = procs.tail(log)
-    return f"{why}: {tail}" if tail else why
+        return procs.ended("server", exc.exit_code, log, " before it was ready")
+    return f"server not ready after {server.READY_TIMEOUT_S:.0f} s: {procs.log_lines(log)}"
+
+
+def _start_server(
+    spec: TrialSpec, design: Design, bin_dir: Path, log: Path
+) -> tuple[server.Server | str, int, int]:
+    """The server started on a port nobody else holds: a port taken between picking it and
+    the server binding it (the server says EADDRINUSE) is retried on a fresh one. Returns the
+    server (or the reason it did not start), the port and the number of ports tried."""
+    attempt = 0
+    while True:
+        attempt += 1
+        port = procs.free_port(HOST)
+        try:
+            srv = server.start(
+                design,
+                server_argv(spec, design, bin_dir, port),
+                protocol=spec.protocol,
+                cpus=spec.cpus.server,
+                port=port,
+                log=log,
+                strict_ready=False,
+            )
+        except server.ServerStartError as exc:
+            if exc.kind == "exited" and procs.address_in_use(log) and attempt < PORT_ATTEMPTS:
+                continue
+            tried = f" ({attempt} ports tried, each taken)" if attempt > 1 else ""
+            return _not_ready(exc, log) + tried, port, attempt
+        foreign = procs.foreign_listeners(port, sampler.descendants(srv.pid))
+        if foreign:
+            srv.kill()
+            return _foreign(port, foreign), port, attempt
+        return srv, port, attempt
+
+
+def _foreign(port: int, holders: list[str]) -> str:
+    return (
+        f"port {port} is also listened on by {', '.join(holders)}, outside the server's process "
+        "tree (SO_REUSEPORT sharing): connections would be split with it; stop that process"
+    )
 
 
 def run_trial(spec: TrialSpec, design: Design, bin_dir: Path, raw: Path) -> TrialResult:
     """Run one trial; raw is the directory for this trial's raw files."""
     started = _now()
 
-    def fail(reason: str, **kw: Any) -> TrialResult:
-        return TrialResult(spec, "failed", reason, started, _now(), **kw)
+    port: int | None = None
+    attempts: int | None = None
 
-    port = procs.free_port(HOST)
+    def fail(reason: str, **kw: Any) -> TrialResult:
+        where = {"port": port, "port_attempts": attempts, **kw}
+        return TrialResult(spec, "failed", reason, started, _now(), **where)
+
     server_log = raw / f"{spec.trial_id}.server.log"
     loadgen_out = raw / f"{spec.trial_id}.loadgen.json"
     loadgen_log = raw / f"{spec.trial_id}.loadgen.log"
@@ -149,18 +194,10 @@ def run_trial(spec: TrialSpec, design: Design, bin_dir: Path, raw: Path) -> Tria
     perf: sampler.PerfStat | None = None
     with open(loadgen_log, "wb") as llog:
         try:
-            try:
-                srv = server.start(
-                    design,
-                    server_argv(spec, design, bin_dir, port),
-                    protocol=spec.protocol,
-                    cpus=spec.cpus.server,
-                    port=port,
-                    log=server_log,
-                    strict_ready=False,
-                )
-            except server.ServerStartError as exc:
-                return fail(_not_ready(exc, server_log))
+            started_server, port, attempts = _start_server(spec, design, bin_dir, server_log)
+            if isinstance(started_server, str):
+                return fail(started_server)
+            srv = started_server
 
             client = procs.spawn(
                 loadgen_argv(spec, bin_dir / "loadgen", port, loadgen_out),
@@ -189,9 +226,12 @@ def run_trial(spec: TrialSpec, design: Design, bin_dir: Path, raw: Path) -> Tria
                         last_client = sample
                     next_client_sample = elapsed + CLIENT_SAMPLE_EVERY_S
                 if elapsed > limit:
-                    return fail(f"load generator still running {limit:.0f} s after start; killed")
+                    return fail(
+                        f"load generator still running {limit:.0f} s after start; killed: "
+                        + procs.log_lines(loadgen_log)
+                    )
                 time.sleep(0.01)
-            result = TrialResult(spec, "ok", "", started, "")
+            result = TrialResult(spec, "ok", "", started, "", port=port, port_attempts=attempts)
             if before_server is not None:
                 after_server = sampler.sample(server_pids)
                 ours = set(spec.cpus.server) | set(spec.cpus.client[: spec.client_threads])
@@ -209,26 +249,29 @@ def run_trial(spec: TrialSpec, design: Design, bin_dir: Path, raw: Path) -> Tria
                 )
                 result.server_rss_bytes = after_server.rss_bytes
 
+            llog.flush()
+            if client.returncode < 0:  # killed: whatever it wrote is not its report
+                return fail(procs.ended("load generator", client.returncode, loadgen_log))
             report: dict[str, Any] | None = None
             if loadgen_out.exists():
                 try:
                     report = json.loads(loadgen_out.read_text())
                 except json.JSONDecodeError as exc:
-                    return fail(f"load generator wrote invalid JSON: {exc}")
+                    why = procs.ended("load generator", client.returncode, loadgen_log)
+                    return fail(f"{why} (and wrote invalid JSON: {exc})")
             if client.returncode == 2 or report is None:
-                llog.flush()
-                return fail(
-                    f"load generator failed (exit {client.returncode}): {procs.tail(loadgen_log)}"
-                )
+                return fail(procs.ended("load generator", client.returncode, loadgen_log))
             result.loadgen = report
             if (code := srv.proc.poll()) is not None:
                 result.status = "failed"
-                result.reason = (
-                    f"server died during the trial (exit {code}): {procs.tail(server_log)}"
-                )
+                result.reason = procs.ended("server", code, server_log, " during the trial")
                 result.ended_at = _now()
                 return result
-            result.counters, notes = _counters(srv.stop(), design)
+            if foreign := procs.foreign_listeners(port, sampler.descendants(srv.pid)):
+                result.status, result.reason = "failed", _foreign(port, foreign)
+                result.ended_at = _now()
+                return result
+            result.counters, notes = _counters(srv.stop(), design, server_log)
             if result.counters is not None:
                 (raw / f"{spec.trial_id}.server.json").write_text(
                     json.dumps(result.counters) + "\n"

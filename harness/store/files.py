@@ -1,14 +1,16 @@
 """Results on disk (docs/data.md). Every finished trial is written before the next starts.
 
 A run directory holds manifest.json, the parquet tables, and raw/ with each trial's
-load-generator JSON and server output, so nothing measured exists only in memory.
+load-generator JSON, server output and its record (raw/<trial_id>.trial.json, store/raw.py),
+so nothing measured exists only in memory. A trial's raw files are on disk (fsynced) before its
+rows are written; every write is atomic (temp file, fsync, rename, fsync of the directory); a
+write the system refuses raises StoreError naming the trials that exist only in raw/.
 """
 
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harness.errors import HarnessError
+from harness.errors import DamagedFileError, HarnessError, StoreError, os_error_text
+from harness.plan.numbers import check_stored_plan
+from harness.store import raw as raw_records
 from harness.store.latency_read import (
     LatencyChunk,
     UnreadableLatency,
@@ -29,11 +33,7 @@ from harness.store.memory import keep_freed_memory
 from harness.store.rows import trial_rows
 from harness.store.schema import TABLES
 
-
-def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
+_write_atomic = raw_records.write_atomic
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -45,31 +45,68 @@ def write_table(path: Path, rows: list[dict[str, Any]], schema: pa.Schema) -> No
     _write_atomic(path, lambda p: pq.write_table(table, p))
 
 
+def repair_hint(directory: Path) -> str:
+    return f"`harness repair {directory}` (or `harness run --resume {directory}`)"
+
+
+def damaged(path: Path, exc: BaseException, directory: Path) -> DamagedFileError:
+    why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return DamagedFileError(
+        f"{path} is damaged ({why}); rebuild it from raw/ with {repair_hint(directory)}"
+    )
+
+
+def read_table(path: Path, directory: Path, **kw: Any) -> pa.Table:
+    """A stored table, or one line naming the damaged file and the repair."""
+    try:
+        return pq.read_table(path, **kw)
+    except (PermissionError, FileNotFoundError):
+        raise  # not damage: errors.one_line says what it is
+    except (OSError, pa.ArrowException) as exc:
+        raise damaged(path, exc, directory) from None
+
+
 @dataclass
 class RunStore:
     """Accumulates rows and rewrites each table atomically after every trial (runs are hundreds
-    of trials at most, so a rewrite costs milliseconds and a crash never leaves a torn file)."""
+    of trials at most, so a rewrite costs milliseconds and a crash never leaves a torn file).
+    Each trial's record goes to raw/ first; `raw_only` holds the trials whose rows a failed
+    write kept out of the tables."""
 
     directory: Path
 
     def __post_init__(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        (self.directory / "raw").mkdir(exist_ok=True)
+        self.raw_only: list[str] = []
+        self.seq = 0
         self.rows: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self.raw.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise self._failed(exc) from None
         self.flush()
+
+    @property
+    def raw(self) -> Path:
+        return self.directory / "raw"
 
     @classmethod
     def reopen(cls, directory: Path) -> RunStore:
-        """Continue a run: keep the rows already on disk (for --resume)."""
+        """Continue a run: keep the rows already on disk (for --resume; repair first)."""
         store = cls.__new__(cls)
         store.directory = directory
-        (directory / "raw").mkdir(exist_ok=True)
+        store.raw_only = []
+        try:
+            store.raw.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise store._failed(exc) from None
+        store.seq = raw_records.next_seq(store.raw)
         store.rows = {}
         for name, schema in TABLES.items():
             path = directory / f"{name}.parquet"
-            store.rows[name] = pq.read_table(path).to_pylist() if path.exists() else []
+            rows = read_table(path, directory).to_pylist() if path.exists() else []
             # Tables written by an older layout gain the new columns as nulls.
-            store.rows[name] = [{k: r.get(k) for k in schema.names} for r in store.rows[name]]
+            store.rows[name] = [{k: r.get(k) for k in schema.names} for r in rows]
         return store
 
     def add(self, table: str, rows: list[dict[str, Any]]) -> None:
@@ -80,24 +117,61 @@ class RunStore:
             self.rows[name] = [r for r in self.rows[name] if r["trial_id"] != trial_id]
 
     def record(self, run_id: str, result: Any) -> None:
-        """Store one finished trial (a run.trial.TrialResult) on disk before the next starts;
-        a resumed trial replaces its old rows."""
-        self.drop_trial(result.spec.trial_id)
+        """Store one finished trial (a run.trial.TrialResult) on disk before the next starts:
+        its record in raw/ first, then its rows; a resumed trial replaces its old rows."""
+        trial_id = result.spec.trial_id
+        try:
+            raw_records.write_record(
+                self.raw, raw_records.to_record(run_id, result, self.seq, self.raw)
+            )
+        except OSError as exc:
+            raise self._failed(exc, lost=trial_id) from None
+        self.seq += 1
+        self.raw_only.append(trial_id)
+        self.drop_trial(trial_id)
         for table, rows in trial_rows(run_id, result).items():
             self.add(table, rows)
         self.flush()
 
     def trial_counts(self) -> tuple[int, int]:
-        """(trials stored, of which failed)."""
-        rows = self.rows["trials"]
+        """(trials stored in the tables, of which failed)."""
+        rows = [r for r in self.rows["trials"] if r["trial_id"] not in self.raw_only]
         return len(rows), sum(r["status"] != "ok" for r in rows)
 
     def flush(self) -> None:
-        for name, schema in TABLES.items():
-            write_table(self.directory / f"{name}.parquet", self.rows[name], schema)
+        try:
+            for name, schema in TABLES.items():
+                write_table(self.directory / f"{name}.parquet", self.rows[name], schema)
+        except OSError as exc:
+            raise self._failed(exc) from None
+        self.raw_only = []
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
-        write_json(self.directory / "manifest.json", manifest)
+        """manifest.json, and its copy raw/manifest.json (`harness repair` restores a damaged
+        manifest from it)."""
+        try:
+            write_json(self.raw / raw_records.MANIFEST_COPY, manifest)
+            write_json(self.directory / "manifest.json", manifest)
+        except OSError as exc:
+            raise self._failed(exc) from None
+
+    def _failed(self, exc: OSError, lost: str | None = None) -> StoreError:
+        """What could not be stored, what exists only in raw/, and how to get it back."""
+        parts = [f"could not store results in {self.directory}: {os_error_text(exc)}"]
+        if self.raw_only:
+            parts.append(
+                f"trial(s) {', '.join(self.raw_only)} exist only as raw files in {self.raw}/"
+            )
+        if lost:
+            parts.append(
+                f"trial {lost} could not be recorded (its raw output may be incomplete) "
+                "and will run again with --resume"
+            )
+        fix = (
+            f"free space or make the directory writable, then rebuild the tables with "
+            f"{repair_hint(self.directory)}"
+        )
+        return StoreError("; ".join([*parts, fix]), raw_only=tuple(self.raw_only))
 
 
 @dataclass(frozen=True)
@@ -143,9 +217,8 @@ class RunData:
             raise _damaged(self.latency_file, exc) from None
 
 
-def _damaged(path: Path, exc: BaseException) -> HarnessError:
-    why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return HarnessError(f"{path} is damaged ({why}); restore it or run its trials again")
+def _damaged(path: Path, exc: BaseException) -> DamagedFileError:
+    return damaged(path, exc, path.parent)
 
 
 def _read_table(path: Path | None, name: str) -> pd.DataFrame:
@@ -155,7 +228,7 @@ def _read_table(path: Path | None, name: str) -> pd.DataFrame:
     # in a long run): read the repeated strings as categories, not one string per row.
     repeated = _REPEATED.get(name, [])
     table = (
-        pq.read_table(path, read_dictionary=repeated)
+        read_table(path, path.parent, read_dictionary=repeated)
         if path is not None and path.exists()
         else schema.empty_table()
     )
@@ -178,15 +251,31 @@ def _read_latency_frame(path: Path | None) -> pd.DataFrame:
 _REPEATED = {"latency": ["trial_id", "kind", "client_host"]}
 
 
+def read_manifest(path: Path, directory: Path) -> dict[str, Any]:
+    """A manifest file whose plan's numbers are real, or one line naming it and the repair."""
+    try:
+        manifest = json.loads(path.read_text())
+    except ValueError as exc:  # JSONDecodeError, or bytes that are not text
+        raise damaged(path, exc, directory) from None
+    if not isinstance(manifest, dict) or "run_id" not in manifest:
+        raise damaged(path, ValueError("not a run manifest: no run_id"), directory)
+    try:
+        check_stored_plan(manifest.get("plan"), "")
+    except HarnessError as exc:
+        raise damaged(path, exc, directory) from None
+    return manifest
+
+
 def load_run_manifest(directory: Path) -> dict[str, Any]:
-    """A run's manifest.json, or one line saying this is not a results directory."""
+    """A run's manifest.json, or one line saying this is not a results directory (or that the
+    manifest is damaged)."""
     manifest_path = directory / "manifest.json"
     if not manifest_path.is_file():
         raise HarnessError(
             f"{directory} is not a results directory (no manifest.json); "
             "pass one of results/<run-id>/"
         )
-    return json.loads(manifest_path.read_text())
+    return read_manifest(manifest_path, directory)
 
 
 def resolve_run_dir(path: Path, side: str) -> tuple[Path, str | None]:
@@ -222,6 +311,8 @@ def load_run(directory: Path) -> RunData:
     frames = {}
     for name in TABLES:
         path = directory / f"{name}.parquet"
+        if name == "trials" and not path.exists() and any(directory.glob("raw/*.trial.json")):
+            raise damaged(path, FileNotFoundError("missing"), directory)
         if name != "latency":
             frames[name] = _read_table(path, name)
     latency = directory / "latency.parquet"

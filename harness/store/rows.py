@@ -70,6 +70,9 @@ def trial_rows(run_id: str, result: Any) -> dict[str, list[dict[str, Any]]]:
         "server_cpus": ",".join(map(str, spec.cpus.server)),
         "client_cpus": _client_cpus(result),
         "client_threads": spec.client_threads,
+        # getattr: a result from before ports were recorded has neither
+        "port": getattr(result, "port", None),
+        "port_attempts": getattr(result, "port_attempts", None),
         "connections": spec.connections,
         "size_bytes": spec.size_bytes,
         "pipeline": spec.pipeline,

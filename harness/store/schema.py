@@ -7,6 +7,7 @@ import pyarrow as pa
 SCHEMA_VERSION = 1
 
 _S, _I32, _I64, _F, _B = pa.string(), pa.int32(), pa.int64(), pa.float64(), pa.bool_()
+_U64 = pa.uint64()  # seeds: 0..2^64-1
 
 TRIALS = pa.schema([
     # identity and configuration
@@ -15,9 +16,10 @@ TRIALS = pa.schema([
     ("scheduler", _S), ("accept", _S), ("io", _S), ("runtime", _S), ("runtime_version", _S),
     ("maintenance", _S),
     ("server_cpus", _S), ("client_cpus", _S), ("client_threads", _I32), ("connections", _I32),
+    ("port", _I32), ("port_attempts", _I32),
     ("size_bytes", _I64), ("pipeline", _I32), ("work", _S), ("mode", _S), ("arrival", _S),
     ("target_rate", _F), ("rate_fraction", _F), ("capacity_trial", _S), ("hot_fraction", _F),
-    ("hot_share", _F), ("requests_per_connection", _I64), ("seed", _I64), ("repetition", _I32),
+    ("hot_share", _F), ("requests_per_connection", _I64), ("seed", _U64), ("repetition", _I32),
     ("warmup_s", _F), ("duration_s", _F),
     # what the load generator measured
     ("window_s", _F), ("requests", _I64), ("errors", _I64), ("throughput_rps", _F),

@@ -222,12 +222,9 @@ def latency_load(data: Data) -> Chart:
             "no successful open-loop trial has an achieved rate and a p99 latency (those "
             "columns are empty)",
         )
+    ok = open_trials.loc[open_trials["status"] == "ok", ["workload", "server_cores"]]
     keys = sorted(
-        {
-            (str(r.workload), int(r.server_cores))
-            for r in open_trials.itertuples()
-            if r.status == "ok"
-        }
+        {(str(w), int(k)) for w, k in ok.drop_duplicates().itertuples(index=False, name=None)}
     )
     keys, note = _capped(keys, "workload and core-count panels")
     fig, axes = _panels(len(keys))

@@ -76,8 +76,8 @@ def series(data: Data) -> Chart:
             ),
         )
     rates = interval_rates(ts, closed_ok)
-    trial_rates = {tid: g for tid, g in rates.groupby("trial_id", sort=False)}
-    keys = sorted({(str(r.label), int(r.server_cores)) for r in closed_ok.itertuples()})
+    pairs = closed_ok[["label", "server_cores"]].drop_duplicates()
+    keys = sorted({(str(w), int(k)) for w, k in pairs.itertuples(index=False, name=None)})
     keys, note = _capped(keys, "workload and core-count panels")
     fig, axes = _panels(len(keys))
     flagged_drawn: list[pd.DataFrame] = []
@@ -126,8 +126,11 @@ def series(data: Data) -> Chart:
                     label=_design_label(str(server), st),
                 )
                 continue
-            for row in flagged.sort_values("repetition").to_dict("records"):
-                g = trial_rates[str(row["trial_id"])]
+            drawn = flagged.sort_values("repetition")
+            mine_rates = rates[rates["trial_id"].isin(set(drawn["trial_id"].astype(str)))]
+            by_trial = dict(list(mine_rates.groupby("trial_id", sort=False)))
+            for row in drawn.to_dict("records"):
+                g = by_trial[str(row["trial_id"])]
                 few = len(g) < STEADY_MIN_INTERVALS
                 ax.plot(
                     g["start"],

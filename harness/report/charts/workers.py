@@ -32,16 +32,23 @@ def _worker_shares(
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per trial: requests and connections of each worker over the mean per worker, busiest
     first (trials whose counters do not cover every worker are skipped)."""
+    mine = w[w["trial_id"].isin(set(ids))]
+    if mine.empty:
+        return []
+    # One sort for all trials (by trial, then busiest first) instead of a group-by per trial.
+    mine = mine.assign(_trial=mine["trial_id"].astype(str))
+    mine = mine.sort_values(["_trial", "requests"], ascending=[True, False], kind="stable")
+    trial = mine["_trial"].to_numpy()
+    reqs = mine["requests"].to_numpy(dtype=float)
+    conns = mine["connections"].to_numpy(dtype=float)
+    starts = np.flatnonzero(np.r_[True, trial[1:] != trial[:-1]])
+    ends = np.r_[starts[1:], len(trial)]
     out = []
-    for _, g in w[w["trial_id"].isin(set(ids))].groupby("trial_id"):
-        g = g.sort_values("requests", ascending=False)
-        reqs = g["requests"].to_numpy(dtype=float)
-        conns = g["connections"].to_numpy(dtype=float)
-        if len(reqs) != k or reqs.sum() <= 0:
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+        r, c = reqs[a:b], conns[a:b]
+        if b - a != k or r.sum() <= 0:
             continue
-        out.append(
-            (reqs / reqs.mean(), conns / conns.mean() if conns.sum() > 0 else conns * np.nan)
-        )
+        out.append((r / r.mean(), c / c.mean() if c.sum() > 0 else c * np.nan))
     return out
 
 
