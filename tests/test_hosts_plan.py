@@ -229,3 +229,29 @@ def test_runs_across_hosts_do_not_calibrate_on_this_machine() -> None:
     assert (opened.measure, opened.calibrate) == ("as-given", False)
     with pytest.raises(HarnessError, match="--measure fixed-rate needs a calibration"):
         without_calibration(replace(config, measure="fixed-rate"), quiet)
+
+
+def test_a_trial_across_hosts_is_rebuilt_from_its_raw_record(tmp_path: Path) -> None:
+    """harness repair / --resume rebuild rows from raw/: per-host rows come back the same."""
+    from harness.plan.cpus import CpuAssignment
+    from harness.plan.plan import TrialSpec
+    from harness.run.multihost import HostsTrialResult
+    from harness.store.raw import from_record, to_record
+    from harness.store.rows import trial_rows
+
+    spec = TrialSpec(
+        index=0, trial_id="t", server="epoll-tpc", design_family="thread-per-core",
+        io_model="epoll", protocol="echo", server_cores=1, connections=8, size_bytes=64,
+        repetition=0, warmup_s=0.5, duration_s=2.0, timeout_s=2.0,
+        cpus=CpuAssignment((1,), (0, 0), False), mode="open", rate=200.0,
+    )  # fmt: skip
+    per_host = {A: _doc([100_000] * 10, 10, [5, 5]), B: _doc([200_000] * 4, 4, [2, 2])}
+    merged = merge_reports(per_host, {A: 0, B: 0})
+    result = HostsTrialResult(spec, "ok", "", "s", "e", loadgen=merged, server_host=S,
+                              per_host=per_host)  # fmt: skip
+    import json
+
+    record = json.loads(json.dumps(to_record("run", result, 0, tmp_path)))
+    back = from_record(tmp_path, record)
+    assert isinstance(back, HostsTrialResult) and back.server_host == S
+    assert trial_rows("run", back) == trial_rows("run", result)
