@@ -260,10 +260,12 @@ class HostSession:
         started = _now()
         server_host = self.layout.server_host
         per_host: dict[str, dict[str, Any]] = {}
+        chosen: list[int] = []  # the server's port, once picked (free there, checked by ss)
 
         def fail(reason: str, **kw: Any) -> HostsTrialResult:
+            port_kw = {"port": chosen[0], "port_attempts": 1} if chosen else {}
             return HostsTrialResult(
-                spec, "failed", reason, started, _now(), server_host=server_host, **kw
+                spec, "failed", reason, started, _now(), server_host=server_host, **port_kw, **kw
             )
 
         srv: RemoteProcess | None = None
@@ -282,6 +284,7 @@ class HostSession:
             try:
                 addr, listen = self.server_addr()
                 port = self._free_port(srv_conn)
+                chosen.append(port)
                 srv = srv_conn.start(
                     self._server_argv(spec, design, listen, port),
                     stderr=raw / f"{spec.trial_id}.server.log",
@@ -376,8 +379,9 @@ class HostSession:
                 except (OSError, json.JSONDecodeError) as exc:
                     return fail(f"client host {h}: load generator wrote invalid JSON: {exc}")
             result = HostsTrialResult(
-                spec, "ok", "", started, "", per_host=per_host, server_host=server_host
-            )
+                spec, "ok", "", started, "", per_host=per_host, server_host=server_host,
+                port=port, port_attempts=1,
+            )  # fmt: skip
             starts = {
                 h: int(d["clock"]["window_start_unix_ns"]) - offsets[h].offset_ns
                 for h, d in per_host.items()
