@@ -172,6 +172,13 @@ def test_a_run_across_three_hosts_merges_by_adding_counts(
     starts = [rates[h]["window_start_ns"] for h in (c1, c2)]
     bound = sum(hosts["clock_offsets"][h]["uncertainty_ns"] for h in (c1, c2))
     assert abs(starts[0] - starts[1]) <= bound + 50_000_000  # + the start's own scheduling
+    # harness repair rebuilds the per-host rows from raw/ (a lost latency table).
+    (run / "latency.parquet").unlink()
+    with _harness([str(HARNESS), "repair", str(run)], tmp_path) as proc:
+        output, _ = proc.communicate(timeout=RUN_LIMIT_S)
+    assert proc.returncode == 0, output
+    rebuilt = pd.read_parquet(run / "latency.parquet")
+    pd.testing.assert_frame_equal(rebuilt.astype(str), latency.astype(str))
     # The report draws the idle round trip as the floor of the latency chart.
     (report,) = (tmp_path / "reports").glob("*/index.html")
     assert "idle network round trip between the client hosts and the server host" in (
