@@ -30,6 +30,7 @@ DOC_KEYS = [
     *["schema", "config", "latency_kind", "summary", "histogram", "service_histogram"],
     *["series", "client_cpu"],
     *["censored_histogram", "hiccup"],  # added by issue 14 (no censored tail, hiccup meter)
+    "clock",  # added by issue 10 (several hosts: --start-at, the window in wall-clock time)
 ]
 SUMMARY_KEYS = [
     *["requests", "errors_total", "errors", "bytes_sent", "bytes_received"],

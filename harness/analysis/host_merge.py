@@ -7,8 +7,10 @@ host measured (the common window), counted in whole intervals of each host's ser
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from harness.analysis import histogram
@@ -96,3 +98,198 @@ def series_of(host: str, report: Mapping[str, Any], window_start_ns: int) -> Hos
     interval_ns = int(report["config"]["interval_ms"]) * 1_000_000
     rows = sorted(report["series"], key=lambda r: r["interval"])
     return HostSeries(host, window_start_ns, interval_ns, tuple(int(r["requests"]) for r in rows))
+
+
+# ---------------------------------------------------------------------------------------------
+# One trial's document from several hosts' documents
+
+_PERCENTILES = {"p50": 50, "p90": 90, "p99": 99, "p999": 99.9, "p9999": 99.99}
+
+
+def _hist(buckets: Sequence[Bucket]) -> dict[str, Any]:
+    return {
+        "unit": "ns",
+        "sub_buckets": histogram.SUB_BUCKETS,
+        "buckets": [{"lower_ns": lo, "upper_ns": hi, "count": n} for lo, hi, n in buckets],
+    }
+
+
+def _figures(docs: Sequence[Mapping[str, Any]], key: str, summary_key: str) -> dict | None:
+    """min/mean/max exact from the hosts' own figures; percentiles from the summed buckets."""
+    hists = [buckets_of(d.get(key)) for d in docs]
+    merged = histogram.merge(hists)
+    n = histogram.total(merged)
+    if n == 0:
+        return None
+    parts = [
+        (d["summary"].get(summary_key) or {}, histogram.total(h))
+        for d, h in zip(docs, hists, strict=True)
+    ]
+    present = [(f, c) for f, c in parts if c and f.get("mean") is not None]
+    out: dict[str, Any] = {
+        "min": min((f["min"] for f, _ in present), default=None),
+        "mean": sum(f["mean"] * c for f, c in present) / sum(c for _, c in present)
+        if present
+        else None,
+    }
+    for name, p in _PERCENTILES.items():
+        out[name] = histogram.percentile_us(merged, p)
+    out["max"] = max((f["max"] for f, _ in present), default=None)
+    return out
+
+
+def _upper_bounds(latency: Sequence[Bucket], censored: Sequence[Bucket]) -> dict[str, Any]:
+    """Percentiles with every censored request taken as unbounded (docs/loadgen.md): None where
+    the rank falls among the censored ones."""
+    counts = {(lo, hi): n for lo, hi, n in latency}
+    for lo, hi, n in censored:
+        counts[(lo, hi)] = counts.get((lo, hi), 0) - n
+    answered = [(lo, hi, n) for (lo, hi), n in sorted(counts.items()) if n > 0]
+    total, known = histogram.total(latency), histogram.total(answered)
+    out: dict[str, Any] = {}
+    for name, p in _PERCENTILES.items():
+        rank = max(1, math.ceil(Fraction(str(p)) / 100 * total)) if total else 0
+        out[name] = _at_rank(answered, rank) if 0 < rank <= known else None
+    return out
+
+
+def _at_rank(hist: Sequence[Bucket], rank: int) -> float:
+    seen = 0
+    for _, hi, n in hist:
+        seen += n
+        if seen >= rank:
+            return (hi - 1) / 1000
+    raise ValueError("rank beyond the histogram")
+
+
+def _sum(values: Sequence[Any]) -> Any:
+    present = [v for v in values if v is not None]
+    return sum(present) if present else None
+
+
+def merge_reports(
+    per_host: Mapping[str, Mapping[str, Any]], window_start_ns: Mapping[str, int]
+) -> dict[str, Any]:
+    """The trial's load-generator document from each client host's (same keys, so the store
+    and the flags read it as one host's): counts and histograms summed, percentiles read from
+    the sums, throughput over the common window (window_start_ns: each host's window start in
+    the harness's clock). Per-host figures stay in `hosts`."""
+    hosts = list(per_host)
+    docs = [per_host[h] for h in hosts]
+    first = docs[0]
+    series = [series_of(h, per_host[h], window_start_ns[h]) for h in hosts]
+    through = merge_throughput(series)
+    sums = [d["summary"] for d in docs]
+    open_loop = first.get("latency_kind") == "open-loop-corrected"
+    latency = histogram.merge(buckets_of(d.get("histogram")) for d in docs)
+    censored = histogram.merge(buckets_of(d.get("censored_histogram")) for d in docs)
+    errors: dict[str, int] = {}
+    for s in sums:
+        for kind, n in (s.get("errors") or {}).items():
+            errors[kind] = errors.get(kind, 0) + n
+    window = first["summary"].get("window_s")
+    reasons = [  # the host last: the flags read each reason's words from its start
+        f"{r} (client host {h})"
+        for h, s in zip(hosts, sums, strict=True)
+        for r in s.get("client_bound_reasons") or []
+    ]
+    lag = [s.get("schedule_lag_us") for s in sums if s.get("schedule_lag_us")]
+    scheduled = [s.get("scheduled") for s in sums if s.get("scheduled")]
+    summary: dict[str, Any] = {
+        "requests": sum(s["requests"] for s in sums),
+        "errors_total": sum(s["errors_total"] for s in sums),
+        "errors": errors,
+        "bytes_sent": _sum([s.get("bytes_sent") for s in sums]),
+        "bytes_received": _sum([s.get("bytes_received") for s in sums]),
+        "window_s": window,
+        "throughput_rps": through.total_rps,
+        "clamped": _sum([s.get("clamped") for s in sums]),
+        "latency_us": _figures(docs, "histogram", "latency_us"),
+        "service_latency_us": _figures(docs, "service_histogram", "service_latency_us")
+        if open_loop
+        else None,
+        "target_rate": _sum([s.get("target_rate") for s in sums]),
+        "scheduled_rate": _sum([s.get("scheduled_rate") for s in sums]),
+        "achieved_rate": through.total_rps,
+        "sent_rate": _sum([s.get("sent_rate") for s in sums]),
+        # No per-host histogram of the lag: the worst host's figures, an upper bound of the
+        # merged ones (a mixture's percentile is at most its largest component's).
+        "schedule_lag_us": {k: max(x[k] for x in lag) for k in ("p50", "p99", "max")}
+        if lag
+        else None,
+        "client_bound": any(s.get("client_bound") for s in sums),
+        "client_bound_reasons": reasons,
+        "failed": sum(s.get("failed") or 0 for s in sums),
+        "censored": _sum([s.get("censored") for s in sums]),
+        "censored_latency_us": _figures(docs, "censored_histogram", "censored_latency_us")
+        if open_loop
+        else None,
+        "latency_upper_us": _upper_bounds(latency, censored) if open_loop else None,
+        "censored_tail": False,
+        "scheduled": {k: sum(x[k] for x in scheduled) for k in scheduled[0]} if scheduled else None,
+    }
+    if open_loop and summary["latency_us"] and summary["latency_upper_us"]:
+        upper, p99 = summary["latency_upper_us"]["p99"], summary["latency_us"]["p99"]
+        summary["censored_tail"] = upper is None or upper > 1.01 * p99
+    by_interval: dict[int, dict[str, Any]] = {}
+    for d in docs:
+        for row in d.get("series") or []:
+            acc = by_interval.setdefault(
+                row["interval"], {"interval": row["interval"], "start_s": row["start_s"],
+                                  "requests": 0, "errors": 0, "p50_us": None, "p99_us": None,
+                                  "p999_us": None},
+            )  # fmt: skip
+            acc["requests"] += row["requests"]
+            acc["errors"] += row["errors"]
+    cpu_threads = [
+        {**t, "host": h} for h, d in zip(hosts, docs, strict=True)
+        for t in (d.get("client_cpu") or {}).get("threads", [])
+    ]  # fmt: skip
+    user = _sum([(d.get("client_cpu") or {}).get("user_s") for d in docs])
+    system = _sum([(d.get("client_cpu") or {}).get("system_s") for d in docs])
+    hiccups = [
+        {**c, "host": h} for h, d in zip(hosts, docs, strict=True)
+        for c in (d.get("hiccup") or {}).get("per_cpu", [])
+    ]  # fmt: skip
+    config = dict(first["config"])
+    config.update(
+        connections=sum(d["config"]["connections"] for d in docs),
+        threads=sum(d["config"]["threads"] for d in docs),
+        rate=_sum([d["config"].get("rate") for d in docs]),
+        cpus=None,
+        hlog=None,
+    )
+    return {
+        "schema": first["schema"],
+        "config": config,
+        "latency_kind": first.get("latency_kind"),
+        "summary": summary,
+        "histogram": _hist(latency),
+        "service_histogram": _hist(
+            histogram.merge(buckets_of(d.get("service_histogram")) for d in docs)
+        )
+        if open_loop
+        else None,
+        "series": [by_interval[i] for i in sorted(by_interval)],
+        "client_cpu": {
+            "user_s": user,
+            "system_s": system,
+            "total_s": _sum([user, system]),
+            "threads": cpu_threads,
+        },
+        "censored_histogram": _hist(censored) if open_loop else None,
+        "hiccup": {"interval_us": 1000, "per_cpu": hiccups} if hiccups else None,
+        "hosts": {
+            "common_window_ns": [through.window_start_ns, through.window_end_ns],
+            "per_host": {
+                h: {
+                    "window_start_ns": window_start_ns[h],
+                    "rate_rps": through.per_host_rps[h],
+                    "covered_s": through.per_host_covered_s[h],
+                    "requests": per_host[h]["summary"]["requests"],
+                    "target_rate": per_host[h]["summary"].get("target_rate"),
+                }
+                for h in hosts
+            },
+        },
+    }

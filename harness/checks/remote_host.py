@@ -8,11 +8,9 @@ so a remote host is described exactly as the local one is.
 
 from __future__ import annotations
 
-import base64
 import re
 import subprocess
 import tempfile
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ from typing import Any
 from harness.checks import system_checks
 from harness.checks.machine import Context
 from harness.plan.topology import Topology, parse_cpu_list, read_topology, restrict
-from harness.run.remote import Connection, RemoteError
+from harness.run.remote import Connection, RemoteError, mirror
 
 _CPU = "/sys/devices/system/cpu"
 TOPOLOGY_FILES = (
@@ -36,33 +34,6 @@ PLATFORM_FILES = (
     f"{_CPU}/cpu[0-9]*/cpufreq/scaling_governor",
     "/proc/cpuinfo",
 )
-
-# Each argument is a glob expanded by the host's sh; every match comes back as `D path` (a
-# directory) or `F path base64-content` (sysfs and procfs report sizes that are not the
-# content's, so files are read whole, never by size). Missing files are skipped.
-_MIRROR_SCRIPT = (
-    'for pat in "$@"; do for f in $pat; do '
-    'if [ -d "$f" ]; then printf "D %s\\n" "$f"; '
-    'elif [ -r "$f" ]; then printf "F %s " "$f"; base64 -w0 < "$f" 2>/dev/null; echo; fi; '
-    "done; done"
-)
-
-
-def mirror(conn: Connection, patterns: Sequence[str], into: Path) -> Path:
-    """Copy the host's files matching patterns (absolute globs) under `into`; returns into."""
-    result = conn.run(["sh", "-c", _MIRROR_SCRIPT, "sh", *patterns], timeout_s=60)
-    for line in result.stdout.splitlines():
-        kind, _, rest = line.partition(" ")
-        path, _, content = rest.partition(" ")
-        if not path.startswith("/") or ".." in path.split("/"):
-            continue
-        local = into / path.lstrip("/")
-        if kind == "D":
-            local.mkdir(parents=True, exist_ok=True)
-        elif kind == "F":
-            local.parent.mkdir(parents=True, exist_ok=True)
-            local.write_bytes(base64.b64decode(content))
-    return into
 
 
 def _allowed_cpus(root: Path) -> set[int] | None:

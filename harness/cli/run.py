@@ -25,7 +25,10 @@ EXIT_INTERRUPTED = 130
 
 def add_arguments(run: argparse.ArgumentParser) -> None:
     for flag, help_text in RUN_HELP.items():
-        run.add_argument(f"--{flag}", dest=flag.replace("-", "_"), default=None, help=help_text)
+        repeat = {"action": "append"} if flag == "client-host" else {}
+        run.add_argument(
+            f"--{flag}", dest=flag.replace("-", "_"), default=None, help=help_text, **repeat
+        )
     run.add_argument(
         "--profile",
         help="a named plan: " + ", ".join(sorted(p.stem for p in PROFILES.glob("*.toml"))),
@@ -112,6 +115,7 @@ def _preflight(
 
 def run(args: argparse.Namespace, console: Console) -> int:
     # The heavy stages (pandas, pyarrow, matplotlib) load only when a run is really made.
+    from harness.cli import hosts as hosts_cli
     from harness.cli.report import write_report
     from harness.run import platform as platform_info
     from harness.run.calibration import calibrate
@@ -121,6 +125,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
 
     designs = load_registry(args.registry)
     topology = machine_topology()
+    session = None  # several hosts: a run.multihost.HostSession (docs/multi-host.md)
     if args.resume:
         from harness.store.repair import repair_run
 
@@ -136,6 +141,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
         now = datetime.now(UTC).isoformat(timespec="seconds")
         manifest.setdefault("resumed_at", []).append(now)
         out_root = args.resume.resolve().parent
+        if hosts_cli.is_multihost(plan.config):
+            session, _, _ = hosts_cli.open_hosts(
+                plan.config, designs, args.bin_dir, console, plan=plan
+            )
         console.print(
             f"resuming {run.manifest['run_id']}: {len(plan.trials) - len(done)} of "
             f"{len(plan.trials)} trials left",
@@ -152,8 +161,16 @@ def run(args: argparse.Namespace, console: Console) -> int:
             config = RunConfig(
                 **{**vars(config), "servers": tuple(s for s in config.servers if s not in skipped)}
             )
+        hosts_info: dict = {}
+        if hosts_cli.is_multihost(config):  # calibration runs here: not across hosts (yet)
+            config = hosts_cli.canonical(hosts_cli.without_calibration(config, console))
         calibrating = needs_calibration(config)
-        plan = make_plan(config, topology, designs)
+        if hosts_cli.is_multihost(config):
+            session, plan, hosts_info = hosts_cli.open_hosts(
+                config, designs, args.bin_dir, console, dry_run=args.dry_run
+            )
+        else:
+            plan = make_plan(config, topology, designs)
         if args.dry_run:
             if calibrating:
                 cal_plan = make_plan(capacity_config(config), topology, designs)
@@ -167,17 +184,22 @@ def run(args: argparse.Namespace, console: Console) -> int:
                 flag = " OVERSUBSCRIBED" if t.cpus.oversubscribed else ""
                 console.print(
                     f"{t.trial_id}: server cpus {list(t.cpus.server)} client cpus "
-                    f"{list(t.cpus.client[: t.client_threads])}{flag}",
+                    f"{list(t.cpus.client[: t.client_threads])}{flag}"
+                    + (f" ({t.cpus.note})" if hosts_info else ""),
                     highlight=False,
                 )
             console.print(f"{len(plan.trials)} trials, about {plan.estimated_seconds():.0f} s")
             return 0
         out_root = resolve_out(args.out)
-        checks = doctor.run_checks(
-            doctor.Context(
-                designs=[(n, designs[n].missing(args.bin_dir)) for n in config.servers],
-                needed_fds=max(config.connections) + 64,
-                connections=max(config.connections),
+        checks = (
+            []
+            if session is not None
+            else doctor.run_checks(  # hosts: checked each
+                doctor.Context(
+                    designs=[(n, designs[n].missing(args.bin_dir)) for n in config.servers],
+                    needed_fds=max(config.connections) + 64,
+                    connections=max(config.connections),
+                )
             )
         )
         if doctor.has_errors(checks):
@@ -247,7 +269,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
             }
         else:
             decision = uncalibrated(config, args.no_calibrate)
-        plan = make_plan(config, topology, designs)
+        plan = make_plan(config, topology, designs, assign=getattr(session, "assign", None))
         console.print(f"measuring: {decision.mode}: {decision.reason}", highlight=False)
         store = RunStore(out_root / run_id)
         manifest = new_manifest(
@@ -264,6 +286,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
                 "preflight": not args.no_preflight,
                 "measurement": decision.to_dict(),
                 "calibration": calibration,
+                **({"hosts": hosts_info} if hosts_info else {}),
             },
         )
         done, capacities = set(), {}
@@ -272,16 +295,21 @@ def run(args: argparse.Namespace, console: Console) -> int:
             f"results in {out_root / run_id}/",
             highlight=False,
         )
-    outcome = execute(
-        plan,
-        designs,
-        store=store,
-        manifest=manifest,
-        bin_dir=args.bin_dir,
-        console=console,
-        skip=done,
-        capacities=capacities,
-    )
+    try:
+        outcome = execute(
+            plan,
+            designs,
+            store=store,
+            manifest=manifest,
+            bin_dir=args.bin_dir,
+            console=console,
+            skip=done,
+            capacities=capacities,
+            hosts=session,
+        )
+    finally:
+        if session is not None:
+            session.close()
     reports_root = args.reports or out_root.resolve().parent / "reports"
     path = write_report(outcome.directory, reports_root / outcome.run_id / "index.html")
     console.print(f"results: {outcome.directory}", highlight=False)

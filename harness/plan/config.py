@@ -86,6 +86,16 @@ RUN_OPTIONS: dict[str, tuple[str, Callable[[Any], Any], Any]] = {
         _scalar(int, "--requests-per-connection"),
         None,
     ),
+    # Several hosts (docs/multi-host.md); in a plan file also `client_hosts = [...]`.
+    "server-host": ("server_host", str, "local"),
+    "client-host": (
+        "client_hosts",
+        lambda v: _names(",".join(map(str, v)) if isinstance(v, list) else v),
+        (),
+    ),
+    "remote-bin": ("remote_bin", str, None),
+    "ssh-key": ("ssh_key", str, None),
+    "known-hosts": ("known_hosts", str, None),
 }
 RUN_HELP = {
     "servers": "comma-separated designs, or 'all' (default: the registry's default ones)",
@@ -114,6 +124,11 @@ RUN_HELP = {
     "(server CPU-us per request and latency at common rates), server-bound (closed loop with "
     "per-request work), closed-loop (peak throughput), as-given (exactly --mode/--rates; "
     "implied by them)",
+    "server-host": "run the server on this SSH destination user@name[:port] (default: local)",
+    "client-host": "run a load generator on this SSH destination (repeat, or comma-separated)",
+    "remote-bin": "the load generator's path on the client hosts (when this one cannot run there)",
+    "ssh-key": "SSH private key for the hosts (default: the agent and ~/.ssh keys)",
+    "known-hosts": "known_hosts file for the hosts (default: ~/.ssh/known_hosts)",
 }
 RUN_HELP["rate-fractions"] = (
     "fixed-rate: the common rates, as fractions of the smallest closed-loop capacity among the "
@@ -165,6 +180,8 @@ def plan_file_options(args: argparse.Namespace) -> tuple[dict[str, Any], str | N
     except tomllib.TOMLDecodeError as exc:
         raise HarnessError(f"{path} is not valid TOML: {exc}") from exc
     options = {k.replace("_", "-"): v for k, v in data.items()}
+    if "client-hosts" in options:  # the plural reads better in a file
+        options["client-host"] = options.pop("client-hosts")
     unknown = sorted(
         set(options) - set(RUN_OPTIONS) - {"oversubscribe", "calibrate", "group_rates"}
     )

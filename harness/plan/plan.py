@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -62,6 +63,12 @@ class RunConfig:
     group_rates: tuple[tuple[tuple, tuple[float, ...], tuple[str, ...]], ...] = ()
     # Fixed-rate: the common rates as fractions of the smallest closed-loop capacity compared.
     rate_fractions: tuple[float, ...] = (0.5,)
+    # Several hosts (docs/multi-host.md; harness.plan.hosts_plan): SSH destinations or "local".
+    server_host: str = "local"
+    client_hosts: tuple[str, ...] = ()
+    remote_bin: str | None = None  # the load generator's path on the client hosts
+    ssh_key: str | None = None  # an SSH private key (default: agent and ~/.ssh keys)
+    known_hosts: str | None = None  # a known_hosts file (default: ~/.ssh/known_hosts)
 
 
 @dataclass(frozen=True)
@@ -222,11 +229,22 @@ def validate(config: RunConfig, designs: dict[str, Design]) -> None:
                 )
 
 
-def make_plan(config: RunConfig, topology: Topology, designs: dict[str, Design]) -> Plan:
+def make_plan(
+    config: RunConfig,
+    topology: Topology,
+    designs: dict[str, Design],
+    assign: Callable[[int], CpuAssignment] | None = None,
+) -> Plan:
+    """assign: k -> CPUs of a k-core trial (several hosts: harness.plan.hosts_plan.assigner);
+    default: server and load generator on this machine's topology."""
     validate(config, designs)
     # Largest first, so that an error names the core count that is furthest out of reach.
     assignments = {
-        k: assign_cpus(topology, k, config.client_cpus, config.oversubscribe)
+        k: (
+            assign(k)
+            if assign is not None
+            else assign_cpus(topology, k, config.client_cpus, config.oversubscribe)
+        )
         for k in sorted(set(config.cores), reverse=True)
     }
     rng = random.Random(config.seed) if config.seed is not None else None

@@ -90,9 +90,12 @@ def execute(
     console: Console,
     skip: set[str] | frozenset[str] = frozenset(),
     capacities: dict[str, float | None] | None = None,
+    hosts: Any = None,
 ) -> RunOutcome:
     """Run every trial of the plan not in `skip`; `capacities` holds throughputs already
-    measured (a resumed run's capacity trials)."""
+    measured (a resumed run's capacity trials). `hosts`: a run.multihost.HostSession when the
+    server and load generators are on other hosts (docs/multi-host.md)."""
+    run_one = hosts.run_trial if hosts is not None else run_trial
     check_binaries(plan, designs, bin_dir)
     run_id = manifest["run_id"]
     store.write_manifest(manifest)
@@ -127,7 +130,7 @@ def execute(
                     result = TrialResult(spec, "failed", resolved, now, now)
                 else:
                     try:
-                        result = run_trial(
+                        result = run_one(
                             resolved, designs[spec.server], bin_dir, store.directory / "raw"
                         )
                     except KeyboardInterrupt:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import base64
 import contextlib
 import queue
 import re
@@ -419,6 +420,37 @@ def connect(host: Host | str, options: SshOptions | None = None) -> Connection:
         ) from None
     _registry.connections.add(conn)
     return conn
+
+
+# ---------------------------------------------------------------------------------------------
+# A host's files, copied into a local tree of the same layout (its /proc, /sys)
+
+# Each argument is a glob expanded by the host's sh; every match comes back as `D path` (a
+# directory) or `F path base64-content` (sysfs and procfs report sizes that are not the
+# content's, so files are read whole, never by size). Missing files are skipped.
+_MIRROR_SCRIPT = (
+    'for pat in "$@"; do for f in $pat; do '
+    'if [ -d "$f" ]; then printf "D %s\\n" "$f"; '
+    'elif [ -r "$f" ]; then printf "F %s " "$f"; base64 -w0 < "$f" 2>/dev/null; echo; fi; '
+    "done; done"
+)
+
+
+def mirror(conn: Connection, patterns: Sequence[str], into: Path) -> Path:
+    """Copy the host's files matching patterns (absolute globs) under `into`; returns into."""
+    result = conn.run(["sh", "-c", _MIRROR_SCRIPT, "sh", *patterns], timeout_s=60)
+    for line in result.stdout.splitlines():
+        kind, _, rest = line.partition(" ")
+        path, _, content = rest.partition(" ")
+        if not path.startswith("/") or ".." in path.split("/"):
+            continue
+        local = into / path.lstrip("/")
+        if kind == "D":
+            local.mkdir(parents=True, exist_ok=True)
+        elif kind == "F":
+            local.parent.mkdir(parents=True, exist_ok=True)
+            local.write_bytes(base64.b64decode(content))
+    return into
 
 
 # ---------------------------------------------------------------------------------------------

@@ -247,7 +247,7 @@ def _read_latency_frame(path: Path | None) -> pd.DataFrame:
     return _read_table(path, "latency")
 
 
-_REPEATED = {"latency": ["trial_id", "kind"]}
+_REPEATED = {"latency": ["trial_id", "kind", "client_host"]}
 
 
 def read_manifest(path: Path, directory: Path) -> dict[str, Any]:

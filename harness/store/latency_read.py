@@ -23,6 +23,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 _CATEGORIES = ("trial_id", "kind")
+# Which client host measured the rows (docs/multi-host.md): stored and read back whole, not
+# needed to merge (a trial's histogram is the sum over its hosts), so not in the chunks.
+_HOST = "client_host"
+_MERGED = [*_CATEGORIES, "lower_ns", "upper_ns", "count"]  # the columns the chunks carry
 _INTEGERS = ("lower_ns", "upper_ns", "count")
 _WIDER = {np.int8: np.int16, np.int16: np.int32, np.int32: np.int64}
 FRAME_CHUNK_ROWS = 1 << 20
@@ -49,7 +53,8 @@ class UnreadableLatency(Exception):
 
 def _check(file: pq.ParquetFile, schema: pa.Schema) -> None:
     stored = file.schema_arrow
-    if set(stored.names) != set(schema.names) or set(schema.names) != {*_CATEGORIES, *_INTEGERS}:
+    expected = {*_CATEGORIES, *_INTEGERS, _HOST}
+    if set(stored.names) != set(schema.names) or set(schema.names) != expected:
         raise UnreadableLatency("columns differ from the schema")
     if any(not pa.types.is_integer(stored.field(n).type) for n in _INTEGERS):
         raise UnreadableLatency("bounds or counts are not integers")
@@ -92,11 +97,13 @@ def file_chunks(path: Path, schema: pa.Schema) -> Iterator[LatencyChunk]:
     # The next row group is decoded (pyarrow, without the GIL) while the caller works on this
     # one: on two CPUs the decoding mostly hides behind the merging.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(file.read_row_group, 0, use_threads=False)
+        pending = pool.submit(file.read_row_group, 0, columns=_MERGED, use_threads=False)
         for group in range(groups):
             table = pending.result()
             if group + 1 < groups:
-                pending = pool.submit(file.read_row_group, group + 1, use_threads=False)
+                pending = pool.submit(
+                    file.read_row_group, group + 1, columns=_MERGED, use_threads=False
+                )
             yield _chunk(table)
 
 
@@ -177,5 +184,7 @@ def read_latency(path: Path, schema: pa.Schema) -> pd.DataFrame:
         raise UnreadableLatency("fewer rows than the footer says")
     columns: dict[str, object] = {name: codes[name].categorical() for name in _CATEGORIES}
     columns.update(values)
+    hosts = pq.read_table(path, columns=[_HOST], read_dictionary=[_HOST]).column(_HOST)
+    columns[_HOST] = hosts.to_pandas().array
     # copy=False: one block per column, as pyarrow's split_blocks gives, and no second copy.
     return pd.DataFrame({name: columns[name] for name in schema.names}, copy=False)

@@ -19,6 +19,7 @@ from typing import Any
 
 from harness.plan.cpus import CpuAssignment
 from harness.plan.plan import TrialSpec
+from harness.run.multihost import HostsTrialResult
 from harness.run.trial import TrialResult
 
 RECORD_FORMAT = "trial-record/1"
@@ -105,13 +106,15 @@ def from_record(raw: Path, data: dict[str, Any]) -> TrialResult:
     the record or the load-generator file it names is damaged."""
     if data.get("format") != RECORD_FORMAT:
         raise ValueError(f"not a {RECORD_FORMAT} record")
-    known = {f.name for f in dataclasses.fields(TrialResult)}
+    # A trial across hosts (docs/multi-host.md) keeps each client host's document.
+    kind = HostsTrialResult if "per_host" in data else TrialResult
+    known = {f.name for f in dataclasses.fields(kind)}
     values = {k: v for k, v in data.items() if k in known}
     values["spec"] = spec_from_dict(data["spec"])
     values["cpu_busy"] = {int(k): tuple(v) for k, v in (data.get("cpu_busy") or {}).items()}
     if data.get("loadgen_file"):
         values["loadgen"] = json.loads((raw / data["loadgen_file"]).read_text())
-    return TrialResult(**values)
+    return kind(**values)
 
 
 def read_records(raw: Path) -> tuple[list[tuple[int, str, TrialResult]], list[str]]:

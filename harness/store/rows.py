@@ -20,6 +20,18 @@ def _worst(values: Iterable[float | None]) -> float | None:
     return max(present) if present else None
 
 
+def _client_cpus(result: Any) -> str:
+    """The load generators' CPUs: `0,1` on one machine; `host=0,1;host=2,3` across hosts."""
+    spec = result.spec
+    per_host = getattr(result, "per_host", None)
+    if not per_host:
+        return ",".join(map(str, spec.cpus.client[: spec.client_threads]))
+    return ";".join(
+        f"{h}={','.join(map(str, (d.get('config') or {}).get('cpus') or []))}"
+        for h, d in per_host.items()
+    )
+
+
 def trial_rows(run_id: str, result: Any) -> dict[str, list[dict[str, Any]]]:
     """The rows one TrialResult contributes to each table. Absent figures stay None (null),
     never zero."""
@@ -56,7 +68,7 @@ def trial_rows(run_id: str, result: Any) -> dict[str, list[dict[str, Any]]]:
         "protocol": spec.protocol,
         "server_cores": spec.server_cores,
         "server_cpus": ",".join(map(str, spec.cpus.server)),
-        "client_cpus": ",".join(map(str, spec.cpus.client[: spec.client_threads])),
+        "client_cpus": _client_cpus(result),
         "client_threads": spec.client_threads,
         # getattr: a result from before ports were recorded has neither
         "port": getattr(result, "port", None),
@@ -137,21 +149,29 @@ def trial_rows(run_id: str, result: Any) -> dict[str, list[dict[str, Any]]]:
         "errors_flag_reason": errored_why,
         "censored_flag": censored,
         "censored_flag_reason": censored_why,
+        "server_host": getattr(result, "server_host", "") or "local",
+        "client_hosts": ",".join(getattr(result, "per_host", None) or ["local"]),
         "status": result.status,
         "reason": result.reason,
         "started_at": result.started_at,
         "ended_at": result.ended_at,
     }
+    # Several client hosts: each host's histogram and series are rows of their own (the trial's
+    # histogram is their sum, docs/multi-host.md); one host: the rows of "local".
+    per_host = getattr(result, "per_host", None) or {"local": report}
     latency = []
-    for kind, key in (("primary", "histogram"), ("uncorrected", "service_histogram")):
-        for b in (report.get(key) or {}).get("buckets", []):
-            latency.append({"trial_id": spec.trial_id, "kind": kind, "lower_ns": b["lower_ns"],
-                            "upper_ns": b["upper_ns"], "count": b["count"]})  # fmt: skip
+    for host, doc in per_host.items():
+        for kind, key in (("primary", "histogram"), ("uncorrected", "service_histogram")):
+            for b in (doc.get(key) or {}).get("buckets", []):
+                latency.append({"trial_id": spec.trial_id, "kind": kind, "lower_ns": b["lower_ns"],
+                                "upper_ns": b["upper_ns"], "count": b["count"],
+                                "client_host": host})  # fmt: skip
     series = [
         {"trial_id": spec.trial_id, "second": s.get("start_s"), "requests": s.get("requests"),
          "errors": s.get("errors"), "p50_us": s.get("p50_us"), "p99_us": s.get("p99_us"),
-         "p999_us": s.get("p999_us")}
-        for s in report.get("series", [])
+         "p999_us": s.get("p999_us"), "client_host": host}
+        for host, doc in per_host.items()
+        for s in doc.get("series", [])
     ]  # fmt: skip
     workers = [
         {"trial_id": spec.trial_id, "worker": w.get("worker"), "cpu": w.get("cpu"),

@@ -43,16 +43,18 @@ TRIALS = pa.schema([
     ("contended", _B), ("contended_reason", _S),
     ("errors_flag", _B), ("errors_flag_reason", _S), ("censored_flag", _B),
     ("censored_flag_reason", _S),
+    ("server_host", _S), ("client_hosts", _S),  # docs/multi-host.md; "local" on one machine
     ("status", _S), ("reason", _S), ("started_at", _S), ("ended_at", _S),
 ])  # fmt: skip
 
 LATENCY = pa.schema([
     ("trial_id", _S), ("kind", _S), ("lower_ns", _I64), ("upper_ns", _I64), ("count", _I64),
+    ("client_host", _S),
 ])  # fmt: skip
 
 TIMESERIES = pa.schema([
     ("trial_id", _S), ("second", _F), ("requests", _I64), ("errors", _I64), ("p50_us", _F),
-    ("p99_us", _F), ("p999_us", _F),
+    ("p99_us", _F), ("p999_us", _F), ("client_host", _S),
 ])  # fmt: skip
 
 WORKERS = pa.schema([

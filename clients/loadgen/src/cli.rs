@@ -11,7 +11,7 @@ loadgen [--host ADDR] [--port N] [--protocol echo|http] [--size B] [--path P]
                [--rate R [--arrival poisson|uniform] [--seed N]]
                [--hot-fraction F --hot-share S] [--requests-per-connection K]
                [--warmup S] [--duration S] [--timeout S] [--interval-ms MS]
-               [--no-hiccup] [--hlog FILE] [--out FILE]";
+               [--no-hiccup] [--hlog FILE] [--out FILE] [--start-at UNIX_S]";
 
 const MAX_SIZE: usize = 16 << 20;
 const MAX_SECONDS: f64 = 1e6;
@@ -95,6 +95,9 @@ pub struct Config {
     pub interval_ms: u64,
     pub hlog: Option<PathBuf>,
     pub out: Option<PathBuf>,
+    /// Wait until this `CLOCK_REALTIME` instant (ns since the epoch) before starting (`t0`);
+    /// `None`: start at once.
+    pub start_at_ns: Option<u64>,
     /// Run the hiccup meter on the client CPUs during the window (on unless `--no-hiccup`).
     pub hiccup: bool,
 }
@@ -222,6 +225,10 @@ struct Args {
     /// Where the JSON document goes (stdout without it).
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// Start (t0) at this wall-clock time, seconds since the epoch in this host's clock
+    /// (decimals allowed, e.g. 1764654000.25): load generators on several hosts start together.
+    #[arg(long, value_name = "UNIX_S", value_parser = epoch_ns)]
+    start_at: Option<u64>,
 }
 
 /// A parsed `--cpus` (a newtype, so that clap takes it as one value, not a list of values).
@@ -275,6 +282,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         no_hiccup,
         hlog,
         out,
+        start_at,
     } = a;
     let cpu_list = cpus.map(|c| c.0);
 
@@ -350,11 +358,29 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         interval_ms,
         hlog,
         out,
+        start_at_ns: start_at,
         hiccup: !no_hiccup,
     };
     // Checked here so that a skew that cannot be split is a bad argument, not a panic later.
     crate::plan::check(&cfg)?;
     Ok(Command::Run(Box::new(cfg)))
+}
+
+/// `SECONDS[.FRACTION]` since the epoch -> nanoseconds, exactly (no floating point).
+pub fn epoch_ns(v: &str) -> Result<u64, String> {
+    let bad = || "expected seconds since the epoch, e.g. 1764654000.25".to_string();
+    let (whole, frac) = v.split_once('.').unwrap_or((v, "0"));
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || !digits(frac) || frac.len() > 9 {
+        return Err(bad());
+    }
+    let secs: u64 = whole.parse().map_err(|_| bad())?;
+    let nanos: u64 = format!("{frac:0<9}").parse().map_err(|_| bad())?;
+    // Up to the year 2500: far beyond any real start time, far below u64 overflow.
+    if secs > 16_725_225_600 {
+        return Err(bad());
+    }
+    Ok(secs * 1_000_000_000 + nanos)
 }
 
 fn int(v: &str, min: u64, max: u64) -> Result<u64, String> {
@@ -438,6 +464,20 @@ mod tests {
             Command::Run(c) => Ok(*c),
             Command::Help(_) => Err("help".into()),
         }
+    }
+
+    #[test]
+    fn start_at_is_exact_nanoseconds_and_off_by_default() {
+        assert_eq!(run(&[]).unwrap().start_at_ns, None);
+        let c = run(&["--start-at", "1764654000.25"]).unwrap();
+        assert_eq!(c.start_at_ns, Some(1_764_654_000_250_000_000));
+        assert_eq!(epoch_ns("12"), Ok(12_000_000_000));
+        assert_eq!(epoch_ns("1.000000001"), Ok(1_000_000_001));
+        for bad in ["", "-1", "1.", "1.0000000001", "1e9", "x", "99999999999999"] {
+            assert!(epoch_ns(bad).is_err(), "{bad}");
+        }
+        let e = run(&["--start-at", "soon"]).unwrap_err();
+        assert!(e.contains("--start-at"), "{e}");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use loadgen::hlog::HlogWriter;
 use loadgen::http::{self, Http};
 use loadgen::protocol::Echo;
 use loadgen::recorder::Window;
-use loadgen::report::{Aggregator, Document};
+use loadgen::report::{Aggregator, ClockOut, Document};
 use loadgen::worker::{self, WorkerSpec};
 use loadgen::{plan, sys};
 
@@ -83,7 +83,9 @@ fn run(cfg: &Config, mut hlog: Option<BufWriter<File>>) -> (Document, bool, io::
         }
     }
     let (tx, rx) = mpsc::channel();
-    let t0 = sys::now_ns();
+    // --start-at: wait for the common instant in this host's wall clock (off the hot path).
+    let start_late_ns = cfg.start_at_ns.map(sys::wait_until_realtime);
+    let (t0, t0_unix_ns) = (sys::now_ns(), sys::realtime_ns());
     let window = Window {
         start: t0 + cfg.warmup_ns(),
         end: t0 + cfg.warmup_ns() + cfg.duration_ns(),
@@ -170,6 +172,13 @@ fn run(cfg: &Config, mut hlog: Option<BufWriter<File>>) -> (Document, bool, io::
         }
     }
     let (mut doc, logged) = agg.into_document(cfg);
+    doc.clock = Some(ClockOut {
+        start_at_ns: cfg.start_at_ns,
+        start_late_ns,
+        t0_unix_ns,
+        window_start_unix_ns: t0_unix_ns + cfg.warmup_ns(),
+        window_end_unix_ns: t0_unix_ns + cfg.warmup_ns() + cfg.duration_ns(),
+    });
     if !finished {
         STOP_METERS.store(true, Ordering::Relaxed);
     }

@@ -265,6 +265,7 @@ impl<'a> Aggregator<'a> {
             },
             censored_histogram: open.then(|| HistogramOut::of(&t.censored)),
             hiccup: None,
+            clock: None,
         };
         (doc, hlog_result)
     }
@@ -346,6 +347,21 @@ pub struct Document {
     pub censored_histogram: Option<HistogramOut>,
     /// Set by `main` from the hiccup meter; `None` with `--no-hiccup`.
     pub hiccup: Option<crate::hiccup::HiccupReport>,
+    /// Set by `main`: when the run started and its window began, in this host's wall clock.
+    pub clock: Option<ClockOut>,
+}
+
+/// The run's instants in this host's wall clock (`CLOCK_REALTIME`, ns since the epoch), for a
+/// harness that lines up several hosts' windows (docs/loadgen.md, "Starting together").
+#[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClockOut {
+    /// `--start-at` as given, or `null`.
+    pub start_at_ns: Option<u64>,
+    /// How late `t0` was after `--start-at` (0 when it waited; `null` without it).
+    pub start_late_ns: Option<u64>,
+    pub t0_unix_ns: u64,
+    pub window_start_unix_ns: u64,
+    pub window_end_unix_ns: u64,
 }
 
 #[derive(Serialize)]

@@ -15,6 +15,39 @@ pub fn now_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// Wall-clock time (`CLOCK_REALTIME`) in nanoseconds since the epoch.
+pub fn realtime_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: as in `now_ns`; CLOCK_REALTIME always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Blocks until the wall clock reads `at_ns` (sleeping, then spinning the last millisecond so
+/// the start is within microseconds); returns how late it woke, 0 when `at_ns` was still ahead.
+pub fn wait_until_realtime(at_ns: u64) -> u64 {
+    const SPIN_NS: u64 = 1_000_000;
+    let first = realtime_ns();
+    if first >= at_ns {
+        return first - at_ns;
+    }
+    loop {
+        let now = realtime_ns();
+        if now >= at_ns {
+            return 0;
+        }
+        let left = at_ns - now;
+        if left > SPIN_NS {
+            std::thread::sleep(std::time::Duration::from_nanos(left - SPIN_NS));
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+}
+
 /// Pins the calling thread to `cpus`.
 pub fn pin_current_thread(cpus: &[usize]) -> io::Result<()> {
     // SAFETY: cpu_set_t is plain data; CPU_SET stays within it for cpu < CPU_SETSIZE (checked

@@ -35,6 +35,7 @@ from harness.report.charts.flagged import (
     server_flagged_note,
     why_none,
 )
+from harness.report.charts.floor import draw_floor, floor_caption, idle_floor_us
 
 
 def _spectrum(hist: histogram.Merged) -> tuple[np.ndarray, np.ndarray, int]:
@@ -98,6 +99,7 @@ def latency_percentiles(data: Data) -> Chart:
         )
     keys, note = _capped(keys, "workload and core-count panels")
     fig, axes = _panels(len(keys))
+    floor = idle_floor_us(data)
     flagged_drawn: list[pd.DataFrame] = []
     any_ranked = False
     for ax, (label, cores) in zip(axes, keys, strict=True):
@@ -154,6 +156,7 @@ def latency_percentiles(data: Data) -> Chart:
             FuncFormatter(lambda v, _p, t=dict(ticks): t.get(round(v, 6), "max"))
         )
         ax.set_xlim(-0.1, xmax + 0.6)
+        draw_floor(ax, floor)
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(FuncFormatter(fmt_us))
         ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _p: ""))
@@ -191,7 +194,7 @@ def latency_percentiles(data: Data) -> Chart:
         "configurations that have no ranked trial",
     )
     alt = "Percentile spectrum curves of latency on a log scale, one curve per design and panel"
-    return _chart(id_, title, alt, caption + note, fig)
+    return _chart(id_, title, alt, caption + floor_caption(floor) + note, fig)
 
 
 def latency_load(data: Data) -> Chart:
@@ -225,6 +228,7 @@ def latency_load(data: Data) -> Chart:
     )
     keys, note = _capped(keys, "workload and core-count panels")
     fig, axes = _panels(len(keys))
+    floor = idle_floor_us(data)
     flagged_drawn: list[pd.DataFrame] = []
     marked: list[pd.DataFrame] = []  # ranked trials with a server flag, drawn as crosses
     for ax, (workload, cores) in zip(axes, keys, strict=True):
@@ -306,6 +310,7 @@ def latency_load(data: Data) -> Chart:
                     fontsize=7.5,
                     color=st.colour,
                 )
+        draw_floor(ax, floor)
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(FuncFormatter(fmt_us))
         ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _p: ""))
@@ -342,4 +347,4 @@ def latency_load(data: Data) -> Chart:
     caption += flagged_note(flagged_rows, "Hollow markers are flagged trials")
     caption += server_flagged_note(marked_rows)
     alt = "Line chart of p99 latency (log scale) against achieved request rate, one per design"
-    return _chart(id_, title, alt, caption + note, fig)
+    return _chart(id_, title, alt, caption + floor_caption(floor) + note, fig)

@@ -31,6 +31,8 @@ def interval_rates(ts: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
     """One row per interval of the given trials: trial_id, interval (0, 1, ...), start (s),
     end (s) and rate (requests / s), the last interval ending at the trial's window."""
     ts = ts[ts["trial_id"].isin(set(trials["trial_id"]))]
+    if "client_host" in ts and ts["client_host"].nunique() > 1:  # several hosts: their sum
+        ts = ts.groupby(["trial_id", "second"], as_index=False, observed=True)["requests"].sum()
     ts = ts.assign(trial_id=ts["trial_id"].astype(str)).sort_values(["trial_id", "second"])
     start = ts["second"].astype(float)
     following = start.groupby(ts["trial_id"], sort=False).shift(-1)

@@ -1,0 +1,33 @@
+"""The idle network round trip between client and server hosts, drawn as the floor of every
+latency chart of a run across hosts (docs/multi-host.md): no latency can go below it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.report.charts.base import Data
+from harness.report.format import fmt_us
+
+
+def idle_floor_us(data: Data) -> float | None:
+    """The smallest idle round trip (ping min) from a client host to the server host, in us;
+    None on one machine (or a run without the measurement)."""
+    run = data.analysis.run
+    manifest = getattr(run, "manifest", None) or {}
+    rtts = [r.get("min_us") for r in (manifest.get("hosts") or {}).get("idle_rtt") or []]
+    present = [float(v) for v in rtts if v is not None]
+    return min(present) if present else None
+
+
+def draw_floor(ax: Any, floor_us: float | None) -> None:
+    if floor_us is not None:
+        ax.axhline(floor_us, color="#888888", linestyle="--", linewidth=0.9, zorder=1)
+
+
+def floor_caption(floor_us: float | None) -> str:
+    if floor_us is None:
+        return ""
+    return (
+        f" The grey dashed line is the idle network round trip between the client hosts and the "
+        f"server host (ping, minimum: {fmt_us(floor_us)} µs): the floor under every latency."
+    )
