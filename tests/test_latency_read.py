@@ -93,3 +93,20 @@ def test_a_null_bound_falls_back_to_the_general_reader(tmp_path: Path) -> None:
         read_latency(path, LATENCY)
     with pytest.raises(UnreadableLatency):
         list(file_chunks(path, LATENCY))
+
+
+def test_a_file_from_before_client_host_is_read_the_fast_way(run_dir: Path, tmp_path: Path) -> None:
+    """Single-host runs stored before the client_host column: streamed and read whole as the
+    general reader reads them (hosts as nulls), not sent down the slow path."""
+    table = pq.read_table(run_dir / "latency.parquet")
+    path = tmp_path / "latency.parquet"
+    pq.write_table(table.drop_columns(["client_host"]), path)
+    fast = read_latency(path, LATENCY)
+    general = pq.read_table(path, read_dictionary=["trial_id", "kind"]).to_pandas()
+    assert list(fast.columns) == LATENCY.names
+    assert fast["client_host"].isna().all()
+    for name in ("lower_ns", "upper_ns", "count"):
+        assert np.array_equal(fast[name].to_numpy(), general[name].to_numpy())
+    assert _by_trial(file_chunks(path, LATENCY)) == _by_trial(
+        file_chunks(run_dir / "latency.parquet", LATENCY)
+    )

@@ -53,8 +53,11 @@ class UnreadableLatency(Exception):
 
 def _check(file: pq.ParquetFile, schema: pa.Schema) -> None:
     stored = file.schema_arrow
-    expected = {*_CATEGORIES, *_INTEGERS, _HOST}
-    if set(stored.names) != set(schema.names) or set(schema.names) != expected:
+    if set(schema.names) != {*_CATEGORIES, *_INTEGERS, _HOST}:
+        raise UnreadableLatency("the schema is not the one this reader knows")
+    # A file from before client_host (single-host runs) has every other column: read it here
+    # too, its hosts as nulls, as the general reader gives them.
+    if not set(stored.names) <= set(schema.names) or not set(_MERGED) <= set(stored.names):
         raise UnreadableLatency("columns differ from the schema")
     if any(not pa.types.is_integer(stored.field(n).type) for n in _INTEGERS):
         raise UnreadableLatency("bounds or counts are not integers")
@@ -184,7 +187,10 @@ def read_latency(path: Path, schema: pa.Schema) -> pd.DataFrame:
         raise UnreadableLatency("fewer rows than the footer says")
     columns: dict[str, object] = {name: codes[name].categorical() for name in _CATEGORIES}
     columns.update(values)
-    hosts = pq.read_table(path, columns=[_HOST], read_dictionary=[_HOST]).column(_HOST)
+    if _HOST in pq.ParquetFile(path).schema_arrow.names:
+        hosts = pq.read_table(path, columns=[_HOST], read_dictionary=[_HOST]).column(_HOST)
+    else:
+        hosts = pa.chunked_array([pa.nulls(rows, schema.field(_HOST).type)])
     columns[_HOST] = hosts.to_pandas().array
     # copy=False: one block per column, as pyarrow's split_blocks gives, and no second copy.
     return pd.DataFrame({name: columns[name] for name in schema.names}, copy=False)
