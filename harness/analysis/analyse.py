@@ -26,7 +26,6 @@ from harness.analysis.flagged import (
     FLAGS,
     flag_counts,
     flag_reasons,
-    is_set,
 )
 from harness.analysis.labels import (  # re-exported: tests and readers use analyse.*
     CONFIG_KEYS,
@@ -428,17 +427,18 @@ def compare_designs(summaries: list[ConfigSummary]) -> list[DesignComparison]:
     return out
 
 
-def _any_flag(row: pd.Series) -> bool:
-    return any(is_set(row.get(flag)) for flag in FLAGS)
-
-
 def analyse(run: RunData) -> Analysis:
     """The one analysis of a stored run."""
     t = label_trials(run.trials)
     summaries, merged, merged_flagged, kinds, imbalance = _summaries(t, run, run.workers)
     # Every successful trial with any flag is listed with its reasons; those with server flags
     # only are still ranked, and say so.
-    flagged = t[(t["status"] == "ok") & t.apply(_any_flag, axis=1)].copy() if not t.empty else t
+    any_flag = (
+        t[[f for f in FLAGS if f in t]].fillna(False).astype(bool).any(axis=1)
+        if not t.empty
+        else None
+    )
+    flagged = t[(t["status"] == "ok") & any_flag].copy() if not t.empty else t
     if not flagged.empty:
         flagged["reasons"] = [
             "; ".join(flag_reasons(r)) + ("" if r["flagged"] else " (server flag: still ranked)")

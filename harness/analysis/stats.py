@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 
-# Re-exported (noqa F401): callers use stats.X for every interval, whichever module defines it.
 from harness.analysis.intervals import (  # noqa: F401
     DEFAULT_LEVEL,
     CIMethod,
@@ -37,6 +36,9 @@ from harness.analysis.intervals import (  # noqa: F401
 )
 from harness.analysis.intervals import clean as _clean
 from harness.analysis.ranks import mann_whitney
+
+# Re-exported (noqa F401): callers use stats.X for every interval, whichever module defines it.
+from harness.analysis.resample import resamples_for
 
 # 10,000 resamples puts the Monte-Carlo error of a 2.5% percentile well below the width of the
 # interval itself (criterion uses 100,000 for nanosecond loops; our samples are a handful of
@@ -185,6 +187,8 @@ def ratio_ci(
     if ma <= 0 or mb <= 0:
         return None
     rng = np.random.default_rng(seed)
+    # Beyond 100 repetitions a side fewer resamples hold the same stated coverage (resample.py).
+    resamples = resamples_for(max(len(xa), len(xb)), resamples)
     da = _bootstrap_medians(xa, resamples, rng)
     db = _bootstrap_medians(xb, resamples, rng)
     with np.errstate(divide="ignore", invalid="ignore"):

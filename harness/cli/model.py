@@ -17,20 +17,20 @@ HELP = "predict 1-16 cores with a queueing model fed by a run; writes model.parq
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from harness.analysis.model import CUSTOMERS, REPLICATIONS
-
+    # Defaults are the model's own (analysis/queues.py), resolved when the command runs: importing
+    # the simulation here would cost every other command its start-up.
     parser.add_argument("results_dir", type=Path)
     parser.add_argument(
         "--customers",
         type=int,
-        default=CUSTOMERS,
-        help=f"requests simulated per replication (default {CUSTOMERS:,})",
+        default=None,
+        help="requests simulated per replication (default: analysis/queues.py CUSTOMERS)",
     )
     parser.add_argument(
         "--replications",
         type=int,
-        default=REPLICATIONS,
-        help=f"independent replications per point (default {REPLICATIONS})",
+        default=None,
+        help="independent replications per point (default: analysis/queues.py REPLICATIONS)",
     )
     parser.add_argument(
         "--cores", default=None, help="comma-separated N to simulate (default 1,2,4,8,16)"
@@ -139,6 +139,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
             f"{results_dir} has no trials.parquet: pass a run directory under results/ "
             "(`harness run` writes one)"
         )
+    from harness.analysis.queues import CUSTOMERS, REPLICATIONS
+
+    args.customers = CUSTOMERS if args.customers is None else args.customers
+    args.replications = REPLICATIONS if args.replications is None else args.replications
     if args.customers < 100 or args.replications < 1:
         raise HarnessError("--customers must be >= 100 and --replications >= 1")
     try:
