@@ -186,17 +186,3 @@ def test_a_lag_within_the_platforms_own_stalls_is_the_floor_not_a_busy_client():
     # No hiccup meter: nothing explains the lag.
     del report["hiccup"]
     assert flags.client_bound(report) == (True, LAG_REASON)
-
-
-def test_an_open_loop_client_that_kept_its_schedule_is_not_client_bound_for_being_busy():
-    """Open loop: busy 93% but every due request sent and no lag beyond the floor: the schedule
-    was kept, so the busy share (an open-loop generator wakes for every send) set no limit."""
-    report = _report([BUSY_REASON], busy=0.93, wait=0.0)
-    report["summary"].update(target_rate=60_000.0, scheduled_rate=60_010.0, sent_rate=60_012.0)
-    assert flags.client_bound(report) == (False, "")
-    # It fell behind: 95% of the due requests sent. Now the busy thread is the limit.
-    report["summary"]["sent_rate"] = 57_000.0
-    assert flags.client_bound(report) == (True, BUSY_REASON)
-    # Closed loop (nothing scheduled): busy is the limit.
-    closed = _report([BUSY_REASON], busy=0.93, wait=0.0)
-    assert flags.client_bound(closed) == (True, BUSY_REASON)

@@ -74,9 +74,8 @@ def client_bound(report: dict[str, Any]) -> tuple[bool | None, str]:
         # Lag and unsent requests while a thread waited for its CPU and none was busy: the
         # wait explains them (client_waits names them beside it).
         kept = busy if waited and not busy else own
-        kept = [r for r in kept if not _lag_within_floor(r, report)]
-        if _kept_schedule(summary) and all(_BUSY_REASON.match(r) for r in kept):
-            kept = [r for r in kept if "did not report" in r]  # busy, yet it kept its schedule
+        if not busy:
+            kept = [r for r in kept if not _lag_within_floor(r, report)]
         return bool(kept), "; ".join(kept)
     reasons = []
     window = summary.get("window_s")
@@ -107,15 +106,6 @@ def _lag_within_floor(reason: str, report: dict[str, Any]) -> bool:
     floors = [h.get("p99_us") for h in (report.get("hiccup") or {}).get("per_cpu") or []]
     floor = max((float(f) for f in floors if f is not None), default=None)
     return lag is not None and floor is not None and float(lag) <= FLOOR_EXPLAINS_LAG * floor
-
-
-def _kept_schedule(summary: dict[str, Any]) -> bool:
-    """Open loop: the load generator sent at least 99% of what its schedule made due in the
-    window. Then a busy thread was not the limit: an open-loop generator wakes for every send
-    (its busy share barely moves with the rate: 94% at half its capacity here), and whether it
-    kept up is what its sends and its schedule lag say, not its CPU time."""
-    sent, due = summary.get("sent_rate"), summary.get("scheduled_rate")
-    return sent is not None and bool(due) and sent >= RATE_MISSED_LIMIT * due
 
 
 def rate_missed(report: dict[str, Any]) -> tuple[bool | None, str]:
