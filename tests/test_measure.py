@@ -298,3 +298,19 @@ def test_a_manifest_plan_repeats_the_calibrated_rates(tmp_path):
     assert "calibration first" not in proc.stdout
     ids = [line.split(":")[0] for line in proc.stdout.splitlines() if "-echo-" in line]
     assert len(ids) == 2 * 3 and all(i.endswith(f"open{rate:g}-r{i[-1]}") for i in ids)
+
+
+def test_the_cap_keeps_the_client_below_the_busy_limit():
+    """Measurement rule 2: a client core >= 90% busy marks a trial client-bound, so the cap is
+    70% of the highest rate the load generator held below that, when its capacity is busier."""
+    ramp = [
+        RampPoint(20_000, 20_000, False, 0.55),
+        RampPoint(40_000, 40_000, False, 0.86),
+        RampPoint(60_000, 60_000, False, 0.94),
+        RampPoint(80_000, 70_000, True, 0.97),
+    ]
+    main, decision = decide(config(), {GROUP: BOUND}, {GROUP: ramp}, work_supported=True)
+    cap = decision.groups[0].choice.cap
+    assert cap.rate == CLIENT_RATE_CAP_SHARE * 40_000
+    assert "90% busy" in cap.reason
+    assert max(r for _, rs, _ in main.group_rates for r in rs) <= cap.rate

@@ -27,13 +27,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from harness.errors import HarnessError
 
 # A ramp point "keeps up" when it achieves this share of what it offered (flags.RATE_MISSED_LIMIT).
 KEEP_UP_SHARE = 0.99
+# A load-generator thread this busy may be the limit (flags.CLIENT_BUSY_LIMIT, measurement rule 2).
+CLIENT_BUSY_LIMIT = 0.90
 # Never plan an open-loop rate above this share of the client's calibrated capacity.
 CLIENT_RATE_CAP_SHARE = 0.70
 # Fixed-rate efficiency: rates as fractions of the smallest closed-loop capacity compared.
@@ -73,6 +75,7 @@ class RampPoint:
     offered: float
     achieved: float
     client_bound: bool | None = None
+    client_busy: float | None = None  # the busiest load-generator thread's share of the window
 
     @property
     def kept_up(self) -> bool:
@@ -87,6 +90,10 @@ class ClientCapacity:
     lower_bound: bool  # True: the client may offer more (it kept up, or the server stopped it)
     points: tuple[RampPoint, ...]
     reason: str
+    # The highest offered rate it kept up with while no thread was CLIENT_BUSY_LIMIT busy
+    # (measurement rule 2: a client core >= ~90% busy marks a trial client-bound); None: the
+    # ramp gave no thread figures.
+    unbusy_rate: float | None = None
 
 
 @dataclass(frozen=True)
@@ -153,7 +160,7 @@ def round_down(value: float, figures: int = RATE_SIGNIFICANT_FIGURES) -> float:
 
 # The ramp's offered rates as shares of the fastest design's closed-loop throughput: below it,
 # at it, and beyond it, so the ramp crosses whichever of client and server gives out first.
-RAMP_SHARES = (0.5, 0.8, 1.0, 1.25, 1.6)
+RAMP_SHARES = (0.2, 0.35, 0.5, 0.8, 1.0, 1.3)
 
 
 def ramp_rates(fastest_closed_loop: float, shares: Sequence[float] = RAMP_SHARES) -> list[float]:
@@ -178,6 +185,23 @@ def client_capacity(points: Sequence[RampPoint]) -> ClientCapacity:
     usable = tuple(sorted((p for p in points if p.offered > 0), key=lambda p: p.offered))
     if not usable:
         return ClientCapacity(None, True, (), "no open-loop calibration point was measured")
+    return replace(_capacity(usable), unbusy_rate=_unbusy_rate(usable))
+
+
+def _unbusy_rate(usable: tuple[RampPoint, ...]) -> float | None:
+    """The highest offered rate kept up with below the busy limit; when even the lowest point
+    was that busy, its rate scaled down to the limit (a linear estimate, said as such)."""
+    timed = [p for p in usable if p.client_busy is not None]
+    if not timed:
+        return None
+    calm = [p.offered for p in timed if p.kept_up and (p.client_busy or 0.0) < CLIENT_BUSY_LIMIT]
+    if calm:
+        return max(calm)
+    low = timed[0]
+    return low.offered * CLIENT_BUSY_LIMIT / max(low.client_busy or 1.0, 1e-9)
+
+
+def _capacity(usable: tuple[RampPoint, ...]) -> ClientCapacity:
     best = max(p.achieved for p in usable)
     missed = [p for p in usable if not p.kept_up]
     if not missed:
@@ -212,13 +236,21 @@ def open_loop_cap(client: ClientCapacity, share: float = CLIENT_RATE_CAP_SHARE) 
     if client.rate is None or client.rate <= 0:
         return RateCap(None, share, f"no cap: {client.reason}")
     cap = round_down(share * client.rate)
-    return RateCap(
-        cap,
-        share,
+    reason = (
         f"open-loop rates are capped at {_fmt(cap)}, {share:.0%} of the load generator's "
         f"calibrated {_fmt(client.rate)}, so that its schedule, not the server, never sets the "
-        "latency",
+        "latency"
     )
+    unbusy = client.unbusy_rate
+    if unbusy is not None and round_down(share * unbusy) < cap:
+        cap = round_down(share * unbusy)
+        reason = (
+            f"open-loop rates are capped at {_fmt(cap)}, {share:.0%} of {_fmt(unbusy)}, the "
+            f"highest rate the load generator held with no thread {CLIENT_BUSY_LIMIT:.0%} busy "
+            f"(its capacity, {_fmt(client.rate)}, keeps it busier than that; a client core "
+            f">= {CLIENT_BUSY_LIMIT:.0%} busy marks a trial client-bound)"
+        )
+    return RateCap(cap, share, reason)
 
 
 def common_rates(

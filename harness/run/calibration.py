@@ -86,8 +86,10 @@ def ramp_points(results: list[TrialResult]) -> dict[GroupKey, list[RampPoint]]:
             else flags.client_bound(r.loadgen or {})[0]
         )
         achieved = s.get("achieved_rate", s.get("throughput_rps")) or 0.0
+        threads = ((r.loadgen or {}).get("client_cpu") or {}).get("threads") or []
+        busy = [t["busy_fraction"] for t in threads if t.get("busy_fraction") is not None]
         out.setdefault(without_work(group_of(r.spec)), []).append(
-            RampPoint(float(r.spec.rate), float(achieved), bound)
+            RampPoint(float(r.spec.rate), float(achieved), bound, max(busy) if busy else None)
         )
     return out
 
