@@ -186,3 +186,18 @@ def test_a_lag_within_the_platforms_own_stalls_is_the_floor_not_a_busy_client():
     # No hiccup meter: nothing explains the lag.
     del report["hiccup"]
     assert flags.client_bound(report) == (True, LAG_REASON)
+
+
+def test_an_open_loop_wait_that_left_the_schedule_intact_is_no_contention():
+    """A client thread waited 2.5% for its CPU, yet every due request went out and the lag p99
+    stayed within the platform's stalls: the wait is in the figures, not a flag. Closed loop,
+    or a lag beyond the floor, stays contended."""
+    report = _report([WAIT_REASON], busy=0.80, wait=0.025)
+    report["summary"].update(target_rate=40_000.0, scheduled_rate=40_010.0, sent_rate=40_011.0)
+    report["summary"]["schedule_lag_us"] = {"p99": 1500.0, "max": 9000.0}
+    report["hiccup"] = {"per_cpu": [{"cpu": 3, "p99_us": 900.0, "max_us": 8000.0}]}
+    assert flags.contended({}, [], 2.0, report) == (False, "")
+    report["summary"]["schedule_lag_us"] = {"p99": 4000.0, "max": 9000.0}
+    assert flags.contended({}, [], 2.0, report)[0] is True
+    closed = _report([WAIT_REASON], busy=0.80, wait=0.025)
+    assert flags.contended({}, [], 2.0, closed)[0] is True
