@@ -278,7 +278,7 @@ def test_compare_of_a_slower_work_stealing_design_fails_the_gate(tmp_path):
     data = json.loads(out.read_text())
     (config,) = data["configurations"]
     assert config["judged_on"] == "cpu per request"
-    assert config["cpu_per_request"]["verdict"] == "slower"
+    assert config["cpu_per_request"]["label"] == "slower"  # verdict: "worse" (lower is better)
     assert data["gate"]["failed"] and data["gate"]["triggered"][0]["metric"] == "cpu per request"
 
 
