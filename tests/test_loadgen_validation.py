@@ -11,6 +11,11 @@ Timing bounds, stated once: the delay server answers a message no earlier than `
 read it (select() with microsecond timeouts, 1 us timer slack), so a measured latency is never
 below the delay; above it are loopback (tens of us), the Python server's own work and its wake-up
 (tens of us), and the histogram's bucket width (< 0.1%). We allow 400 us: p50 in [d, d + 0.4 ms].
+A message's delay runs from its arrival in the server's socket (the kernel's SO_TIMESTAMPNS), so a
+late wake-up of the Python server counts as the server's lateness, in what it "actually" did. The
+one wake-up the instrument cannot avoid, its own on the answer's arrival, costs what the platform
+charges any thread on the client CPU; the load generator's hiccup meter measures that during the
+run (its p50), and the bound adds it: p50 in [served, served + 0.4 ms + hiccup p50].
 """
 
 import contextlib
@@ -21,6 +26,7 @@ import select
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import threading
 import time
@@ -41,6 +47,21 @@ CLIENT_CPU = CPUS[0]
 SERVER_CPU = CPUS[1] if len(CPUS) > 1 else CPUS[0]
 PR_SET_TIMERSLACK = 29
 _libc = ctypes.CDLL(None, use_errno=True)
+# Linux's kernel receive timestamp as a struct timespec of CLOCK_REALTIME (asm-generic/socket.h;
+# the Python socket module does not export it).
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+TIMESPEC = struct.Struct("@qq")
+
+
+def arrival_monotonic(ancdata, fallback):
+    """When the kernel queued the data (SO_TIMESTAMPNS), on the time.monotonic() clock; the
+    read time `fallback` when the kernel gave no timestamp."""
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= TIMESPEC.size:
+            sec, nsec = TIMESPEC.unpack_from(data)
+            real_minus_mono = time.clock_gettime(time.CLOCK_REALTIME) - time.monotonic()
+            return min(fallback, sec + nsec / 1e9 - real_minus_mono)
+    return fallback
 
 
 # --- a precise threaded server ---------------------------------------------------------------
@@ -180,15 +201,19 @@ class DelayServer:
             sock, _ = self.listener.accept()
             sock.setblocking(True)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
             conns[sock] = [self.accepted, b"", []]
             self.accepted += 1
 
     def _read(self, sock, conns, now):
         index, buf, pending = conns[sock]
         try:
-            data = sock.recv(65536)
+            data, ancdata, _, _ = sock.recvmsg(65536, socket.CMSG_SPACE(TIMESPEC.size))
         except OSError:
-            data = b""
+            data, ancdata = b"", []
+        # A message counts from its arrival (of the data's last segment read here), not from
+        # this thread's wake-up: a late wake-up is the server's lateness, not the instrument's.
+        now = arrival_monotonic(ancdata, now)
         if not data:
             del conns[sock]
             sock.close()
@@ -322,6 +347,12 @@ def loadgen_unstarved(flags, attempts=3):
     pytest.skip(f"machine too busy: client starved of CPU in {attempts} runs: {flags}")
 
 
+def client_wakeup_p50_us(doc):
+    """What the platform charged a wake-up on the client CPU during the run: the median
+    overshoot of the load generator's hiccup meter (module docstring)."""
+    return max(c["p50_us"] or 0.0 for c in doc["hiccup"]["per_cpu"])
+
+
 def buckets_of(doc, key="histogram"):
     return doc[key]["buckets"]
 
@@ -438,9 +469,10 @@ def test_a_2ms_server_measures_2ms(mode):
     # Never below the delay; the median within the stated slack above what the server did
     # (its answers go out at 2 ms, or later when the shared machine delays the Python thread).
     served_p50 = statistics.median(srv.actual_delays) * 1e6
+    wake_p50 = client_wakeup_p50_us(doc)
     assert lat["min"] >= 2 * MS
     assert served_p50 >= 2 * MS
-    assert served_p50 <= lat["p50"] <= served_p50 + SLACK_US, (lat, served_p50)
+    assert served_p50 <= lat["p50"] <= served_p50 + SLACK_US + wake_p50, (lat, served_p50, wake_p50)
     if mode == "open":
         service = doc["summary"]["service_latency_us"]
         assert 2 * MS <= service["p50"] <= lat["p50"]
@@ -576,7 +608,8 @@ def test_histogram_holds_known_delays_and_hdrh_reads_the_log(tmp_path):
             )
             * 1e6
         )  # what the server really did for this delay (a busy machine makes it late)
-        assert d * MS <= served <= median <= served * (1 + 1 / 1024) + SLACK_US, (d, median)
+        bound = served * (1 + 1 / 1024) + SLACK_US + client_wakeup_p50_us(doc)
+        assert d * MS <= served <= median <= bound, (d, median, bound)
 
     # The HdrHistogram log: one line per interval, read back by hdrh with the same counts.
     assert doc["config"]["hlog"] == str(hlog)
