@@ -317,6 +317,28 @@ def test_port_taken_before_the_server_binds_is_retried_and_recorded(tmp_path, mo
     assert_reportable(run, tmp_path / "report.html")
 
 
+def test_conformance_preflight_retries_a_port_taken_before_the_server_binds(monkeypatch):
+    require_binaries("tokio-tpc")
+    from conftest import BIN_DIR
+
+    from harness.checks import conformance
+    from harness.plan.designs import load_registry
+    from harness.run import procs
+
+    squatter, taken = _squatter(None, reuseport=False)
+    real = procs.free_port
+    picks = iter([taken])
+    monkeypatch.setattr(procs, "free_port", lambda host="127.0.0.1": next(picks, None) or real())
+    design = load_registry()["tokio-tpc"]
+    try:
+        with conformance.start_server(design, "echo", 1, [0], BIN_DIR) as server:
+            assert server.port != taken
+            assert server.dead() is None
+    finally:
+        _kill(squatter)
+    assert server.proc.poll() is not None  # stopped with its context
+
+
 def test_a_foreign_reuseport_listener_fails_the_trial_naming_it(tmp_path, monkeypatch):
     require_binaries("loadgen", "tokio-tpc", "epoll-tpc")
     squatter, port = _squatter(None, reuseport=True)

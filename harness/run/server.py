@@ -24,6 +24,7 @@ from harness.run import procs
 HOST = "127.0.0.1"
 READY_TIMEOUT_S = 10.0
 SHUTDOWN_LIMIT_S = 2.0  # SIGTERM to exit, per the contract
+PORT_ATTEMPTS = 3  # a port taken between picking it and the server binding it: a fresh one
 IO_TIMEOUT_S = 3.0
 
 

@@ -22,7 +22,6 @@ from harness.plan.topology import format_cpu_list
 from harness.run import procs, sampler, server
 
 HOST = server.HOST
-PORT_ATTEMPTS = 3  # a port taken between picking it and the server binding it: a fresh one
 LOADGEN_SLACK_S = 15.0  # beyond warm-up + duration + request timeout, before we kill it
 CLIENT_SAMPLE_EVERY_S = 0.5  # the client exits at the window's end: sample it while it runs
 
@@ -157,7 +156,11 @@ def _start_server(
                 strict_ready=False,
             )
         except server.ServerStartError as exc:
-            if exc.kind == "exited" and procs.address_in_use(log) and attempt < PORT_ATTEMPTS:
+            if (
+                exc.kind == "exited"
+                and procs.address_in_use(log)
+                and attempt < server.PORT_ATTEMPTS
+            ):
                 continue
             tried = f" ({attempt} ports tried, each taken)" if attempt > 1 else ""
             return _not_ready(exc, log) + tried, port, attempt

@@ -150,25 +150,57 @@ def start_server(
     if len(cpu_list) < threads:
         raise ServerStartError(f"{threads} workers need {threads} CPUs, got {cpu_list}", "config")
     raise_nofile_limit()
-    port = port or procs.free_port(host)
-    argv = design.argv(
-        bin_dir=bin_dir,
-        protocol=protocol,
-        host=host,
-        port=port,
-        threads=threads,
-        cpus=",".join(map(str, cpu_list)),
-    )
     fd, log_name = tempfile.mkstemp(prefix=f"conformance-{design.name}-", suffix=".log")
     os.close(fd)
     log = Path(log_name)
     try:
-        with run_server.running(
-            design, argv, protocol=protocol, cpus=cpu_list, port=port, log=log, host=host
-        ) as started:
+        started = _start_on_free_port(design, protocol, threads, cpu_list, bin_dir, host, port, log)
+        try:
             server = RunningServer(started, tolerance(design), cpu_list[:threads])
             if _process_workers(server.pid):
                 server.workers_at_start = tuple(_process_workers(server.pid))
             yield server
+        finally:
+            started.kill()
     finally:
         log.unlink(missing_ok=True)
+
+
+def _start_on_free_port(
+    design: Design,
+    protocol: str,
+    threads: int,
+    cpu_list: list[int],
+    bin_dir: Path,
+    host: str,
+    port: int | None,
+    log: Path,
+) -> run_server.Server:
+    """The server started on `port`, or on a picked free port; a picked port taken before the
+    server bound it (EADDRINUSE in its log) is retried on a fresh one, as a trial does."""
+    attempts = 1 if port else run_server.PORT_ATTEMPTS
+    for attempt in range(1, attempts + 1):
+        chosen = port or procs.free_port(host)
+        argv = design.argv(
+            bin_dir=bin_dir,
+            protocol=protocol,
+            host=host,
+            port=chosen,
+            threads=threads,
+            cpus=",".join(map(str, cpu_list)),
+        )
+        try:
+            return run_server.start(
+                design,
+                argv,
+                protocol=protocol,
+                cpus=tuple(cpu_list),
+                port=chosen,
+                log=log,
+                host=host,
+            )
+        except ServerStartError as exc:
+            if exc.kind == "exited" and procs.address_in_use(log) and attempt < attempts:
+                continue
+            raise
+    raise AssertionError("unreachable: the last attempt returns or raises")
