@@ -331,3 +331,21 @@ def test_wired_into_the_harness_command(runs):
     assert cli.main(["compare", str(a), str(slower), "--fail-above", "5"]) == 1
     assert cli.main(["compare", str(a), str(a), "--fail-above", "5"]) == 0
     assert cli.main(["compare", str(a), str(a.parent / "nope")]) == 2
+
+
+def test_configurations_alike_but_for_their_rate_say_why_and_how_to_match():
+    from harness.analysis.compare import rate_mismatch
+
+    def key(server: str, load: float | None) -> tuple:
+        return (server, "echo", 1, 64, 64, 1, "none", "open" if load else "closed", load)
+
+    only_a = {key("tokio-ws", 34_100.0), key("tokio-tpc", 34_100.0), key("tokio-ws", None)}
+    only_b = {key("tokio-ws", 31_250.5), key("tokio-tpc", 31_250.5)}
+    why = rate_mismatch(only_a, only_b, Path("results/A"))
+    assert why is not None
+    assert why.startswith("2 configuration(s) differ only in their open-loop load")
+    assert "A at 34,100, B at 31,250.5" in why
+    assert "--plan results/A/manifest.json" in why
+    assert (
+        rate_mismatch({key("tokio-ws", 34_100.0)}, {key("tokio-tpc", 31_250.5)}, Path("A")) is None
+    )

@@ -168,12 +168,17 @@ def compare_runs(run_a: Analysis, run_b: Analysis, *, threshold: float) -> Compa
             f"B {run_b.run.directory} has no trials; compare runs that measured something"
         )
     common = sorted(set(sa) & set(sb), key=_sort_key)
+    rates = rate_mismatch(set(sa) - set(sb), set(sb) - set(sa), run_a.run.directory)
     if not common:
+        if rates:
+            raise HarnessError(f"no configuration is in both runs: {rates}")
         raise HarnessError(
             f"no configuration is in both runs (A has {len(sa)}, B has {len(sb)}); run B with the "
             "same servers, cores, connections and sizes as A (e.g. the same --profile)"
         )
     changes, notes = [], []
+    if rates:
+        notes.append(rates)
     for key in common:
         a, b = sa[key], sb[key]
         # B relative to A: stats.compare(x, y) is median(x) / median(y) - 1.
@@ -204,6 +209,31 @@ def compare_runs(run_a: Analysis, run_b: Analysis, *, threshold: float) -> Compa
         only_b=[sb[k] for k in sorted(set(sb) - set(sa), key=_sort_key)],
         platform=platform_differences(run_a.run.manifest, run_b.run.manifest),
         notes=notes,
+    )
+
+
+def rate_mismatch(only_a: set[ConfigKey], only_b: set[ConfigKey], dir_a: Path) -> str | None:
+    """Why configurations alike in all but their load did not match: each run chose its own
+    open-loop load (a rate from its calibration, or a fraction of capacity in a sweep), so the
+    loads differ. None when no such pair."""
+    loads_a: dict[ConfigKey, set[float]] = {}
+    loads_b: dict[ConfigKey, set[float]] = {}
+    for keys, loads in ((only_a, loads_a), (only_b, loads_b)):
+        for key in keys:
+            if key[-1] is not None:
+                loads.setdefault((*key[:-1], None), set()).add(key[-1])
+    alike = sorted(set(loads_a) & set(loads_b), key=_sort_key)
+    if not alike:
+        return None
+
+    def shown(loads: set[float]) -> str:
+        return ", ".join(f"{x:,.6g}" for x in sorted(loads))
+
+    first = alike[0]
+    return (
+        f"{len(alike)} configuration(s) differ only in their open-loop load (e.g. {first[0]}: "
+        f"A at {shown(loads_a[first])}, B at {shown(loads_b[first])}), because each run "
+        f"calibrated its own rates; run B with --plan {dir_a / 'manifest.json'} to measure at A's"
     )
 
 
