@@ -12,8 +12,10 @@ ARGS ?=
 run: setup
 	$(VENV)/bin/harness run $(ARGS)
 
+# The Rust unit tests live in the workspace's libraries (tests/test_layout.py checks that no
+# binary holds one): testing only --lib spares a thin-LTO link of an empty test binary per design.
 test: setup lint
-	$(CARGO) test --release --workspace --quiet
+	$(CARGO) test --release --workspace --lib --quiet
 	$(VENV)/bin/pytest $(ARGS); rc=$$?; [ $$rc -eq 5 ] && { echo "no tests ran" >&2; exit 1; }; exit $$rc
 
 setup: apt venv build

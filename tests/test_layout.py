@@ -98,3 +98,16 @@ def test_no_file_is_long():
         if (n := len(p.read_text().splitlines())) > MAX_LINES
     }
     assert not long, f"files over {MAX_LINES} lines: {long}"
+
+
+def test_rust_unit_tests_live_in_libraries():
+    """`make test` runs `cargo test --lib`: a test in a binary's own file would never run."""
+    root = HARNESS.parent
+    binaries = [
+        p
+        for p in root.glob("*/*/src/**/*.rs")
+        if p.name == "main.rs" or "bin" in p.relative_to(root).parts
+    ]
+    assert binaries, "no Rust binaries found: has the layout moved?"
+    holding = [str(p.relative_to(root)) for p in binaries if "#[test]" in p.read_text()]
+    assert not holding, f"move these tests into the crate's library: {holding}"
