@@ -11,8 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from tests.conftest import REPO, require_binaries
+from conftest import REPO, require_binaries
 
 GATE = REPO / "scripts" / "bench-gate"
 # Small enough for the suite: one design, open loop at a rate this 1 + 1 CPU machine holds,
