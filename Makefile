@@ -26,8 +26,9 @@ test: setup lint ## set up, lint, then every test (Rust unit tests and pytest)
 
 setup: apt venv build ## Debian packages, the locked .venv, the release build
 
+# APT_LIST=scripts/apt-packages-ci.txt: only what the `ci` profile needs (the benchmark workflow).
 apt:
-	@scripts/setup-apt.sh
+	@scripts/setup-apt.sh $(APT_LIST)
 
 venv: $(STAMP)
 $(STAMP): requirements.lock scripts/setup-venv.sh

@@ -18,7 +18,6 @@ from harness.plan.designs import Design
 from harness.plan.hosts import SshOptions
 from harness.plan.plan import Plan, RunConfig, make_plan
 from harness.plan.topology import Topology
-from harness.run import placement
 
 if TYPE_CHECKING:  # SSH (asyncssh) is imported only where a host is used
     from harness.run.multihost import HostSession
@@ -85,6 +84,7 @@ def open_hosts(
     """Connect and plan (or take the stored plan, on --resume); with dry_run, only plan."""
     from harness.checks import remote_host as hostinfo
     from harness.checks.remote_doctor import check_hosts
+    from harness.run import placement
     from harness.run.multihost import HostSession
 
     options = ssh_options(config)
