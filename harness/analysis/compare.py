@@ -238,9 +238,8 @@ def compare_runs(run_a: Analysis, run_b: Analysis, *, threshold: float) -> Compa
 
 
 # How far apart two runs' calibrated rates may lie and still be compared on CPU per request and
-# latency. Measured on the 2-CPU development VM (docs/compare.md): tokio-ws's server CPU per
-# request moved by less than the run-to-run noise between 0.9x and 1.1x of a 34k req/s rate;
-# two calibrations of the same build land within 1-3% of each other.
+# latency. Measured (docs/compare.md): between 0.9x and 1.1x of a 30k req/s rate, tokio-ws's and
+# tokio-tpc's median CPU per request showed no trend beside the repetitions' own spread.
 RATE_TOLERANCE = 0.10
 
 
