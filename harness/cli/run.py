@@ -171,6 +171,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
             )
         else:
             plan = make_plan(config, topology, designs)
+        for k, why in plan.dropped_cores:
+            console.print(f"left out --cores {k}: {why}", style="yellow", highlight=False)
         if args.dry_run:
             if calibrating:
                 cal_plan = make_plan(capacity_config(config), topology, designs)
@@ -197,8 +199,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
             else doctor.run_checks(  # hosts: checked each
                 doctor.Context(
                     designs=[(n, designs[n].missing(args.bin_dir)) for n in config.servers],
-                    needed_fds=max(config.connections) + 64,
-                    connections=max(config.connections),
+                    needed_fds=max(t.connections for t in plan.trials) + 64,
+                    connections=max(t.connections for t in plan.trials),
                 )
             )
         )
