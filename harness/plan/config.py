@@ -195,7 +195,9 @@ def plan_file_options(args: argparse.Namespace) -> tuple[dict[str, Any], str | N
     if "client-hosts" in options:  # the plural reads better in a file
         options["client-host"] = options.pop("client-hosts")
     unknown = sorted(
-        set(options) - set(RUN_OPTIONS) - {"oversubscribe", "calibrate", "group_rates"}
+        set(options)
+        - set(RUN_OPTIONS)
+        - {"oversubscribe", "calibrate", "group_rates"}
         - set(PLAN_FILE_ONLY)
     )
     if unknown:
@@ -247,6 +249,6 @@ def run_config(
     if published is not None and not (
         isinstance(published, str) and published.replace("-", "").isalnum()
     ):
-        raise HarnessError(f"{source}: published must name a data set, e.g. \"monoio-2021\"")
+        raise HarnessError(f'{source}: published must name a data set, e.g. "monoio-2021"')
     values["published"] = published
     return RunConfig(oversubscribe=oversubscribe, **values), source

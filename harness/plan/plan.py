@@ -271,9 +271,7 @@ def make_plan(
                 raise
             dropped.append((k, str(exc)))
     if not assignments:
-        raise HarnessError(
-            f"no core count of {list(config.cores)} fits: {dropped[-1][1]}"
-        )
+        raise HarnessError(f"no core count of {list(config.cores)} fits: {dropped[-1][1]}")
     rng = random.Random(config.seed) if config.seed is not None else None
     seed = config.seed if config.seed is not None else DEFAULT_SEED
     if config.mode == "closed":
@@ -314,10 +312,10 @@ def make_plan(
 
     fitting = [k for k in config.cores if k in assignments]
     for rep, proto, k, conns, size, depth, work in (
-        (rep, proto, k, *rest)
-        for rep, proto, k in itertools.product(range(config.repeat), config.protocols, fitting)
+        (r, p, n, *rest)
+        for r, p, n in itertools.product(range(config.repeat), config.protocols, fitting)
         for rest in itertools.product(
-            connection_counts(config, k), config.sizes, config.pipeline, config.works
+            connection_counts(config, n), config.sizes, config.pipeline, config.works
         )
     ):
         if proto == "http" and size != config.sizes[0]:
