@@ -13,7 +13,13 @@ from rich.console import Console
 from harness.checks import doctor
 from harness.checks.runtime_needs import why_not_runnable
 from harness.errors import HarnessError
-from harness.plan.config import PROFILES, RUN_HELP, machine_topology, run_config
+from harness.plan.config import (
+    PROFILES,
+    RUN_HELP,
+    machine_topology,
+    run_config,
+    saved_topology,
+)
 from harness.plan.designs import DEFAULT_BIN_DIR, DEFAULT_REGISTRY, Design, load_registry
 from harness.plan.measure import capacity_config, floor_summary, needs_calibration, uncalibrated
 from harness.plan.plan import RunConfig, make_plan, plan_from_dict, resolve_out, validate
@@ -67,6 +73,13 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--bin-dir", type=Path, default=DEFAULT_BIN_DIR)
     run.add_argument("--registry", type=Path, default=DEFAULT_REGISTRY)
     run.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    run.add_argument(
+        "--topology",
+        type=Path,
+        default=None,
+        help="with --dry-run: plan on a saved topology (a run's manifest.json from another "
+        "machine) instead of this one's",
+    )
 
 
 def _not_runnable(
@@ -124,7 +137,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
     from harness.store.manifest import new_manifest, new_run_id, resume_state
 
     designs = load_registry(args.registry)
-    topology = machine_topology()
+    if args.topology is not None and not args.dry_run:
+        raise HarnessError(
+            "--topology plans on another machine's CPUs: it goes with --dry-run only"
+        )
+    topology = saved_topology(args.topology) if args.topology else machine_topology()
     session = None  # several hosts: a run.multihost.HostSession (docs/multi-host.md)
     if args.resume:
         from harness.store.repair import repair_run

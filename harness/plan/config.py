@@ -18,7 +18,13 @@ from harness.plan.designs import Design
 from harness.plan.measure import check_measure
 from harness.plan.numbers import finite
 from harness.plan.plan import RunConfig
-from harness.plan.topology import SYSFS_CPU, Topology, read_topology, restrict
+from harness.plan.topology import (
+    SYSFS_CPU,
+    Topology,
+    from_description,
+    read_topology,
+    restrict,
+)
 
 PROFILES = Path(__file__).resolve().parent / "profiles"
 
@@ -145,6 +151,24 @@ RUN_HELP["rate-fractions"] = (
 PLAN_FILE_ONLY = {"drop-unfit-cores": "drop_unfit_cores", "published": "published"}
 # Flags that say the plan's mode and rates outright: they imply --measure as-given.
 EXPLICIT_MODE_FLAGS = ("mode", "rates", "rate-sweep")
+
+
+def saved_topology(path: Path) -> Topology:
+    """--topology FILE: a saved topology (a run's manifest.json, or its platform.topology alone)
+    to plan on instead of this machine's, for --dry-run."""
+    try:
+        data = json.loads(path.read_text())
+        if isinstance(data, dict) and "platform" in data:  # a manifest
+            layout = (data.get("hosts") or {}).get("layout") or {}
+            data = layout.get("server_topology") or data["platform"]["topology"]
+        return from_description(data)
+    except OSError as exc:
+        raise HarnessError(f"cannot read --topology {path}: {exc.strerror}") from exc
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise HarnessError(
+            f"--topology {path} is not a saved topology ({exc}); give a run's manifest.json or "
+            'a JSON object like {"cores": [[0, 8], [1, 9]]}'
+        ) from None
 
 
 def machine_topology() -> Topology:
