@@ -53,14 +53,13 @@ ORDER BY tpc, ws, protocol, size_bytes, connections, server_cores, source
 class Fingerprint:
     """What a machine is, from a run's manifest (what it did not record says so)."""
 
-    machine_id: str  # short hash of CPU model, topology, kernel and virtualisation
+    machine_id: str  # short hash of CPU model, core layout and kernel
     cpu_model: str
     topology: str
     kernel: str
     virtualization: str
     rustc: str
     runtimes: dict[str, str]  # runtime -> version, from the designs the run used
-    hosts: str  # "one machine", or where the server and the load generators ran
 
     def rows(self) -> list[tuple[str, str]]:
         return [
@@ -70,8 +69,18 @@ class Fingerprint:
             ("virtualisation", self.virtualization),
             ("rustc", self.rustc),
             ("runtimes", ", ".join(f"{r} {v}" for r, v in sorted(self.runtimes.items()))),
-            ("hosts", self.hosts),
         ]
+
+
+def hosts_text(manifest: dict[str, Any]) -> str:
+    """Where a run put the server and the load generators."""
+    layout = (manifest.get("hosts") or {}).get("layout") or {}
+    if not layout:
+        return "one machine (server and load generator on disjoint CPUs)"
+    return (
+        f"server on {layout.get('server_host')}, load generators on "
+        f"{', '.join(layout.get('client_hosts') or [])}"
+    )
 
 
 def _topology_text(topo: dict[str, Any]) -> str:
@@ -84,26 +93,24 @@ def _topology_text(topo: dict[str, Any]) -> str:
 
 
 def fingerprint(manifest: dict[str, Any]) -> Fingerprint:
+    """The machine that ran the server: this machine's platform, or the server host's (a run
+    across hosts records each host's platform)."""
     platform = manifest.get("platform") or {}
     pyperf = platform.get("pyperf") or {}
     hosts = manifest.get("hosts") or {}
     layout = hosts.get("layout") or {}
-    topo = layout.get("server_topology") or platform.get("topology") or {}
-    cpu_model = str(pyperf.get("cpu_model_name") or "not recorded")
-    kernel = str(platform.get("kernel") or "not recorded")
+    server = (hosts.get("platforms") or {}).get(layout.get("server_host")) or {}
+    topo = server.get("topology") or platform.get("topology") or {}
+    cpu_model = str(server.get("cpu_model") or pyperf.get("cpu_model_name") or "not recorded")
+    kernel = str(server.get("kernel") or platform.get("kernel") or "not recorded")
     virt = str(platform.get("virtualization") or "not recorded")
-    key = json.dumps([cpu_model, topo.get("cores"), kernel, virt], sort_keys=True)
+    # Virtualisation is shown but not part of the id: older runs did not record it.
+    key = json.dumps([cpu_model, topo.get("cores"), kernel], sort_keys=True)
     runtimes = {
         str(d.get("runtime")): str(d.get("runtime_version"))
         for d in (manifest.get("designs") or {}).values()
         if d.get("runtime") and d.get("runtime_version")
     }
-    where = (
-        f"server on {layout.get('server_host')}, load generators on "
-        f"{', '.join(layout.get('client_hosts') or [])}"
-        if layout
-        else "one machine (server and load generator on disjoint CPUs)"
-    )
     return Fingerprint(
         machine_id=hashlib.sha256(key.encode()).hexdigest()[:8],
         cpu_model=cpu_model,
@@ -112,7 +119,6 @@ def fingerprint(manifest: dict[str, Any]) -> Fingerprint:
         virtualization=virt,
         rustc=str(platform.get("rustc") or "not recorded"),
         runtimes=runtimes,
-        hosts=where,
     )
 
 

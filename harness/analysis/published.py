@@ -39,6 +39,7 @@ class PublishedSet:
     best_method: str
     tokio_note: str
     client_cores_per_server_core: int
+    claim_cores: tuple[int, ...]
     designs: dict[str, tuple[str, str]]  # runtime -> (design at 1 core, design above)
     best: tuple[dict[str, Any], ...]
     sweep: tuple[dict[str, Any], ...]
@@ -78,9 +79,6 @@ class PublishedSet:
                 return r
         return None
 
-    def core_counts(self) -> list[int]:
-        return sorted({r["cores"] for r in (*self.best, *self.sweep)})
-
 
 def load_published(name: str, directory: Path = PUBLISHED_DIR) -> PublishedSet | None:
     """The data set `name`, or None when there is none of that name."""
@@ -99,6 +97,7 @@ def load_published(name: str, directory: Path = PUBLISHED_DIR) -> PublishedSet |
         best_method=data["best_method"],
         tokio_note=data["tokio_note"],
         client_cores_per_server_core=int(data["client_cores_per_server_core"]),
+        claim_cores=tuple(int(k) for k in data["claim_cores"]),
         designs={r: (d["one_core"], d["above"]) for r, d in data["designs"].items()},
         best=tuple(data["best"]),
         sweep=tuple(data["sweep"]),
@@ -230,7 +229,7 @@ def published_comparison(
     rows, latency = [], []
     per_client = source.client_cores_per_server_core
     for size in sizes:
-        for cores in sorted(run_cores | set(source.core_counts())):
+        for cores in sorted(run_cores | set(source.claim_cores)):
             published = {r: source.published_figure(r, cores, size) for r in source.designs}
             if cores not in run_cores and not any(published.values()):
                 continue

@@ -30,6 +30,7 @@ class ScalingPoint:
     imbalance: float | None  # max / mean requests per worker (1.0 = even)
     cpu_util: float | None  # server CPU use, share of its cores
     status: str  # "measured" or why there is no value
+    flagged_value: float | None = None  # no ranked value: the flagged trials' median throughput
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ def scaling(analysis: Analysis, manifest: dict[str, Any]) -> list[ScalingSeries]
                     status="measured"
                     if v is not None
                     else ("flagged, not ranked" if s.trials_flagged else "no ranked trial"),
+                    flagged_value=s.flagged_throughput_median if v is None and closed else None,
                 )
             )
         out.append(

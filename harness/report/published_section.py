@@ -22,7 +22,7 @@ MEASURED_METHOD = (
 def _cell(m: Measured) -> dict[str, str]:
     if m.throughput is None:
         flagged = (
-            f"; flagged trials' best median {fmt(m.flagged_throughput)} req/s, not ranked"
+            f"; flagged trials' best median {fmt(m.flagged_throughput)} req/s"
             if m.flagged_throughput is not None
             else ""
         )

@@ -38,7 +38,12 @@ def scaling_section(analysis: Analysis, manifest: dict[str, Any]) -> dict[str, A
                         "connections": f"{p.connections:,}",
                         "value": (fmt(p.value, ".3g") + " CPU-µs" if cpu else fmt(p.value))
                         if p.value is not None
-                        else p.status,
+                        else p.status
+                        + (
+                            f" (median {fmt(p.flagged_value)} req/s)"
+                            if p.flagged_value is not None
+                            else ""
+                        ),
                         "efficiency": fmt(p.efficiency * 100 if p.efficiency else None, ".0f")
                         + ("%" if p.efficiency else ""),
                         "imbalance": fmt(p.imbalance, ".2f"),

@@ -19,9 +19,10 @@ from typing import Any
 
 import pandas as pd
 
-from harness.analysis.across import Fingerprint, fingerprint, ratios
+from harness.analysis.across import Fingerprint, fingerprint, hosts_text, ratios
 from harness.analysis.analyse import analyse
 from harness.analysis.decompose import chains
+from harness.analysis.flagged import flag_counts, kinds_text
 from harness.analysis.scaling import STEALING_CAVEAT
 from harness.report import html as report_html
 from harness.report.verdict import chain_rows, first_sentence
@@ -38,10 +39,11 @@ class SiteRun:
     cores: list[int]
     trials: int
     oversubscribed: int
-    client_bound: int
+    flagged: str  # flagged trials by kind, e.g. "contended 9, client-bound 2"
     verdict: str | None
     chain: list[dict[str, Any]]
     command: str
+    hosts: str
 
 
 def _count(trials: pd.DataFrame, column: str) -> int:
@@ -68,10 +70,11 @@ def _site_run(run_dir: Path, out: Path) -> SiteRun:
         cores=sorted({int(k) for k in trials["server_cores"]}) if not trials.empty else [],
         trials=len(trials),
         oversubscribed=_count(trials, "oversubscribed"),
-        client_bound=_count(trials, "client_bound"),
+        flagged=kinds_text(flag_counts(analysis.flagged)),
         verdict=first_sentence(analysis, manifest),
         chain=chain_rows(chains(analysis, manifest)),
         command=" ".join(manifest.get("command") or []),
+        hosts=hosts_text(manifest),
     )
 
 
@@ -120,7 +123,7 @@ def _chart(table: dict[str, Any], runs: list[SiteRun]) -> str | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 0.45 * len(rows) + 1.4), dpi=100)
+    fig, ax = plt.subplots(figsize=(11, 0.45 * len(rows) + 1.4), dpi=100)
     colours = plt.get_cmap("tab10")
     for j, run in enumerate(runs):
         for i, row in enumerate(rows):
@@ -141,7 +144,7 @@ def _chart(table: dict[str, Any], runs: list[SiteRun]) -> str | None:
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels([f"{r['pair']} | {r['workload']} | {r['cores']} core(s)" for r in rows])
     ax.invert_yaxis()
-    ax.set_xlabel("thread-per-core / work-stealing throughput (median of per-repetition ratios)")
+    ax.set_xlabel("thread-per-core / work-stealing throughput, median per-repetition ratio")
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles, strict=True))
     ax.legend(unique.values(), unique.keys(), loc="best", fontsize=8)
@@ -164,9 +167,8 @@ def render_site(runs: list[SiteRun], frame: pd.DataFrame) -> str:
     )
     machines: dict[str, dict[str, Any]] = {}
     for r in runs:
-        m = machines.setdefault(
-            r.fingerprint.machine_id, {"fingerprint": r.fingerprint, "runs": []}
-        )
+        m = machines.setdefault(r.fingerprint.machine_id, {"runs": []})
+        m["fingerprint"] = r.fingerprint  # the newest run's (runs are sorted by start)
         m["runs"].append(r)
     table = _ratio_table(frame, runs)
     return env.get_template("site.html.j2").render(
