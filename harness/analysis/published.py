@@ -132,7 +132,8 @@ class LatencyRow:
     p50_us: float | None
     p99_us: float | None
     p999_us: float | None
-    status: str
+    status: str  # "measured", or why not ranked (the figures are then the flagged trials')
+    flagged: bool = False  # the figures come from flagged trials: shown, labelled, not ranked
 
 
 @dataclass(frozen=True)
@@ -199,11 +200,12 @@ def _measured(
     return Measured(design, best.throughput.estimate, best.connections, "measured")  # type: ignore[union-attr]
 
 
-def _mean_us(analysis: Analysis, s: ConfigSummary) -> float | None:
+def _mean_us(analysis: Analysis, s: ConfigSummary, ranked: bool = True) -> float | None:
+    """Request-weighted mean latency of the configuration's ranked (or flagged) trials."""
     t = analysis.trials_of(s)
     if t.empty or "mean_us" not in t:
         return None
-    t = t[t["ranked"] & t["mean_us"].notna() & (t["requests"] > 0)]
+    t = t[t["ranked" if ranked else "flagged"] & t["mean_us"].notna() & (t["requests"] > 0)]
     if t.empty:
         return None
     return float((t["mean_us"] * t["requests"]).sum() / t["requests"].sum())
@@ -266,6 +268,7 @@ def published_comparison(
                     per = s.connections / (per_client * cores)
                     row = source.sweep_row(runtime, cores, size, per)
                     status = "measured" if s.throughput is not None else _why_none(analysis, [s])
+                    f = analysis.flagged_figures(s) if s.throughput is None else None
                     latency.append(
                         LatencyRow(
                             runtime=runtime,
@@ -276,12 +279,15 @@ def published_comparison(
                             conns_per_client_core=per,
                             published_qps=row["qps"] if row else None,
                             published_mean_us=row["mean_latency_us"] if row else None,
-                            measured_throughput=s.throughput.estimate if s.throughput else None,
-                            measured_mean_us=_mean_us(analysis, s) if s.throughput else None,
-                            p50_us=s.p50_us if s.throughput else None,
-                            p99_us=s.p99_us if s.throughput else None,
-                            p999_us=s.p999_us if s.throughput else None,
+                            measured_throughput=s.throughput.estimate
+                            if s.throughput
+                            else (f.throughput_median if f else None),
+                            measured_mean_us=_mean_us(analysis, s, ranked=f is None),
+                            p50_us=f.p50_us if f else s.p50_us,
+                            p99_us=f.p99_us if f else s.p99_us,
+                            p999_us=f.p999_us if f else s.p999_us,
                             status=status,
+                            flagged=f is not None,
                         )
                     )
     return PublishedComparison(

@@ -76,12 +76,13 @@ def published_section(analysis: Analysis, manifest: dict[str, Any]) -> dict[str,
             "per_client": f"{x.conns_per_client_core:g}",
             "published_qps": fmt(x.published_qps),
             "published_mean": fmt_us(x.published_mean_us),
-            "measured": fmt(x.measured_throughput) if x.measured_throughput else x.status,
+            "measured": fmt(x.measured_throughput),
+            "status": x.status,
             "mean": fmt_us(x.measured_mean_us),
             "p50": fmt_us(x.p50_us),
             "p99": fmt_us(x.p99_us),
             "p999": fmt_us(x.p999_us),
-            "ranked": x.measured_throughput is not None,
+            "flagged": x.flagged,
         }
         for x in comparison.latency
     ]
