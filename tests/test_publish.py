@@ -234,3 +234,32 @@ def test_published_site_in_chromium(runs: dict[str, Path], tmp_path: Path) -> No
     assert dt.problems() == []
     assert all(u.startswith(("file:", "data:")) for u in dt.requests()), dt.requests()
     assert all(state["charts"][c] is not None for c in CHART_IDS)
+
+
+# --------------------------------------------------------------------------------------------
+# The data file and bad input
+
+
+def test_published_data_file_holds_their_table() -> None:
+    """The transcription against the figures the claim quotes (the issue's and their text's)."""
+    from harness.analysis.published import load_published
+
+    src = load_published("monoio-2021")
+    assert src is not None and src.claim_cores == (1, 4, 8, 16)
+    qps = {(r["runtime"], r["cores"]): r["qps"] for r in src.best}
+    assert [qps[("tokio", k)] for k in (1, 4, 8, 16)] == [205726, 430921, 774526, 908179]
+    assert [qps[("glommio", k)] for k in (1, 4, 8, 16)] == [163709, 616687, 1116116, 2064589]
+    assert [qps[("monoio", k)] for k in (1, 4, 8, 16)] == [232888, 868525, 1588528, 2764152]
+    ratios = [round(qps[("monoio", k)] / qps[("tokio", k)], 2) for k in (1, 4, 8, 16)]
+    assert ratios == [1.13, 2.02, 2.05, 3.04]  # "1.13x, 2.0x, 2.05x, 3.0x" as quoted
+    # Their 1-core, 1 KiB sweep: 4 client cores x 80..170 connections, QPS and mean latency.
+    sweep = [r for r in src.sweep if (r["runtime"], r["cores"], r["size"]) == ("tokio", 1, 1024)]
+    assert [r["conns_per_client_core"] for r in sweep] == list(range(80, 171, 10))
+    assert src.design_for("tokio", 1) == "tokio-tpc" and src.design_for("tokio", 4) == "tokio-ws"
+
+
+def test_a_damaged_bundle_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "run.tar.gz"
+    bad.write_bytes(b"not an archive")
+    line = one_error_line(harness("publish", str(bad), "-o", str(tmp_path / "site")))
+    assert "bundle" in line and str(bad) in line
