@@ -15,7 +15,7 @@ import sys
 
 from rich.console import Console
 
-from harness.cli import compare, doctor, listing, model, repair, report, run
+from harness.cli import bundle, compare, doctor, listing, model, publish, repair, report, run
 from harness.errors import EXIT_INTERRUPTED, EXIT_USAGE, HarnessError, StoreError, one_line
 
 COMMANDS = {
@@ -26,6 +26,8 @@ COMMANDS = {
     "compare": compare,
     "model": model,
     "repair": repair,
+    "bundle": bundle,
+    "publish": publish,
 }
 
 

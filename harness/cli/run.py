@@ -13,7 +13,13 @@ from rich.console import Console
 from harness.checks import doctor
 from harness.checks.runtime_needs import why_not_runnable
 from harness.errors import HarnessError
-from harness.plan.config import PROFILES, RUN_HELP, machine_topology, run_config
+from harness.plan.config import (
+    PROFILES,
+    RUN_HELP,
+    machine_topology,
+    run_config,
+    saved_topology,
+)
 from harness.plan.designs import DEFAULT_BIN_DIR, DEFAULT_REGISTRY, Design, load_registry
 from harness.plan.measure import capacity_config, floor_summary, needs_calibration, uncalibrated
 from harness.plan.plan import RunConfig, make_plan, plan_from_dict, resolve_out, validate
@@ -32,6 +38,7 @@ RUN_GROUPS: dict[str, tuple[str, ...]] = {
         "protocols",
         "cores",
         "connections",
+        "connections-per-core",
         "size",
         "pipeline",
         "work",
@@ -66,6 +73,7 @@ METAVARS = {
     "protocols": "echo|http[,...]",
     "cores": "N[,N...]",
     "connections": "N[,N...]",
+    "connections-per-core": "N[,N...]",
     "size": "BYTES[,BYTES...]",
     "pipeline": "DEPTH[,DEPTH...]",
     "work": "DIST[,DIST...]",
@@ -165,6 +173,14 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="the designs' registry (default: %(default)s)",
     )
+    plans.add_argument(
+        "--topology",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="with --dry-run: plan on a saved topology (a run's manifest.json from another "
+        "machine) instead of this one's",
+    )
 
 
 def _not_runnable(
@@ -222,7 +238,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
     from harness.store.manifest import new_manifest, new_run_id, resume_state
 
     designs = load_registry(args.registry)
-    topology = machine_topology()
+    if args.topology is not None and not args.dry_run:
+        raise HarnessError(
+            "--topology plans on another machine's CPUs: it goes with --dry-run only"
+        )
+    topology = saved_topology(args.topology) if args.topology else machine_topology()
     session = None  # several hosts: a run.multihost.HostSession (docs/multi-host.md)
     if args.resume:
         from harness.store.repair import repair_run
@@ -269,6 +289,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
             )
         else:
             plan = make_plan(config, topology, designs)
+        for k, why in plan.dropped_cores:
+            console.print(f"left out --cores {k}: {why}", style="yellow", highlight=False)
         if args.dry_run:
             if calibrating:
                 cal_plan = make_plan(capacity_config(config), topology, designs)
@@ -295,8 +317,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
             else doctor.run_checks(  # hosts: checked each
                 doctor.Context(
                     designs=[(n, designs[n].missing(args.bin_dir)) for n in config.servers],
-                    needed_fds=max(config.connections) + 64,
-                    connections=max(config.connections),
+                    needed_fds=max(t.connections for t in plan.trials) + 64,
+                    connections=max(t.connections for t in plan.trials),
                 )
             )
         )

@@ -18,7 +18,13 @@ from harness.plan.designs import Design
 from harness.plan.measure import check_measure
 from harness.plan.numbers import finite
 from harness.plan.plan import RunConfig
-from harness.plan.topology import SYSFS_CPU, Topology, read_topology, restrict
+from harness.plan.topology import (
+    SYSFS_CPU,
+    Topology,
+    from_description,
+    read_topology,
+    restrict,
+)
 
 PROFILES = Path(__file__).resolve().parent / "profiles"
 
@@ -64,6 +70,11 @@ RUN_OPTIONS: dict[str, tuple[str, Callable[[Any], Any], Any]] = {
     "protocols": ("protocols", _names, ("echo",)),
     "cores": ("cores", _list_of(int, "--cores"), None),
     "connections": ("connections", _list_of(int, "--connections"), (64,)),
+    "connections-per-core": (
+        "connections_per_core",
+        _list_of(int, "--connections-per-core"),
+        (),
+    ),
     "size": ("sizes", _list_of(int, "--size"), (64,)),
     "duration": ("duration_s", _scalar(float, "--duration"), 4.0),
     "warmup": ("warmup_s", _scalar(float, "--warmup"), 1.0),
@@ -102,6 +113,8 @@ RUN_HELP = {
     "protocols": "echo and/or http (default: echo)",
     "cores": "server core counts, e.g. 1,2,4 (default: powers of two that fit)",
     "connections": "connection counts (default: 64)",
+    "connections-per-core": "connections per server core, e.g. 400,600: a k-core trial opens "
+    "c x k (instead of --connections)",
     "size": "echo message sizes in bytes (default: 64)",
     "duration": "measured seconds per trial (default: 4)",
     "warmup": "discarded seconds per trial (default: 1)",
@@ -134,8 +147,28 @@ RUN_HELP["rate-fractions"] = (
     "fixed-rate: the common rates, as fractions of the smallest closed-loop capacity among the "
     "designs (default: 0.5; e.g. 0.25,0.5 for two points of the latency curve)"
 )
+# Options only a plan file (a profile) gives: RunConfig field -> its check.
+PLAN_FILE_ONLY = {"drop-unfit-cores": "drop_unfit_cores", "published": "published"}
 # Flags that say the plan's mode and rates outright: they imply --measure as-given.
 EXPLICIT_MODE_FLAGS = ("mode", "rates", "rate-sweep")
+
+
+def saved_topology(path: Path) -> Topology:
+    """--topology FILE: a saved topology (a run's manifest.json, or its platform.topology alone)
+    to plan on instead of this machine's, for --dry-run."""
+    try:
+        data = json.loads(path.read_text())
+        if isinstance(data, dict) and "platform" in data:  # a manifest
+            layout = (data.get("hosts") or {}).get("layout") or {}
+            data = layout.get("server_topology") or data["platform"]["topology"]
+        return from_description(data)
+    except OSError as exc:
+        raise HarnessError(f"cannot read --topology {path}: {exc.strerror}") from exc
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise HarnessError(
+            f"--topology {path} is not a saved topology ({exc}); give a run's manifest.json or "
+            'a JSON object like {"cores": [[0, 8], [1, 9]]}'
+        ) from None
 
 
 def machine_topology() -> Topology:
@@ -174,6 +207,9 @@ def plan_file_options(args: argparse.Namespace) -> tuple[dict[str, Any], str | N
         options["measure"] = "as-given"
         options["calibrate"] = False
         options["group_rates"] = config.get("group_rates") or []
+        for flag, field in PLAN_FILE_ONLY.items():
+            if config.get(field) not in (None, False):
+                options[flag] = config[field]
         return options, str(path)
     try:
         data = tomllib.loads(text)
@@ -183,7 +219,10 @@ def plan_file_options(args: argparse.Namespace) -> tuple[dict[str, Any], str | N
     if "client-hosts" in options:  # the plural reads better in a file
         options["client-host"] = options.pop("client-hosts")
     unknown = sorted(
-        set(options) - set(RUN_OPTIONS) - {"oversubscribe", "calibrate", "group_rates"}
+        set(options)
+        - set(RUN_OPTIONS)
+        - {"oversubscribe", "calibrate", "group_rates"}
+        - set(PLAN_FILE_ONLY)
     )
     if unknown:
         raise HarnessError(
@@ -229,4 +268,11 @@ def run_config(
         if args.oversubscribe is not None
         else bool(file_options.get("oversubscribe", False))
     )
+    values["drop_unfit_cores"] = file_options.get("drop-unfit-cores") is True
+    published = file_options.get("published")
+    if published is not None and not (
+        isinstance(published, str) and published.replace("-", "").isalnum()
+    ):
+        raise HarnessError(f'{source}: published must name a data set, e.g. "monoio-2021"')
+    values["published"] = published
     return RunConfig(oversubscribe=oversubscribe, **values), source

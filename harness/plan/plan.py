@@ -69,6 +69,14 @@ class RunConfig:
     remote_bin: str | None = None  # the load generator's path on the client hosts
     ssh_key: str | None = None  # an SSH private key (default: agent and ~/.ssh keys)
     known_hosts: str | None = None  # a known_hosts file (default: ~/.ssh/known_hosts)
+    # Connections per server core (monoio's benchmark scales them with the cores): when set, a
+    # k-core trial opens c x k connections for each c, and `connections` is not used.
+    connections_per_core: tuple[int, ...] = ()
+    # Core counts that do not fit the machine (or the hosts) are left out and named in the plan
+    # (Plan.dropped_cores) instead of refusing the whole run: a profile of published core counts.
+    drop_unfit_cores: bool = False
+    # The published benchmark this run replays (harness/analysis/published/NAME.toml), if any.
+    published: str | None = None
 
 
 @dataclass(frozen=True)
@@ -136,12 +144,18 @@ class TrialSpec:
 class Plan:
     config: RunConfig
     trials: tuple[TrialSpec, ...]
+    # (core count, why it does not fit): left out under config.drop_unfit_cores.
+    dropped_cores: tuple[tuple[int, str], ...] = ()
 
     def estimated_seconds(self) -> float:
         return sum(t.warmup_s + t.duration_s + TRIAL_OVERHEAD_S for t in self.trials)
 
     def to_dict(self) -> dict[str, object]:
-        return {"config": asdict(self.config), "trials": [t.to_dict() for t in self.trials]}
+        return {
+            "config": asdict(self.config),
+            "trials": [t.to_dict() for t in self.trials],
+            "dropped_cores": [list(d) for d in self.dropped_cores],
+        }
 
 
 def check_work(dist: str) -> None:
@@ -190,6 +204,10 @@ def validate(config: RunConfig, designs: dict[str, Design]) -> None:
         raise HarnessError(f"--repeat must be at least 1, got {config.repeat}")
     if config.client_cpus is not None and config.client_cpus < 1:
         raise HarnessError(f"--client-cpus must be at least 1, got {config.client_cpus}")
+    if any(n < 1 for n in config.connections_per_core):
+        raise HarnessError(
+            f"--connections-per-core must be at least 1, got {config.connections_per_core}"
+        )
     if any(n < 1 for n in config.connections):
         raise HarnessError(f"--connections must be at least 1, got {config.connections}")
     if any(not 1 <= n <= MAX_SIZE for n in config.sizes):
@@ -239,14 +257,21 @@ def make_plan(
     default: server and load generator on this machine's topology."""
     validate(config, designs)
     # Largest first, so that an error names the core count that is furthest out of reach.
-    assignments = {
-        k: (
-            assign(k)
-            if assign is not None
-            else assign_cpus(topology, k, config.client_cpus, config.oversubscribe)
-        )
-        for k in sorted(set(config.cores), reverse=True)
-    }
+    assignments: dict[int, CpuAssignment] = {}
+    dropped: list[tuple[int, str]] = []
+    for k in sorted(set(config.cores), reverse=True):
+        try:
+            assignments[k] = (
+                assign(k)
+                if assign is not None
+                else assign_cpus(topology, k, config.client_cpus, config.oversubscribe)
+            )
+        except HarnessError as exc:
+            if not config.drop_unfit_cores:
+                raise
+            dropped.append((k, str(exc)))
+    if not assignments:
+        raise HarnessError(f"no core count of {list(config.cores)} fits: {dropped[-1][1]}")
     rng = random.Random(config.seed) if config.seed is not None else None
     seed = config.seed if config.seed is not None else DEFAULT_SEED
     if config.mode == "closed":
@@ -285,14 +310,13 @@ def make_plan(
         trials.append(spec)
         return spec
 
-    for rep, proto, k, conns, size, depth, work in itertools.product(
-        range(config.repeat),
-        config.protocols,
-        config.cores,
-        config.connections,
-        config.sizes,
-        config.pipeline,
-        config.works,
+    fitting = [k for k in config.cores if k in assignments]
+    for rep, proto, k, conns, size, depth, work in (
+        (r, p, n, *rest)
+        for r, p, n in itertools.product(range(config.repeat), config.protocols, fitting)
+        for rest in itertools.product(
+            connection_counts(config, n), config.sizes, config.pipeline, config.works
+        )
     ):
         if proto == "http" and size != config.sizes[0]:
             continue  # message size means nothing to HTTP GET: one size is enough
@@ -347,7 +371,14 @@ def make_plan(
                     add(base, mode="open", rate=rate)
                 else:
                     add(base, mode="open", rate_fraction=fraction, capacity_trial=capacity_id)
-    return Plan(config=config, trials=tuple(trials))
+    return Plan(config=config, trials=tuple(trials), dropped_cores=tuple(sorted(dropped)))
+
+
+def connection_counts(config: RunConfig, cores: int) -> tuple[int, ...]:
+    """A k-core trial's connection counts: c x k per --connections-per-core, else --connections."""
+    if config.connections_per_core:
+        return tuple(c * cores for c in config.connections_per_core)
+    return config.connections
 
 
 def plan_from_dict(data: dict) -> Plan:
@@ -367,7 +398,8 @@ def plan_from_dict(data: dict) -> Plan:
     check_numbers(vars(config), "the stored plan.config.")  # a manifest read back
     for spec in trials:
         check_numbers(vars(spec), f"the stored trial {spec.trial_id} ")
-    return Plan(config=config, trials=tuple(trials))
+    dropped = tuple((int(k), str(why)) for k, why in data.get("dropped_cores") or [])
+    return Plan(config=config, trials=tuple(trials), dropped_cores=dropped)
 
 
 def _tuples(value: object) -> object:

@@ -109,6 +109,23 @@ def read_topology(root: Path = SYSFS_CPU) -> Topology:
     return Topology(tuple(cpus))
 
 
+def from_description(data: dict) -> Topology:
+    """A topology saved as `Topology.describe()` (a run manifest's platform.topology, or the
+    server host's in hosts.layout): physical cores as lists of their logical CPUs. NUMA nodes
+    are not in it: every CPU is placed on node 0."""
+    cores = data.get("cores")
+    if not isinstance(cores, list) or not cores:
+        raise ValueError("no `cores` list (a Topology.describe(): [[0, 8], [1, 9], ...])")
+    cpus = [
+        Cpu(id=int(cpu), package=0, core=i, node=0)
+        for i, group in enumerate(cores)
+        for cpu in (group if isinstance(group, list) else [group])
+    ]
+    if len({c.id for c in cpus}) != len(cpus):
+        raise ValueError("a CPU is listed in two cores")
+    return Topology(tuple(sorted(cpus, key=lambda c: c.id)))
+
+
 def restrict(topology: Topology, allowed: set[int]) -> Topology:
     """Only the CPUs this process may run on (containers and cgroups can hide some)."""
     return Topology(tuple(c for c in topology.cpus if c.id in allowed))

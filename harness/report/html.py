@@ -19,10 +19,13 @@ from harness.analysis import stats
 from harness.analysis.analyse import Analysis, ConfigSummary, analyse
 from harness.analysis.decompose import chains
 from harness.analysis.flagged import kinds_text
+from harness.analysis.scaling import stealing_note
 from harness.report.answer import answer
 from harness.report.chart_pool import draw_charts
 from harness.report.format import coverage_short, fmt, fmt_us, interval_text, plural
 from harness.report.model_section import model_section
+from harness.report.published_section import published_section
+from harness.report.scaling_section import scaling_section
 from harness.report.verdict import chain_rows, first_sentence, measurement
 from harness.run import flags
 from harness.run.steady import STEADY_DRIFT_LIMIT
@@ -367,6 +370,9 @@ def render(run: RunData, analysis: Analysis | None = None) -> str:
             reproduce=reproduce(manifest, run),
             notes=analysis.notes,
             model=model_section(run.directory),
+            published=published_section(analysis, manifest),
+            scaling=scaling_section(analysis, manifest),
+            stealing_note=stealing_note(analysis),
         )
     )
 

@@ -40,6 +40,26 @@ def pyperf_metadata() -> dict[str, Any]:
         return {"error": f"pyperf metadata failed: {exc}"}
 
 
+def virtualization() -> str:
+    """What the machine runs under (systemd-detect-virt: kvm, docker, none...), with the CPU's
+    own hypervisor flag; "unknown" when neither can be read."""
+    found = []
+    try:
+        out = subprocess.run(
+            ["systemd-detect-virt"], capture_output=True, text=True, timeout=10, check=False
+        )
+        if out.stdout.strip():
+            found.append(out.stdout.strip())
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    try:
+        if " hypervisor" in Path("/proc/cpuinfo").read_text():
+            found.append("CPU flag hypervisor")
+    except OSError:
+        pass
+    return ", ".join(found) or "unknown"
+
+
 def collect(topology: Topology) -> dict[str, Any]:
     uname = _platform.uname()
     return {
@@ -51,6 +71,7 @@ def collect(topology: Topology) -> dict[str, Any]:
         "cargo": _command_output(["cargo", "--version"]),
         "cpu_affinity": sorted(os.sched_getaffinity(0)),
         "topology": topology.describe(),
+        "virtualization": virtualization(),
         "git": git_commit(),
         "pyperf": pyperf_metadata(),
     }
