@@ -362,6 +362,44 @@ def test_a_foreign_reuseport_listener_fails_the_trial_naming_it(tmp_path, monkey
     assert_reportable(run, tmp_path / "report.html")
 
 
+def test_a_reuseport_listener_arriving_after_the_server_fails_the_trial_naming_it(
+    tmp_path, monkeypatch
+):
+    """The squatter binds the port once the server is ready (just before the load generator
+    starts): the check after the load finds it, and the trial fails naming it. (The squatter is
+    stopped as soon as it was found, so that the run leaves no process behind.)"""
+    require_binaries("loadgen", "tokio-tpc", "epoll-tpc")
+    from harness.run import procs, trial
+
+    squatters: list[tuple[subprocess.Popen, int]] = []
+    real_spawn, real_foreign = procs.spawn, procs.foreign_listeners
+
+    def spawn_after_a_squatter(argv, **kw):
+        if not squatters and Path(argv[0]).name == "loadgen":
+            squatters.append(_squatter(int(argv[argv.index("--port") + 1]), reuseport=True))
+        return real_spawn(argv, **kw)
+
+    def found_then_stopped(port, tree, **kw):
+        found = real_foreign(port, tree, **kw)
+        if found and squatters:
+            _kill(squatters[0][0])
+        return found
+
+    monkeypatch.setattr(trial.procs, "spawn", spawn_after_a_squatter)
+    monkeypatch.setattr(trial.procs, "foreign_listeners", found_then_stopped)
+    try:
+        code = _in_process(["run", *FAST, *TWO, "--no-preflight", *out_args(tmp_path)])
+    finally:
+        for squatter, _ in squatters:
+            _kill(squatter)
+    assert code == 1 and len(squatters) == 1
+    squatter, port = squatters[0]
+    first, second = trials_of(only_run(tmp_path / "results")).iloc[:2].itertuples()
+    assert first.status == "failed" and first.port == port
+    assert f"port {port} is also listened on by pid {squatter.pid} (python" in first.reason
+    assert second.status == "ok"
+
+
 def test_ctrl_c_then_resume(tmp_path):
     require_binaries("loadgen", "epoll-tpc", "tokio-tpc")
     h = Harness("run", *FAST, *TWO, "--duration", "3", "--no-preflight", *out_args(tmp_path))

@@ -1,0 +1,127 @@
+"""The load generator agrees with an independent client (Debian's wrk) on a server-bound server.
+
+When the server is the bottleneck (`--work fixed:N` burns N us per request on its one CPU),
+every correct closed-loop client at the same concurrency measures the same throughput: the
+server's. So wrk and our load generator, each pinned to the client CPU with one thread and the
+same connections, are run interleaved (wrk, loadgen, wrk, loadgen, wrk) against one epoll-tpc
+server on the other CPU, and their median throughputs must agree within 3%.
+
+The machine's own noise is measured by the same runs: the spread (max - min) / median of wrk's
+throughputs. When it is wider than the tolerance the comparison cannot resolve 3%, and the test
+skips saying so (with the figures), rather than pass or fail on noise. Bounded: five runs of
+RUN_S seconds plus start-up, each killed after a hard limit; the server is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import BIN_DIR, require_binaries
+
+TOLERANCE = 0.03
+RUN_S = 3
+CONNECTIONS = 64
+WORK = "fixed:20"  # ~20 us per request: ~40k req/s on one CPU, well below the client's capacity
+DESIGN = "epoll-tpc"
+CPUS = sorted(os.sched_getaffinity(0))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def _server(cpu: int) -> Iterator[int]:
+    port = _free_port()
+    argv = [str(BIN_DIR / DESIGN), "--protocol", "http", "--port", str(port)]
+    argv += ["--threads", "1", "--cpus", str(cpu), "--work", WORK]
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            assert proc.poll() is None, f"{DESIGN} exited {proc.returncode} before listening"
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+                break
+            assert time.monotonic() < deadline, f"{DESIGN} did not listen on port {port}"
+            time.sleep(0.05)
+        yield port
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+def _wrk(port: int, cpu: int) -> float:
+    argv = ["taskset", "-c", str(cpu), "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{RUN_S}s"]
+    out = subprocess.run(
+        [*argv, f"http://127.0.0.1:{port}/"],
+        capture_output=True,
+        text=True,
+        timeout=RUN_S + 15,
+        check=True,
+    ).stdout
+    m = re.search(r"^Requests/sec:\s*([\d.]+)", out, re.M)
+    assert m, f"cannot read wrk's output:\n{out}"
+    return float(m.group(1))
+
+
+def _loadgen(port: int, cpu: int, out: Path) -> float:
+    argv = [str(BIN_DIR / "loadgen"), "--protocol", "http", "--port", str(port)]
+    argv += ["--threads", "1", "--cpus", str(cpu), "--connections", str(CONNECTIONS)]
+    argv += ["--warmup", "0", "--duration", str(RUN_S), "--out", str(out)]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=RUN_S + 15)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(out.read_text())["summary"]
+    assert summary["errors_total"] == 0, summary["errors"]
+    return summary["throughput_rps"]
+
+
+def test_loadgen_and_wrk_measure_the_same_server_bound_throughput(tmp_path: Path) -> None:
+    require_binaries("loadgen", DESIGN)
+    if shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed (apt-get install wrk; scripts/apt-packages.txt)")
+    if len(CPUS) < 2:
+        pytest.skip("needs two CPUs: one for the server, one for the clients")
+    client_cpu, server_cpu = CPUS[0], CPUS[1]
+    wrk: list[float] = []
+    ours: list[float] = []
+    with _server(server_cpu) as port:
+        _wrk(port, client_cpu)  # the server's first connections and caches: not measured
+        for i in range(5):
+            if i % 2 == 0:
+                wrk.append(_wrk(port, client_cpu))
+            else:
+                ours.append(_loadgen(port, client_cpu, tmp_path / f"loadgen-{i}.json"))
+    wrk_median = statistics.median(wrk)
+    noise = (max(wrk) - min(wrk)) / wrk_median
+    ratio = statistics.median(ours) / wrk_median
+    figures = (
+        f"wrk {', '.join(f'{x:.0f}' for x in wrk)} req/s; loadgen "
+        f"{', '.join(f'{x:.0f}' for x in ours)} req/s; loadgen/wrk {ratio:.3f}"
+    )
+    if noise > TOLERANCE:
+        pytest.skip(
+            f"the machine is too noisy to resolve {TOLERANCE:.0%}: wrk's own runs spread by "
+            f"{noise:.1%} ({figures})"
+        )
+    assert abs(ratio - 1) <= TOLERANCE, figures
