@@ -15,9 +15,9 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness.plan.designs import Design
 from harness.plan.topology import format_cpu_list

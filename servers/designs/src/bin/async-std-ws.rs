@@ -18,8 +18,8 @@ use std::thread;
 use async_std::net::TcpListener;
 use async_std::task;
 use bench_core::counters::{CurrentWorker, SharedCounters};
-use bench_core::signal::{self, ShutdownSignals};
 use bench_core::settings::{Profile, Settings};
+use bench_core::signal::{self, ShutdownSignals};
 use bench_core::{fatal, net, report, Config};
 use server_designs::async_io_conn::{accept_loop, confine_helper_threads, serve};
 
@@ -29,7 +29,10 @@ fn main() {
     let cfg = Config::from_env();
     // Read for its check only: this runtime is set up the same either way (docs/fairness.md).
     let settings = Settings::new(DESIGN, Profile::from_env())
-        .with("executor", "async-global-executor (async-std 1.13's task::spawn)")
+        .with(
+            "executor",
+            "async-global-executor (async-std 1.13's task::spawn)",
+        )
         .with("reactor", "async-io, driven by whichever thread is idle");
     let signals = ShutdownSignals::block();
     confine_helper_threads(&cfg);

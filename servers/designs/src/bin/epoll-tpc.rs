@@ -11,8 +11,8 @@
 use std::sync::{mpsc, Arc, Barrier};
 
 use bench_core::counters::LocalCounters;
-use bench_core::signal::{self, ShutdownSignals};
 use bench_core::settings::{Profile, Settings};
+use bench_core::signal::{self, ShutdownSignals};
 use bench_core::{fatal, net, report, Config};
 use server_designs::epoll_loop::{EventLoop, Stop};
 

@@ -62,7 +62,10 @@ fn main() {
         // glommio 0.9's `net` module: a non-blocking system call first, a POLL_ADD on the ring
         // only when it would block.
         .with("accept", "accept(2), POLL_ADD when none is queued")
-        .with("recv", "recv(2) into the connection's buffer, POLL_ADD when nothing is queued")
+        .with(
+            "recv",
+            "recv(2) into the connection's buffer, POLL_ADD when nothing is queued",
+        )
         .with("send", "send(2), POLL_ADD when the socket is full");
     let signals = ShutdownSignals::block();
     let listeners: Vec<_> = (0..cfg.threads)

@@ -13,8 +13,8 @@
 use std::sync::{mpsc, Arc, Barrier};
 
 use bench_core::counters::{CurrentWorker, SharedCounters};
-use bench_core::signal::{self, ShutdownSignals};
 use bench_core::settings::{Profile, Settings};
+use bench_core::signal::{self, ShutdownSignals};
 use bench_core::{fatal, net, report, Config};
 use server_designs::async_io_conn::{accept_loop, confine_helper_threads, serve};
 use smol::{block_on, channel, Async, Executor};

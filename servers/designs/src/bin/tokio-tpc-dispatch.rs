@@ -17,8 +17,8 @@ use std::rc::Rc;
 use std::sync::{mpsc, Arc, Barrier};
 
 use bench_core::counters::LocalCounters;
-use bench_core::signal::{self, ShutdownSignals};
 use bench_core::settings::{Profile, Settings};
+use bench_core::signal::{self, ShutdownSignals};
 use bench_core::{fatal, net, report, Config};
 use server_designs::tokio_conn::{accept_loop, serve};
 use tokio::net::{TcpListener, TcpStream};

@@ -12,8 +12,8 @@
 //! through the slot of whichever worker runs the task).
 
 use bench_core::counters::{CurrentWorker, SharedCounters};
-use bench_core::signal::{ShutdownSignals, SHUTDOWN_GRACE};
 use bench_core::settings::{Profile, Settings};
+use bench_core::signal::{ShutdownSignals, SHUTDOWN_GRACE};
 use bench_core::{fatal, net, report, Config};
 use server_designs::tokio_conn::{accept_loop, multi_thread_runtime, serve};
 use tokio::net::TcpListener;
