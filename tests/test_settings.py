@@ -171,6 +171,12 @@ def test_compare_names_the_designs_whose_settings_differ():
     assert notes[0].startswith("monoio-tpc: runtime settings differ")
     assert "profile defaults -> authors" in notes[0] and "entries 1024 -> 32768" in notes[0]
     assert settings_differences(a, a) == []
+    # The same settings under the other profile's name: the same set-up, no note.
+    renamed = _trials([("tokio-tpc", "defaults", {"event_interval": 61})])
+    assert settings_differences(a, renamed) == []
+    flags = _trials([("monoio-tpc", "authors", {"entries": 1024, "coop": True, "mode": "x"})])
+    (flag_note,) = settings_differences(a, flags)
+    assert "coop (none) -> true" in flag_note and 'mode (none) -> "x"' in flag_note
     older = _trials([("monoio-tpc", None, None)])
     (note,) = settings_differences(older, b)
     assert "recorded in B only" in note

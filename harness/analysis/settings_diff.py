@@ -46,20 +46,27 @@ def _changed_keys(a: set[Reported], b: set[Reported]) -> str:
     parts = [f"profile {pa} -> {pb}"] if pa != pb else []
     for key in sorted(set(da) | set(db)):
         if da.get(key) != db.get(key):
-            parts.append(f"{key} {da.get(key, '(none)')} -> {db.get(key, '(none)')}")
+            parts.append(f"{key} {_value(da, key)} -> {_value(db, key)}")
     return ", ".join(parts)
+
+
+def _value(settings: dict[str, Any], key: str) -> str:
+    """A setting as the server wrote it (JSON: true, 32768, "multishot"), or (none)."""
+    return json.dumps(settings[key]) if key in settings else "(none)"
 
 
 def settings_differences(trials_a: pd.DataFrame, trials_b: pd.DataFrame) -> list[str]:
     """One note per design measured in both runs whose reported runtime settings differ (or
-    were reported by one run only)."""
+    were reported by one run only); a profile name alone differing is no difference."""
     ra, rb = _reported(trials_a), _reported(trials_b)
     designs_a = set(trials_a["server"]) if trials_a is not None and not trials_a.empty else set()
     designs_b = set(trials_b["server"]) if trials_b is not None and not trials_b.empty else set()
     notes = []
     for design in sorted(designs_a & designs_b):
         a, b = ra.get(design, set()), rb.get(design, set())
-        if a == b:
+        # The same settings under another profile name (a runtime whose authors' set-up is its
+        # defaults) are the same set-up.
+        if {s for _, s in a} == {s for _, s in b}:
             continue
         if not a or not b:
             which = "B" if not a else "A"
