@@ -101,7 +101,7 @@ FACTORS = {
     "tokio-tpc": ("per-core", "reuseport", "epoll", "tokio"),
     "epoll-tpc": ("per-core", "reuseport", "epoll", "none"),
     "monoio-epoll-tpc": ("per-core", "reuseport", "epoll", "monoio"),
-    "monoio-tpc": ("per-core", "reuseport", "io_uring", "monoio"),
+    "monoio-tpc": ("per-core", "reuseport", "uring-oneshot", "monoio"),
 }
 
 

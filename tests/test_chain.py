@@ -93,7 +93,7 @@ def test_within_noise_needs_the_interval_beyond_one_but_inside_the_threshold():
 
 
 def test_the_caller_names_the_verdicts():
-    step = Span("a", "b", "io", "epoll", "io_uring")
+    step = Span("a", "b", "io", "epoll", "uring-oneshot")
     r = step_result(
         step,
         {"a": [10.0] * 3, "b": [5.0] * 3},
@@ -105,7 +105,7 @@ def test_the_caller_names_the_verdicts():
 
 
 def test_coverage_is_labelled_honestly():
-    step = Span("a", "b", "io", "epoll", "io_uring")
+    step = Span("a", "b", "io", "epoll", "uring-oneshot")
     three = step_result(step, {"a": [1.0, 1.0, 1.0], "b": [1.1, 1.2, 1.3]})
     assert three.interval.method is CIMethod.RANGE
     assert three.interval.level == pytest.approx(0.75)
@@ -121,7 +121,7 @@ def test_coverage_is_labelled_honestly():
 
 def test_missing_and_flagged_repetitions_are_left_out_of_the_pairs():
     assert paired_ratios([1.0, None, 2.0, math.nan, 4.0], [2.0, 3.0, None, 1.0, 8.0]) == [2.0, 2.0]
-    step = Span("a", "b", "io", "epoll", "io_uring")
+    step = Span("a", "b", "io", "epoll", "uring-oneshot")
     two = step_result(step, {"a": [1.0, None, 2.0], "b": [2.0, 3.0, 4.0]})
     assert two.n == 2 and two.verdict == "insufficient data"
     none = step_result(step, {"a": [1.0], "b": []})

@@ -157,7 +157,7 @@ def test_maintenance_labels_and_requirements():
     [
         ("scheduler", "stealing", "work-stealing, per-core, shared-pool"),
         ("accept", "so_reuseport", "shared-listener, reuseport, dispatch"),
-        ("io", "uring", "epoll, io_uring"),
+        ("io", "uring", "epoll, uring-poll, uring-oneshot, uring-multishot"),
         ("runtime", "tokyo", "tokio, monoio"),
     ],
 )
@@ -225,13 +225,13 @@ def test_controlled_pairs_differ_in_exactly_one_factor():
 def test_pairs_of_a_small_set():
     ds = [
         design("a"),
-        design("b", io="io_uring"),
-        design("c", io="io_uring", runtime="monoio"),
+        design("b", io="uring-oneshot"),
+        design("c", io="uring-oneshot", runtime="monoio"),
         design("d", scheduler="work-stealing", accept="shared-listener"),
     ]
     assert controlled_pairs(ds) == [
         Pair("b", "c", "runtime", "tokio", "monoio"),
-        Pair("a", "b", "io", "epoll", "io_uring"),
+        Pair("a", "b", "io", "epoll", "uring-oneshot"),
     ]
 
 
@@ -248,13 +248,15 @@ def test_the_monoio_chain_is_accept_then_scheduler_then_runtime_then_io():
         ("shared-listener", "reuseport"),
         ("work-stealing", "per-core"),
         ("tokio", "monoio"),
-        ("epoll", "io_uring"),
+        ("epoll", "uring-oneshot"),
     ]
 
 
 def test_chains_are_deterministic_whatever_the_order_of_designs():
-    forward = factor_chain(REAL.values(), "tokio-ws", "glommio-tpc")
-    backward = factor_chain(list(reversed(list(REAL.values()))), "tokio-ws", "glommio-tpc")
+    # compio-tpc, not glommio-tpc as before the io factor named the data path: glommio's is
+    # io_uring readiness (uring-poll), which no other design shares, so no chain reaches it.
+    forward = factor_chain(REAL.values(), "tokio-ws", "compio-tpc")
+    backward = factor_chain(list(reversed(list(REAL.values()))), "tokio-ws", "compio-tpc")
     assert forward == backward
     assert forward is not None and len(forward) == 5  # 4 differing factors, runtime twice
     for step in forward:
@@ -263,15 +265,34 @@ def test_chains_are_deterministic_whatever_the_order_of_designs():
 
 
 def test_a_chain_via_a_design_passes_it():
-    chain = factor_chain(REAL.values(), "tokio-ws", "glommio-tpc", via=["monoio-tpc"])
+    chain = factor_chain(REAL.values(), "tokio-ws", "compio-tpc", via=["monoio-tpc"])
     assert chain is not None
     assert [s.after for s in chain] == [
         "tokio-ws-reuseport",
         "tokio-tpc",
         "monoio-epoll-tpc",
         "monoio-tpc",
-        "glommio-tpc",
+        "compio-tpc",
     ]
+
+
+def test_no_runtime_pair_differs_in_its_io_path():
+    """The io factor is the data path: a runtime pair on io_uring shares it (completion,
+    single-shot), and glommio (readiness over io_uring) or the floor (multishot receive from a
+    buffer ring) is never drawn as a runtime step against them."""
+    pairs = controlled_pairs(REAL.values())
+    for p in pairs:
+        if p.factor == "runtime":
+            assert REAL[p.a].io == REAL[p.b].io
+    by_pair = {(p.a, p.b): p.factor for p in pairs}
+    assert by_pair[("compio-tpc", "monoio-tpc")] == "runtime"
+    assert by_pair[("monoio-tpc", "tokio-uring-tpc")] == "runtime"
+    assert ("glommio-tpc", "monoio-tpc") not in by_pair
+    assert ("monoio-tpc", "uring-tpc") not in by_pair
+    assert factor_chain(REAL.values(), "tokio-ws", "glommio-tpc") is None
+    assert {d.io for d in REAL.values()} <= set(FACTOR_VALUES["io"])
+    assert REAL["glommio-tpc"].io == "uring-poll"
+    assert REAL["uring-tpc"].io == "uring-multishot"
 
 
 def test_no_chain_without_the_missing_link_or_across_languages():

@@ -112,7 +112,7 @@ def test_trials_parquet_carries_the_factors(tmp_path):
         cpus=CpuAssignment(server=(1,), client=(0,), oversubscribed=False),
         scheduler="per-core",
         accept="reuseport",
-        io="io_uring",
+        io="uring-oneshot",
         runtime="monoio",
         runtime_version="0.2.4",
     )
@@ -124,7 +124,11 @@ def test_trials_parquet_carries_the_factors(tmp_path):
     trials = load_run(tmp_path / "run").trials
     assert list(trials.columns) == TABLES["trials"].names
     row = trials.iloc[0]
-    assert (row["scheduler"], row["accept"], row["io"]) == ("per-core", "reuseport", "io_uring")
+    assert (row["scheduler"], row["accept"], row["io"]) == (
+        "per-core",
+        "reuseport",
+        "uring-oneshot",
+    )
     assert (row["runtime"], row["runtime_version"]) == ("monoio", "0.2.4")
     assert trials["maintenance"].isna().all()  # undeclared: null, not a label
 

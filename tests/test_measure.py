@@ -224,7 +224,7 @@ def test_report_opens_with_the_verdict_and_draws_the_chain_first(tmp_path):
         "accept: shared-listener → reuseport",
         "scheduler: work-stealing → per-core",
         "runtime: tokio → monoio",
-        "io: epoll → io_uring",
+        "io: epoll → uring-oneshot",
     ):
         assert factor in table
     assert "whole chain" in table and table.count("<tr") >= 1 + 2 * (len(CHAIN) - 1 + 1)

@@ -24,6 +24,7 @@ from typing import Any
 
 from harness.analysis import stats
 from harness.analysis.analyse import Analysis, ConfigSummary
+from harness.analysis.settings_diff import settings_differences
 from harness.errors import HarnessError
 
 # (server, protocol, server_cores, connections, size_bytes, pipeline, work, mode, load)
@@ -223,6 +224,8 @@ def compare_runs(run_a: Analysis, run_b: Analysis, *, threshold: float) -> Compa
                     f"({s.trials_flagged} flagged, {s.trials_failed} failed); "
                     f"no verdict below {stats.MIN_REPETITIONS}"
                 )
+    # The runtime set-up each server reported (docs/server-contract.md), design by design.
+    notes += settings_differences(run_a.run.trials, run_b.run.trials)
     return CompareResult(
         dir_a=run_a.run.directory,
         dir_b=run_b.run.directory,

@@ -28,7 +28,8 @@ DEFAULT_LOCKFILE = REPO_ROOT / "Cargo.lock"
 FACTOR_VALUES: dict[str, tuple[str, ...]] = {
     "scheduler": ("work-stealing", "per-core", "shared-pool"),
     "accept": ("shared-listener", "reuseport", "dispatch"),
-    "io": ("epoll", "io_uring"),
+    # The data path (the registry's header and docs/designs.md say what each is).
+    "io": ("epoll", "uring-poll", "uring-oneshot", "uring-multishot"),
     "runtime": (
         "tokio",
         "monoio",

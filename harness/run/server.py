@@ -7,6 +7,7 @@ whatever it printed (the counters line) and its exit status.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import select
 import signal
@@ -16,6 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness.plan.designs import Design
 from harness.plan.topology import format_cpu_list
@@ -24,6 +26,7 @@ from harness.run import procs
 HOST = "127.0.0.1"
 READY_TIMEOUT_S = 10.0
 SHUTDOWN_LIMIT_S = 2.0  # SIGTERM to exit, per the contract
+SETTINGS_SCHEMA = "server-settings/1"  # the optional line before READY (docs/server-contract.md)
 PORT_ATTEMPTS = 3  # a port taken between picking it and the server binding it: a fresh one
 IO_TIMEOUT_S = 3.0
 
@@ -66,6 +69,8 @@ class Server:
     proc: subprocess.Popen[bytes]
     log: Path  # the server's stderr
     stopped: Stopped | None = field(default=None, repr=False)
+    # Its `server-settings/1` line (docs/server-contract.md), None when it printed none.
+    settings: dict[str, Any] | None = None
 
     @property
     def pid(self) -> int:
@@ -119,7 +124,8 @@ def start(
 ) -> Server:
     """Start argv (the design's command line) and return it once ready; on any failure its
     process group is killed and ServerStartError says why. strict_ready: the first line on
-    stdout must be READY (the contract); otherwise lines before READY are skipped."""
+    stdout must be READY, or the settings line then READY (the contract); otherwise other lines
+    before READY are skipped. The settings line, if any, is kept in `Server.settings`."""
     with open(log, "wb") as stderr:
         try:
             whole = None if design.pins_itself else format_cpu_list(cpus)
@@ -178,6 +184,23 @@ def _exited(server: Server, code: int) -> ServerStartError:
     )
 
 
+def parse_settings(line: bytes | str) -> dict[str, Any] | None:
+    """The `server-settings/1` line's object (schema, design, profile, settings), or None when
+    the line is not one."""
+    text = line.decode(errors="replace") if isinstance(line, bytes) else line
+    if SETTINGS_SCHEMA not in text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    if not (isinstance(value, dict) and value.get("schema") == SETTINGS_SCHEMA):
+        return None
+    if not isinstance(value.get("settings"), dict):
+        return None
+    return value
+
+
 def _wait_ready(server: Server, strict: bool) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     proc = server.proc
@@ -211,6 +234,9 @@ def _wait_ready(server: Server, strict: bool) -> None:
             line += chunk
         if line == b"READY\n" or (not strict and line.strip() == b"READY"):
             return
+        if server.settings is None and (settings := parse_settings(line)) is not None:
+            server.settings = settings
+            continue
         if strict:
             raise ServerStartError(
                 f"first line on stdout is {line!r}, expected b'READY\\n'", "ready"

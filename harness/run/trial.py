@@ -42,6 +42,8 @@ class TrialResult:
     cpu_busy: dict[int, tuple[float, float]] = field(default_factory=dict)  # per CPU, window
     port: int | None = None  # the port the server listened on
     port_attempts: int | None = None  # ports tried: > 1 when a picked port was taken meanwhile
+    # The server's `server-settings/1` line (profile and runtime settings), None if it printed none
+    server_settings: dict[str, Any] | None = None
 
 
 @dataclass
@@ -244,7 +246,16 @@ def run_trial(spec: TrialSpec, design: Design, bin_dir: Path, raw: Path) -> Tria
                         + procs.log_lines(loadgen_log)
                     )
                 time.sleep(0.01)
-            result = TrialResult(spec, "ok", "", started, "", port=port, port_attempts=attempts)
+            result = TrialResult(
+                spec,
+                "ok",
+                "",
+                started,
+                "",
+                port=port,
+                port_attempts=attempts,
+                server_settings=srv.settings,
+            )
             if before_server is not None:
                 after_server = sampler.sample(server_pids)
                 ours = set(spec.cpus.server) | set(spec.cpus.client[: spec.client_threads])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -30,6 +31,17 @@ def _client_cpus(result: Any) -> str:
         f"{h}={','.join(map(str, (d.get('config') or {}).get('cpus') or []))}"
         for h, d in per_host.items()
     )
+
+
+def _settings_columns(settings: dict[str, Any] | None) -> dict[str, str | None]:
+    """The server's settings line as two columns: its profile (authors | defaults) and its
+    settings object as JSON with sorted keys (so that equal settings are equal strings)."""
+    if not settings:
+        return {"settings_profile": None, "server_settings": None}
+    return {
+        "settings_profile": settings.get("profile"),
+        "server_settings": json.dumps(settings.get("settings"), sort_keys=True),
+    }
 
 
 def trial_rows(run_id: str, result: Any) -> dict[str, list[dict[str, Any]]]:
@@ -73,6 +85,7 @@ def trial_rows(run_id: str, result: Any) -> dict[str, list[dict[str, Any]]]:
         # getattr: a result from before ports were recorded has neither
         "port": getattr(result, "port", None),
         "port_attempts": getattr(result, "port_attempts", None),
+        **_settings_columns(getattr(result, "server_settings", None)),
         "connections": spec.connections,
         "size_bytes": spec.size_bytes,
         "pipeline": spec.pipeline,

@@ -8,7 +8,9 @@
 //!   [`http`] (HTTP/1.1 plaintext) behind it;
 //! - [`work`]: `--work`, the CPU burned per request;
 //! - [`counters`] and [`report`]: per-worker counters and the JSON line printed at exit;
-//! - [`signal`]: SIGTERM/SIGINT handling that works under any runtime.
+//! - [`signal`]: SIGTERM/SIGINT handling that works under any runtime;
+//! - [`settings`]: the runtime set-up a design uses (its authors' or the defaults), reported at
+//!   start.
 
 pub mod cli;
 pub mod counters;
@@ -17,6 +19,7 @@ pub mod http;
 pub mod net;
 pub mod report;
 pub mod session;
+pub mod settings;
 pub mod signal;
 pub mod work;
 
@@ -29,8 +32,16 @@ pub use net::{BACKLOG, BUF_SIZE};
 pub use session::{Protocol, Reply, Session};
 pub use work::WorkDist;
 
-/// Announces that every listener accepts connections: the one line allowed on stdout before the
+/// Reports the design's runtime settings (the `server-settings/1` line), then announces that
+/// every listener accepts connections (`READY`): the two lines allowed on stdout before the
 /// counters.
+pub fn ready_with(settings: &settings::Settings) {
+    settings.print();
+    ready();
+}
+
+/// Announces that every listener accepts connections: the one line allowed on stdout before the
+/// counters (after the settings line, see `ready_with`).
 pub fn ready() {
     let mut out = io::stdout().lock();
     // Nothing useful can be done if stdout is gone; the harness would then time out on READY.

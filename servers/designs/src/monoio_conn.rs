@@ -16,6 +16,7 @@ use std::rc::Rc;
 use std::sync::{mpsc, Arc, Barrier};
 
 use bench_core::counters::{Counters, Field, LocalCounters};
+use bench_core::settings::{Profile, Settings};
 use bench_core::signal::{self, ShutdownSignals};
 use bench_core::{fatal, net, report, Config, Protocol, Session, BUF_SIZE};
 use monoio::buf::IoBuf;
@@ -25,9 +26,32 @@ use monoio::{Driver, Runtime};
 
 use crate::owned_buf::{stage, Outgoing, StopLines};
 
+/// The set-up both monoio designs share, so that they differ in the driver alone: monoio's
+/// benchmark server (monoio-rs/monoio-benchmark, `monoio-server/src/main.rs`) builds each runtime
+/// `with_entries(32768)`, and monoio's configuration guide (`docs/en/configuration.md`) says more
+/// entries mean fewer submits under high load; `None` leaves monoio's default (1024: the io_uring
+/// driver's ring, or the legacy driver's epoll event buffer). The timer is enabled for the accept
+/// back-off only. Nothing is passed through `uring_builder`: neither upstream sets a flag.
+pub fn entries(profile: Profile) -> Option<u32> {
+    profile.authors().then_some(32768)
+}
+
+/// What `entries` gives, as the settings line reports it (each bin adds its driver's own).
+pub fn settings(design: &'static str, driver: &str, profile: Profile) -> Settings {
+    Settings::new(design, profile)
+        .with("driver", driver)
+        // monoio 0.2.4's default (its `IoUringDriver::DEFAULT_ENTRIES`, and the legacy driver's).
+        .with("entries", entries(profile).unwrap_or(1024))
+        .with("timer", true)
+}
+
 /// The whole server, each worker on a runtime from `build`, printing `design` in its counters
-/// line.
-pub fn main<D: Driver + 'static>(design: &'static str, build: fn() -> io::Result<Runtime<D>>) {
+/// line and `settings` before READY.
+pub fn main<D: Driver + 'static>(
+    design: &'static str,
+    settings: Settings,
+    build: impl Fn() -> io::Result<Runtime<D>> + Clone + Send + 'static,
+) {
     let cfg = Config::from_env();
     let signals = ShutdownSignals::block();
     let listeners: Vec<_> = (0..cfg.threads)
@@ -38,7 +62,7 @@ pub fn main<D: Driver + 'static>(design: &'static str, build: fn() -> io::Result
     let (counters_tx, counters_rx) = mpsc::channel();
     let workers_ready = Arc::new(Barrier::new(cfg.threads + 1));
     for (worker, (listener, stop_end)) in listeners.into_iter().zip(stop_ends).enumerate() {
-        let cfg = cfg.clone();
+        let (cfg, build) = (cfg.clone(), build.clone());
         let (counters_tx, workers_ready) = (counters_tx.clone(), workers_ready.clone());
         let run = move || {
             cfg.pin_worker(worker);
@@ -61,7 +85,7 @@ pub fn main<D: Driver + 'static>(design: &'static str, build: fn() -> io::Result
         bench_core::spawn_worker(worker, run);
     }
     workers_ready.wait();
-    bench_core::ready();
+    bench_core::ready_with(&settings);
 
     signals.wait();
     stop.stop();

@@ -18,6 +18,7 @@ use std::thread;
 use async_std::net::TcpListener;
 use async_std::task;
 use bench_core::counters::{CurrentWorker, SharedCounters};
+use bench_core::settings::{Profile, Settings};
 use bench_core::signal::{self, ShutdownSignals};
 use bench_core::{fatal, net, report, Config};
 use server_designs::async_io_conn::{accept_loop, confine_helper_threads, serve};
@@ -26,6 +27,13 @@ const DESIGN: &str = "async-std-ws";
 
 fn main() {
     let cfg = Config::from_env();
+    // Read for its check only: this runtime is set up the same either way (docs/fairness.md).
+    let settings = Settings::new(DESIGN, Profile::from_env())
+        .with(
+            "executor",
+            "async-global-executor (async-std 1.13's task::spawn)",
+        )
+        .with("reactor", "async-io, driven by whichever thread is idle");
     let signals = ShutdownSignals::block();
     confine_helper_threads(&cfg);
     // async-std's only configuration, read when its runtime starts (the first spawn). Set while
@@ -59,7 +67,7 @@ fn main() {
         })
         .await;
     });
-    bench_core::ready();
+    bench_core::ready_with(&settings);
 
     signals.wait();
     // async-std's runtime cannot be shut down, so its threads are taken over again, now for good:

@@ -10,6 +10,14 @@
 //! benchmark on the wrong CPU must fail). Versus monoio-tpc only the runtime differs: compio's
 //! executor and driver (completion-based, like monoio's) instead of monoio's. The main thread
 //! stops workers through `owned_buf::StopLines`, read with compio's own I/O.
+//!
+//! Set-up (`authors_proactor`): as compio's own documentation advises for its io_uring driver
+//! (the crate's top-level "Linux io_uring tuning", and `ProactorBuilder::coop_taskrun`: "optimize
+//! performance for most cases, especially compio is a single thread runtime"): `single_issuer`,
+//! `coop_taskrun` and `taskrun_flag`; connections come from `TcpListener::incoming()`, one
+//! multishot accept per listener. Under `BENCH_RUNTIME_SETTINGS=defaults`: `RuntimeBuilder::new()`
+//! untouched and one `accept()` at a time. Reads stay single-shot `recv`s into the connection's
+//! own buffer in both (see docs/fairness.md for why `read_multi` is not used).
 
 use std::io;
 use std::ops::Range;
@@ -17,21 +25,49 @@ use std::rc::Rc;
 use std::sync::{mpsc, Arc, Barrier};
 
 use bench_core::counters::{Counters, Field, LocalCounters};
+use bench_core::settings::{Profile, Settings};
 use bench_core::signal::{self, ShutdownSignals};
 use bench_core::{fatal, net, report, Config, Protocol, Session, BUF_SIZE};
 use compio::buf::{IntoInner, IoBuf};
-use compio::driver::DriverType;
+use compio::driver::{DriverType, ProactorBuilder};
 use compio::io::{AsyncRead, AsyncWrite};
 use compio::net::{TcpListener, TcpStream, UnixStream};
 use compio::runtime::RuntimeBuilder;
 use compio::BufResult;
-use futures_lite::future;
+use futures_lite::{future, StreamExt};
 use server_designs::owned_buf::{stage, Outgoing, StopLines};
 
 const DESIGN: &str = "compio-tpc";
 
+/// compio's io_uring driver as compio's documentation advises (see the top comment).
+fn authors_proactor() -> ProactorBuilder {
+    let mut proactor = ProactorBuilder::new();
+    proactor
+        .single_issuer(true)
+        .coop_taskrun(true)
+        .taskrun_flag(true);
+    proactor
+}
+
+/// What `main` builds, as the settings line reports it; 1024 entries and event interval 61 are
+/// compio's defaults (`ProactorBuilder::new`, `RuntimeBuilder::new`), kept in both.
+fn settings(profile: Profile) -> Settings {
+    let authors = profile.authors();
+    Settings::new(DESIGN, profile)
+        .with("driver", "io_uring")
+        .with("entries", 1024u32)
+        .with("event_interval", 61u32)
+        .with("single_issuer", authors)
+        .with("coop_taskrun", authors)
+        .with("taskrun_flag", authors)
+        .with("defer_taskrun", false)
+        .with("accept", if authors { "multishot" } else { "single-shot" })
+        .with("recv", "single-shot, into the connection's buffer")
+}
+
 fn main() {
     let cfg = Config::from_env();
+    let profile = Profile::from_env();
     let signals = ShutdownSignals::block();
     let listeners: Vec<_> = (0..cfg.threads)
         .map(|_| net::listen_reuseport(cfg.addr()).unwrap_or_else(fatal))
@@ -45,7 +81,11 @@ fn main() {
         let (counters_tx, workers_ready) = (counters_tx.clone(), workers_ready.clone());
         let run = move || {
             cfg.pin_worker(worker);
-            let rt = RuntimeBuilder::new()
+            let mut builder = RuntimeBuilder::new();
+            if profile.authors() {
+                builder.with_proactor(authors_proactor());
+            }
+            let rt = builder
                 .build()
                 .unwrap_or_else(|e| fatal(format_args!("{DESIGN}: compio runtime: {e}")));
             if rt.driver_type() != DriverType::IoUring {
@@ -60,11 +100,14 @@ fn main() {
                 let listener = TcpListener::from_std(listener).unwrap_or_else(fatal);
                 let stop_end = UnixStream::from_std(stop_end).unwrap_or_else(fatal);
                 workers_ready.wait();
-                future::or(
-                    accept_loop(&listener, cfg.protocol, &counters),
-                    stopped(stop_end),
-                )
-                .await;
+                let accept = async {
+                    if profile.authors() {
+                        accept_multishot(&listener, cfg.protocol, &counters).await
+                    } else {
+                        accept_loop(&listener, cfg.protocol, &counters).await
+                    }
+                };
+                future::or(accept, stopped(stop_end)).await;
             });
             // Nothing runs outside `block_on`: the counters are final.
             let _ = counters_tx.send((worker, counters.snapshot()));
@@ -72,7 +115,7 @@ fn main() {
         bench_core::spawn_worker(worker, run);
     }
     workers_ready.wait();
-    bench_core::ready();
+    bench_core::ready_with(&settings(profile));
 
     signals.wait();
     stop.stop();
@@ -87,6 +130,27 @@ async fn accept_loop(listener: &TcpListener, protocol: Protocol, counters: &Rc<L
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
+                compio::runtime::spawn(serve(stream, protocol, counters.clone())).detach();
+            }
+            Err(e) => {
+                eprintln!("accept: {e}");
+                compio::time::sleep(net::ACCEPT_BACKOFF).await;
+            }
+        }
+    }
+}
+
+/// `accept_loop` with one multishot accept: each connection is a completion of the same
+/// operation, which compio re-arms if the kernel ends it.
+async fn accept_multishot(
+    listener: &TcpListener,
+    protocol: Protocol,
+    counters: &Rc<LocalCounters>,
+) {
+    let mut incoming = std::pin::pin!(listener.incoming());
+    while let Some(accepted) = incoming.next().await {
+        match accepted {
+            Ok(stream) => {
                 compio::runtime::spawn(serve(stream, protocol, counters.clone())).detach();
             }
             Err(e) => {

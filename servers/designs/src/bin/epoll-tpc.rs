@@ -11,6 +11,7 @@
 use std::sync::{mpsc, Arc, Barrier};
 
 use bench_core::counters::LocalCounters;
+use bench_core::settings::{Profile, Settings};
 use bench_core::signal::{self, ShutdownSignals};
 use bench_core::{fatal, net, report, Config};
 use server_designs::epoll_loop::{EventLoop, Stop};
@@ -19,6 +20,11 @@ const DESIGN: &str = "epoll-tpc";
 
 fn main() {
     let cfg = Config::from_env();
+    // Read for its check only: this runtime is set up the same either way (docs/fairness.md).
+    let settings = Settings::new(DESIGN, Profile::from_env())
+        // `epoll_loop`'s own constants.
+        .with("epoll", "level-triggered")
+        .with("max_events", 256u32);
     let signals = ShutdownSignals::block();
     let listeners: Vec<_> = (0..cfg.threads)
         .map(|_| net::listen_reuseport(cfg.addr()).unwrap_or_else(fatal))
@@ -44,7 +50,7 @@ fn main() {
         bench_core::spawn_worker(worker, run);
     }
     workers_ready.wait();
-    bench_core::ready();
+    bench_core::ready_with(&settings);
 
     signals.wait();
     stop.trigger();

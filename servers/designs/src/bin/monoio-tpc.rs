@@ -4,16 +4,32 @@
 //! driver (`RuntimeBuilder::<IoUringDriver>`), each accepting on its own `SO_REUSEPORT` listener;
 //! a connection is a task that never leaves its thread, with owned `BUF_SIZE` buffers handed to
 //! the kernel. The design monoio's benchmark claims 2-3x over tokio for. Versus monoio-epoll-tpc
-//! only the driver differs (the code is `server_designs::monoio_conn`, shared); versus tokio-tpc
-//! the runtime and the I/O model differ, so the pair monoio-epoll-tpc / monoio-tpc says how much
-//! of that gap is io_uring.
+//! only the driver differs (the code and the builder settings are `server_designs::monoio_conn`,
+//! shared); versus tokio-tpc the runtime and the I/O model differ, so the pair monoio-epoll-tpc /
+//! monoio-tpc says how much of that gap is io_uring. The runtime is set up as monoio's benchmark
+//! server sets it up (`monoio_conn::entries`), or with monoio's defaults under
+//! `BENCH_RUNTIME_SETTINGS=defaults`.
 
+use bench_core::settings::Profile;
 use monoio::{IoUringDriver, RuntimeBuilder};
+use server_designs::monoio_conn;
+
+const DESIGN: &str = "monoio-tpc";
 
 fn main() {
-    server_designs::monoio_conn::main("monoio-tpc", || {
-        RuntimeBuilder::<IoUringDriver>::new()
-            .enable_timer()
-            .build()
+    let profile = Profile::from_env();
+    let entries = monoio_conn::entries(profile);
+    let settings = monoio_conn::settings(DESIGN, "io_uring", profile)
+        .with("setup_flags", "none")
+        .with("accept", "single-shot")
+        .with("recv", "single-shot, into the connection's buffer");
+    monoio_conn::main(DESIGN, settings, move || {
+        let builder = RuntimeBuilder::<IoUringDriver>::new();
+        match entries {
+            Some(entries) => builder.with_entries(entries),
+            None => builder,
+        }
+        .enable_timer()
+        .build()
     });
 }

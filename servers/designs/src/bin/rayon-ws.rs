@@ -17,6 +17,7 @@ use std::thread;
 use async_io::Async;
 use async_task::Runnable;
 use bench_core::counters::{CurrentWorker, SharedCounters};
+use bench_core::settings::{Profile, Settings};
 use bench_core::signal::{self, ShutdownSignals};
 use bench_core::{fatal, net, report, Config};
 use rayon::{ThreadPool, ThreadPoolBuilder};
@@ -38,6 +39,10 @@ fn spawn(pool: &'static ThreadPool, future: impl Future<Output = ()> + Send + 's
 
 fn main() {
     let cfg = Config::from_env();
+    // Read for its check only: this runtime is set up the same either way (docs/fairness.md).
+    let settings = Settings::new(DESIGN, Profile::from_env())
+        .with("executor", "rayon ThreadPool, futures run as jobs")
+        .with("reactor", "async-io, on its own thread");
     let signals = ShutdownSignals::block();
     confine_helper_threads(&cfg);
     let listener = net::listen(cfg.addr()).unwrap_or_else(fatal);
@@ -70,7 +75,7 @@ fn main() {
         .await;
     });
     workers_ready.wait();
-    bench_core::ready();
+    bench_core::ready_with(&settings);
 
     signals.wait();
     // Detached tasks have no owner that could cancel them, so the workers are stopped instead:

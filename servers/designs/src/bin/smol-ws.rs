@@ -13,6 +13,7 @@
 use std::sync::{mpsc, Arc, Barrier};
 
 use bench_core::counters::{CurrentWorker, SharedCounters};
+use bench_core::settings::{Profile, Settings};
 use bench_core::signal::{self, ShutdownSignals};
 use bench_core::{fatal, net, report, Config};
 use server_designs::async_io_conn::{accept_loop, confine_helper_threads, serve};
@@ -22,6 +23,10 @@ const DESIGN: &str = "smol-ws";
 
 fn main() {
     let cfg = Config::from_env();
+    // Read for its check only: this runtime is set up the same either way (docs/fairness.md).
+    let settings = Settings::new(DESIGN, Profile::from_env())
+        .with("executor", "async-executor Executor, run by every worker")
+        .with("reactor", "async-io, driven by whichever thread is idle");
     let signals = ShutdownSignals::block();
     confine_helper_threads(&cfg);
     let listener = net::listen(cfg.addr()).unwrap_or_else(fatal);
@@ -57,7 +62,7 @@ fn main() {
         bench_core::spawn_worker(worker, run);
     }
     workers_ready.wait();
-    bench_core::ready();
+    bench_core::ready_with(&settings);
 
     signals.wait();
     stop.close();

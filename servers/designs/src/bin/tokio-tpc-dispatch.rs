@@ -17,6 +17,7 @@ use std::rc::Rc;
 use std::sync::{mpsc, Arc, Barrier};
 
 use bench_core::counters::LocalCounters;
+use bench_core::settings::{Profile, Settings};
 use bench_core::signal::{self, ShutdownSignals};
 use bench_core::{fatal, net, report, Config};
 use server_designs::tokio_conn::{accept_loop, serve};
@@ -30,6 +31,12 @@ const DESIGN: &str = "tokio-tpc-dispatch";
 
 fn main() {
     let cfg = Config::from_env();
+    // Read for its check only: this runtime is set up the same either way (docs/fairness.md).
+    let settings = Settings::new(DESIGN, Profile::from_env())
+        // tokio 1.54's defaults for `Builder::new_current_thread`.
+        .with("builder", "new_current_thread, enable_all, build_local")
+        .with("event_interval", 61u32)
+        .with("max_io_events_per_tick", 1024u32);
     let signals = ShutdownSignals::block();
     // Before any thread exists: the acceptor inherits it, the workers then pin themselves.
     cfg.confine_to_worker_cpus();
@@ -100,7 +107,7 @@ fn main() {
         })
         .unwrap_or_else(fatal);
     workers_ready.wait();
-    bench_core::ready();
+    bench_core::ready_with(&settings);
 
     signals.wait();
     stop.send_replace(true);

@@ -13,6 +13,7 @@ use std::rc::Rc;
 use std::sync::{mpsc, Arc, Barrier};
 
 use bench_core::counters::LocalCounters;
+use bench_core::settings::{Profile, Settings};
 use bench_core::signal::{self, ShutdownSignals};
 use bench_core::{fatal, net, report, Config};
 use server_designs::tokio_conn::{accept_loop, serve};
@@ -25,6 +26,12 @@ const DESIGN: &str = "tokio-tpc";
 
 fn main() {
     let cfg = Config::from_env();
+    // Read for its check only: this runtime is set up the same either way (docs/fairness.md).
+    let settings = Settings::new(DESIGN, Profile::from_env())
+        // tokio 1.54's defaults for `Builder::new_current_thread`.
+        .with("builder", "new_current_thread, enable_all, build_local")
+        .with("event_interval", 61u32)
+        .with("max_io_events_per_tick", 1024u32);
     let signals = ShutdownSignals::block();
     let listeners: Vec<_> = (0..cfg.threads)
         .map(|_| net::listen_reuseport(cfg.addr()).unwrap_or_else(fatal))
@@ -64,7 +71,7 @@ fn main() {
         bench_core::spawn_worker(worker, run);
     }
     workers_ready.wait();
-    bench_core::ready();
+    bench_core::ready_with(&settings);
 
     signals.wait();
     stop.send_replace(true);

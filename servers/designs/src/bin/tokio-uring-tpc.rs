@@ -13,6 +13,11 @@
 //! submission instead of an epoll registration: the I/O model differs, and with it the runtime
 //! layer that drives I/O. Versus monoio-tpc only the runtime differs. tokio's wakers work across
 //! threads, so the main thread stops the workers through a `watch` channel, as in tokio-tpc.
+//!
+//! Set-up: tokio-uring's own examples (`examples/tcp_listener.rs`, `examples/wrk-bench.rs`, a
+//! server for wrk) and monoio's benchmark's tokio-uring server all start with
+//! `tokio_uring::start`, i.e. `tokio_uring::builder()` untouched: 256 entries, no setup flag.
+//! So its authors' set-up is its defaults, the same under `BENCH_RUNTIME_SETTINGS=defaults`.
 
 use std::io;
 use std::ops::Range;
@@ -20,6 +25,7 @@ use std::rc::Rc;
 use std::sync::{mpsc, Arc, Barrier};
 
 use bench_core::counters::{Counters, Field, LocalCounters};
+use bench_core::settings::{Profile, Settings};
 use bench_core::signal::{self, ShutdownSignals};
 use bench_core::{fatal, net, report, Config, Protocol, Session, BUF_SIZE};
 use server_designs::owned_buf::{stage, Outgoing};
@@ -31,6 +37,15 @@ const DESIGN: &str = "tokio-uring-tpc";
 
 fn main() {
     let cfg = Config::from_env();
+    // Read for its check only: both set-ups are the same here (see the top comment).
+    let profile = Profile::from_env();
+    let settings = Settings::new(DESIGN, profile)
+        .with("driver", "io_uring")
+        // `tokio_uring::builder()`'s default.
+        .with("entries", 256u32)
+        .with("setup_flags", "none")
+        .with("accept", "single-shot")
+        .with("recv", "single-shot, into the connection's buffer");
     let signals = ShutdownSignals::block();
     let listeners: Vec<_> = (0..cfg.threads)
         .map(|_| net::listen_reuseport(cfg.addr()).unwrap_or_else(fatal))
@@ -62,7 +77,7 @@ fn main() {
         bench_core::spawn_worker(worker, run);
     }
     workers_ready.wait();
-    bench_core::ready();
+    bench_core::ready_with(&settings);
 
     signals.wait();
     stop.send_replace(true);

@@ -9,6 +9,7 @@
 //! tokio-ws only the accept topology does.
 
 use bench_core::counters::{CurrentWorker, SharedCounters};
+use bench_core::settings::{Profile, Settings};
 use bench_core::signal::{ShutdownSignals, SHUTDOWN_GRACE};
 use bench_core::{fatal, net, report, Config};
 use server_designs::tokio_conn::{accept_loop, multi_thread_runtime, serve};
@@ -18,6 +19,14 @@ const DESIGN: &str = "tokio-ws-reuseport";
 
 fn main() {
     let cfg = Config::from_env();
+    // Read for its check only: this runtime is set up the same either way (docs/fairness.md).
+    let settings = Settings::new(DESIGN, Profile::from_env())
+        // tokio 1.54's defaults for `Builder::new_multi_thread` (`tokio_conn::multi_thread_runtime`
+        // sets only the workers, their names and pinning), as `#[tokio::main]` leaves them.
+        .with("builder", "new_multi_thread, enable_all")
+        .with("event_interval", 61u32)
+        .with("max_io_events_per_tick", 1024u32)
+        .with("lifo_slot", true);
     let signals = ShutdownSignals::block();
     let listeners: Vec<_> = (0..cfg.threads)
         .map(|_| net::listen_reuseport(cfg.addr()).unwrap_or_else(fatal))
@@ -38,7 +47,7 @@ fn main() {
             .await;
         });
     }
-    bench_core::ready();
+    bench_core::ready_with(&settings);
 
     signals.wait();
     // Drops every task (the accept loops, hence the listeners, and all connections) and waits for

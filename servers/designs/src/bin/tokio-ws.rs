@@ -12,6 +12,7 @@
 //! through the slot of whichever worker runs the task).
 
 use bench_core::counters::{CurrentWorker, SharedCounters};
+use bench_core::settings::{Profile, Settings};
 use bench_core::signal::{ShutdownSignals, SHUTDOWN_GRACE};
 use bench_core::{fatal, net, report, Config};
 use server_designs::tokio_conn::{accept_loop, multi_thread_runtime, serve};
@@ -22,6 +23,14 @@ const DESIGN: &str = "tokio-ws";
 
 fn main() {
     let cfg = Config::from_env();
+    // Read for its check only: this runtime is set up the same either way (docs/fairness.md).
+    let settings = Settings::new(DESIGN, Profile::from_env())
+        // tokio 1.54's defaults for `Builder::new_multi_thread` (`tokio_conn::multi_thread_runtime`
+        // sets only the workers, their names and pinning), as `#[tokio::main]` leaves them.
+        .with("builder", "new_multi_thread, enable_all")
+        .with("event_interval", 61u32)
+        .with("max_io_events_per_tick", 1024u32)
+        .with("lifo_slot", true);
     let signals = ShutdownSignals::block();
     // Before any thread exists: the main thread (the acceptor) and the signal thread inherit it,
     // the workers then pin themselves.
@@ -45,7 +54,7 @@ fn main() {
         .unwrap_or_else(fatal);
 
     // The listener listens since `net::listen`: connections wait in its backlog until the loop.
-    bench_core::ready();
+    bench_core::ready_with(&settings);
     let protocol = cfg.protocol;
     rt.block_on(async {
         let accept = accept_loop(&listener, |stream| {
