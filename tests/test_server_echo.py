@@ -23,6 +23,7 @@ import pytest
 BIN_DIR = Path(__file__).resolve().parent.parent / "target" / "release"
 DESIGNS = [
     "tokio-ws",
+    "tokio-ws-spawn-accept",
     "tokio-tpc",
     "tokio-tpc-dispatch",
     "async-std-ws",
@@ -30,6 +31,10 @@ DESIGNS = [
     "rayon-ws",
     "epoll-tpc",
     "uring-tpc",
+    "uring-tpc-single-recv",
+    "uring-tpc-single-accept",
+    "uring-tpc-plain-ring",
+    "uring-tpc-fixed-files",
 ]
 HOST = "127.0.0.1"
 TIMEOUT = 10.0  # seconds, for start-up and for any one exchange
