@@ -27,7 +27,7 @@ DEFAULT_LOCKFILE = REPO_ROOT / "Cargo.lock"
 # The values each factor may take (servers/registry.toml's header says what they mean).
 FACTOR_VALUES: dict[str, tuple[str, ...]] = {
     "scheduler": ("work-stealing", "per-core", "shared-pool"),
-    "accept": ("shared-listener", "reuseport", "dispatch"),
+    "accept": ("shared-listener", "reuseport", "dispatch", "shared-listener-task"),
     # The data path (the registry's header and docs/designs.md say what each is).
     "io": ("epoll", "uring-poll", "uring-oneshot", "uring-multishot"),
     "runtime": (

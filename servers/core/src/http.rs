@@ -8,10 +8,12 @@
 //!   read tops it up with at most `MAX_HEAD - partial.len()` bytes, so a head that does not
 //!   complete within `MAX_HEAD` bytes is a 400 wherever the reads split it).
 //! - Request bodies are never buffered: their length is skipped as it arrives (`body_left`).
-//! - All responses to one read are appended to `out`, which is cleared (capacity kept) at the
-//!   next read, so a design writes them with as few writes as possible. It holds at most the
-//!   responses to one read: ~7x the read's size for the smallest possible requests, ~1x for
-//!   TechEmpower's.
+//! - All responses to one read are appended to `out`, a buffer the caller lends (the `Session`'s
+//!   own, or an owned-buffer design's write buffer, so that neither copies the reply), cleared
+//!   (capacity kept) at the next read, so a design writes them with as few writes as possible.
+//!   It is given [`OUT_CAPACITY`] the first time a read is answered, whoever owns it. It holds at
+//!   most the responses to one read: ~7x the read's size for the smallest possible requests, ~1x
+//!   for TechEmpower's.
 //!
 //! In steady state nothing is allocated per request (`on_read` allocates only while `out` grows to
 //! its working size and the first time a head is split; a test checks this with a counting
@@ -32,7 +34,6 @@ use std::io::Write as _;
 use std::mem::MaybeUninit;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::session::Reply;
 use crate::work::WorkDist;
 
 /// Largest request head (request line, headers and the blank line after them): a head that has
@@ -197,13 +198,11 @@ fn respond(out: &mut Vec<u8>, date: &[u8; DATE_LEN], head: Option<&Head>) {
     out.extend_from_slice(body);
 }
 
-/// The HTTP state of one connection.
+/// The HTTP state of one connection (the responses go to a buffer the caller lends).
 #[derive(Debug, Default)]
 pub(crate) struct Conn {
     /// An incomplete request head carried over from earlier reads; shorter than [`MAX_HEAD`].
     partial: Vec<u8>,
-    /// Responses to the current read.
-    out: Vec<u8>,
     /// Body bytes of an answered request still to arrive and be skipped.
     body_left: u64,
     /// A response closed the connection: later input is ignored.
@@ -211,36 +210,38 @@ pub(crate) struct Conn {
 }
 
 /// Room for 16 pipelined TechEmpower responses (~130 bytes each) before `out` first grows.
-const OUT_CAPACITY: usize = 4096;
+pub const OUT_CAPACITY: usize = 4096;
 
 impl Conn {
     pub(crate) fn new() -> Conn {
-        Conn {
-            out: Vec::with_capacity(OUT_CAPACITY),
-            ..Conn::default()
-        }
+        Conn::default()
     }
 
-    /// Answers every complete request in `input` (after what earlier reads left), in order.
-    pub(crate) fn on_read<'a>(&'a mut self, input: &[u8], work: WorkDist) -> Reply<'a> {
-        self.out.clear();
+    /// Answers every complete request in `input` (after what earlier reads left), in order,
+    /// replacing what `out` held by the responses; returns (responses, close).
+    pub(crate) fn on_read_into(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        work: WorkDist,
+    ) -> (u64, bool) {
+        out.clear();
         let (messages, close) = if self.closed || input.is_empty() {
             (0, self.closed)
         } else {
-            self.answer(input, work)
+            if out.capacity() == 0 {
+                out.reserve_exact(OUT_CAPACITY);
+            }
+            self.answer(input, out, work)
         };
         self.closed = close;
-        Reply {
-            bytes: &self.out,
-            messages,
-            close,
-        }
+        (messages, close)
     }
 
     /// Appends the responses to `out`; returns (responses, close).
-    fn answer(&mut self, input: &[u8], work: WorkDist) -> (u64, bool) {
+    fn answer(&mut self, input: &[u8], out: &mut Vec<u8>, work: WorkDist) -> (u64, bool) {
         let mut answering = Answering {
-            out: &mut self.out,
+            out,
             date: None,
             messages: 0,
             work,
@@ -404,7 +405,30 @@ mod date {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::session::Reply;
     use crate::work::Rng;
+
+    /// A connection with its own response buffer, as a `Session` drives it.
+    #[derive(Default)]
+    struct Conn {
+        conn: super::Conn,
+        out: Vec<u8>,
+    }
+
+    impl Conn {
+        fn new() -> Conn {
+            Conn::default()
+        }
+
+        fn on_read(&mut self, input: &[u8], work: WorkDist) -> Reply<'_> {
+            let (messages, close) = self.conn.on_read_into(input, &mut self.out, work);
+            Reply {
+                bytes: &self.out,
+                messages,
+                close,
+            }
+        }
+    }
 
     /// `bytes` with every Date value replaced by `D...D`, after checking that it is a valid
     /// IMF-fixdate within a few seconds of now.
@@ -666,7 +690,7 @@ mod tests {
             (masked(reply.bytes), reply.close),
             (bad().into_bytes(), true)
         );
-        assert!(conn.partial.capacity() <= MAX_HEAD);
+        assert!(conn.conn.partial.capacity() <= MAX_HEAD);
     }
 
     #[test]

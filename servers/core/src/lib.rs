@@ -28,8 +28,8 @@ use std::io::{self, Write};
 use std::process;
 
 pub use cli::Config;
-pub use net::{BACKLOG, BUF_SIZE};
-pub use session::{Protocol, Reply, Session};
+pub use net::{read_buffer, BACKLOG, BUF_SIZE};
+pub use session::{Answer, Protocol, Reply, ReplyAt, Session};
 pub use work::WorkDist;
 
 /// Reports the design's runtime settings (the `server-settings/1` line), then announces that

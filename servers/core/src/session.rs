@@ -14,6 +14,12 @@
 //! A design must not submit a zero-length write (an `io_uring` write of 0 bytes completes with 0,
 //! which looks like `WriteZero`).
 //!
+//! Designs whose writes take owned buffers (monoio, compio, tokio-uring) call
+//! [`Session::on_read_into`] instead of step 2, lending the buffer they will hand to the write:
+//! the HTTP responses are built straight into it, and the reply reaches the kernel without a
+//! copy, as it does from the session's own buffer in the other designs. Both calls run the same
+//! code ([`Session::on_read`] is `on_read_into` with the session's own buffer).
+//!
 //! Nothing is read while a reply is unwritten, so a client that does not read is back-pressured
 //! and a connection holds at most one buffer of data (HTTP: one read's responses, plus at most
 //! [`MAX_HEAD`](crate::http::MAX_HEAD) bytes of an incomplete request).
@@ -70,6 +76,9 @@ pub struct Session {
     state: State,
     /// `--work`, read once per connection.
     work: WorkDist,
+    /// HTTP's responses to the current read, for [`Session::on_read`] (left empty, never
+    /// allocated, when the design lends its own buffer to [`Session::on_read_into`]).
+    out: Vec<u8>,
 }
 
 #[derive(Debug)]
@@ -92,6 +101,27 @@ pub struct Reply<'a> {
     pub close: bool,
 }
 
+/// Where the reply to a read lies ([`Session::on_read_into`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyAt {
+    /// Nothing to write (HTTP: the read ended inside a request).
+    Nothing,
+    /// All of the input (echo).
+    Input,
+    /// All of the buffer lent to `on_read_into` (HTTP).
+    Out,
+}
+
+/// What to do after a read, when the reply was built into a buffer the design owns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Answer {
+    pub at: ReplyAt,
+    /// As [`Reply::messages`].
+    pub messages: u64,
+    /// As [`Reply::close`].
+    pub close: bool,
+}
+
 impl Session {
     /// A session that burns the process's `--work` per request (none unless
     /// [`Config::from_env`](crate::Config::from_env) was given `--work`).
@@ -106,7 +136,11 @@ impl Session {
             Protocol::Echo => State::Echo,
             Protocol::Http => State::Http(http::Conn::new()),
         };
-        Session { state, work }
+        Session {
+            state,
+            work,
+            out: Vec::new(),
+        }
     }
 
     /// Consumes one read's worth of bytes and says what to write back.
@@ -117,18 +151,57 @@ impl Session {
     /// owned by the session holding the responses to every request completed by this read, and
     /// the design's loop stays the same.
     pub fn on_read<'a>(&'a mut self, input: &'a [u8]) -> Reply<'a> {
-        match &mut self.state {
-            State::Echo => {
-                if !input.is_empty() {
-                    self.work.run_one();
-                }
-                Reply {
-                    bytes: input,
-                    messages: u64::from(!input.is_empty()),
-                    close: false,
-                }
+        let answer = answer(&mut self.state, self.work, input, &mut self.out);
+        let bytes = match answer.at {
+            ReplyAt::Nothing => &[],
+            ReplyAt::Input => input,
+            ReplyAt::Out => &self.out[..],
+        };
+        Reply {
+            bytes,
+            messages: answer.messages,
+            close: answer.close,
+        }
+    }
+
+    /// [`Session::on_read`] for a design that writes from buffers it owns: HTTP's responses
+    /// replace what `out` held (it gets [`http::OUT_CAPACITY`] the first time, as the session's
+    /// own buffer does), so the design hands `out` itself to its write, with no copy. Echo's
+    /// reply is the input, as in `on_read`; `out` is then left alone.
+    pub fn on_read_into(&mut self, input: &[u8], out: &mut Vec<u8>) -> Answer {
+        answer(&mut self.state, self.work, input, out)
+    }
+}
+
+/// The one path both [`Session::on_read`] and [`Session::on_read_into`] take.
+fn answer(state: &mut State, work: WorkDist, input: &[u8], out: &mut Vec<u8>) -> Answer {
+    match state {
+        State::Echo => {
+            let read = !input.is_empty();
+            if read {
+                work.run_one();
             }
-            State::Http(conn) => conn.on_read(input, self.work),
+            Answer {
+                at: if read {
+                    ReplyAt::Input
+                } else {
+                    ReplyAt::Nothing
+                },
+                messages: u64::from(read),
+                close: false,
+            }
+        }
+        State::Http(conn) => {
+            let (messages, close) = conn.on_read_into(input, out, work);
+            Answer {
+                at: if out.is_empty() {
+                    ReplyAt::Nothing
+                } else {
+                    ReplyAt::Out
+                },
+                messages,
+                close,
+            }
         }
     }
 }
@@ -176,6 +249,43 @@ mod tests {
         assert_eq!((reply.messages, reply.close), (2, false));
         assert!(reply.bytes.starts_with(b"HTTP/1.1 200 OK\r\n"));
         assert!(reply.bytes.ends_with(b"Hello, World!"));
+    }
+
+    /// Both calls give the same bytes, messages and close, wherever the reply is built.
+    #[test]
+    fn on_read_into_builds_the_same_replies_in_the_lent_buffer() {
+        let inputs: [&[u8]; 4] = [
+            b"GET / HTTP/1.1\r\n",
+            b"\r\nGET / HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n",
+            b"GET / HTTP/1.1\r\n\r\n",
+        ];
+        let mut borrowed = Session::with_work(Protocol::Http, WorkDist::NONE);
+        let mut owned = Session::with_work(Protocol::Http, WorkDist::NONE);
+        let mut out = Vec::new();
+        for input in inputs {
+            let reply = borrowed.on_read(input);
+            let answer = owned.on_read_into(input, &mut out);
+            let bytes: &[u8] = match answer.at {
+                ReplyAt::Nothing => &[],
+                ReplyAt::Input => input,
+                ReplyAt::Out => &out,
+            };
+            assert_eq!(
+                (bytes, answer.messages, answer.close),
+                (reply.bytes, reply.messages, reply.close)
+            );
+            // The owned path never fills the session's own buffer.
+            assert_eq!(owned.out.capacity(), 0);
+        }
+        assert_eq!(out.capacity(), http::OUT_CAPACITY);
+
+        let mut echo = Session::with_work(Protocol::Echo, WorkDist::NONE);
+        let mut out = Vec::new();
+        let answer = echo.on_read_into(b"hello", &mut out);
+        assert_eq!((answer.at, answer.messages), (ReplyAt::Input, 1));
+        assert_eq!(echo.on_read_into(b"", &mut out).at, ReplyAt::Nothing);
+        assert_eq!(out.capacity(), 0);
     }
 
     /// The burn happens per read for echo and per request for HTTP. Only lower bounds are

@@ -11,7 +11,7 @@ use std::os::unix::io::AsRawFd;
 
 use async_io::Timer;
 use bench_core::counters::{Counters, Field};
-use bench_core::{net, Config, Protocol, Session, BUF_SIZE};
+use bench_core::{net, read_buffer, Config, Protocol, Session};
 use futures_lite::{pin, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Stream, StreamExt};
 
 /// Accepts connections from `incoming` (the listener's `incoming()`, async-std's or async-io's)
@@ -47,7 +47,7 @@ where
     S: AsyncRead + AsyncWrite + AsRawFd + Unpin,
 {
     net::configure_accepted(stream)?;
-    let mut buf = vec![0; BUF_SIZE];
+    let mut buf = read_buffer();
     loop {
         let n = stream.read(&mut buf).await?;
         if n == 0 {

@@ -26,7 +26,7 @@ use std::os::unix::io::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use bench_core::counters::{Counters, Field, LocalCounters};
-use bench_core::{net, Protocol, Session, BUF_SIZE};
+use bench_core::{net, Protocol, Session};
 
 /// Events taken per `epoll_wait`.
 const MAX_EVENTS: usize = 256;
@@ -159,7 +159,7 @@ impl EventLoop {
                 self.conns[index] = Some(Conn {
                     stream,
                     session: Session::new(self.protocol),
-                    buf: vec![0; BUF_SIZE].into_boxed_slice(),
+                    buf: bench_core::read_buffer().into_boxed_slice(),
                     pending: Vec::new(),
                     sent: 0,
                     close_after: false,

@@ -3,18 +3,19 @@
 //!
 //! Their reads and writes take owned buffers: the kernel may use a buffer until the operation
 //! completes, so the runtime holds it meanwhile and hands it back with the result. A connection
-//! owns a `BUF_SIZE` read buffer, as in every design. Echo's reply is a range of that buffer and
-//! is written from it, with no copy (as the readiness designs do). HTTP's reply lies in the
-//! `Session`, which cannot lend it to the kernel, so it is copied into the connection's write
-//! buffer: one read's responses (~130 bytes per request), the price of the owned-buffer API that
-//! monoio-http and every handler on these runtimes pay too.
+//! owns a read buffer made by `bench_core::read_buffer` and a write buffer, as every design
+//! owns its read buffer and its `Session`'s response buffer. Echo's reply is a range of the read
+//! buffer and is written from it, with no copy (as the readiness designs do). HTTP's responses
+//! are built by the `Session` straight into the write buffer (`Session::on_read_into`, the same
+//! code that fills the session's own buffer in the other designs), which is then handed to the
+//! write: no copy either, so an owned-buffer design pays nothing its borrowed-buffer pair does not.
 
 use std::io;
 use std::ops::Range;
 use std::os::unix::net::UnixStream;
 
 use bench_core::counters::{Counters, Field};
-use bench_core::Session;
+use bench_core::{ReplyAt, Session};
 
 /// Where the reply to one read lies.
 #[derive(Debug, PartialEq, Eq)]
@@ -23,7 +24,7 @@ pub enum Outgoing {
     Nothing,
     /// This range of the read buffer (echo).
     InRead(Range<usize>),
-    /// The whole write buffer, into which the reply was copied (HTTP).
+    /// The whole write buffer, into which the session built the reply (HTTP).
     InWrite,
 }
 
@@ -36,7 +37,8 @@ pub struct Staged {
 }
 
 /// Feeds `read` (the bytes just read) to `session`, counting bytes in and messages, and says
-/// where the reply lies: in `read` itself, or copied into `write` (cleared first).
+/// where the reply lies: in `read` itself, or in `write`, which the session filled (replacing
+/// what it held).
 pub fn stage(
     session: &mut Session,
     read: &[u8],
@@ -44,24 +46,16 @@ pub fn stage(
     counters: &impl Counters,
 ) -> Staged {
     counters.add(Field::BytesIn, read.len() as u64);
-    let reply = session.on_read(read);
-    counters.add(Field::Messages, reply.messages);
-    let read_range = read.as_ptr_range();
-    let start = reply.bytes.as_ptr();
-    let outgoing = if reply.bytes.is_empty() {
-        Outgoing::Nothing
-    } else if read_range.contains(&start) {
-        // Echo answers with (part of) the input itself.
-        let offset = start as usize - read.as_ptr() as usize;
-        Outgoing::InRead(offset..offset + reply.bytes.len())
-    } else {
-        write.clear();
-        write.extend_from_slice(reply.bytes);
-        Outgoing::InWrite
+    let answer = session.on_read_into(read, write);
+    counters.add(Field::Messages, answer.messages);
+    let outgoing = match answer.at {
+        ReplyAt::Nothing => Outgoing::Nothing,
+        ReplyAt::Input => Outgoing::InRead(0..read.len()),
+        ReplyAt::Out => Outgoing::InWrite,
     };
     Staged {
         outgoing,
-        close: reply.close,
+        close: answer.close,
     }
 }
 
@@ -100,7 +94,7 @@ mod tests {
     use bench_core::Protocol;
 
     #[test]
-    fn echo_replies_stay_in_the_read_buffer_and_http_replies_are_copied() {
+    fn echo_replies_stay_in_the_read_buffer_and_http_replies_are_built_in_the_write_buffer() {
         let counters = LocalCounters::default();
         let mut write = Vec::new();
         let buf = b"xxhello".to_vec();
@@ -108,6 +102,7 @@ mod tests {
         let staged = stage(&mut echo, &buf[2..], &mut write, &counters);
         assert_eq!(staged.outgoing, Outgoing::InRead(0..5));
         assert!(write.is_empty());
+        assert_eq!(write.capacity(), 0);
 
         let mut http = Session::with_work(Protocol::Http, bench_core::WorkDist::NONE);
         let staged = stage(&mut http, b"GET / HTTP/1.1\r\n", &mut write, &counters);
@@ -115,7 +110,12 @@ mod tests {
         let staged = stage(&mut http, b"\r\n", &mut write, &counters);
         assert_eq!(staged.outgoing, Outgoing::InWrite);
         assert!(write.starts_with(b"HTTP/1.1 200 OK\r\n"));
+        // Built in place: the write buffer is the session's response buffer, sized as its own.
+        assert_eq!(write.capacity(), bench_core::http::OUT_CAPACITY);
         let snapshot = counters.snapshot();
         assert_eq!((snapshot.messages, snapshot.bytes_in), (2, 5 + 18));
+        let at = write.as_ptr();
+        stage(&mut http, b"GET / HTTP/1.1\r\n\r\n", &mut write, &counters);
+        assert_eq!(write.as_ptr(), at);
     }
 }

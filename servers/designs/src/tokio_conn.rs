@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 
 use bench_core::counters::{Counters, Field, SharedCounters};
-use bench_core::{fatal, net, Config, Protocol, Session, BUF_SIZE};
+use bench_core::{fatal, net, read_buffer, Config, Protocol, Session};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::{Builder, Runtime};
@@ -68,7 +68,7 @@ async fn run(
     counters: &impl Counters,
 ) -> io::Result<()> {
     net::configure_accepted(stream)?;
-    let mut buf = vec![0; BUF_SIZE];
+    let mut buf = read_buffer();
     loop {
         let n = stream.read(&mut buf).await?;
         if n == 0 {

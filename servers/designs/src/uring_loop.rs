@@ -23,6 +23,18 @@
 //! `READ_AHEAD` (4) more buffers; then the loop cancels it and re-arms it once the replies are
 //! flushed, so a client that does not read is stopped after at most 5 buffers.
 //!
+//! The ladder: each of these features (and one the floor does not use, registered files) is an
+//! option of this one loop ([`Features`]), so that designs differing from `uring-tpc` in one
+//! feature alone show what that feature is worth (`uring-tpc-single-recv`,
+//! `uring-tpc-single-accept`, `uring-tpc-plain-ring`, `uring-tpc-fixed-files`). Without multishot
+//! recv a connection reads with single-shot recvs into its own buffer (`bench_core::read_buffer`,
+//! as in every other design) and the pool is not made. With registered files each accepted
+//! socket is also put in the ring's file table (`register_files_update`, once per connection,
+//! after its options are set on the plain descriptor) and its recv, send and close name the
+//! table slot, so the kernel skips the descriptor lookup and reference count per operation; the
+//! listener stays a plain descriptor. [`EventLoop::features`] says what the loop really uses,
+//! after the fallbacks below, and `main` prints it on stderr at start.
+//!
 //! Fallback: the loop probes the ring (`Probe`). `SEND_ZC` came with multishot recv in 6.0, so a
 //! kernel without it, or one that refuses the buffer ring, gets single-shot accept and recv into
 //! one `BUF_SIZE` buffer per connection (monoio's own I/O pattern), with one stderr note; a ring
@@ -40,14 +52,18 @@ use std::io::{self, Write};
 use std::net::TcpListener;
 use std::os::unix::io::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::Once;
+use std::sync::{mpsc, Arc, Once};
 use std::time::{Duration, Instant};
 
 use bench_core::counters::{Counters, Field, LocalCounters};
-use bench_core::{net, Protocol, Session, BUF_SIZE};
-use io_uring::types::{BufRingEntry, Fd, SubmitArgs, Timespec};
+use bench_core::signal::{self, ShutdownSignals};
+use bench_core::{fatal, net, report, Config, Protocol, Session, BUF_SIZE};
+use io_uring::types::{BufRingEntry, Fd, Fixed, SubmitArgs, Timespec};
 use io_uring::{cqueue, opcode, squeue, IoUring, Probe};
 
+/// Slots in the registered file table (`Features::registered_files`): connection slots beyond it
+/// use their plain descriptor (no profile runs that many connections per thread).
+const FIXED_FILES: u32 = 4096;
 /// Submission queue entries per ring (monoio's default); the completion queue has twice as many,
 /// and the kernel holds any overflow rather than dropping completions.
 const RING_ENTRIES: u32 = 1024;
@@ -72,6 +88,63 @@ const KIND_BITS: u32 = 3;
 
 fn token(slot: usize, kind: u64) -> u64 {
     ((slot as u64) << KIND_BITS) | kind
+}
+
+/// Builds an operation on a connection's socket: its registered file slot if it has one, else
+/// its descriptor (the io-uring crate takes either, as two types).
+macro_rules! on_socket {
+    ($conn:expr, $socket:ident => $build:expr) => {
+        match $conn.fixed {
+            Some(slot) => {
+                let $socket = Fixed(slot);
+                $build
+            }
+            None => {
+                let $socket = Fd($conn.fd.as_raw_fd());
+                $build
+            }
+        }
+    };
+}
+
+/// The kernel features a loop uses. `uring-tpc` uses all but `registered_files`
+/// ([`Features::FLOOR`]); each ladder design differs from it in one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Features {
+    /// Multishot recv from a provided-buffer ring (Linux 6.0); otherwise single-shot recv into a
+    /// per-connection buffer.
+    pub recv_multishot: bool,
+    /// Multishot accept (5.19); otherwise one single-shot accept at a time.
+    pub accept_multishot: bool,
+    /// `SINGLE_ISSUER | DEFER_TASKRUN | COOP_TASKRUN` (6.1); otherwise a ring without flags.
+    pub ring_flags: bool,
+    /// Connections in the ring's registered file table, named by slot (5.15 for close).
+    pub registered_files: bool,
+}
+
+impl Features {
+    /// What `uring-tpc` asks for.
+    pub const FLOOR: Features = Features {
+        recv_multishot: true,
+        accept_multishot: true,
+        ring_flags: true,
+        registered_files: false,
+    };
+}
+
+impl std::fmt::Display for Features {
+    /// One line, `key=value` pairs, for the start-up line on stderr (and tests reading it).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let on = |b: bool| if b { "on" } else { "off" };
+        write!(
+            f,
+            "recv_multishot={} accept_multishot={} ring_flags={} registered_files={}",
+            on(self.recv_multishot),
+            on(self.accept_multishot),
+            on(self.ring_flags),
+            on(self.registered_files)
+        )
+    }
 }
 
 /// Wakes every event loop polling it, once and for good.
@@ -99,8 +172,10 @@ pub struct EventLoop {
     listener: TcpListener,
     stop: File,
     protocol: Protocol,
-    /// `None` in the fallback mode (per-connection buffers, single-shot operations).
+    /// `None` without multishot recv (per-connection buffers, single-shot recvs).
     pool: Option<BufPool>,
+    /// What this loop uses (asked for, less what the kernel refused).
+    features: Features,
     /// Connections by slot; a slot is reused only after the connection's last completion.
     conns: Vec<Option<Box<Conn>>>,
     free: Vec<usize>,
@@ -113,8 +188,10 @@ pub struct EventLoop {
 
 struct Conn {
     fd: OwnedFd,
+    /// The socket's slot in the registered file table, if it has one.
+    fixed: Option<u32>,
     session: Session,
-    /// The connection's own read buffer, in the fallback mode only.
+    /// The connection's own read buffer, without multishot recv only.
     own_buf: Option<Box<[u8]>>,
     recv_armed: bool,
     recv_cancelled: bool,
@@ -144,9 +221,15 @@ struct Sending {
 
 impl EventLoop {
     /// Makes the ring (on the calling thread, which must be the one that runs the loop) and the
-    /// buffer pool. Fails when io_uring cannot be set up here.
-    pub fn new(listener: TcpListener, stop: &Stop, protocol: Protocol) -> io::Result<EventLoop> {
-        let ring = make_ring()?;
+    /// buffer pool, with the `wanted` features the kernel offers. Fails when io_uring cannot be
+    /// set up here.
+    pub fn new(
+        listener: TcpListener,
+        stop: &Stop,
+        protocol: Protocol,
+        wanted: Features,
+    ) -> io::Result<EventLoop> {
+        let (ring, ring_flags) = make_ring(wanted.ring_flags)?;
         let mut probe = Probe::new();
         ring.submitter().register_probe(&mut probe)?;
         let basic = [
@@ -163,26 +246,44 @@ impl EventLoop {
                 "the kernel's io_uring lacks accept/recv/send/close (needs Linux 5.6 or later)",
             ));
         }
-        let pool = if probe.is_supported(opcode::SendZc::CODE) {
-            BufPool::register(&ring).map_err(|e| format!("buffer ring refused: {e}"))
+        // `SEND_ZC` came with multishot recv in 6.0, after multishot accept (5.19).
+        let multishot = probe.is_supported(opcode::SendZc::CODE);
+        if !multishot && (wanted.recv_multishot || wanted.accept_multishot) {
+            note_once("io_uring loop: no multishot recv (Linux 6.0); single-shot accept and recv");
+        }
+        let pool = if multishot && wanted.recv_multishot {
+            BufPool::register(&ring).map_or_else(
+                |e| {
+                    note_once(&format!(
+                        "io_uring loop: buffer ring refused: {e}; single-shot recv into \
+                         per-connection buffers"
+                    ));
+                    None
+                },
+                Some,
+            )
         } else {
-            Err("no multishot recv (Linux 6.0)".to_string())
+            None
         };
-        let pool = pool.map_or_else(
-            |why| {
-                note_once(&format!(
-                    "uring-tpc: {why}; single-shot accept and recv into per-connection buffers"
-                ));
-                None
-            },
-            Some,
-        );
+        let registered_files = wanted.registered_files
+            && ring
+                .submitter()
+                .register_files_sparse(FIXED_FILES)
+                .map_err(|e| note_once(&format!("io_uring loop: no registered files: {e}")))
+                .is_ok();
+        let features = Features {
+            recv_multishot: pool.is_some(),
+            accept_multishot: multishot && wanted.accept_multishot,
+            ring_flags,
+            registered_files,
+        };
         Ok(EventLoop {
             ring,
             listener,
             stop: stop.0.try_clone()?,
             protocol,
             pool,
+            features,
             conns: Vec::new(),
             free: Vec::new(),
             starved: Vec::new(),
@@ -190,6 +291,11 @@ impl EventLoop {
             accept_backoff: Box::new(net::ACCEPT_BACKOFF.into()),
             completions: Vec::with_capacity(2 * RING_ENTRIES as usize),
         })
+    }
+
+    /// The features this loop uses: those asked for, less any the kernel refused.
+    pub fn features(&self) -> Features {
+        self.features
     }
 
     /// Serves connections until `Stop` is triggered. Fails only if `io_uring_enter` does. The
@@ -245,7 +351,7 @@ impl EventLoop {
     unsafe fn push(&mut self, entry: squeue::Entry) {
         while self.ring.submission().push(&entry).is_err() {
             match self.ring.submit() {
-                Err(e) if !is_retry(&e) => bench_core::fatal(format_args!("io_uring_enter: {e}")),
+                Err(e) if !is_retry(&e) => fatal(format_args!("io_uring_enter: {e}")),
                 _ => {}
             }
         }
@@ -253,7 +359,7 @@ impl EventLoop {
 
     fn arm_accept(&mut self) {
         let listener = Fd(self.listener.as_raw_fd());
-        let entry = if self.pool.is_some() {
+        let entry = if self.features.accept_multishot {
             opcode::AcceptMulti::new(listener)
                 .flags(libc::SOCK_CLOEXEC)
                 .build()
@@ -299,9 +405,19 @@ impl EventLoop {
         let own_buf = self
             .pool
             .is_none()
-            .then(|| vec![0; BUF_SIZE].into_boxed_slice());
+            .then(|| bench_core::read_buffer().into_boxed_slice());
+        let fixed = u32::try_from(slot)
+            .ok()
+            .filter(|&slot| self.features.registered_files && slot < FIXED_FILES)
+            .filter(|&slot| {
+                let submitter = self.ring.submitter();
+                submitter
+                    .register_files_update(slot, &[fd.as_raw_fd()])
+                    .is_ok()
+            });
         self.conns[slot] = Some(Box::new(Conn {
             fd,
+            fixed,
             session: Session::new(self.protocol),
             own_buf,
             recv_armed: false,
@@ -400,9 +516,9 @@ impl EventLoop {
         let conn = conn_mut(&mut self.conns, slot);
         let len = sending.len.min(u32::MAX as usize) as u32;
         // MSG_NOSIGNAL: a peer that reset gets EPIPE, not a SIGPIPE.
-        let send = opcode::Send::new(Fd(conn.fd.as_raw_fd()), sending.rest, len)
+        let send = on_socket!(conn, socket => opcode::Send::new(socket, sending.rest, len)
             .flags(libc::MSG_NOSIGNAL)
-            .build();
+            .build());
         conn.sending = Some(sending);
         // SAFETY: the reply lies in a held pool buffer or in this boxed connection's own buffer
         // or session, none of which is touched or freed before this send's completion.
@@ -472,10 +588,12 @@ impl EventLoop {
 
     fn arm_recv(&mut self, slot: usize) {
         let conn = conn_mut(&mut self.conns, slot);
-        let fd = Fd(conn.fd.as_raw_fd());
         let entry = match &mut conn.own_buf {
-            Some(own) => opcode::Recv::new(fd, own.as_mut_ptr(), own.len() as u32).build(),
-            None => opcode::RecvMulti::new(fd, POOL_GROUP).build(),
+            Some(own) => {
+                let (at, len) = (own.as_mut_ptr(), own.len() as u32);
+                on_socket!(conn, socket => opcode::Recv::new(socket, at, len).build())
+            }
+            None => on_socket!(conn, socket => opcode::RecvMulti::new(socket, POOL_GROUP).build()),
         };
         conn.recv_armed = true;
         conn.recv_cancelled = false;
@@ -497,10 +615,78 @@ impl EventLoop {
     fn close(&mut self, slot: usize) {
         let conn = self.conns[slot].take().expect("closing a closed slot");
         self.free.push(slot);
+        if let Some(slot) = conn.fixed {
+            // Empties the table slot at once (it holds a reference to the socket, which would
+            // stay open), and before a later connection of this slot fills it: a queued close of
+            // the slot would run after that synchronous update and close the newcomer.
+            let _ = self.ring.submitter().register_files_update(slot, &[-1]);
+        }
         let close = opcode::Close::new(Fd(conn.fd.into_raw_fd())).build();
         // SAFETY: a close lends the kernel no memory.
         unsafe { self.push(close.user_data(IGNORE)) };
     }
+}
+
+/// The whole server (uring-tpc and its ladder): N pinned threads, each running one loop with the
+/// `wanted` features and its own `SO_REUSEPORT` listener, printing `design` in its counters line.
+/// Worker 0 prints the features its loop really uses on stderr once it runs, one line:
+/// `{design}: io_uring features: recv_multishot=on ...`.
+pub fn main(design: &'static str, wanted: Features) {
+    let cfg = Config::from_env();
+    let signals = ShutdownSignals::block();
+    let listeners: Vec<_> = (0..cfg.threads)
+        .map(|_| net::listen_reuseport(cfg.addr()).unwrap_or_else(fatal))
+        .collect();
+
+    let stop = Arc::new(Stop::new().unwrap_or_else(fatal));
+    let (started_tx, started_rx) = mpsc::channel();
+    let (counters_tx, counters_rx) = mpsc::channel();
+    for (worker, listener) in listeners.into_iter().enumerate() {
+        let (cfg, stop) = (cfg.clone(), stop.clone());
+        let (started_tx, counters_tx) = (started_tx.clone(), counters_tx.clone());
+        let run = move || {
+            cfg.pin_worker(worker);
+            // Made on the worker's own CPU and thread (the ring accepts only its creator's calls).
+            let mut event_loop = match EventLoop::new(listener, &stop, cfg.protocol, wanted) {
+                Ok(event_loop) => event_loop,
+                Err(e) => return drop(started_tx.send(Err(e))),
+            };
+            if worker == 0 {
+                eprintln!("{design}: io_uring features: {}", event_loop.features());
+            }
+            let _ = started_tx.send(Ok(()));
+            let counters = LocalCounters::default();
+            if let Err(e) = event_loop.run(&counters) {
+                eprintln!("worker {worker}: io_uring_enter: {e}");
+            }
+            // No completion is handled any more: the counters are final.
+            let _ = counters_tx.send((worker, counters.snapshot()));
+            drop(event_loop);
+        };
+        bench_core::spawn_worker(worker, run);
+    }
+    // READY once every worker has its ring; the listeners already listen. (Main's own sender is
+    // dropped so that a worker that died before reporting ends the wait.)
+    drop(started_tx);
+    for _ in 0..cfg.threads {
+        match started_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => fatal(format_args!(
+                "io_uring unavailable: {e} (check `ulimit -l`, seccomp and the \
+                 kernel.io_uring_disabled sysctl)"
+            )),
+            Err(_) => fatal("a worker exited during start-up"),
+        }
+    }
+    bench_core::ready();
+
+    signals.wait();
+    stop.trigger();
+    report::print(
+        design,
+        &cfg,
+        signal::collect_within_grace(&counters_rx, cfg.threads),
+    );
 }
 
 impl Drop for EventLoop {
@@ -632,8 +818,12 @@ impl Drop for BufPool {
     }
 }
 
-/// A ring with the flags of Linux 6.1, or without them on an older kernel.
-fn make_ring() -> io::Result<IoUring> {
+/// A ring with the flags of Linux 6.1 if `flags` (and the kernel takes them), else a plain one;
+/// says whether it has them.
+fn make_ring(flags: bool) -> io::Result<(IoUring, bool)> {
+    if !flags {
+        return Ok((IoUring::new(RING_ENTRIES)?, false));
+    }
     let modern = IoUring::builder()
         .setup_single_issuer()
         .setup_defer_taskrun()
@@ -641,10 +831,10 @@ fn make_ring() -> io::Result<IoUring> {
         .build(RING_ENTRIES);
     match modern {
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-            note_once("uring-tpc: ring flags of Linux 6.1 refused; a plain ring instead");
-            IoUring::new(RING_ENTRIES)
+            note_once("io_uring loop: ring flags of Linux 6.1 refused; a plain ring instead");
+            Ok((IoUring::new(RING_ENTRIES)?, false))
         }
-        ring => ring,
+        ring => Ok((ring?, true)),
     }
 }
 
@@ -666,4 +856,53 @@ fn is_retry(e: &io::Error) -> bool {
 fn note_once(note: &str) {
     static NOTE: Once = Once::new();
     NOTE.call_once(|| eprintln!("{note}"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each rung's loop uses what it asks for (on a kernel that has every feature: where the
+    /// floor itself is refused something, the rest says nothing and is skipped).
+    #[test]
+    fn a_loop_uses_the_features_it_is_asked_for() {
+        let stop = Stop::new().unwrap();
+        let make = |wanted| {
+            let listener = net::listen_reuseport("127.0.0.1:0".parse().unwrap()).unwrap();
+            EventLoop::new(listener, &stop, Protocol::Http, wanted)
+        };
+        let Ok(floor) = make(Features::FLOOR) else {
+            return; // no io_uring here
+        };
+        if floor.features() != Features::FLOOR {
+            return;
+        }
+        let rungs = [
+            Features {
+                recv_multishot: false,
+                ..Features::FLOOR
+            },
+            Features {
+                accept_multishot: false,
+                ..Features::FLOOR
+            },
+            Features {
+                ring_flags: false,
+                ..Features::FLOOR
+            },
+            Features {
+                registered_files: true,
+                ..Features::FLOOR
+            },
+        ];
+        for wanted in rungs {
+            let event_loop = make(wanted).unwrap();
+            assert_eq!(event_loop.features(), wanted);
+            assert_eq!(event_loop.pool.is_some(), wanted.recv_multishot);
+        }
+        assert_eq!(
+            Features::FLOOR.to_string(),
+            "recv_multishot=on accept_multishot=on ring_flags=on registered_files=off"
+        );
+    }
 }

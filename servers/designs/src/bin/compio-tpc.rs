@@ -27,7 +27,7 @@ use std::sync::{mpsc, Arc, Barrier};
 use bench_core::counters::{Counters, Field, LocalCounters};
 use bench_core::settings::{Profile, Settings};
 use bench_core::signal::{self, ShutdownSignals};
-use bench_core::{fatal, net, report, Config, Protocol, Session, BUF_SIZE};
+use bench_core::{fatal, net, report, Config, Protocol, Session};
 use compio::buf::{IntoInner, IoBuf};
 use compio::driver::{DriverType, ProactorBuilder};
 use compio::io::{AsyncRead, AsyncWrite};
@@ -180,7 +180,7 @@ async fn run(
     counters: &LocalCounters,
 ) -> io::Result<()> {
     net::configure_accepted(stream)?;
-    let mut read_buf = Vec::with_capacity(BUF_SIZE);
+    let mut read_buf = bench_core::read_buffer();
     let mut write_buf = Vec::new();
     loop {
         // compio reads to the start of the buffer and sets its length to what was read.

@@ -27,7 +27,7 @@ use std::sync::{mpsc, Arc, Barrier};
 use bench_core::counters::{Counters, Field, LocalCounters};
 use bench_core::settings::{Profile, Settings};
 use bench_core::signal::{self, ShutdownSignals};
-use bench_core::{fatal, net, report, Config, Protocol, Session, BUF_SIZE};
+use bench_core::{fatal, net, report, Config, Protocol, Session};
 use server_designs::owned_buf::{stage, Outgoing};
 use tokio::sync::watch;
 use tokio_uring::buf::BoundedBuf;
@@ -111,7 +111,7 @@ async fn serve(stream: TcpStream, protocol: Protocol, counters: Rc<LocalCounters
 
 async fn run(stream: &TcpStream, mut session: Session, counters: &LocalCounters) -> io::Result<()> {
     net::configure_accepted(stream)?;
-    let mut read_buf = Vec::with_capacity(BUF_SIZE);
+    let mut read_buf = bench_core::read_buffer();
     let mut write_buf = Vec::new();
     loop {
         // tokio-uring only ever grows a Vec's length to what was read: start from empty.
