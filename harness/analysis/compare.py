@@ -26,14 +26,16 @@ from harness.analysis import stats
 from harness.analysis.analyse import Analysis, ConfigSummary
 from harness.errors import HarnessError
 
-# (server, protocol, server_cores, connections, size_bytes, pipeline, work, mode, load)
-ConfigKey = tuple[str, str, int, int, int, int, str, str, float | None]
+# (server, protocol, server_cores, connections, size_bytes, pipeline, work,
+#  requests_per_connection, mode, load)
+ConfigKey = tuple[str, str, int, int, int, int, str, int, str, float | None]
 
 
 def config_key(s: ConfigSummary) -> ConfigKey:
     load = None if s.load is None else round(float(s.load), 9)
+    churn = 0 if s.requests_per_connection is None else s.requests_per_connection  # 0: keep-alive
     return (s.server, s.protocol, s.server_cores, s.connections, s.size_bytes, s.pipeline,
-            s.work, s.mode, load)  # fmt: skip
+            s.work, churn, s.mode, load)  # fmt: skip
 
 
 def _sort_key(key: ConfigKey) -> tuple:
