@@ -30,6 +30,8 @@ DESIGNS = [
     "rayon-ws",
     "epoll-tpc",
     "uring-tpc",
+    "tokio-tpc-structured",
+    "monoio-tpc-structured",
 ]
 HOST = "127.0.0.1"
 TIMEOUT = 10.0  # seconds, for start-up and for any one exchange
