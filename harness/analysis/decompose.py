@@ -126,9 +126,8 @@ def chains(analysis: Analysis, manifest: Mapping[str, Any]) -> list[ChainView]:
             for pair in controlled_pairs(present):
                 before, after = sorted((pair.a, pair.b), key=_distance_from_start, reverse=True)
                 if pair.factor == "concurrency":  # from a task per connection to structured
-                    before, after = (
-                        (pair.a, pair.b) if pair.a_value == "task-per-connection" else (pair.b, pair.a)
-                    )
+                    tasks_first = pair.a_value == "task-per-connection"
+                    before, after = (pair.a, pair.b) if tasks_first else (pair.b, pair.a)
                 step = Step(before, after, pair.factor, *_values_of(pair, before))
                 result = chain_result([step], values, measure=measure, higher_is_better=higher)
                 if result is not None:

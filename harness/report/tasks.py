@@ -81,7 +81,9 @@ def row(p: ConcurrencyPair, floor_p99_us: float | None, analysis: Analysis) -> T
     cpu_why = _unresolved(p.cpu, floor_p99_us)
     p99_why = _unresolved(p.p99, floor_p99_us)
     unresolved = "; ".join(
-        f"{MEASURE_WORDS[m.measure]}: {why}" for m, why in ((p.cpu, cpu_why), (p.p99, p99_why)) if why
+        f"{MEASURE_WORDS[m.measure]}: {why}"
+        for m, why in ((p.cpu, cpu_why), (p.p99, p99_why))
+        if why
     )
     if p.cpu.ratio is None and p.p99.ratio is None:
         by_key, kinds = analysis.by_key, analysis.flag_kinds
