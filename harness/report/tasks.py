@@ -18,9 +18,10 @@ from harness.report.answer import why_not
 from harness.report.format import cores_text, fmt_ratio
 
 CLAIM = (
-    f"{CLAIM_SOURCE} (a published figure, not measured here; its method is its own "
-    f"microbenchmarks): a task per unit of concurrent work performs {CLAIM_TEXT} than "
-    "structured concurrency, i.e. structured / task-per-connection of 0.33-0.50x at the most"
+    f"{CLAIM_SOURCE} (a published figure, by the post's own method, not reproduced here): a task "
+    f"per unit of concurrent work performs {CLAIM_TEXT} than structured concurrency, i.e. "
+    "structured / task-per-connection of 0.33-0.50x at the most; here the units are connections "
+    "of a network server and the measures server CPU per request and p99"
 )
 MEASURE_WORDS = {"server_cpu_us_per_request": "server CPU per request", "p99_us": "p99 latency"}
 AGAINST_CLAIM = {
