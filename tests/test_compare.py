@@ -349,3 +349,36 @@ def test_configurations_alike_but_for_their_rate_say_why_and_how_to_match():
     assert (
         rate_mismatch({key("tokio-ws", 34_100.0)}, {key("tokio-tpc", 31_250.5)}, Path("A")) is None
     )
+
+
+def test_calibrated_rates_from_the_same_plan_are_matched_by_plan():
+    from harness.analysis.compare import RATE_TOLERANCE, _same_planned_fractions, match_by_plan
+
+    def key(server: str, load: float) -> tuple:
+        return (server, "echo", 1, 64, 64, 1, "none", "open", load)
+
+    # Two plain `harness run`s: each calibrated 0.5 of its own capacity (42,900 vs 42,400/s).
+    only_a = {key("tokio-ws", 42_900.0), key("tokio-tpc", 42_900.0)}
+    only_b = {key("tokio-ws", 42_400.0), key("tokio-tpc", 42_400.0)}
+    assert match_by_plan(only_a, only_b) == {
+        key("tokio-ws", 42_900.0): key("tokio-ws", 42_400.0),
+        key("tokio-tpc", 42_900.0): key("tokio-tpc", 42_400.0),
+    }
+    # Two fractions each: paired in rate order, the same fraction with the same fraction.
+    two_a = {key("tokio-ws", 20_000.0), key("tokio-ws", 40_000.0)}
+    two_b = {key("tokio-ws", 19_500.0), key("tokio-ws", 39_000.0)}
+    assert match_by_plan(two_a, two_b)[key("tokio-ws", 20_000.0)] == key("tokio-ws", 19_500.0)
+    # Beyond the tolerance: not matched (rate_mismatch then names --plan).
+    far = 42_900.0 * (1 - RATE_TOLERANCE) * 0.99
+    assert match_by_plan({key("tokio-ws", 42_900.0)}, {key("tokio-ws", far)}) == {}
+
+    def manifest(measure: str, fractions: list[float]) -> dict:
+        config = {"measure": measure, "rate_fractions": fractions, "group_rates": [[[], [1], []]]}
+        return {"plan": {"config": config}}
+
+    assert _same_planned_fractions(manifest("fixed-rate", [0.5]), manifest("fixed-rate", [0.5]))
+    assert not _same_planned_fractions(
+        manifest("fixed-rate", [0.5]), manifest("fixed-rate", [0.25])
+    )
+    # Rates given as such (--rates) are the user's own: never matched across values.
+    assert not _same_planned_fractions(manifest("as-given", [0.5]), manifest("as-given", [0.5]))

@@ -29,6 +29,25 @@ COMMANDS = {
 }
 
 
+class _Version(argparse.Action):
+    """`harness --version`: the package version and the commit it runs from (git asked only
+    when the flag is given)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from importlib.metadata import version
+
+        from harness.run.platform import git_commit
+
+        git = git_commit()
+        commit = git["commit"] or "unknown (not a git checkout)"
+        dirty = " (uncommitted changes)" if git["dirty"] else ""
+        print(f"harness {version('executor-bench-harness')}, commit {commit}{dirty}")
+        parser.exit()
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2, like every other bad input
         raise HarnessError(f"{message} (see `{self.prog} --help`)")
@@ -38,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="harness", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, command in COMMANDS.items():
         command.add_arguments(sub.add_parser(name, help=command.HELP))

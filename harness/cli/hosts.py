@@ -6,22 +6,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from harness.analysis.host_merge import merge_reports
 from harness.checks import doctor
-from harness.checks import remote_host as hostinfo
-from harness.checks.remote_doctor import check_hosts
 from harness.errors import HarnessError
 from harness.plan import hosts_plan
 from harness.plan.designs import Design
 from harness.plan.hosts import SshOptions
 from harness.plan.plan import Plan, RunConfig, make_plan
 from harness.plan.topology import Topology
-from harness.run import placement
-from harness.run.multihost import HostSession
+
+if TYPE_CHECKING:  # SSH (asyncssh) is imported only where a host is used
+    from harness.run.multihost import HostSession
 
 
 def is_multihost(config: RunConfig) -> bool:
@@ -65,6 +64,8 @@ def canonical(config: RunConfig) -> RunConfig:
 
 
 def _topologies(session: HostSession) -> tuple[Topology, dict[str, Topology]]:
+    from harness.checks import remote_host as hostinfo
+
     layout = session.layout
     server = hostinfo.remote_topology(session.conns[layout.server_host])
     clients = {h: hostinfo.remote_topology(session.conns[h]) for h in layout.client_hosts}
@@ -81,6 +82,11 @@ def open_hosts(
     dry_run: bool = False,
 ) -> tuple[HostSession | None, Plan, dict[str, Any]]:
     """Connect and plan (or take the stored plan, on --resume); with dry_run, only plan."""
+    from harness.checks import remote_host as hostinfo
+    from harness.checks.remote_doctor import check_hosts
+    from harness.run import placement
+    from harness.run.multihost import HostSession
+
     options = ssh_options(config)
     placeholder = hosts_plan.HostLayout(config.server_host, config.client_hosts, (), {}, ())
     session = HostSession(

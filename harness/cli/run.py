@@ -23,50 +23,148 @@ EXIT_TRIALS_FAILED = 1
 EXIT_INTERRUPTED = 130
 
 
+# `harness run --help` in groups, as wrk's and hyperfine's users read a long option list: what
+# runs, how it is measured, where it runs, where results go. A plan flag not named here still
+# appears, under "other options".
+RUN_GROUPS: dict[str, tuple[str, ...]] = {
+    "what runs": (
+        "servers",
+        "protocols",
+        "cores",
+        "connections",
+        "size",
+        "pipeline",
+        "work",
+        "hot-fraction",
+        "hot-share",
+        "requests-per-connection",
+    ),
+    "how it is measured": (
+        "measure",
+        "mode",
+        "rates",
+        "rate-sweep",
+        "rate-fractions",
+        "arrival",
+        "duration",
+        "warmup",
+        "repeat",
+        "timeout",
+        "client-cpus",
+        "seed",
+    ),
+    "other hosts (docs/multi-host.md)": (
+        "server-host",
+        "client-host",
+        "remote-bin",
+        "ssh-key",
+        "known-hosts",
+    ),
+}
+METAVARS = {
+    "servers": "NAME[,NAME...]|all",
+    "protocols": "echo|http[,...]",
+    "cores": "N[,N...]",
+    "connections": "N[,N...]",
+    "size": "BYTES[,BYTES...]",
+    "pipeline": "DEPTH[,DEPTH...]",
+    "work": "DIST[,DIST...]",
+    "hot-fraction": "F",
+    "hot-share": "S",
+    "requests-per-connection": "K",
+    "measure": "auto|fixed-rate|server-bound|closed-loop|as-given",
+    "mode": "closed|open",
+    "rates": "RPS[,RPS...]",
+    "rate-sweep": "F[,F...]",
+    "rate-fractions": "F[,F...]",
+    "arrival": "poisson|uniform",
+    "duration": "S",
+    "warmup": "S",
+    "repeat": "N",
+    "timeout": "S",
+    "client-cpus": "N",
+    "seed": "N",
+    "server-host": "USER@HOST[:PORT]",
+    "client-host": "USER@HOST[:PORT]",
+    "remote-bin": "PATH",
+    "ssh-key": "FILE",
+    "known-hosts": "FILE",
+}
+
+
 def add_arguments(run: argparse.ArgumentParser) -> None:
-    for flag, help_text in RUN_HELP.items():
-        repeat = {"action": "append"} if flag == "client-host" else {}
-        run.add_argument(
-            f"--{flag}", dest=flag.replace("-", "_"), default=None, help=help_text, **repeat
-        )
-    run.add_argument(
+    plans = run.add_argument_group("plans")
+    plans.add_argument(
         "--profile",
+        metavar="NAME",
         help="a named plan: " + ", ".join(sorted(p.stem for p in PROFILES.glob("*.toml"))),
     )
-    run.add_argument("--plan", type=Path, help="a plan TOML file, or a run's manifest.json")
-    run.add_argument(
+    plans.add_argument(
+        "--plan", type=Path, metavar="FILE", help="a plan TOML file, or a run's manifest.json"
+    )
+    plans.add_argument(
         "--resume",
         type=Path,
         metavar="RESULTS_DIR",
         help="continue an interrupted run with its stored plan",
     )
-    run.add_argument("--out", type=Path, default=Path("results"), help="results root directory")
-    run.add_argument(
+    plans.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    groups = {title: run.add_argument_group(title) for title in RUN_GROUPS}
+    other = run.add_argument_group("other options")
+    group_of = {flag: groups[title] for title, flags in RUN_GROUPS.items() for flag in flags}
+    for flag, help_text in RUN_HELP.items():
+        repeat = {"action": "append"} if flag == "client-host" else {}
+        group_of.get(flag, other).add_argument(
+            f"--{flag}",
+            dest=flag.replace("-", "_"),
+            default=None,
+            metavar=METAVARS.get(flag, flag.replace("-", "_").upper()),
+            help=help_text,
+            **repeat,
+        )
+    output = run.add_argument_group("output")
+    output.add_argument(
+        "--out", type=Path, default=Path("results"), metavar="DIR", help="results root directory"
+    )
+    output.add_argument(
         "--reports",
         type=Path,
         default=None,
+        metavar="DIR",
         help="reports root directory (default: reports/ beside --out)",
     )
-    run.add_argument(
+    checks = run.add_argument_group("checks and set-up")
+    checks.add_argument(
         "--oversubscribe",
         action="store_true",
         default=None,
         help="run even when the machine has too few CPUs; trials are marked",
     )
-    run.add_argument(
+    checks.add_argument(
         "--no-preflight",
         action="store_true",
         help="skip the conformance check of each design before measuring",
     )
-    run.add_argument(
+    checks.add_argument(
         "--no-calibrate",
         action="store_true",
         help="skip the calibration (the client's capacity and each design's closed-loop "
         "capacity); --measure auto then plans the flags as given",
     )
-    run.add_argument("--bin-dir", type=Path, default=DEFAULT_BIN_DIR)
-    run.add_argument("--registry", type=Path, default=DEFAULT_REGISTRY)
-    run.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    checks.add_argument(
+        "--bin-dir",
+        type=Path,
+        default=DEFAULT_BIN_DIR,
+        metavar="DIR",
+        help="where the Rust binaries are (default: %(default)s)",
+    )
+    checks.add_argument(
+        "--registry",
+        type=Path,
+        default=DEFAULT_REGISTRY,
+        metavar="FILE",
+        help="the designs' registry (default: %(default)s)",
+    )
 
 
 def _not_runnable(

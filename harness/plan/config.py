@@ -134,7 +134,7 @@ RUN_HELP = {
     "duration": "measured seconds per trial (default: 4)",
     "warmup": "discarded seconds per trial (default: 1)",
     "repeat": "repetitions per configuration (default: 6, the fewest whose paired min..max "
-    "covers 95%: 96.9%)",
+    "covers 95%%: 96.9%%)",
     "timeout": "load-generator request timeout in seconds (default: 2)",
     "client-cpus": "load-generator CPUs (default: 4 per server core, capped by free CPUs)",
     "seed": "shuffle the design order in each group; also seeds arrivals and server work",

@@ -63,8 +63,9 @@ def table_rows(result: CompareResult) -> list[list[str]]:
     rows = []
     for c in result.changes:
         a, b = c.a, c.b
+        workload = a.label if c.load_b is None else f"{a.label} (B at {c.load_b:,.6g}/s)"
         rows.append([
-            a.server, str(a.server_cores), a.label,
+            a.server, str(a.server_cores), workload,
             _fmt_num(_median(a.throughput_samples)), _fmt_num(_median(b.throughput_samples)),
             _fmt_change(c.throughput), c.throughput_label,
             _fmt_num(_median(a.p99_samples), 1), _fmt_num(_median(b.p99_samples), 1),
@@ -199,6 +200,8 @@ def to_json(
         "configurations": [
             {
                 **_config_dict(c.a),
+                # B's own open-loop rate when the runs were matched by plan, not rate
+                "load_b": c.load_b,
                 "a": _side_dict(c.a),
                 "b": _side_dict(c.b),
                 "throughput": _comparison_dict(c.throughput, "faster", "slower"),

@@ -13,10 +13,12 @@ import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-import asyncssh
+from typing import TYPE_CHECKING
 
 from harness.run.remote import Connection, RemoteError
+
+if TYPE_CHECKING:
+    import asyncssh
 
 DEFAULT_ROUNDS = 16
 ROUND_TIMEOUT_S = 5.0

@@ -19,7 +19,7 @@ import re
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from harness.run import clock, placement, procs, remote, sampler, server, trial
 from harness.run.hosts import LOCAL, SshOptions, parse_host
 from harness.run.local_host import LocalConnection, local_offset
 from harness.run.remote import Connection, RemoteError, RemoteProcess
+from harness.run.trial import HostsTrialResult
 
 MergeFn = Callable[[Mapping[str, dict[str, Any]], Mapping[str, int]], dict[str, Any]]
 START_LEAD_S = 1.5  # from telling the load generators the start time to the start itself
@@ -40,15 +41,6 @@ _FREE_PORT_SCRIPT = (
     'for p in "$@"; do if [ -z "$(ss -Htln "sport = :$p" 2>/dev/null)" ]; then echo "$p"; '
     "exit 0; fi; done; exit 1"
 )
-
-
-@dataclass
-class HostsTrialResult(trial.TrialResult):
-    """A TrialResult whose load-generator document is the hosts' merged one; `per_host` keeps
-    each client host's own document (its rows are stored apart: the `client_host` column)."""
-
-    per_host: dict[str, dict[str, Any]] = field(default_factory=dict)
-    server_host: str = ""
 
 
 def host_tag(host: str) -> str:

@@ -44,6 +44,16 @@ class TrialResult:
     port_attempts: int | None = None  # ports tried: > 1 when a picked port was taken meanwhile
 
 
+@dataclass
+class HostsTrialResult(TrialResult):
+    """A TrialResult whose load-generator document is the hosts' merged one; `per_host` keeps
+    each client host's own document (its rows are stored apart: the `client_host` column).
+    Defined here, not in run.multihost, so that reading stored records imports nothing of SSH."""
+
+    per_host: dict[str, dict[str, Any]] = field(default_factory=dict)
+    server_host: str = ""
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 

@@ -19,8 +19,7 @@ from typing import Any
 
 from harness.plan.cpus import CpuAssignment
 from harness.plan.plan import TrialSpec
-from harness.run.multihost import HostsTrialResult
-from harness.run.trial import TrialResult
+from harness.run.trial import HostsTrialResult, TrialResult
 
 RECORD_FORMAT = "trial-record/1"
 RECORD_SUFFIX = ".trial.json"

@@ -154,7 +154,7 @@ pub enum Command {
     override_usage = USAGE,
     help_template = "usage: {usage}\n\n{all-args}\n\nSee docs/loadgen.md for the meaning of each \
                      flag and of the JSON document it prints.",
-    disable_version_flag = true,
+    version,
     color = clap::ColorChoice::Never,
     allow_negative_numbers = true
 )]
@@ -254,7 +254,13 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
     let argv = std::iter::once("loadgen".to_string()).chain(args);
     let a = match Args::try_parse_from(argv) {
         Ok(a) => a,
-        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {
+        // Asked for: printed on stdout, exit 0 (`--version` too).
+        Err(e)
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            ) =>
+        {
             return Ok(Command::Help(e.to_string()))
         }
         Err(e) => return Err(one_line(&e)),

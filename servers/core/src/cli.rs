@@ -9,7 +9,7 @@ use std::process;
 use std::str::FromStr;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 use crate::work::{self, WorkDist};
 use crate::{cpu, fatal, Protocol};
@@ -21,6 +21,7 @@ const FLAGS: &str = "--protocol, --host, --port, --threads, --cpus, --work, --se
 #[derive(Debug, Parser)]
 #[command(
     about = "A server design of the thread-per-core benchmark (docs/server-contract.md)",
+    version,
     args_override_self = true
 )]
 struct Flags {
@@ -87,12 +88,25 @@ impl Config {
     /// Also records `--work` and `--seed` for the whole process, which is how
     /// [`Session::new`](crate::Session::new) learns them.
     pub fn from_env() -> Config {
-        // With the program's own name, which `--help` shows.
-        let flags = Flags::try_parse_from(std::env::args_os()).unwrap_or_else(|e| match e.kind() {
-            // Asked for, so on stdout with exit 0.
-            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => e.exit(),
-            _ => bad_command_line(clap_message(&e)),
-        });
+        // With the program's own name, which `--help` and `--version` show (`tokio-ws 0.1.0`).
+        let program = std::env::args_os()
+            .next()
+            .and_then(|a| {
+                std::path::Path::new(&a)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+            })
+            .unwrap_or_else(|| "server".to_string());
+        let flags = Flags::command()
+            // clap takes a 'static name; one small string per process.
+            .name(&*Box::leak(program.into_boxed_str()))
+            .try_get_matches_from(std::env::args_os())
+            .and_then(|m| Flags::from_arg_matches(&m))
+            .unwrap_or_else(|e| match e.kind() {
+                // Asked for, so on stdout with exit 0.
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => e.exit(),
+                _ => bad_command_line(clap_message(&e)),
+            });
         let cfg = Config::from_flags(flags)
             .and_then(|cfg| cfg.check_cpus_allowed().map(|()| cfg))
             .unwrap_or_else(bad_command_line);
