@@ -269,7 +269,7 @@ def match_by_plan(only_a: set[ConfigKey], only_b: set[ConfigKey]) -> dict[Config
     loads_b: dict[ConfigKey, list[ConfigKey]] = {}
     for keys, loads in ((only_a, loads_a), (only_b, loads_b)):
         for key in keys:
-            if key[-1] is not None and key[7] == "open":
+            if key[-1] is not None and key[-2] == "open":
                 loads.setdefault((*key[:-1], None), []).append(key)
     matched: dict[ConfigKey, ConfigKey] = {}
     for base in set(loads_a) & set(loads_b):
