@@ -172,7 +172,7 @@ def test_an_unranked_side_is_said_with_its_flags():
     (pair,) = concurrency_pairs(a, manifest("tokio-tpc", "tokio-tpc-structured"))
     assert pair.cpu.ratio is None and pair.cpu.unresolved == ("unranked",)
     (row,) = rows([pair], None, a)
-    assert "cannot be compared" in row.sentence and "6 flagged" in row.sentence
+    assert "cannot be ranked" in row.sentence and "6 flagged" in row.sentence
 
 
 def test_no_concurrency_pair_without_both_designs():
@@ -203,3 +203,34 @@ def test_a_lone_concurrency_pair_runs_from_tasks_to_structured():
         "tokio-tpc-structured",
         "concurrency",
     )
+
+
+def test_a_flagged_pair_shows_its_unranked_ratios_without_a_verdict():
+    label = "echo 64 B, 64 conns, open loop 4,000/s"
+    trials = pd.DataFrame(
+        [
+            {
+                "status": "ok",
+                "server_cores": 1,
+                "label": label,
+                "server": server,
+                "repetition": rep,
+                "requests_per_server_cpu_s": 1e6 / (cpu * scale),
+                "p99_us": 1000.0,
+            }
+            for rep, cpu in enumerate(BASE_CPU)
+            for server, scale in (("tokio-tpc", 1.0), ("tokio-tpc-structured", 1.2))
+        ]
+    )
+    a = analysis(
+        summary("tokio-tpc", [], [], flagged=6),
+        summary("tokio-tpc-structured", [], [], flagged=6),
+        trials=trials,
+    )
+    (pair,) = concurrency_pairs(a, manifest("tokio-tpc", "tokio-tpc-structured"))
+    assert pair.cpu.ratio is None and pair.cpu.verdict is None
+    assert pair.flagged_cpu is not None and pair.flagged_cpu.estimate == pytest.approx(1.2)
+    assert pair.flagged_p99 is not None and pair.flagged_p99.estimate == pytest.approx(1.0)
+    (row,) = rows([pair], None, a)
+    assert "cannot be ranked" in row.sentence and "never ranked, no verdict" in row.sentence
+    assert "1.20x" in row.sentence

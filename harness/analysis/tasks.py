@@ -19,7 +19,8 @@ from typing import Any
 from harness.analysis import stats
 from harness.analysis.analyse import Analysis, ConfigSummary
 from harness.analysis.decompose import designs_of
-from harness.analysis.pairs import CPU_MEASURE, paired_compare
+from harness.analysis.labels import nan_to_none
+from harness.analysis.pairs import CPU_MEASURE, cpu_us_per_request, paired_compare
 from harness.analysis.trial_figures import hiccup_floor
 from harness.plan.designs import controlled_pairs
 
@@ -65,6 +66,10 @@ class ConcurrencyPair:
     ranked_structured: int
     cpu: MeasureRatio
     p99: MeasureRatio
+    # When a side has no ranked repetition: the same ratios over every successful trial, flagged
+    # ones included (never ranked, never a verdict; shown so that a flagged run is not mute).
+    flagged_cpu: stats.Interval | None = None
+    flagged_p99: stats.Interval | None = None
 
 
 def gain_against_claim(ratio: stats.Interval | None) -> str | None:
@@ -115,6 +120,27 @@ def _measure(
     )
 
 
+def _unranked_ratio(
+    trials: Any, structured: str, tasks: str, cores: int, label: str, column: str
+) -> stats.Interval | None:
+    """structured / tasks per repetition over every successful trial (flagged included)."""
+    if trials is None or trials.empty or "label" not in trials:
+        return None
+    ok = trials[
+        (trials["status"] == "ok") & (trials["server_cores"] == cores) & (trials["label"] == label)
+    ]
+
+    def by_rep(server: str) -> dict[int, float | None]:
+        rows = ok[ok["server"] == server]
+        out: dict[int, float | None] = {}
+        for rep, value in zip(rows["repetition"], rows[column], strict=True):
+            v = nan_to_none(value)
+            out[int(rep)] = cpu_us_per_request(v) if column == "requests_per_server_cpu_s" else v
+        return out
+
+    return stats.paired_ratio_ci(by_rep(structured), by_rep(tasks), stats.DEFAULT_LEVEL)
+
+
 def concurrency_pairs(analysis: Analysis, manifest: Mapping[str, Any]) -> list[ConcurrencyPair]:
     """Every concurrency pair measured in a workload, ordered by workload then runtime."""
     designs = {d.name: d for d in designs_of(manifest)}
@@ -136,6 +162,12 @@ def concurrency_pairs(analysis: Analysis, manifest: Mapping[str, Any]) -> list[C
             s = by_key.get((structured, cores, label))
             if t is None or s is None:
                 continue
+            unranked = {}
+            if t.trials_ok == t.trials_flagged or s.trials_ok == s.trials_flagged:
+                for column in ("requests_per_server_cpu_s", "p99_us"):
+                    unranked[column] = _unranked_ratio(
+                        analysis.trials, structured, tasks, cores, label, column
+                    )
             out.append(
                 ConcurrencyPair(
                     cores=cores,
@@ -148,6 +180,8 @@ def concurrency_pairs(analysis: Analysis, manifest: Mapping[str, Any]) -> list[C
                     ranked_structured=s.trials_ok - s.trials_flagged,
                     cpu=_measure(CPU_MEASURE, t, s, floor_p99),
                     p99=_measure("p99_us", t, s, floor_p99),
+                    flagged_cpu=unranked.get("requests_per_server_cpu_s"),
+                    flagged_p99=unranked.get("p99_us"),
                 )
             )
     out.sort(key=lambda r: (r.cores, r.runtime, r.workload))
