@@ -234,3 +234,13 @@ def test_a_flagged_pair_shows_its_unranked_ratios_without_a_verdict():
     (row,) = rows([pair], None, a)
     assert "cannot be ranked" in row.sentence and "never ranked, no verdict" in row.sentence
     assert "1.20x" in row.sentence
+
+
+def test_exported_benchmark_names_tell_churns_apart():
+    from harness.report.exports import benchmark_name
+
+    names = {
+        benchmark_name(summary("tokio-tpc", BASE_CPU, BASE_P99, churn=n), {"target_rate": 4000.0})
+        for n in (None, 16, 1)
+    }
+    assert len(names) == 3 and "tokio-tpc/echo-64B-c64-n1-open4000/k1/p99" in names
