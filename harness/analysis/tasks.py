@@ -66,16 +66,17 @@ class ConcurrencyPair:
     ranked_structured: int
     cpu: MeasureRatio
     p99: MeasureRatio
-    # When a side has no ranked repetition: the same ratios over every successful trial, flagged
-    # ones included (never ranked, never a verdict; shown so that a flagged run is not mute).
+    # When a side has too few ranked repetitions for a verdict: the same ratios over every
+    # successful trial, flagged ones included (never ranked, never a verdict; shown so that a
+    # flagged run is not mute).
     flagged_cpu: stats.Interval | None = None
     flagged_p99: stats.Interval | None = None
 
 
 def gain_against_claim(ratio: stats.Interval | None) -> str | None:
     """The gain interval (1 / ratio) against the claim's 2x lower bound."""
-    if ratio is None or ratio.low <= 0 or ratio.high <= 0:
-        return None
+    if ratio is None or ratio.n < 2 or ratio.low <= 0 or ratio.high <= 0:
+        return None  # one pair is no interval
     gain_low, gain_high = 1 / ratio.high, 1 / ratio.low
     if gain_low >= CLAIM_GAIN[0]:
         return "reaches"
@@ -163,7 +164,8 @@ def concurrency_pairs(analysis: Analysis, manifest: Mapping[str, Any]) -> list[C
             if t is None or s is None:
                 continue
             unranked = {}
-            if t.trials_ok == t.trials_flagged or s.trials_ok == s.trials_flagged:
+            ranked = min(t.trials_ok - t.trials_flagged, s.trials_ok - s.trials_flagged)
+            if ranked < stats.MIN_REPETITIONS:  # too few ranked for a verdict: show the flagged
                 for column in ("requests_per_server_cpu_s", "p99_us"):
                     unranked[column] = _unranked_ratio(
                         analysis.trials, structured, tasks, cores, label, column

@@ -93,13 +93,6 @@ def row(p: ConcurrencyPair, floor_p99_us: float | None, analysis: Analysis) -> T
             for k in ((p.structured, p.cores, p.workload), (p.tasks, p.cores, p.workload))
         )
         sentence = f"At {where}, {p.structured} and {p.tasks} cannot be ranked: {why}."
-        if p.flagged_cpu is not None or p.flagged_p99 is not None:
-            sentence += (
-                " Their flagged trials, paired by repetition (never ranked, no verdict: the "
-                "flags say why their numbers may not be the servers'): structured / "
-                f"task-per-connection server CPU per request {fmt_ratio(p.flagged_cpu)} "
-                f"[{stats.coverage_label(p.flagged_cpu)}], p99 {fmt_ratio(p.flagged_p99)}."
-            )
     else:
         sentence = (
             f"At {where}, {p.structured} (structured) used {fmt_ratio(p.cpu.ratio)} the server "
@@ -110,6 +103,13 @@ def row(p: ConcurrencyPair, floor_p99_us: float | None, analysis: Analysis) -> T
         )
         if unresolved:
             sentence += f" Not resolved here: {unresolved}."
+    if p.flagged_cpu is not None or p.flagged_p99 is not None:
+        sentence += (
+            " Their trials with the flagged ones, paired by repetition (never ranked, no "
+            "verdict: the flags say why their numbers may not be the servers'): structured / "
+            f"task-per-connection server CPU per request {fmt_ratio(p.flagged_cpu)} "
+            f"[{stats.coverage_label(p.flagged_cpu)}], p99 {fmt_ratio(p.flagged_p99)}."
+        )
     css = {"lower": "better", "higher": "worse"}.get(_verdict(p.cpu), "neutral")
     return TasksRow(
         where=where,
