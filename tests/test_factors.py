@@ -305,3 +305,32 @@ def test_no_chain_without_the_missing_link_or_across_languages():
 
 def test_the_real_registry_file_is_the_default():
     assert DEFAULT_REGISTRY.is_file() and DEFAULT_LOCKFILE.is_file()
+
+
+def test_concurrency_is_a_factor_and_defaults_to_a_task_per_connection(tmp_path):
+    path = registry(
+        tmp_path,
+        entry("tasks"),
+        entry("grouped", extra='concurrency = "structured"'),
+        entry("other", runtime="monoio", extra='concurrency = "structured"'),
+    )
+    designs = load_registry(path)
+    assert designs["tasks"].concurrency == "task-per-connection"  # undeclared: the old default
+    assert controlled_pairs(designs.values()) == [
+        Pair("grouped", "other", "runtime", "tokio", "monoio"),
+        Pair("grouped", "tasks", "concurrency", "structured", "task-per-connection"),
+    ]
+    bad = registry(tmp_path, entry("x", extra='concurrency = "threads"'))
+    with pytest.raises(HarnessError, match="concurrency = 'threads' is not one of"):
+        load_registry(bad)
+
+
+def test_the_structured_designs_are_one_concurrency_step_from_their_task_designs():
+    chain = factor_chain(REAL.values(), "tokio-tpc", "tokio-tpc-structured")
+    assert chain is not None
+    assert [(s.factor, s.before_value, s.after_value) for s in chain] == [
+        ("concurrency", "task-per-connection", "structured")
+    ]
+    # Hand-written loops and nginx run no futures at all: not a task per connection.
+    for name in ("epoll-tpc", "uring-tpc", "nginx"):
+        assert REAL[name].concurrency == "event-loop", name

@@ -46,7 +46,15 @@ def test_harness_list_shows_factor_columns_and_pairs(tmp_path):
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     header = lines[0].split()
-    assert header[:6] == ["DESIGN", "SCHEDULER", "ACCEPT", "IO", "RUNTIME", "MAINTENANCE"]
+    assert header[:7] == [
+        "DESIGN",
+        "SCHEDULER",
+        "ACCEPT",
+        "IO",
+        "RUNTIME",
+        "MAINTENANCE",
+        "CONCURRENCY",
+    ]
     tokio_ws = next(line for line in lines if line.startswith("tokio-ws "))
     assert "work-stealing" in tokio_ws and "shared-listener" in tokio_ws and "epoll" in tokio_ws
     # An empty bin dir: no binary, so the reason is said on the design's line.
@@ -55,6 +63,13 @@ def test_harness_list_shows_factor_columns_and_pairs(tmp_path):
     assert "discontinued upstream" in async_std
     assert "controlled pairs" in proc.stdout
     assert "  tokio-ws -> tokio-ws-reuseport: accept (shared-listener -> reuseport)" in lines
+    structured = next(line for line in lines if line.startswith("tokio-tpc-structured "))
+    assert "structured" in structured.split()
+    assert "task-per-connection" in tokio_ws.split()
+    assert (
+        "  tokio-tpc -> tokio-tpc-structured: concurrency (task-per-connection -> structured)"
+        in lines
+    )
 
 
 def test_list_names_an_unmet_runtime_need(monkeypatch):

@@ -36,6 +36,8 @@ DESIGNS = [
     "uring-tpc-single-accept",
     "uring-tpc-plain-ring",
     "uring-tpc-fixed-files",
+    "tokio-tpc-structured",
+    "monoio-tpc-structured",
 ]
 HOST = "127.0.0.1"
 TIMEOUT = 10.0  # seconds, for start-up and for any one exchange

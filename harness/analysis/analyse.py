@@ -29,6 +29,7 @@ from harness.analysis.flagged import (
 )
 from harness.analysis.labels import (  # re-exported: tests and readers use analyse.*
     CONFIG_KEYS,
+    churn_of,
     label_trials,
     nan_to_none,
     prepare,
@@ -99,6 +100,7 @@ class ConfigSummary:
     cpu_us_samples: tuple[float, ...] = ()
     # Ranked trials by repetition, for paired comparisons: {measure: {repetition: value}}.
     by_rep: dict[str, dict[int, float | None]] = field(default_factory=dict)
+    requests_per_connection: int | None = None  # churn: None keeps connections open
 
     @property
     def label(self) -> str:
@@ -110,6 +112,7 @@ class ConfigSummary:
             self.work,
             self.mode,
             self.load,
+            self.requests_per_connection,
         )
 
 
@@ -300,7 +303,7 @@ def _summaries(
     reasons_of = {r["trial_id"]: flag_reasons(r) for r in t[t["flagged"]].to_dict("records")}
     out, by_key, by_key_flagged, kinds = [], {}, {}, {}
     for number, (key, group) in enumerate(grouped):
-        server, protocol, cores, conns, size, pipeline, work, mode, load = key
+        server, protocol, cores, conns, size, pipeline, work, churn, mode, load = key
         ranked = group[group["ranked"]]
         flagged = group[group["flagged"]]
         tput = [float(x) for x in ranked["throughput_rps"].dropna()]
@@ -325,6 +328,7 @@ def _summaries(
             work=str(work) if not pd.isna(work) else "none",
             mode=str(mode) if not pd.isna(mode) else "closed",
             load=nan_to_none(load),
+            requests_per_connection=churn_of(churn),
             trials_ok=int((group["status"] == "ok").sum()),
             trials_failed=int((group["status"] != "ok").sum()),
             trials_flagged=int(group["flagged"].sum()),

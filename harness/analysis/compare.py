@@ -27,14 +27,16 @@ from harness.analysis.analyse import Analysis, ConfigSummary
 from harness.analysis.settings_diff import settings_differences
 from harness.errors import HarnessError
 
-# (server, protocol, server_cores, connections, size_bytes, pipeline, work, mode, load)
-ConfigKey = tuple[str, str, int, int, int, int, str, str, float | None]
+# (server, protocol, server_cores, connections, size_bytes, pipeline, work,
+#  requests_per_connection, mode, load)
+ConfigKey = tuple[str, str, int, int, int, int, str, int, str, float | None]
 
 
 def config_key(s: ConfigSummary) -> ConfigKey:
     load = None if s.load is None else round(float(s.load), 9)
+    churn = 0 if s.requests_per_connection is None else s.requests_per_connection  # 0: keep-alive
     return (s.server, s.protocol, s.server_cores, s.connections, s.size_bytes, s.pipeline,
-            s.work, s.mode, load)  # fmt: skip
+            s.work, churn, s.mode, load)  # fmt: skip
 
 
 def _sort_key(key: ConfigKey) -> tuple:
@@ -270,7 +272,7 @@ def match_by_plan(only_a: set[ConfigKey], only_b: set[ConfigKey]) -> dict[Config
     loads_b: dict[ConfigKey, list[ConfigKey]] = {}
     for keys, loads in ((only_a, loads_a), (only_b, loads_b)):
         for key in keys:
-            if key[-1] is not None and key[7] == "open":
+            if key[-1] is not None and key[-2] == "open":
                 loads.setdefault((*key[:-1], None), []).append(key)
     matched: dict[ConfigKey, ConfigKey] = {}
     for base in set(loads_a) & set(loads_b):

@@ -26,6 +26,9 @@ START = "tokio-ws"
 # thread-per-core runtimes, then the controls.
 ENDS = (
     "monoio-tpc",
+    # Tasks against structured concurrency: tokio-tpc's chain, then monoio's, one step longer.
+    "tokio-tpc-structured",
+    "monoio-tpc-structured",
     "glommio-tpc",
     "compio-tpc",
     "tokio-uring-tpc",
@@ -122,6 +125,9 @@ def chains(analysis: Analysis, manifest: Mapping[str, Any]) -> list[ChainView]:
         if not kept:  # no chain from tokio-ws: the controlled pairs that were measured
             for pair in controlled_pairs(present):
                 before, after = sorted((pair.a, pair.b), key=_distance_from_start, reverse=True)
+                if pair.factor == "concurrency":  # from a task per connection to structured
+                    tasks_first = pair.a_value == "task-per-connection"
+                    before, after = (pair.a, pair.b) if tasks_first else (pair.b, pair.a)
                 step = Step(before, after, pair.factor, *_values_of(pair, before))
                 result = chain_result([step], values, measure=measure, higher_is_better=higher)
                 if result is not None:

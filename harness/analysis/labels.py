@@ -15,13 +15,21 @@ CONFIG_KEYS = [
     "size_bytes",
     "pipeline",
     "work",
+    "requests_per_connection",
     "mode",
     "load",
 ]
 
 
 def workload_label(
-    protocol: str, size: int, conns: int, pipeline: int, work: str, mode: str, load: float | None
+    protocol: str,
+    size: int,
+    conns: int,
+    pipeline: int,
+    work: str,
+    mode: str,
+    load: float | None,
+    requests_per_connection: int | None = None,
 ) -> str:
     what = f"echo {size} B" if protocol == "echo" else "HTTP GET"
     parts = [what, f"{conns} conns"]
@@ -29,9 +37,18 @@ def workload_label(
         parts.append(f"pipeline {pipeline}")
     if work != "none":
         parts.append(f"work {work}")
+    if requests_per_connection == 1:
+        parts.append("a new connection per request")
+    elif requests_per_connection is not None:
+        parts.append(f"a new connection every {requests_per_connection} requests")
     if mode == "open" and load is not None:
         parts.append(f"open loop {load:g}x capacity" if load <= 2 else f"open loop {load:,.0f}/s")
     return ", ".join(parts)
+
+
+def churn_of(x: object) -> int | None:
+    """A stored requests_per_connection: the count, or None for keep-alive (null)."""
+    return None if x is None or pd.isna(x) else int(x)  # type: ignore[call-overload]
 
 
 def nan_to_none(x: object) -> float | None:
@@ -44,6 +61,8 @@ def prepare(trials: pd.DataFrame) -> pd.DataFrame:
     if t.empty:
         return t.assign(load=pd.Series(dtype=float), ranked=pd.Series(dtype=bool))
     t["load"] = t["rate_fraction"].where(t["rate_fraction"].notna(), t["target_rate"])
+    if "requests_per_connection" not in t:  # a table from before churn was a workload
+        t["requests_per_connection"] = float("nan")
     # Only excluding flags keep a trial out; a column missing from an older run counts as unset.
     flagged = pd.Series(False, index=t.index)
     for flag in EXCLUDING_FLAGS:
@@ -63,7 +82,16 @@ def label_trials(trials: pd.DataFrame) -> pd.DataFrame:
         return t.assign(
             flagged=pd.Series(dtype=bool), label=pd.Series(dtype=str), workload=pd.Series(dtype=str)
         )
-    columns = ["protocol", "size_bytes", "connections", "pipeline", "work", "mode", "load"]
+    columns = [
+        "protocol",
+        "size_bytes",
+        "connections",
+        "pipeline",
+        "work",
+        "mode",
+        "load",
+        "requests_per_connection",
+    ]
     # One label per distinct configuration, not per trial: thousands of trials share a few.
     labels: dict[tuple, tuple[str, str]] = {}
     for row in t[columns].drop_duplicates().itertuples(index=False):
@@ -71,9 +99,10 @@ def label_trials(trials: pd.DataFrame) -> pd.DataFrame:
         work = str(row.work) if not pd.isna(row.work) else "none"
         mode = str(row.mode) if not pd.isna(row.mode) else "closed"
         args = (row.protocol, int(row.size_bytes), int(row.connections), pipeline, work)
+        churn = churn_of(row.requests_per_connection)
         labels[_row_key(row)] = (
-            workload_label(*args, mode, nan_to_none(row.load)),
-            workload_label(*args, "closed", None),
+            workload_label(*args, mode, nan_to_none(row.load), churn),
+            workload_label(*args, "closed", None, churn),
         )
     pairs = [labels[_row_key(r)] for r in t[columns].itertuples(index=False)]
     return t.assign(label=[p[0] for p in pairs], workload=[p[1] for p in pairs])

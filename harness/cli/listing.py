@@ -19,7 +19,16 @@ from harness.plan.designs import (
 
 HELP = "list the server designs, their factors, whether they run here, and controlled pairs"
 
-_HEADER = ("DESIGN", "SCHEDULER", "ACCEPT", "IO", "RUNTIME", "MAINTENANCE", "STATE")
+_HEADER = (
+    "DESIGN",
+    "SCHEDULER",
+    "ACCEPT",
+    "IO",
+    "RUNTIME",
+    "MAINTENANCE",
+    "CONCURRENCY",
+    "STATE",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,6 +63,7 @@ def rows(designs: list[Design], bin_dir: Path) -> list[tuple[str, ...]]:
                 d.io or "-",
                 _runtime(d),
                 d.maintenance or "-",
+                d.concurrency,
                 state(d, bin_dir),
             )
         )

@@ -54,6 +54,38 @@ def _names(text: str | list) -> tuple[str, ...]:
     return tuple(str(x).strip() for x in items if str(x).strip())
 
 
+KEEP_ALIVE = "keep-alive"
+
+
+def _churn(text: str | list | int) -> tuple[int | None, ...]:
+    """--requests-per-connection: counts and/or keep-alive (None), e.g. keep-alive,16,1; a
+    manifest from before the list holds one count."""
+    items = text if isinstance(text, list) else str(text).split(",")
+    out: list[int | None] = []
+    for x in items:
+        word = KEEP_ALIVE if x is None else str(x).strip()
+        if not word:
+            continue
+        if word == KEEP_ALIVE:
+            out.append(None)
+            continue
+        try:
+            n = int(word)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise HarnessError(
+                f"--requests-per-connection takes counts of 1 or more and/or {KEEP_ALIVE}, "
+                f"got {text!r}; e.g. --requests-per-connection {KEEP_ALIVE},16,1"
+            )
+        out.append(n)
+    if not out:
+        raise HarnessError(
+            f"--requests-per-connection got no value; e.g. --requests-per-connection {KEEP_ALIVE},1"
+        )
+    return tuple(out)
+
+
 def _scalar(kind: Callable[[str], Any], flag: str):
     def parse(text: Any) -> Any:
         try:
@@ -92,11 +124,7 @@ RUN_OPTIONS: dict[str, tuple[str, Callable[[Any], Any], Any]] = {
     "hot-share": ("hot_share", _scalar(float, "--hot-share"), None),
     "measure": ("measure", str, None),
     "rate-fractions": ("rate_fractions", _list_of(float, "--rate-fractions", None), (0.5,)),
-    "requests-per-connection": (
-        "requests_per_connection",
-        _scalar(int, "--requests-per-connection"),
-        None,
-    ),
+    "requests-per-connection": ("requests_per_connection", _churn, (None,)),
     # Several hosts (docs/multi-host.md); in a plan file also `client_hosts = [...]`.
     "server-host": ("server_host", str, "local"),
     "client-host": (
@@ -132,7 +160,8 @@ RUN_HELP = {
     "lognormal:MEDIAN_US:SIGMA (comma-separated for several)",
     "hot-fraction": "skew: this fraction of connections carries --hot-share of the load",
     "hot-share": "skew: the share of requests (open) or pipeline depth (closed) they carry",
-    "requests-per-connection": "churn: reconnect after this many requests (1: every request)",
+    "requests-per-connection": "churn: reconnect after this many requests (1: every request); "
+    "comma-separated for several workloads, keep-alive for none (default: keep-alive)",
     "measure": "what to measure and rank on: auto (default: calibrate, then choose), fixed-rate "
     "(server CPU-us per request and latency at common rates), server-bound (closed loop with "
     "per-request work), closed-loop (peak throughput), as-given (exactly --mode/--rates; "

@@ -45,13 +45,18 @@ FACTOR_VALUES: dict[str, tuple[str, ...]] = {
         "aiohttp",
         "nginx",
     ),
+    "concurrency": ("task-per-connection", "structured", "event-loop"),
 }
+# What a design that does not declare `concurrency` is: every design written before the factor
+# existed that has a runtime spawns a task per connection (manifests written then lack the key).
+DEFAULT_CONCURRENCY = "task-per-connection"
 MAINTENANCE_VALUES = ("unmaintained upstream", "discontinued upstream")
 REQUIREMENTS = ("io_uring", "memlock")
 # Two designs differing in exactly one of these are a controlled pair. The order is the one a
 # chain of pairs prefers (docs/designs.md): accept topology first, then stealing, then the
-# runtime, then the I/O model; language last (no cross-language pair is controlled anyway).
-PAIR_FACTORS = ("accept", "scheduler", "runtime", "io", "language")
+# runtime, then the I/O model, then how a worker runs its connections (tasks or one structured
+# group); language last (no cross-language pair is controlled anyway).
+PAIR_FACTORS = ("accept", "scheduler", "runtime", "io", "concurrency", "language")
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,9 @@ class Design:
     runtime_version: str | None = None  # from Cargo.lock or the installed package; None: unknown
     maintenance: str | None = None  # "unmaintained upstream" | "discontinued upstream"
     requires: tuple[str, ...] = ()  # what the machine must allow: "io_uring", "memlock"
+    # task-per-connection | structured (one group of futures in the worker's task) | event-loop
+    # (no futures: per-connection state in a hand-written loop or protocol callbacks).
+    concurrency: str = DEFAULT_CONCURRENCY
 
     def factors(self) -> dict[str, str | None]:
         """The factors a controlled pair is judged on, by name."""

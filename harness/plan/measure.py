@@ -103,7 +103,7 @@ def capacity_config(config: RunConfig) -> RunConfig:
         measure=AS_GIVEN,
         hot_fraction=None,
         hot_share=None,
-        requests_per_connection=None,
+        requests_per_connection=(None,),
     )
 
 

@@ -53,7 +53,9 @@ class RunConfig:
     works: tuple[str, ...] = ("none",)
     hot_fraction: float | None = None
     hot_share: float | None = None
-    requests_per_connection: int | None = None
+    # Churn: each value is a workload, a new connection after that many requests; None keeps
+    # connections open (keep-alive). Several values: one configuration each.
+    requests_per_connection: tuple[int | None, ...] = (None,)
     # What the run measures (plan/measure.py): auto | fixed-rate | server-bound | closed-loop |
     # as-given (the flags exactly). Calibration first unless calibrate is False.
     measure: str = "as-given"
@@ -114,6 +116,7 @@ class TrialSpec:
     runtime: str | None = None
     runtime_version: str | None = None
     maintenance: str | None = None
+    concurrency: str | None = None  # task-per-connection | structured | event-loop
 
     @property
     def client_threads(self) -> int:
@@ -134,6 +137,7 @@ class TrialSpec:
             self.work,
             self.mode,
             self.rate_fraction or self.rate,
+            self.requests_per_connection,
         )
 
     def to_dict(self) -> dict[str, object]:
@@ -234,8 +238,8 @@ def validate(config: RunConfig, designs: dict[str, Design]) -> None:
     for value, flag in ((config.hot_fraction, "--hot-fraction"), (config.hot_share, "--hot-share")):
         if value is not None and not 0 < value < 1:
             raise HarnessError(f"{flag} must be between 0 and 1 exclusive, got {value}")
-    if config.requests_per_connection is not None and config.requests_per_connection < 1:
-        raise HarnessError("--requests-per-connection must be at least 1")
+    if any(n is not None and n < 1 for n in config.requests_per_connection):
+        raise HarnessError("--requests-per-connection must be at least 1 (or keep-alive)")
     for dist in config.works:
         check_work(dist)
         if dist != "none":
@@ -298,6 +302,7 @@ def make_plan(
             [
                 f"-p{spec.pipeline}" if spec.pipeline != 1 else "",
                 f"-w{spec.work.replace(':', '_')}" if spec.work != "none" else "",
+                f"-n{spec.requests_per_connection}" if spec.requests_per_connection else "",
             ]
         )
         spec = replace(
@@ -311,11 +316,15 @@ def make_plan(
         return spec
 
     fitting = [k for k in config.cores if k in assignments]
-    for rep, proto, k, conns, size, depth, work in (
+    for rep, proto, k, conns, size, depth, work, churn in (
         (r, p, n, *rest)
         for r, p, n in itertools.product(range(config.repeat), config.protocols, fitting)
         for rest in itertools.product(
-            connection_counts(config, n), config.sizes, config.pipeline, config.works
+            connection_counts(config, n),
+            config.sizes,
+            config.pipeline,
+            config.works,
+            config.requests_per_connection or (None,),
         )
     ):
         if proto == "http" and size != config.sizes[0]:
@@ -345,6 +354,7 @@ def make_plan(
                 runtime=d.runtime,
                 runtime_version=d.runtime_version,
                 maintenance=d.maintenance,
+                concurrency=d.concurrency,
                 protocol=proto,
                 server_cores=k,
                 connections=conns,
@@ -359,7 +369,7 @@ def make_plan(
                 work=work,
                 hot_fraction=config.hot_fraction,
                 hot_share=config.hot_share,
-                requests_per_connection=config.requests_per_connection,
+                requests_per_connection=churn,
                 seed=seed,
             )
             if config.rate_sweep:

@@ -12,6 +12,7 @@ import pandas as pd
 from harness.analysis import stats
 from harness.analysis.analyse import Analysis, ConfigSummary, DesignComparison
 from harness.analysis.flagged import dominant_flag, flag_counts, kinds_text
+from harness.analysis.tasks import concurrency_pairs
 from harness.analysis.trial_figures import hiccup_floor
 from harness.plan import cpus
 from harness.report.format import cores_text, fmt, fmt_ratio, plural
@@ -222,6 +223,8 @@ def unrankable(trials: pd.DataFrame, analysis: Analysis, manifest: dict[str, Any
     """Why no pair of designs could be ranked in this run, or None when one could."""
     if any(c.throughput_ratio or c.p99_ratio or c.cpu_ratio for c in analysis.comparisons):
         return None
+    if any(p.cpu.ratio or p.p99.ratio for p in concurrency_pairs(analysis, manifest)):
+        return None  # a tasks / structured run: its pairs are ranked (report/tasks.py)
     if trials.empty:
         outcome = manifest.get("outcome") or {}
         if outcome.get("interrupted"):

@@ -195,6 +195,8 @@ def benchmark_name(s: ConfigSummary, trial: dict[str, Any]) -> str:
         parts.append(f"p{s.pipeline}")
     if s.work != "none":
         parts.append("w" + s.work.replace(":", "_"))
+    if s.requests_per_connection is not None:  # churn: a new connection every N requests
+        parts.append(f"n{s.requests_per_connection}")
     if s.mode == "open":
         fraction = trial.get("rate_fraction")
         if fraction is not None and not pd.isna(fraction):

@@ -20,12 +20,16 @@ from harness.analysis.analyse import Analysis, ConfigSummary, analyse
 from harness.analysis.decompose import chains
 from harness.analysis.flagged import kinds_text
 from harness.analysis.scaling import stealing_note
+from harness.analysis.tasks import concurrency_pairs
+from harness.analysis.trial_figures import hiccup_floor
 from harness.report.answer import answer
 from harness.report.chart_pool import draw_charts
 from harness.report.format import coverage_short, fmt, fmt_us, interval_text, plural
 from harness.report.model_section import model_section
 from harness.report.published_section import published_section
 from harness.report.scaling_section import scaling_section
+from harness.report.tasks import CLAIM as TASKS_CLAIM
+from harness.report.tasks import rows as tasks_rows
 from harness.report.verdict import chain_rows, first_sentence, measurement
 from harness.run import flags
 from harness.run.steady import STEADY_DRIFT_LIMIT
@@ -340,6 +344,7 @@ def render(run: RunData, analysis: Analysis | None = None) -> str:
     outcome = manifest.get("outcome") or {}
     plat, pyperf_meta = platform_rows(manifest)
     plat.append(("client noise floor", the_answer.floor))
+    tasks = tasks_rows(concurrency_pairs(analysis, manifest), hiccup_floor(trials)[0], analysis)
     return (
         _environment()
         .get_template("report.html.j2")
@@ -358,6 +363,8 @@ def render(run: RunData, analysis: Analysis | None = None) -> str:
             verdict=first_sentence(analysis, manifest),
             measurement=measurement(manifest),
             chain_rows=chain_rows(chains(analysis, manifest)),
+            tasks=tasks,
+            tasks_claim=TASKS_CLAIM,
             charts=figures,
             configs=config_groups(analysis),
             warnings=[s for s in analysis.summaries if s.warnings],

@@ -65,6 +65,8 @@ def _describe(spec: TrialSpec) -> str:
     what = f"{spec.server} {spec.protocol} {spec.server_cores} core(s) {spec.connections} conns"
     if spec.protocol == "echo":
         what += f" {spec.size_bytes} B"
+    if spec.requests_per_connection:
+        what += f" reconnect/{spec.requests_per_connection}"
     if spec.mode == "open":
         what += f" open {spec.rate:,.0f}/s" if spec.rate else f" open {spec.rate_fraction:g}x"
     return f"{what} rep {spec.repetition + 1}"

@@ -9,7 +9,15 @@ from typing import Any
 from harness.run import flags
 
 # The design's factors, copied from its registry entry through the trial spec.
-_FACTOR_COLUMNS = ("scheduler", "accept", "io", "runtime", "runtime_version", "maintenance")
+_FACTOR_COLUMNS = (
+    "scheduler",
+    "accept",
+    "io",
+    "runtime",
+    "runtime_version",
+    "maintenance",
+    "concurrency",
+)
 
 
 def _div(a: float | None, b: float | None) -> float | None:

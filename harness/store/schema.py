@@ -15,6 +15,7 @@ TRIALS = pa.schema([
     ("design_family", _S), ("io_model", _S), ("protocol", _S), ("server_cores", _I32),
     ("scheduler", _S), ("accept", _S), ("io", _S), ("runtime", _S), ("runtime_version", _S),
     ("maintenance", _S), ("settings_profile", _S), ("server_settings", _S),
+    ("concurrency", _S),
     ("server_cpus", _S), ("client_cpus", _S), ("client_threads", _I32), ("connections", _I32),
     ("port", _I32), ("port_attempts", _I32),
     ("size_bytes", _I64), ("pipeline", _I32), ("work", _S), ("mode", _S), ("arrival", _S),

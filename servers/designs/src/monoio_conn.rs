@@ -11,7 +11,7 @@
 //! enabled, used only for the accept back-off.
 
 use std::io;
-use std::ops::Range;
+use std::ops::{Deref, Range};
 use std::rc::Rc;
 use std::sync::{mpsc, Arc, Barrier};
 
@@ -19,6 +19,8 @@ use bench_core::counters::{Counters, Field, LocalCounters};
 use bench_core::settings::{Profile, Settings};
 use bench_core::signal::{self, ShutdownSignals};
 use bench_core::{fatal, net, report, Config, Protocol, Session};
+use futures_concurrency::prelude::*;
+use futures_lite::stream::{self, Stream};
 use monoio::buf::IoBuf;
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use monoio::net::{TcpListener, TcpStream, UnixStream};
@@ -52,6 +54,35 @@ pub fn main<D: Driver + 'static>(
     settings: Settings,
     build: impl Fn() -> io::Result<Runtime<D>> + Clone + Send + 'static,
 ) {
+    serve_workers(design, settings, build, Connections::Tasks);
+}
+
+/// The same server with each worker's connections polled as one group inside its one task
+/// (monoio-tpc-structured): futures-concurrency's `co().for_each` over the accept stream, no
+/// `monoio::spawn`, connections borrowing the worker's counters.
+pub fn main_structured<D: Driver + 'static>(
+    design: &'static str,
+    settings: Settings,
+    build: impl Fn() -> io::Result<Runtime<D>> + Clone + Send + 'static,
+) {
+    serve_workers(design, settings, build, Connections::Structured);
+}
+
+/// How a worker runs its connections: the registry's `concurrency` factor.
+#[derive(Clone, Copy)]
+enum Connections {
+    /// `monoio::spawn` per connection (task-per-connection).
+    Tasks,
+    /// One group of futures inside the worker's task (structured).
+    Structured,
+}
+
+fn serve_workers<D: Driver + 'static>(
+    design: &'static str,
+    settings: Settings,
+    build: impl Fn() -> io::Result<Runtime<D>> + Clone + Send + 'static,
+    connections: Connections,
+) {
     let cfg = Config::from_env();
     let signals = ShutdownSignals::block();
     let listeners: Vec<_> = (0..cfg.threads)
@@ -74,9 +105,21 @@ pub fn main<D: Driver + 'static>(
                 let listener = TcpListener::from_std(listener).unwrap_or_else(fatal);
                 let stop_end = UnixStream::from_std(stop_end).unwrap_or_else(fatal);
                 workers_ready.wait();
-                monoio::select! {
-                    () = accept_loop(&listener, cfg.protocol, &counters) => {}
-                    () = stopped(stop_end) => {}
+                match connections {
+                    Connections::Tasks => monoio::select! {
+                        () = accept_loop(&listener, cfg.protocol, &counters) => {}
+                        () = stopped(stop_end) => {}
+                    },
+                    Connections::Structured => {
+                        let (protocol, counters) = (cfg.protocol, &*counters);
+                        let group = accept_stream(&listener)
+                            .co()
+                            .for_each(|stream| serve(stream, protocol, counters));
+                        monoio::select! {
+                            () = group => {}
+                            () = stopped(stop_end) => {}
+                        }
+                    }
                 }
             });
             // Nothing runs outside `block_on`: the counters are final.
@@ -110,13 +153,36 @@ async fn accept_loop(listener: &TcpListener, protocol: Protocol, counters: &Rc<L
     }
 }
 
+/// The accepted connections as a stream, for the structured design. `unfold` keeps the pending
+/// `accept` inside the stream, so a `next()` dropped by a race (`co().for_each` races the
+/// stream against the group) does not drop it: a dropped io_uring accept would lose a
+/// connection the kernel had already accepted (monoio ignores an abandoned operation's result).
+fn accept_stream(listener: &TcpListener) -> impl Stream<Item = TcpStream> + '_ {
+    stream::unfold(listener, |listener| async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => return Some((stream, listener)),
+                Err(e) => {
+                    eprintln!("accept: {e}");
+                    monoio::time::sleep(net::ACCEPT_BACKOFF).await;
+                }
+            }
+        }
+    })
+}
+
 /// Returns when the main thread closes its end of the stop line.
 async fn stopped(mut stop_end: UnixStream) {
     // Anything but data (EOF or an error) means the main thread's end is gone.
     while let (Ok(1..), _) = stop_end.read(vec![0; 1]).await {}
 }
 
-async fn serve(mut stream: TcpStream, protocol: Protocol, counters: Rc<LocalCounters>) {
+/// `counters`: an `Rc` in a spawned task, a plain reference in the structured group.
+async fn serve(
+    mut stream: TcpStream,
+    protocol: Protocol,
+    counters: impl Deref<Target = LocalCounters>,
+) {
     counters.add(Field::Connections, 1);
     // A reset or a vanished client ends only its own connection; in a benchmark that is routine,
     // so it is not logged.

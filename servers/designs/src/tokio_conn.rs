@@ -7,6 +7,7 @@ use std::sync::{Arc, Barrier};
 
 use bench_core::counters::{Counters, Field, SharedCounters};
 use bench_core::{fatal, net, read_buffer, Config, Protocol, Session};
+use futures_lite::stream::{self, Stream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::{Builder, Runtime};
@@ -93,4 +94,21 @@ async fn run(
             return Ok(());
         }
     }
+}
+
+/// The accepted connections as a stream, for the structured designs (`co().for_each`). Backs off
+/// on an accept error as `accept_loop` does. `unfold` keeps the pending `accept` inside the
+/// stream, so a `next()` dropped by a race does not drop it.
+pub fn accept_stream(listener: &TcpListener) -> impl Stream<Item = TcpStream> + '_ {
+    stream::unfold(listener, |listener| async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => return Some((stream, listener)),
+                Err(e) => {
+                    eprintln!("accept: {e}");
+                    tokio::time::sleep(net::ACCEPT_BACKOFF).await;
+                }
+            }
+        }
+    })
 }
