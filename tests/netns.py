@@ -28,9 +28,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import asyncssh
-
 from harness.run.hosts import SshOptions
+from harness.run.remote import asyncssh  # imported there without its import-time warning
 
 SSHD = Path("/usr/sbin/sshd")
 TEST_RANGE = ipaddress.ip_network("198.18.0.0/15")

@@ -381,6 +381,8 @@ def process(argv, ready_port=None):
         deadline = time.monotonic() + 10
         if ready_port is None:
             line = proc.stdout.readline()
+            if line.startswith('{"schema":"server-settings/1"'):  # optional, before READY
+                line = proc.stdout.readline()
             assert line.strip() == "READY", f"{argv[0]}: {line!r} {proc.stderr.read()}"
         else:
             while time.monotonic() < deadline:

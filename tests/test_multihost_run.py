@@ -137,6 +137,8 @@ def test_a_run_across_three_hosts_merges_by_adding_counts(
     (t,) = trials.itertuples()
     assert t.status == "ok", t.reason
     assert (t.server_host, t.client_hosts) == (server, f"{c1},{c2}")
+    # The server's settings line, read over SSH before READY as on one machine.
+    assert t.settings_profile == "authors" and "epoll" in t.server_settings
     # The server's threads, sampled from its host's /proc over the window; the contended flag
     # judged on its CPUs.
     threads = pd.read_parquet(run / "threads.parquet")

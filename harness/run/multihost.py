@@ -283,7 +283,8 @@ class HostSession:
                 )
             except (RemoteError, ValueError) as exc:
                 return fail(f"server host {exc}")
-            why = _wait_ready(srv, raw / f"{spec.trial_id}.server.log")
+            settings: dict[str, Any] = {}
+            why = _wait_ready(srv, raw / f"{spec.trial_id}.server.log", settings)
             if why:
                 return fail(f"server on {server_host} {why}")
             try:
@@ -372,7 +373,7 @@ class HostSession:
                     return fail(f"client host {h}: load generator wrote invalid JSON: {exc}")
             result = HostsTrialResult(
                 spec, "ok", "", started, "", per_host=per_host, server_host=server_host,
-                port=port, port_attempts=1,
+                port=port, port_attempts=1, server_settings=settings.get("line"),
             )  # fmt: skip
             starts = {
                 h: int(d["clock"]["window_start_unix_ns"]) - offsets[h].offset_ns
@@ -410,13 +411,16 @@ class HostSession:
                 srv.kill()
 
 
-def _wait_ready(srv: RemoteProcess, log: Path) -> str | None:
-    """None once the server printed READY; otherwise why not (lines before READY skipped)."""
+def _wait_ready(srv: RemoteProcess, log: Path, settings: dict[str, Any]) -> str | None:
+    """None once the server printed READY; otherwise why not. Other lines before READY are
+    skipped, but its `server-settings/1` line goes into settings["line"], as on one machine."""
     deadline = time.monotonic() + server.READY_TIMEOUT_S
     while time.monotonic() < deadline:
         line = srv.read_line(0.1)
         if line is not None and line.strip() == "READY":
             return None
+        if line is not None and (parsed := server.parse_settings(line)) is not None:
+            settings.setdefault("line", parsed)
         try:
             code = srv.poll()
         except RemoteError as exc:

@@ -56,6 +56,7 @@ use std::sync::{mpsc, Arc, Once};
 use std::time::{Duration, Instant};
 
 use bench_core::counters::{Counters, Field, LocalCounters};
+use bench_core::settings::{Profile, Settings};
 use bench_core::signal::{self, ShutdownSignals};
 use bench_core::{fatal, net, report, Config, Protocol, Session, BUF_SIZE};
 use io_uring::types::{BufRingEntry, Fd, Fixed, SubmitArgs, Timespec};
@@ -654,7 +655,7 @@ pub fn main(design: &'static str, wanted: Features) {
             if worker == 0 {
                 eprintln!("{design}: io_uring features: {}", event_loop.features());
             }
-            let _ = started_tx.send(Ok(()));
+            let _ = started_tx.send(Ok(event_loop.features()));
             let counters = LocalCounters::default();
             if let Err(e) = event_loop.run(&counters) {
                 eprintln!("worker {worker}: io_uring_enter: {e}");
@@ -668,9 +669,10 @@ pub fn main(design: &'static str, wanted: Features) {
     // READY once every worker has its ring; the listeners already listen. (Main's own sender is
     // dropped so that a worker that died before reporting ends the wait.)
     drop(started_tx);
+    let mut used = wanted;
     for _ in 0..cfg.threads {
         match started_rx.recv() {
-            Ok(Ok(())) => {}
+            Ok(Ok(features)) => used = features,
             Ok(Err(e)) => fatal(format_args!(
                 "io_uring unavailable: {e} (check `ulimit -l`, seccomp and the \
                  kernel.io_uring_disabled sysctl)"
@@ -678,7 +680,14 @@ pub fn main(design: &'static str, wanted: Features) {
             Err(_) => fatal("a worker exited during start-up"),
         }
     }
-    bench_core::ready();
+    // The features really in use (less any the kernel refused): the same on every worker.
+    // The floor has no library defaults to fall back to, so both profiles report the same.
+    let settings = Settings::new(design, Profile::from_env())
+        .with("recv_multishot", used.recv_multishot)
+        .with("accept_multishot", used.accept_multishot)
+        .with("ring_flags", used.ring_flags)
+        .with("registered_files", used.registered_files);
+    bench_core::ready_with(&settings);
 
     signals.wait();
     stop.trigger();
