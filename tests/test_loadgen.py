@@ -36,7 +36,7 @@ SUMMARY_KEYS = [
     *["requests", "errors_total", "errors", "bytes_sent", "bytes_received"],
     *["window_s", "throughput_rps", "clamped", "latency_us", "service_latency_us"],
     *["target_rate", "scheduled_rate", "achieved_rate", "sent_rate", "schedule_lag_us"],
-    *["client_bound", "client_bound_reasons"],
+    *["client_bound", "client_limits"],  # records since loadgen/2 (docs/loadgen.md)
     # Added by issue 14 (docs/loadgen.md, "Lost and censored requests").
     *["failed", "censored", "censored_latency_us", "latency_upper_us", "censored_tail"],
     "scheduled",
@@ -177,7 +177,7 @@ def test_echo_run_is_complete_and_consistent():
         )
     assert rc == 0, err
     assert list(doc) == DOC_KEYS
-    assert doc["schema"] == "loadgen/1"
+    assert doc["schema"] == "loadgen/2"
     assert doc["latency_kind"] == "closed-loop"
     assert doc["config"] == dict(
         host="127.0.0.1", port=srv.port, protocol="echo", mode="closed", size=100, path=None,
@@ -201,7 +201,9 @@ def test_echo_run_is_complete_and_consistent():
     assert s["schedule_lag_us"] is None and doc["service_histogram"] is None
     assert s["achieved_rate"] == s["throughput_rps"]
     assert s["sent_rate"] == pytest.approx(s["achieved_rate"], rel=0.01)
-    assert s["client_bound"] == bool(s["client_bound_reasons"])
+    assert s["client_bound"] == bool(s["client_limits"])
+    for record in s["client_limits"]:  # each limit crossed is a record, never a sentence
+        assert set(record) == {"kind", "thread", "value", "limit", "unit"}
 
     h = doc["histogram"]
     assert (h["unit"], h["sub_buckets"]) == ("ns", 2048)

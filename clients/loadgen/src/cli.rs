@@ -4,6 +4,11 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
+// The typed configuration lives below both this parser and `plan` (which checks a skew), so that
+// neither imports the other's types; re-exported for the modules that name them through `cli`.
+use crate::config::seconds_to_ns;
+pub use crate::config::{Arrival, Config, OpenLoop, ProtocolKind, Skew, MAX_DEPTH};
+
 /// The usage line of `--help` (clap renders the rest from the flags below).
 const USAGE: &str = "\
 loadgen [--host ADDR] [--port N] [--protocol echo|http] [--size B] [--path P]
@@ -15,130 +20,7 @@ loadgen [--host ADDR] [--port N] [--protocol echo|http] [--size B] [--path P]
 
 const MAX_SIZE: usize = 16 << 20;
 const MAX_SECONDS: f64 = 1e6;
-/// Largest `--pipeline`; also bounds the depth a hot connection gets in closed loop.
-pub const MAX_DEPTH: usize = 4096;
 const MAX_RATE: f64 = 1e9;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum ProtocolKind {
-    Echo,
-    Http,
-}
-
-impl ProtocolKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            ProtocolKind::Echo => "echo",
-            ProtocolKind::Http => "http",
-        }
-    }
-}
-
-/// How intended send times are spaced in open loop.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Arrival {
-    /// Exponential gaps (a Poisson process per connection; their sum is Poisson too).
-    Poisson,
-    /// Equal gaps, connections phase-shifted so that the sum is evenly spaced.
-    Uniform,
-}
-
-impl Arrival {
-    pub fn name(self) -> &'static str {
-        match self {
-            Arrival::Poisson => "poisson",
-            Arrival::Uniform => "uniform",
-        }
-    }
-}
-
-/// Open loop: a schedule of intended send times at `rate` requests/s in total.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct OpenLoop {
-    pub rate: f64,
-    pub arrival: Arrival,
-    pub seed: u64,
-}
-
-/// A fraction of the connections carries a share of the load (docs/loadgen.md, "Skew").
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Skew {
-    pub fraction: f64,
-    pub share: f64,
-}
-
-#[derive(Clone, Debug)]
-pub struct Config {
-    pub host: String,
-    pub port: u16,
-    /// `host:port` resolved once, before the run.
-    pub addr: SocketAddr,
-    pub protocol: ProtocolKind,
-    /// Echo message size (unused by HTTP).
-    pub size: usize,
-    /// HTTP request target (unused by echo).
-    pub path: String,
-    pub connections: usize,
-    /// Requests outstanding per connection (before skew).
-    pub pipeline: usize,
-    /// `None`: closed loop.
-    pub open: Option<OpenLoop>,
-    pub skew: Option<Skew>,
-    /// Requests per TCP connection before it is closed and reopened; `None`: keep-alive.
-    pub requests_per_connection: Option<u64>,
-    pub threads: usize,
-    /// `Some(cpus)` with one CPU per thread when pinned.
-    pub cpus: Option<Vec<usize>>,
-    pub warmup_s: f64,
-    pub duration_s: f64,
-    pub timeout_s: f64,
-    pub interval_ms: u64,
-    pub hlog: Option<PathBuf>,
-    pub out: Option<PathBuf>,
-    /// Wait until this `CLOCK_REALTIME` instant (ns since the epoch) before starting (`t0`);
-    /// `None`: start at once.
-    pub start_at_ns: Option<u64>,
-    /// Run the hiccup meter on the client CPUs during the window (on unless `--no-hiccup`).
-    pub hiccup: bool,
-}
-
-impl Config {
-    pub fn warmup_ns(&self) -> u64 {
-        seconds_to_ns(self.warmup_s)
-    }
-    pub fn duration_ns(&self) -> u64 {
-        seconds_to_ns(self.duration_s)
-    }
-    pub fn timeout_ns(&self) -> u64 {
-        seconds_to_ns(self.timeout_s)
-    }
-    pub fn interval_ns(&self) -> u64 {
-        self.interval_ms * 1_000_000
-    }
-    /// Number of rows of the series; the last interval is shorter when the duration is not a
-    /// multiple of the interval.
-    pub fn intervals(&self) -> usize {
-        self.duration_ns().div_ceil(self.interval_ns()) as usize
-    }
-    /// Connections owned by `thread`: an even spread, the first threads taking the remainder.
-    pub fn connections_of(&self, thread: usize) -> usize {
-        self.connections / self.threads + usize::from(thread < self.connections % self.threads)
-    }
-    pub fn cpu_of(&self, thread: usize) -> Option<usize> {
-        self.cpus.as_ref().map(|c| c[thread])
-    }
-    pub fn mode_name(&self) -> &'static str {
-        if self.open.is_some() {
-            "open"
-        } else {
-            "closed"
-        }
-    }
-}
-
-fn seconds_to_ns(s: f64) -> u64 {
-    (s * 1e9).round() as u64
-}
 
 pub enum Command {
     Run(Box<Config>),
@@ -236,8 +118,8 @@ struct Args {
 struct CpuList(Vec<usize>);
 
 /// clap's error as one line (its first paragraph, e.g. with the possible values), without the
-/// `error: ` that `main` adds back.
-fn one_line(e: &clap::Error) -> String {
+/// `error: ` that `main` adds back (the `hiccup` binary's too).
+pub fn one_line(e: &clap::Error) -> String {
     let text = e.to_string();
     let first: Vec<&str> = text
         .lines()

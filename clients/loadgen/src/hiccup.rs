@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::histogram::Histogram;
-use crate::report::HistogramOut;
+use crate::output::{us, HistogramOut, P50, P90, P99, P999};
 use crate::sys;
 
 /// The intended sleep of one sample.
@@ -154,15 +154,14 @@ pub struct HiccupCpu {
 
 impl HiccupCpu {
     fn of(cpu: Option<usize>, h: &Histogram) -> HiccupCpu {
-        let us = |ns: u64| ns as f64 / 1000.0;
         let p = |ppm| h.percentile(ppm).map(us);
         HiccupCpu {
             cpu,
             count: h.count(),
-            p50_us: p(500_000),
-            p90_us: p(900_000),
-            p99_us: p(990_000),
-            p999_us: p(999_000),
+            p50_us: p(P50),
+            p90_us: p(P90),
+            p99_us: p(P99),
+            p999_us: p(P999),
             max_us: h.max().map(us),
             histogram: HistogramOut::of(h),
         }
@@ -173,19 +172,26 @@ impl HiccupCpu {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_stall_of_its_own_thread_is_seen() {
-        let stop = AtomicBool::new(false);
+    /// A meter on no particular CPU, from `start` to `end` samples from now.
+    fn spec(start: u64, end: u64) -> (MeterSpec, u64) {
         let now = sys::now_ns();
         let spec = MeterSpec {
             cpu: None,
-            start_ns: now,
-            end_ns: now + 60 * INTERVAL_NS,
-            stall: Some(Stall {
-                at_ns: now + 10 * INTERVAL_NS,
-                length_ns: 20 * INTERVAL_NS,
-            }),
+            start_ns: now + start * INTERVAL_NS,
+            end_ns: now + end * INTERVAL_NS,
+            stall: None,
         };
+        (spec, now)
+    }
+
+    #[test]
+    fn a_stall_of_its_own_thread_is_seen() {
+        let stop = AtomicBool::new(false);
+        let (mut spec, now) = spec(0, 60);
+        spec.stall = Some(Stall {
+            at_ns: now + 10 * INTERVAL_NS,
+            length_ns: 20 * INTERVAL_NS,
+        });
         let h = measure(spec, &stop).unwrap();
         assert!(h.count() >= 1);
         // Both sleeps last at least as long as asked.
@@ -195,13 +201,7 @@ mod tests {
     #[test]
     fn stop_ends_it_at_once() {
         let stop = AtomicBool::new(true);
-        let now = sys::now_ns();
-        let spec = MeterSpec {
-            cpu: None,
-            start_ns: now + 1_000 * INTERVAL_NS,
-            end_ns: now + 2_000 * INTERVAL_NS,
-            stall: None,
-        };
+        let (spec, _) = spec(1_000, 2_000);
         assert_eq!(measure(spec, &stop).unwrap().count(), 0);
     }
 }

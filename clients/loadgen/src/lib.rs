@@ -1,18 +1,21 @@
 //! loadgen: the measuring instrument (docs/loadgen.md), as a library shared by the `loadgen`
 //! binary and the `hiccup` meter (`src/bin/hiccup.rs`).
 //!
-//! Pipeline: `cli` (flags -> `Config`) -> `plan` (each connection's share of the load) ->
+//! Pipeline: `cli` (flags -> `config::Config`) -> `plan` (each connection's share of the load) ->
 //! `worker` threads, each an event loop over its own `conn`s speaking a `protocol` (echo or
 //! `http`), open loop paced by a per-connection `schedule`, timing answers into its `recorder`
 //! (per-interval `histogram`s and `stats`) -> channel -> `report` (merge by adding counts, JSON
 //! document; `hlog` for the optional HdrHistogram log) -> stdout/file.
 
 pub mod cli;
+pub mod config;
 pub mod conn;
 pub mod hiccup;
 pub mod histogram;
 pub mod hlog;
 pub mod http;
+pub mod limits;
+pub mod output;
 pub mod plan;
 pub mod protocol;
 pub mod recorder;

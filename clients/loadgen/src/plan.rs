@@ -9,7 +9,7 @@
 //!   `max(1, round(S * P * C / H))` requests outstanding and a cold one
 //!   `max(1, round((1 - S) * P * C / (C - H)))`.
 
-use crate::cli::{Config, MAX_DEPTH};
+use crate::config::{Config, MAX_DEPTH};
 
 /// One connection's share of the load.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -104,12 +104,28 @@ pub fn for_thread(cfg: &Config, thread: usize) -> Vec<ConnPlan> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::{parse, Command};
+    use crate::config::{Arrival, OpenLoop, Skew};
 
-    fn cfg(args: &str) -> Result<Config, String> {
-        match parse(args.split_whitespace().map(str::to_string))? {
-            Command::Run(c) => Ok(*c),
-            Command::Help(_) => unreachable!(),
+    /// `connections` over `threads`, closed loop at `pipeline` or open loop at `rate`, with an
+    /// optional skew `(fraction, share)`.
+    fn cfg(
+        connections: usize,
+        threads: usize,
+        pipeline: usize,
+        rate: Option<f64>,
+        skew: Option<(f64, f64)>,
+    ) -> Config {
+        Config {
+            connections,
+            threads,
+            pipeline,
+            open: rate.map(|rate| OpenLoop {
+                rate,
+                arrival: Arrival::Poisson,
+                seed: 1,
+            }),
+            skew: skew.map(|(fraction, share)| Skew { fraction, share }),
+            ..Config::example()
         }
     }
 
@@ -119,14 +135,14 @@ mod tests {
 
     #[test]
     fn no_skew_is_even() {
-        let c = cfg("--connections 5 --threads 2 --pipeline 3 --rate 1000").unwrap();
+        let c = cfg(5, 2, 3, Some(1000.0), None);
         let plans = all(&c);
         assert_eq!(
             plans.iter().map(|p| p.index).collect::<Vec<_>>(),
             [0, 1, 2, 3, 4]
         );
         assert!(plans.iter().all(|p| p.depth == 3 && p.rate == Some(200.0)));
-        let closed = cfg("--connections 5 --threads 2 --pipeline 3").unwrap();
+        let closed = cfg(5, 2, 3, None, None);
         assert!(all(&closed)
             .iter()
             .all(|p| p.depth == 3 && p.rate.is_none()));
@@ -134,8 +150,8 @@ mod tests {
 
     #[test]
     fn open_loop_skew_splits_the_rate() {
-        let c = cfg("--connections 8 --threads 2 --rate 1000 --hot-fraction 0.25 --hot-share 0.6")
-            .unwrap();
+        let c = cfg(8, 2, 1, Some(1000.0), Some((0.25, 0.6)));
+        check(&c).unwrap();
         let plans = all(&c);
         // H = 2: one per thread, each thread's first connection.
         let hot: Vec<_> = plans
@@ -152,23 +168,22 @@ mod tests {
     #[test]
     fn closed_loop_skew_splits_and_rounds_the_depth() {
         // Total 4 * 2 = 8: hot round(0.5 * 8 / 1) = 4, cold round(0.5 * 8 / 3) = round(1.33) = 1.
-        let c = cfg("--connections 4 --pipeline 2 --hot-fraction 0.25 --hot-share 0.5").unwrap();
+        let c = cfg(4, 1, 2, None, Some((0.25, 0.5)));
         assert_eq!(depths(&c), (4, 1));
         assert_eq!(
             all(&c).iter().map(|p| p.depth).collect::<Vec<_>>(),
             [4, 1, 1, 1]
         );
         // A cold share that rounds to 0 still keeps one request outstanding.
-        let c = cfg("--connections 10 --hot-fraction 0.1 --hot-share 0.99").unwrap();
+        let c = cfg(10, 1, 1, None, Some((0.1, 0.99)));
         assert_eq!(depths(&c), (10, 1));
     }
 
     #[test]
     fn rejects_skews_without_hot_or_cold_connections() {
-        assert!(cfg("--connections 4 --hot-fraction 0.1 --hot-share 0.5").is_err()); // H = 0
-        assert!(cfg("--connections 4 --hot-fraction 0.9 --hot-share 0.5").is_err()); // H = 4
-        assert!(cfg("--connections 4 --hot-fraction 0.5").is_err());
-        assert!(cfg("--connections 4 --hot-fraction 0.5 --hot-share 1").is_err());
-        assert!(cfg("--connections 2 --pipeline 4096 --hot-fraction 0.5 --hot-share 0.9").is_err());
+        assert!(check(&cfg(4, 1, 1, None, Some((0.1, 0.5)))).is_err()); // H = 0
+        assert!(check(&cfg(4, 1, 1, None, Some((0.9, 0.5)))).is_err()); // H = 4
+        assert!(check(&cfg(4, 1, 1, None, Some((0.5, 0.5)))).is_ok());
+        assert!(check(&cfg(2, 1, 4096, None, Some((0.5, 0.9)))).is_err()); // depth > MAX_DEPTH
     }
 }

@@ -98,11 +98,11 @@ impl Recorder {
                 let c = &mut self.counters;
                 if let Some(intended) = intended_ns {
                     if intended >= self.window.start {
-                        c.scheduled.answered += 1;
+                        c.counts.scheduled.answered += 1;
                     }
                 }
                 if !ok {
-                    c.errors.add(ErrorKind::HttpStatus);
+                    c.counts.errors.add(ErrorKind::HttpStatus);
                     return;
                 }
                 let since_sent = now.saturating_sub(sent_ns);
@@ -113,8 +113,8 @@ impl Recorder {
                         c.service.record(since_sent);
                     }
                 }
-                c.bytes_sent += sent as u64;
-                c.bytes_received += received as u64;
+                c.counts.bytes_sent += sent as u64;
+                c.counts.bytes_received += received as u64;
             }
             // Unanswered when the window ended.
             Phase::Ending(_) => {
@@ -135,10 +135,10 @@ impl Recorder {
             Phase::Measuring(_) => {
                 let c = &mut self.counters;
                 c.latency.record(now.saturating_sub(from_ns));
-                c.errors.add(kind);
-                c.failed += 1;
+                c.counts.errors.add(kind);
+                c.counts.failed += 1;
                 if open_loop && from_ns >= self.window.start {
-                    c.scheduled.failed += 1;
+                    c.counts.scheduled.failed += 1;
                 }
             }
             Phase::Ending(_) if open_loop => self.censor(from_ns),
@@ -159,7 +159,7 @@ impl Recorder {
         c.latency.record(at_least);
         c.censored.record(at_least);
         if intended_ns >= w.start {
-            c.scheduled.censored += 1;
+            c.counts.scheduled.censored += 1;
         }
     }
 
@@ -170,7 +170,7 @@ impl Recorder {
             self.advance(now);
         }
         if let Phase::Measuring(_) = self.phase {
-            self.counters.sent += n;
+            self.counters.counts.sent += n;
         }
     }
 
@@ -182,7 +182,7 @@ impl Recorder {
     pub fn admitted(&mut self, now: u64, intended_ns: u64) {
         let w = &self.window;
         if intended_ns >= w.start && intended_ns < w.end && self.phase != Phase::Done {
-            self.counters.scheduled.scheduled += 1;
+            self.counters.counts.scheduled.scheduled += 1;
             self.counters.lag.record(now.saturating_sub(intended_ns));
         }
     }
@@ -191,7 +191,7 @@ impl Recorder {
     pub fn error(&mut self, now: u64, kind: ErrorKind) {
         self.advance(now);
         if let Phase::Measuring(_) = self.phase {
-            self.counters.errors.add(kind);
+            self.counters.counts.errors.add(kind);
         }
     }
 
@@ -277,15 +277,26 @@ mod tests {
     }
     type IntervalStatsRef = crate::stats::IntervalStats;
 
-    #[test]
-    fn attributes_by_timestamp_and_reports_every_interval() {
+    /// A recorder of `thread` over `[start, end)` in intervals of `interval` ns, and the
+    /// receiving end of its channel.
+    fn recorder(
+        thread: usize,
+        start: u64,
+        end: u64,
+        interval: u64,
+    ) -> (Recorder, mpsc::Receiver<ThreadMsg>) {
         let (tx, rx) = mpsc::channel();
         let window = Window {
-            start: 100,
-            end: 350,
-            interval: 100,
+            start,
+            end,
+            interval,
         };
-        let mut r = Recorder::new(3, window, tx);
+        (Recorder::new(thread, window, tx), rx)
+    }
+
+    #[test]
+    fn attributes_by_timestamp_and_reports_every_interval() {
+        let (mut r, rx) = recorder(3, 100, 350, 100);
         r.completed(50, 43, None, true, 1, 1); // warm-up: not recorded
         r.error(99, ErrorKind::Reset); // warm-up: not counted
         r.admitted(99, 99); // intended before the window: not scheduled in it
@@ -310,12 +321,12 @@ mod tests {
                 ThreadMsg::Interval { index, stats } => rows.push((
                     *index,
                     stats.latency.count,
-                    stats.errors.total(),
-                    stats.bytes_received,
+                    stats.counts.errors.total(),
+                    stats.counts.bytes_received,
                     (
                         stats.service.count,
-                        stats.sent,
-                        stats.scheduled.scheduled,
+                        stats.counts.sent,
+                        stats.counts.scheduled.scheduled,
                         stats.lag.max,
                     ),
                 )),
@@ -335,13 +346,7 @@ mod tests {
 
     #[test]
     fn lost_and_censored_requests_are_recorded_and_accounted() {
-        let (tx, rx) = mpsc::channel();
-        let window = Window {
-            start: 1_000,
-            end: 2_000,
-            interval: 1_000,
-        };
-        let mut r = Recorder::new(0, window, tx);
+        let (mut r, rx) = recorder(0, 1_000, 2_000, 1_000);
         r.lost(900, 500, true, ErrorKind::Timeout); // warm-up: nothing
         for t in [1_000, 1_100, 1_200, 1_300, 1_900] {
             r.admitted(t, t);
@@ -362,11 +367,11 @@ mod tests {
         assert_eq!((s.censored.min, s.censored.max), (100, 1_050));
         assert_eq!(s.latency.max, 1_050);
         assert_eq!(s.service.count, 1);
-        assert_eq!(s.failed, 2);
-        assert_eq!(s.errors.get(ErrorKind::Eof), 2);
-        assert_eq!(s.errors.get(ErrorKind::HttpStatus), 1);
-        assert_eq!(s.errors.total(), 3);
-        let o = s.scheduled;
+        assert_eq!(s.counts.failed, 2);
+        assert_eq!(s.counts.errors.get(ErrorKind::Eof), 2);
+        assert_eq!(s.counts.errors.get(ErrorKind::HttpStatus), 1);
+        assert_eq!(s.counts.errors.total(), 3);
+        let o = s.counts.scheduled;
         assert_eq!(
             (o.scheduled, o.answered, o.failed, o.censored),
             (5, 2, 1, 2)

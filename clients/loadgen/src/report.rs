@@ -1,5 +1,5 @@
 //! Main-thread side: merges the threads' interval statistics as they arrive (adding counts),
-//! and builds the JSON document of docs/loadgen.md ("Output", schema `loadgen/1`).
+//! and builds the JSON document of docs/loadgen.md ("Output", schema `loadgen/2`).
 //!
 //! An interval is merged and dropped as soon as every thread has reported it, so only a
 //! series row per interval is kept: memory does not grow with the duration beyond that.
@@ -10,33 +10,20 @@ use std::io::{self, BufWriter};
 
 use serde::Serialize;
 
-use crate::cli::{Config, ProtocolKind};
-use crate::histogram::{Histogram, SUB_BUCKETS};
+use crate::config::Config;
+use crate::hiccup::HiccupReport;
+use crate::histogram::Histogram;
 use crate::hlog::HlogWriter;
-use crate::schedule::BACKLOG_LIMIT;
-use crate::stats::{ErrorCounts, ErrorKind, IntervalStats, ScheduledOutcome, ThreadMsg};
-use crate::sys::CpuTime;
+use crate::limits::{client_limits, ClientLimit, ScheduleFigures, ThreadReport};
+use crate::output::{us, ConfigOut, HistogramOut, P50, P90, P99, P999, P9999};
+use crate::stats::{Counts, ErrorCounts, ErrorKind, IntervalStats, ScheduledOutcome, ThreadMsg};
 
-pub const SCHEMA: &str = "loadgen/1";
-
-/// Percentiles in parts per million.
-const P50: u64 = 500_000;
-const P90: u64 = 900_000;
-const P99: u64 = 990_000;
-const P999: u64 = 999_000;
-const P9999: u64 = 999_900;
-
-/// Above this busy fraction a client thread is the likely bottleneck.
-const BUSY_LIMIT: f64 = 0.90;
-/// Above this share of the window spent waiting for a CPU, a client thread was starved by other
-/// processes: its timestamps and its schedule are late by that much.
-const WAIT_LIMIT: f64 = 0.02;
-/// Above this p99 schedule lag the open-loop client sent late.
-const LAG_P99_LIMIT_NS: u64 = 1_000_000;
-/// Below this ratio of sent to scheduled requests the open-loop client fell behind.
-const SENT_RATIO_MIN: f64 = 0.99;
 /// Censored requests make the p99 uncertain when its upper bound exceeds it by more than this.
 const CENSORED_P99_SLACK: f64 = 0.01;
+
+/// The document's version: 2 since the client's limits are records (`summary.client_limits`)
+/// instead of sentences (`client_bound_reasons` of `loadgen/1`).
+pub const SCHEMA: &str = "loadgen/2";
 
 #[derive(Default)]
 struct Totals {
@@ -44,18 +31,13 @@ struct Totals {
     service: Histogram,
     lag: Histogram,
     censored: Histogram,
-    errors: ErrorCounts,
-    failed: u64,
-    sent: u64,
-    scheduled: ScheduledOutcome,
-    bytes_sent: u64,
-    bytes_received: u64,
+    counts: Counts,
 }
 
 impl Totals {
     /// Successful answers: the latency histogram holds lost and censored requests too.
     fn answered(&self) -> u64 {
-        self.latency.count() - self.failed - self.censored.count()
+        self.latency.count() - self.counts.failed - self.censored.count()
     }
 
     fn add(&mut self, s: &IntervalStats) {
@@ -63,12 +45,7 @@ impl Totals {
         self.service.add_snapshot(&s.service);
         self.lag.add_snapshot(&s.lag);
         self.censored.add_snapshot(&s.censored);
-        self.errors.merge(&s.errors);
-        self.failed += s.failed;
-        self.sent += s.sent;
-        self.scheduled.merge(&s.scheduled);
-        self.bytes_sent += s.bytes_sent;
-        self.bytes_received += s.bytes_received;
+        self.counts.merge(&s.counts);
     }
 
     fn merge(&mut self, t: &Totals) {
@@ -76,37 +53,7 @@ impl Totals {
         self.service.add(&t.service);
         self.lag.add(&t.lag);
         self.censored.add(&t.censored);
-        self.errors.merge(&t.errors);
-        self.failed += t.failed;
-        self.sent += t.sent;
-        self.scheduled.merge(&t.scheduled);
-        self.bytes_sent += t.bytes_sent;
-        self.bytes_received += t.bytes_received;
-    }
-}
-
-/// A thread's CPU use over the window, as it reported it.
-#[derive(Clone, Copy)]
-struct ThreadReport {
-    cpu: CpuTime,
-    wall_ns: u64,
-    runqueue_wait_ns: Option<u64>,
-}
-
-impl ThreadReport {
-    fn wait_fraction(&self) -> Option<f64> {
-        self.runqueue_wait_ns
-            .filter(|_| self.wall_ns > 0)
-            .map(|w| w as f64 / self.wall_ns as f64)
-    }
-
-    fn busy_fraction(&self) -> f64 {
-        let cpu_ns = (self.cpu.user_us + self.cpu.system_us) as f64 * 1e3;
-        if self.wall_ns == 0 {
-            0.0
-        } else {
-            cpu_ns / self.wall_ns as f64
-        }
+        self.counts.merge(&t.counts);
     }
 }
 
@@ -217,31 +164,39 @@ impl<'a> Aggregator<'a> {
                 })
             })
             .collect();
-        let reasons = self.client_bound_reasons(cfg);
+        let limits = client_limits(
+            &self.reports,
+            open.then(|| ScheduleFigures {
+                lag_p99_us: lag_us(P99),
+                sent: t.counts.sent,
+                scheduled: t.counts.scheduled.scheduled,
+                overflow: t.counts.errors.get(ErrorKind::QueueOverflow),
+            }),
+        );
         let summary = Summary {
             requests: t.answered(),
-            errors_total: t.errors.total(),
-            errors: t.errors,
-            bytes_sent: t.bytes_sent,
-            bytes_received: t.bytes_received,
+            errors_total: t.counts.errors.total(),
+            errors: t.counts.errors,
+            bytes_sent: t.counts.bytes_sent,
+            bytes_received: t.counts.bytes_received,
             window_s,
             throughput_rps: rate(t.answered()),
             clamped: t.latency.clamped(),
             latency_us: LatencyUs::of(&t.latency),
             service_latency_us: open.then(|| LatencyUs::of(&t.service)),
             target_rate: cfg.open.map(|o| o.rate),
-            scheduled_rate: open.then(|| rate(t.scheduled.scheduled)),
+            scheduled_rate: open.then(|| rate(t.counts.scheduled.scheduled)),
             achieved_rate: rate(t.answered()),
-            sent_rate: rate(t.sent),
+            sent_rate: rate(t.counts.sent),
             schedule_lag_us,
-            client_bound: !reasons.is_empty(),
-            client_bound_reasons: reasons,
-            failed: t.failed,
+            client_bound: !limits.is_empty(),
+            client_limits: limits,
+            failed: t.counts.failed,
             censored: open.then(|| t.censored.count()),
             censored_latency_us: open.then(|| LatencyUs::of(&t.censored)),
             latency_upper_us: open.then(|| UpperUs::of(&t.latency, &t.censored)),
             censored_tail: open && censored_tail(&t.latency, &t.censored),
-            scheduled: open.then_some(t.scheduled),
+            scheduled: open.then_some(t.counts.scheduled),
         };
         let user_s = threads.iter().map(|t| t.user_s).sum::<f64>();
         let system_s = threads.iter().map(|t| t.system_s).sum::<f64>();
@@ -269,69 +224,6 @@ impl<'a> Aggregator<'a> {
         };
         (doc, hlog_result)
     }
-
-    /// Why the client may have limited or distorted the measurement (docs/loadgen.md,
-    /// "Honesty about itself"); empty when it did not.
-    fn client_bound_reasons(&self, cfg: &Config) -> Vec<String> {
-        let mut reasons = Vec::new();
-        for (i, r) in self.reports.iter().enumerate() {
-            match r {
-                None => reasons.push(format!("thread {i} did not report (it failed or hung)")),
-                Some(r) if r.busy_fraction() >= BUSY_LIMIT => reasons.push(format!(
-                    "thread {i} busy {:.1}% of the window (user+sys >= {:.0}%)",
-                    r.busy_fraction() * 100.0,
-                    BUSY_LIMIT * 100.0
-                )),
-                Some(_) => {}
-            }
-            if let Some(w) = r
-                .and_then(|r| r.wait_fraction())
-                .filter(|&w| w >= WAIT_LIMIT)
-            {
-                reasons.push(format!(
-                    "thread {i} waited for a CPU {:.1}% of the window (>= {:.0}%): other \
-                     processes ran on its CPU",
-                    w * 100.0,
-                    WAIT_LIMIT * 100.0
-                ));
-            }
-        }
-        if cfg.open.is_none() {
-            return reasons;
-        }
-        let t = &self.total;
-        if let Some(p99) = t.lag.percentile(P99).filter(|&p| p > LAG_P99_LIMIT_NS) {
-            reasons.push(format!(
-                "schedule lag p99 {:.1} us > {} us: requests were noticed late",
-                us(p99),
-                LAG_P99_LIMIT_NS / 1000
-            ));
-        }
-        let scheduled = t.scheduled.scheduled;
-        if scheduled > 0 && (t.sent as f64) < SENT_RATIO_MIN * scheduled as f64 {
-            reasons.push(format!(
-                "sent {} requests, {:.2}% of the {} scheduled in the window (< {:.0}%): requests \
-                 waited in connection queues (pipelines full, connections down, or the client \
-                 fell behind)",
-                t.sent,
-                t.sent as f64 * 100.0 / scheduled as f64,
-                scheduled,
-                SENT_RATIO_MIN * 100.0
-            ));
-        }
-        let overflow = t.errors.get(ErrorKind::QueueOverflow);
-        if overflow > 0 {
-            reasons.push(format!(
-                "queue_overflow: {overflow} due requests dropped because a connection's backlog \
-                 reached {BACKLOG_LIMIT}"
-            ));
-        }
-        reasons
-    }
-}
-
-fn us(ns: u64) -> f64 {
-    ns as f64 / 1000.0
 }
 
 #[derive(Serialize)]
@@ -346,7 +238,7 @@ pub struct Document {
     pub client_cpu: ClientCpu,
     pub censored_histogram: Option<HistogramOut>,
     /// Set by `main` from the hiccup meter; `None` with `--no-hiccup`.
-    pub hiccup: Option<crate::hiccup::HiccupReport>,
+    pub hiccup: Option<HiccupReport>,
     /// Set by `main`: when the run started and its window began, in this host's wall clock.
     pub clock: Option<ClockOut>,
 }
@@ -362,60 +254,6 @@ pub struct ClockOut {
     pub t0_unix_ns: u64,
     pub window_start_unix_ns: u64,
     pub window_end_unix_ns: u64,
-}
-
-#[derive(Serialize)]
-pub struct ConfigOut {
-    host: String,
-    port: u16,
-    protocol: &'static str,
-    mode: &'static str,
-    size: Option<usize>,
-    path: Option<String>,
-    connections: usize,
-    pipeline: usize,
-    rate: Option<f64>,
-    arrival: Option<&'static str>,
-    seed: Option<u64>,
-    hot_fraction: Option<f64>,
-    hot_share: Option<f64>,
-    requests_per_connection: Option<u64>,
-    threads: usize,
-    cpus: Option<Vec<usize>>,
-    warmup_s: f64,
-    duration_s: f64,
-    timeout_s: f64,
-    interval_ms: u64,
-    hlog: Option<String>,
-}
-
-impl From<&Config> for ConfigOut {
-    fn from(c: &Config) -> ConfigOut {
-        let http = c.protocol == ProtocolKind::Http;
-        ConfigOut {
-            host: c.host.clone(),
-            port: c.port,
-            protocol: c.protocol.name(),
-            mode: c.mode_name(),
-            size: (!http).then_some(c.size),
-            path: http.then(|| c.path.clone()),
-            connections: c.connections,
-            pipeline: c.pipeline,
-            rate: c.open.map(|o| o.rate),
-            arrival: c.open.map(|o| o.arrival.name()),
-            seed: c.open.map(|o| o.seed),
-            hot_fraction: c.skew.map(|s| s.fraction),
-            hot_share: c.skew.map(|s| s.share),
-            requests_per_connection: c.requests_per_connection,
-            threads: c.threads,
-            cpus: c.cpus.clone(),
-            warmup_s: c.warmup_s,
-            duration_s: c.duration_s,
-            timeout_s: c.timeout_s,
-            interval_ms: c.interval_ms,
-            hlog: c.hlog.as_ref().map(|p| p.display().to_string()),
-        }
-    }
 }
 
 #[derive(Serialize)]
@@ -435,8 +273,10 @@ pub struct Summary {
     pub achieved_rate: f64,
     pub sent_rate: f64,
     pub schedule_lag_us: Option<LagUs>,
+    /// Whether the client may have limited or distorted the measurement: `client_limits` is
+    /// not empty.
     pub client_bound: bool,
-    pub client_bound_reasons: Vec<String>,
+    pub client_limits: Vec<ClientLimit>,
     pub failed: u64,
     pub censored: Option<u64>,
     pub censored_latency_us: Option<LatencyUs>,
@@ -520,37 +360,6 @@ pub struct LagUs {
     max: Option<f64>,
 }
 
-#[derive(Serialize, Debug)]
-pub struct HistogramOut {
-    unit: &'static str,
-    sub_buckets: u64,
-    buckets: Vec<Bucket>,
-}
-
-impl HistogramOut {
-    pub fn of(h: &Histogram) -> HistogramOut {
-        HistogramOut {
-            unit: "ns",
-            sub_buckets: SUB_BUCKETS,
-            buckets: h
-                .buckets()
-                .map(|(lower_ns, upper_ns, count)| Bucket {
-                    lower_ns,
-                    upper_ns,
-                    count,
-                })
-                .collect(),
-        }
-    }
-}
-
-#[derive(Serialize, Debug)]
-struct Bucket {
-    lower_ns: u64,
-    upper_ns: u64,
-    count: u64,
-}
-
 #[derive(Serialize)]
 pub struct SeriesRow {
     interval: usize,
@@ -569,7 +378,7 @@ impl SeriesRow {
             interval: index,
             start_s: (index as u64 * interval_ms) as f64 / 1000.0,
             requests: t.answered(),
-            errors: t.errors.total(),
+            errors: t.counts.errors.total(),
             p50_us: p(P50),
             p99_us: p(P99),
             p999_us: p(P999),

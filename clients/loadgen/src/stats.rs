@@ -82,6 +82,31 @@ impl serde::Serialize for ErrorCounts {
     }
 }
 
+/// The plain counts of an interval (or of a whole window, once merged): added, never sampled.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Counts {
+    pub errors: ErrorCounts,
+    /// Requests recorded in the latency histogram because they were lost (timed out, died with
+    /// their connection, dropped from a full backlog); each is also one error of its kind.
+    pub failed: u64,
+    /// Requests whose first byte was written.
+    pub sent: u64,
+    pub scheduled: ScheduledOutcome,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+}
+
+impl Counts {
+    pub fn merge(&mut self, o: &Counts) {
+        self.errors.merge(&o.errors);
+        self.failed += o.failed;
+        self.sent += o.sent;
+        self.scheduled.merge(&o.scheduled);
+        self.bytes_sent += o.bytes_sent;
+        self.bytes_received += o.bytes_received;
+    }
+}
+
 /// One thread's accumulators for the current interval (reused across intervals).
 #[derive(Default)]
 pub struct IntervalCounters {
@@ -94,15 +119,7 @@ pub struct IntervalCounters {
     /// Open loop only: requests unanswered at the window's end, at (end - intended send time).
     /// They are in `latency` too.
     pub censored: Histogram,
-    pub errors: ErrorCounts,
-    /// Requests recorded in `latency` because they were lost (timed out, died with their
-    /// connection, dropped from a full backlog); each is also one error of its kind.
-    pub failed: u64,
-    /// Requests whose first byte was written.
-    pub sent: u64,
-    pub scheduled: ScheduledOutcome,
-    pub bytes_sent: u64,
-    pub bytes_received: u64,
+    pub counts: Counts,
 }
 
 /// Open loop: what became of the requests whose intended send time fell in the window.
@@ -134,12 +151,7 @@ pub struct IntervalStats {
     pub service: Snapshot,
     pub lag: Snapshot,
     pub censored: Snapshot,
-    pub errors: ErrorCounts,
-    pub failed: u64,
-    pub sent: u64,
-    pub scheduled: ScheduledOutcome,
-    pub bytes_sent: u64,
-    pub bytes_received: u64,
+    pub counts: Counts,
 }
 
 impl IntervalCounters {
@@ -150,12 +162,7 @@ impl IntervalCounters {
             service: self.service.snapshot(),
             lag: self.lag.snapshot(),
             censored: self.censored.snapshot(),
-            errors: std::mem::take(&mut self.errors),
-            failed: std::mem::take(&mut self.failed),
-            sent: std::mem::take(&mut self.sent),
-            scheduled: std::mem::take(&mut self.scheduled),
-            bytes_sent: std::mem::take(&mut self.bytes_sent),
-            bytes_received: std::mem::take(&mut self.bytes_received),
+            counts: std::mem::take(&mut self.counts),
         };
         self.latency.clear();
         self.service.clear();

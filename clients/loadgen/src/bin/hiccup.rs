@@ -16,7 +16,7 @@ use std::time::Duration;
 use clap::Parser;
 use serde::Serialize;
 
-use loadgen::cli::parse_cpu_list;
+use loadgen::cli::{one_line, parse_cpu_list};
 use loadgen::hiccup::{HiccupReport, Meters, Stall};
 use loadgen::sys;
 
@@ -90,16 +90,7 @@ fn main() {
             print!("{e}");
             return;
         }
-        Err(e) => {
-            let text = e.to_string();
-            let line: Vec<&str> = text
-                .lines()
-                .take_while(|l| !l.trim().is_empty())
-                .map(str::trim)
-                .collect();
-            let line = line.join(" ");
-            fail(line.strip_prefix("error: ").unwrap_or(&line), 2);
-        }
+        Err(e) => fail(&one_line(&e), 2),
     };
     let allowed =
         sys::allowed_cpus().unwrap_or_else(|e| fail(&format!("sched_getaffinity: {e}"), 2));
