@@ -30,6 +30,7 @@ import numpy as np
 from harness.analysis import histogram
 from harness.plan.cpus import CpuAssignment
 from harness.plan.plan import Plan, RunConfig, TrialSpec
+from harness.run import flags
 from harness.run.trial import TrialResult
 from harness.store import SCHEMA_VERSION, RunStore, trial_rows
 
@@ -557,6 +558,7 @@ def _build(
             ok = result.status == "ok" and result.loadgen is not None
             thr = result.loadgen["summary"]["throughput_rps"] if ok else None  # type: ignore[index]
             capacities[spec.trial_id] = thr
+        result.flags = flags.judge(result)  # as run.execute does before storing
         rows = trial_rows(RUN_ID, result)
         trial = rows["trials"][0]
         ids.append(spec.trial_id)

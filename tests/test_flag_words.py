@@ -1,7 +1,10 @@
 """Flags say what happened (issue 14): a client thread that waited for its CPU is contention, not a
 busy client; client_bound only when the client was really busy (or fell behind with no wait to
-explain it); each trial's explanation follows from its own reason and figures; and a design that
-misses its rate is ranked and shown worse, not left out as incomparable."""
+explain it); each trial's explanation follows from its own figures; and a design that misses its
+rate is ranked and shown worse, not left out as incomparable.
+
+Since issue 23 the flags are data: the run judges typed causes (run.flags) from the load
+generator's records, and the words come from them (analysis/flag_words.py, report/charts)."""
 
 from __future__ import annotations
 
@@ -13,21 +16,23 @@ from fake_run import RUN_ID, build_run
 from test_store import COUNTERS, LOADGEN, spec
 
 from harness.analysis import analyse
+from harness.analysis.flag_words import flag_words
 from harness.analysis.stats import Verdict
 from harness.report.charts.flagged import flag_explanation, server_flagged, server_flagged_note
 from harness.run import flags
 from harness.run.trial import TrialResult
 from harness.store import load_run, trial_rows
 
-WAIT_REASON = "thread 0 waited for a CPU 2.0% of the window (>= 2%): other processes ran on its CPU"
-LAG_REASON = "schedule lag p99 1400.0 us > 1000 us: requests were noticed late"
-BUSY_REASON = "thread 0 busy 96.3% of the window (user+sys >= 90%)"
+WAIT = {"kind": "runqueue_wait", "thread": 0, "value": 0.02, "limit": 0.02, "unit": "fraction"}
+LAG = {"kind": "schedule_lag_p99", "thread": None, "value": 1400.0, "limit": 1000.0, "unit": "us"}
+BUSY = {"kind": "busy", "thread": 0, "value": 0.963, "limit": 0.9, "unit": "fraction"}
 
 
-def _report(reasons: list[str], *, busy: float, wait: float | None) -> dict:
-    """The load generator's output with its own verdict and one thread's figures."""
+def _report(limits: list[dict], *, busy: float, wait: float | None) -> dict:
+    """The load generator's output (loadgen/2) with its records and one thread's figures."""
     report = copy.deepcopy(LOADGEN)
-    report["summary"].update(client_bound=bool(reasons), client_bound_reasons=list(reasons))
+    report["schema"] = "loadgen/2"
+    report["summary"].update(client_bound=bool(limits), client_limits=copy.deepcopy(limits))
     report["client_cpu"] = {
         "total_s": busy * 2.0,
         "threads": [
@@ -44,89 +49,118 @@ def _report(reasons: list[str], *, busy: float, wait: float | None) -> dict:
     return report
 
 
+def _with(record: dict, **figures: float) -> dict:
+    return {**record, **figures}
+
+
+def _words(flag: flags.Flag, column: str) -> str:
+    return flag_words(column, [{"flag": column, **vars(c)} for c in flag.causes])
+
+
 def test_a_thread_that_waited_for_its_cpu_is_contended_not_client_bound():
     # The issue's trial: 2.0% run-queue wait, the client thread 47% busy.
-    report = _report([WAIT_REASON], busy=0.47, wait=0.020)
-    assert flags.client_bound(report) == (False, "")
-    contended, why = flags.contended({}, [], 2.0, report)
-    assert contended is True
-    assert why == (
-        "client thread 0 on CPU 3 waited for its CPU 2.0% of the window (run-queue wait >= 2%, "
-        "busy 47%): other processes ran there"
+    report = _report([WAIT], busy=0.47, wait=0.020)
+    assert flags.client_bound(report) == flags.Flag(False)
+    contended = flags.contended({}, [], 2.0, report)
+    assert contended.set is True
+    (cause,) = contended.causes
+    assert (cause.kind, cause.thread, cause.cpu, cause.value) == ("runqueue_wait", 0, 3, 0.02)
+    assert _words(contended, "contended") == (
+        "client thread 0 on CPU 3 waited for its CPU 2.0% of the window (run-queue wait >= 2%): "
+        "other processes ran there"
     )
 
 
 def test_the_lag_that_follows_a_wait_is_told_with_it():
-    report = _report([WAIT_REASON, LAG_REASON], busy=0.47, wait=0.05)
-    assert flags.client_bound(report) == (False, "")
-    _contended, why = flags.contended({}, [], 2.0, report)
-    assert "waited for its CPU 5.0%" in why and f"with it, {LAG_REASON}" in why
+    report = _report([_with(WAIT, value=0.05), LAG], busy=0.47, wait=0.05)
+    assert flags.client_bound(report) == flags.Flag(False)
+    why = _words(flags.contended({}, [], 2.0, report), "contended")
+    assert "waited for its CPU 5.0%" in why
+    assert "with it, schedule lag p99 1,400 µs > 1,000 µs: requests were noticed late" in why
 
 
 def test_a_busy_client_stays_client_bound_and_its_wait_is_contention_too():
-    report = _report([BUSY_REASON, WAIT_REASON, LAG_REASON], busy=0.963, wait=0.03)
-    bound, why = flags.client_bound(report)
-    assert bound is True and why == f"{BUSY_REASON}; {LAG_REASON}"
-    contended, waited = flags.contended({}, [], 2.0, report)
-    assert contended is True and "waited for its CPU 3.0%" in waited and "with it" not in waited
+    report = _report([BUSY, _with(WAIT, value=0.03), LAG], busy=0.963, wait=0.03)
+    bound = flags.client_bound(report)
+    assert bound.set is True and [c.kind for c in bound.causes] == ["busy", "schedule_lag_p99"]
+    assert _words(bound, "client_bound") == (
+        "client thread 0 on CPU 3 busy 96% of the window (>= 90%); schedule lag p99 1,400 µs > "
+        "1,000 µs: requests were noticed late"
+    )
+    contended = flags.contended({}, [], 2.0, report)
+    waited = _words(contended, "contended")
+    assert contended.set is True and "waited for its CPU 3.0%" in waited and "with it" not in waited
 
 
 def test_a_schedule_that_fell_behind_without_any_wait_is_client_bound():
-    report = _report([LAG_REASON], busy=0.6, wait=0.001)
-    assert flags.client_bound(report) == (True, LAG_REASON)
-    assert flags.contended({}, [], 2.0, report) == (False, "")
+    report = _report([LAG], busy=0.6, wait=0.001)
+    assert flags.client_bound(report) == flags.Flag(True, (flags.Cause(**LAG),))
+    assert flags.contended({}, [], 2.0, report) == flags.Flag(False)
 
 
-def test_an_output_without_thread_figures_keeps_the_wait_as_contention():
-    report = _report([WAIT_REASON], busy=0.5, wait=None)
+def test_records_without_thread_figures_keep_the_wait_as_contention():
+    report = _report([WAIT], busy=0.5, wait=None)
     del report["client_cpu"]["threads"]
-    assert flags.client_bound(report) == (False, "")
-    assert flags.contended({}, [], 2.0, report) == (True, f"client {WAIT_REASON}")
-    assert flags.contended({}, [], 2.0, {}) == (None, "")  # nothing known
+    assert flags.client_bound(report) == flags.Flag(False)
+    contended = flags.contended({}, [], 2.0, report)
+    assert contended.set is True and contended.causes[0].cpu is None  # no CPU known
+    assert flags.contended({}, [], 2.0, {}) == flags.Flag(None)  # nothing known
 
 
 def test_the_stored_trial_carries_contended_with_its_reason_and_is_not_ranked():
-    report = _report([WAIT_REASON], busy=0.47, wait=0.02)
+    report = _report([WAIT], busy=0.47, wait=0.02)
     result = TrialResult(spec(0), "ok", "", "t0", "t1", loadgen=report, counters=COUNTERS)
+    result.flags = flags.judge(result)
     row = trial_rows("r1", result)["trials"][0]
-    assert row["client_bound"] is False and row["client_bound_reason"] == ""
-    assert row["contended"] is True and "waited for its CPU 2.0%" in row["contended_reason"]
+    assert row["client_bound"] is False and row["contended"] is True
+    contended = [c for c in row["flag_causes"] if c["flag"] == "contended"]
+    assert [(c["kind"], c["thread"], c["cpu"], c["value"]) for c in contended] == [
+        ("runqueue_wait", 0, 3, 0.02)
+    ]
+    assert "contended_reason" not in row  # the words are made from the causes, not stored
     t = analyse.prepare(pd.DataFrame([row]))
     assert t["flagged"].tolist() == [True] and t["ranked"].tolist() == [False]  # the instrument
 
 
-def _rows(**columns: list) -> pd.DataFrame:
-    n = len(next(iter(columns.values())))
+def _rows(*causes: list[dict]) -> pd.DataFrame:
+    """One trial per list of causes (each a dict with its flag's column)."""
+    n = len(causes)
     base = {"client_threads": [1] * n, "client_cpu_util": [0.47] * n, "server_cpu_util": [1.0] * n}
-    return pd.DataFrame({**base, **columns})
+    return pd.DataFrame({**base, "flag_causes": list(causes)})
 
 
-def test_explanations_follow_each_trials_own_reason_and_figures():
-    waited = flag_explanation(
-        "contended",
-        _rows(contended_reason=[flags.client_waits(_report([], busy=0.47, wait=0.02))[0]]),
-    )
+def _cause(flag: str, record: dict, **figures: float) -> dict:
+    return {"flag": flag, **record, **figures}
+
+
+def test_explanations_follow_each_trials_own_figures():
+    waited = flag_explanation("contended", _rows([_cause("contended", WAIT, cpu=3)]))
     assert "waited for its CPU 2.0% of the window (run-queue wait)" in waited
     assert "contention, not a busy client" in waited
     assert "pace" not in waited and "47%" not in waited
     # Client-bound from a lag alone: its figure, no claim that any core was busy.
-    lag = flag_explanation("client-bound", _rows(client_bound_reason=[LAG_REASON]))
+    lag = flag_explanation("client-bound", _rows([_cause("client_bound", LAG)]))
     assert "schedule lag p99 1,400 µs" in lag and "busy" not in lag and "pace" not in lag
     # Really busy: the busy figure, and only then the pace.
     busy = flag_explanation(
-        "client-bound", _rows(client_bound_reason=[BUSY_REASON, "client thread 0 busy 92%"])
+        "client-bound",
+        _rows([_cause("client_bound", BUSY)], [_cause("client_bound", BUSY, value=0.92)]),
     )
     assert busy.startswith("the single load-generator core was 92-96% busy (>= 90% of the window)")
     assert "while the server's CPUs were 100% busy" in busy and "may have set the pace" in busy
     # Two kinds among three trials: each counted.
     mixed = flag_explanation(
-        "client-bound", _rows(client_bound_reason=[BUSY_REASON, LAG_REASON, LAG_REASON])
+        "client-bound",
+        _rows(
+            [_cause("client_bound", BUSY)],
+            [_cause("client_bound", LAG)],
+            [_cause("client_bound", LAG)],
+        ),
     )
     assert "(1 of 3 trials)" in mixed and "(2 of 3 trials)" in mixed
-    other = flag_explanation(
-        "contended", _rows(contended_reason=["CPU 1: other processes used 14%"])
-    )
-    assert other.startswith("other processes used 14% of a trial CPU")
+    other = {"kind": "other_processes", "cpu": 1, "value": 0.14, "limit": 0.1}
+    other_words = flag_explanation("contended", _rows([_cause("contended", other)]))
+    assert other_words.startswith("other processes used 14% of a trial CPU")
 
 
 # --------------------------------------------------------------------------------------------
@@ -146,7 +180,10 @@ def test_a_rate_missed_design_is_ranked_and_shown_worse(fake):
     mine = (t.server == "tokio-tpc") & (t.server_cores == 2) & t.trial_id.str.contains("open0.95x")
     assert mine.sum() == 3
     t.loc[mine, "rate_missed"] = True
-    t.loc[mine, "rate_missed_reason"] = "achieved 9,100 req/s of 10,000 due (91.0%)"
+    missed = {"flag": "rate_missed", "kind": "achieved_rate", "value": 9100.0, "of": 10000.0}
+    for i in t.index[mine]:
+        kept = [c for c in t.at[i, "flag_causes"] if c["flag"] != "rate_missed"]
+        t.at[i, "flag_causes"] = [*kept, missed]
     t.loc[mine, "p99_us"] = t.loc[mine, "p99_us"] * 3
     analysis = analyse.analyse(run)
     marked = analysis.trials[analysis.trials.trial_id.isin(t.loc[mine, "trial_id"])]
@@ -176,28 +213,28 @@ def test_a_lag_within_the_platforms_own_stalls_is_the_floor_not_a_busy_client():
     """A lag with no wait and no busy thread: the client's hiccup meter, on the same CPU in the
     same window, saw stalls as long (a VM's), so the lag is the noise floor, stated beside every
     latency, not a client that fell behind."""
-    report = _report([LAG_REASON], busy=0.40, wait=0.0)
+    report = _report([LAG], busy=0.40, wait=0.0)
     report["summary"]["schedule_lag_us"] = {"p99": 1400.0, "max": 9000.0}
     report["hiccup"] = {"per_cpu": [{"cpu": 3, "p99_us": 900.0, "max_us": 8000.0}]}
-    assert flags.client_bound(report) == (False, "")
+    assert flags.client_bound(report) == flags.Flag(False)
     # Lag far beyond the platform's stalls: the client did fall behind.
     report["hiccup"] = {"per_cpu": [{"cpu": 3, "p99_us": 300.0, "max_us": 2000.0}]}
-    assert flags.client_bound(report) == (True, LAG_REASON)
+    assert flags.client_bound(report) == flags.Flag(True, (flags.Cause(**LAG),))
     # No hiccup meter: nothing explains the lag.
     del report["hiccup"]
-    assert flags.client_bound(report) == (True, LAG_REASON)
+    assert flags.client_bound(report).set is True
 
 
 def test_an_open_loop_wait_that_left_the_schedule_intact_is_no_contention():
     """A client thread waited 2.5% for its CPU, yet every due request went out and the lag p99
     stayed within the platform's stalls: the wait is in the figures, not a flag. Closed loop,
     or a lag beyond the floor, stays contended."""
-    report = _report([WAIT_REASON], busy=0.80, wait=0.025)
+    report = _report([_with(WAIT, value=0.025)], busy=0.80, wait=0.025)
     report["summary"].update(target_rate=40_000.0, scheduled_rate=40_010.0, sent_rate=40_011.0)
     report["summary"]["schedule_lag_us"] = {"p99": 1500.0, "max": 9000.0}
     report["hiccup"] = {"per_cpu": [{"cpu": 3, "p99_us": 900.0, "max_us": 8000.0}]}
-    assert flags.contended({}, [], 2.0, report) == (False, "")
+    assert flags.contended({}, [], 2.0, report) == flags.Flag(False)
     report["summary"]["schedule_lag_us"] = {"p99": 4000.0, "max": 9000.0}
-    assert flags.contended({}, [], 2.0, report)[0] is True
-    closed = _report([WAIT_REASON], busy=0.80, wait=0.025)
-    assert flags.contended({}, [], 2.0, closed)[0] is True
+    assert flags.contended({}, [], 2.0, report).set is True
+    closed = _report([_with(WAIT, value=0.025)], busy=0.80, wait=0.025)
+    assert flags.contended({}, [], 2.0, closed).set is True

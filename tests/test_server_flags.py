@@ -14,7 +14,9 @@ from fake_run import RUN_ID, build_run
 from test_store import COUNTERS, LOADGEN, spec
 
 from harness.analysis import analyse
+from harness.analysis.flag_words import causes_of, reason_of
 from harness.report.html import render
+from harness.run import flags
 from harness.run.trial import TrialResult
 from harness.store import load_run, trial_rows
 
@@ -38,6 +40,7 @@ HICCUP = {
 
 def _trial(loadgen: dict) -> dict:
     result = TrialResult(spec(0), "ok", "", "t0", "t1", loadgen=loadgen, counters=COUNTERS)
+    result.flags = flags.judge(result)  # the run judges; the store keeps what it judged
     return trial_rows("r1", result)["trials"][0]
 
 
@@ -51,11 +54,14 @@ def test_lost_and_censored_requests_are_stored_and_flagged_with_their_counts():
     # The floor is the worst of the client CPUs.
     assert (row["hiccup_p99_us"], row["hiccup_max_us"]) == (420.0, 11000.0)
     assert row["errors_flag"] is True
-    assert "40 errors (timeout 40)" in row["errors_flag_reason"]
-    assert "40 requests lost" in row["errors_flag_reason"]
+    # Stored as typed causes; the words are made from them (analysis/flag_words.py).
+    errors = {(c["kind"], c["detail"]): c["value"] for c in causes_of(row, "errors_flag")}
+    assert errors == {("errors_total", None): 40, ("error", "timeout"): 40, ("lost", None): 40}
+    assert "40 errors (timeout 40)" in reason_of(row, "errors_flag")
+    assert "40 requests lost" in reason_of(row, "errors_flag")
     assert row["censored_flag"] is True
-    assert "960 requests of 1,300 scheduled" in row["censored_flag_reason"]
-    assert "no upper bound" in row["censored_flag_reason"]
+    assert "960 requests of 1,300 scheduled" in reason_of(row, "censored_flag")
+    assert "no upper bound" in reason_of(row, "censored_flag")
 
 
 def test_a_complete_tail_carries_no_flag_and_no_floor_without_a_meter():

@@ -293,7 +293,7 @@ def _window() -> np.ndarray:
 
 def test_flat_series_is_steady() -> None:
     s = steady.steady_state([100_000.0] * 10)
-    assert s.steady is True and s.reason is None
+    assert s.steady is True and s.kind is None
 
 
 def test_noisy_but_flat_series_is_steady() -> None:
@@ -316,7 +316,7 @@ def test_drifting_series_is_unsteady(seed: int) -> None:
     noise = np.random.default_rng(seed).normal(0, 0.005, 10)
     s = steady.steady_state(100_000 * (1 - 0.12 * _window() / 9 + noise))
     assert s.steady is False
-    assert s.reason is not None and s.reason.startswith("drifts -")
+    assert s.kind == "drift" and s.limit == steady.STEADY_DRIFT_LIMIT
     assert s.drift == pytest.approx(-0.128, abs=0.02)  # -12% of a mean of 0.94
 
 
@@ -325,7 +325,7 @@ def test_stepping_series_is_unsteady(seed: int, at: int) -> None:
     noise = np.random.default_rng(seed).normal(0, 0.005, 10)
     s = steady.steady_state(100_000 * (1 - 0.10 * (_window() >= at) + noise))
     assert s.steady is False
-    assert s.reason is not None and s.reason.startswith("steps -")
+    assert s.kind == "step" and s.limit == steady.STEADY_STEP_LIMIT
     assert s.step_at == at
     assert s.step == pytest.approx(-0.10, abs=0.02)
 
@@ -337,8 +337,10 @@ def test_small_trend_below_limit_is_steady() -> None:
 
 
 def test_too_short_or_empty_series() -> None:
+    assert steady.steady_state([1.0, 2.0, 3.0]).kind == "too_short"
     assert steady.steady_state([1.0, 2.0, 3.0]).steady is None
     assert steady.steady_state([0.0] * 10).steady is False
+    assert steady.steady_state([0.0] * 10).kind == "no_throughput"
 
 
 # ---------------------------------------------------------------------------------------------

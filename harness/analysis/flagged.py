@@ -1,5 +1,6 @@
 """Flagged trials across a run: which flags they carry, how many of each, which one dominates
-(what the report's advice follows). The rules that set each flag are harness/run/flags.py."""
+(what the report's advice follows). The rules that set each flag are harness/run/flags.py; the
+words for each are analysis/flag_words.py, made from the causes stored with the trial."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
+
+from harness.analysis.flag_words import reason_of
 
 # Flags about the instrument: the number may not be the server's, so a trial carrying any is
 # shown but never ranked.
@@ -63,14 +66,14 @@ def kinds_text(kinds: Counter[str]) -> str:
 
 
 def flag_reasons(row: Mapping[str, Any] | pd.Series) -> list[str]:
-    """Every flag of one trial with the reason stored beside it."""
+    """Every flag of one trial with its reason, in words from the causes stored with it."""
     reasons = []
     if row.get("oversubscribed"):
         reasons.append("oversubscribed CPUs")
     words = dict(FLAG_KINDS)
     for flag in ("client_bound", "unsteady", "rate_missed", "contended", *SERVER_FLAGS[2:]):
         if is_set(row.get(flag)):
-            why = row.get(f"{flag}_reason") or ""
+            why = reason_of(row, flag)
             reasons.append(f"{words[flag].replace('-', ' ')}: {why}".rstrip(": "))
     return reasons
 

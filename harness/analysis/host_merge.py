@@ -188,10 +188,10 @@ def merge_reports(
         for kind, n in (s.get("errors") or {}).items():
             errors[kind] = errors.get(kind, 0) + n
     window = first["summary"].get("window_s")
-    reasons = [  # the host last: the flags read each reason's words from its start
-        f"{r} (client host {h})"
+    limits = [  # each host's records (docs/loadgen.md, client_limits), named by their host
+        {**r, "host": h}
         for h, s in zip(hosts, sums, strict=True)
-        for r in s.get("client_bound_reasons") or []
+        for r in s.get("client_limits") or []
     ]
     lag = [s.get("schedule_lag_us") for s in sums if s.get("schedule_lag_us")]
     scheduled = [s.get("scheduled") for s in sums if s.get("scheduled")]
@@ -218,7 +218,7 @@ def merge_reports(
         if lag
         else None,
         "client_bound": any(s.get("client_bound") for s in sums),
-        "client_bound_reasons": reasons,
+        "client_limits": limits,
         "failed": sum(s.get("failed") or 0 for s in sums),
         "censored": _sum([s.get("censored") for s in sums]),
         "censored_latency_us": _figures(docs, "censored_histogram", "censored_latency_us")

@@ -65,7 +65,7 @@ def _summary(result: TrialResult) -> dict[str, Any]:
 def capacities_of(results: list[TrialResult]) -> dict[GroupKey, list[DesignCapacity]]:
     out: dict[GroupKey, list[DesignCapacity]] = {}
     for r in results:
-        bound = flags.client_bound(r.loadgen or {})[0] if r.status == "ok" else None
+        bound = flags.client_bound(r.loadgen or {}).set if r.status == "ok" else None
         rate = _summary(r).get("throughput_rps")
         out.setdefault(group_of(r.spec), []).append(DesignCapacity(r.spec.server, rate, bound))
     return out
@@ -83,7 +83,7 @@ def ramp_points(results: list[TrialResult]) -> dict[GroupKey, list[RampPoint]]:
         bound = (
             sent < KEEP_UP_SHARE * due
             if sent is not None and due
-            else flags.client_bound(r.loadgen or {})[0]
+            else flags.client_bound(r.loadgen or {}).set
         )
         achieved = s.get("achieved_rate", s.get("throughput_rps")) or 0.0
         threads = ((r.loadgen or {}).get("client_cpu") or {}).get("threads") or []

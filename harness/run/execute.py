@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from harness.errors import HarnessError, StoreError
 from harness.plan.designs import Design
 from harness.plan.plan import TRIAL_OVERHEAD_S, Plan, TrialSpec
+from harness.run import flags
 from harness.run.trial import TrialResult, run_trial
 
 INTERRUPTED = "interrupted by the user"
@@ -140,6 +141,7 @@ def execute(
                         interrupted = True
                 if result.status == "ok" and result.loadgen:
                     capacities[spec.trial_id] = result.loadgen["summary"].get("throughput_rps")
+                result.flags = flags.judge(result)  # once, here: the store keeps what it says
                 results.append(result)
                 store.record(run_id, result)  # a resumed trial replaces its old rows
                 if result.status != "ok":

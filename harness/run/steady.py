@@ -43,16 +43,20 @@ _STEP_MIN_SEGMENT = 2
 class SteadyState:
     """Whether a trial's per-interval throughput was flat over its measured window.
 
-    `steady` is None when the series is too short to judge. `drift` is the fitted linear change
-    across the window relative to the mean; `step` the relative change of level (after / before
-    - 1) at the best-fitting change point, `step_at` being the first interval after it.
+    `steady` is None when the series is too short to judge. `kind` says what was found when it
+    is not steady ("drift", "step", "no_throughput"; "too_short" when not judged), `limit` the
+    relative change that was crossed. `drift` is the fitted linear change across the window
+    relative to the mean; `step` the relative change of level (after / before - 1) at the
+    best-fitting change point, `step_at` being the first interval after it. Data, not words:
+    the report says them (analysis/flag_words.py).
     """
 
     steady: bool | None
-    reason: str | None
+    kind: str | None
     drift: float | None = None
     step: float | None = None
     step_at: int | None = None
+    limit: float | None = None
 
 
 def _best_split(rel: np.ndarray) -> tuple[int, float, float, float]:
@@ -84,17 +88,17 @@ def steady_state(
     Each is flagged only when it is larger than its limit AND its t statistic (from that model's
     residuals, n - 2 degrees of freedom) exceeds `drift_t` / `step_t`, so that a noisy but flat
     series passes.
-    A drift looks a little like a step and vice versa; when both are flagged, the reason names
+    A drift looks a little like a step and vice versa; when both are flagged, `kind` names
     the model with the smaller residual sum of squares. One bad interval (a hiccup) is neither
     and is not flagged: it inflates the residuals instead.
     """
     arr = _clean(series)
     n = len(arr)
     if n < STEADY_MIN_INTERVALS:
-        return SteadyState(None, f"only {n} intervals; need {STEADY_MIN_INTERVALS} to judge")
+        return SteadyState(None, "too_short")  # fewer than STEADY_MIN_INTERVALS
     mean = float(arr.mean())
     if mean <= 0:
-        return SteadyState(False, "no throughput in the window")
+        return SteadyState(False, "no_throughput")
     rel = arr / mean
     dof = n - 2
 
@@ -112,12 +116,7 @@ def steady_state(
     step_flag = abs(step) > step_limit and abs(after - before) > step_t * step_se
 
     if step_flag and (not drift_flag or step_sse <= line_sse):
-        reason = (
-            f"steps {step:+.1%} at interval {k} (mean {arr[:k].mean():.6g} -> "
-            f"{arr[k:].mean():.6g}; limit {step_limit:.0%})"
-        )
-        return SteadyState(False, reason, drift, step, k)
+        return SteadyState(False, "step", drift, step, k, step_limit)
     if drift_flag:
-        reason = f"drifts {drift:+.1%} across the window (linear trend; limit {drift_limit:.0%})"
-        return SteadyState(False, reason, drift, step, k)
+        return SteadyState(False, "drift", drift, step, k, drift_limit)
     return SteadyState(True, None, drift, step, k)

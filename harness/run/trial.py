@@ -20,6 +20,7 @@ from harness.plan.designs import Design
 from harness.plan.plan import TrialSpec
 from harness.plan.topology import format_cpu_list
 from harness.run import procs, sampler, server
+from harness.run.flags import TrialFlags
 
 HOST = server.HOST
 LOADGEN_SLACK_S = 15.0  # beyond warm-up + duration + request timeout, before we kill it
@@ -44,6 +45,7 @@ class TrialResult:
     port_attempts: int | None = None  # ports tried: > 1 when a picked port was taken meanwhile
     # The server's `server-settings/1` line (profile and runtime settings), None if it printed none
     server_settings: dict[str, Any] | None = None
+    flags: TrialFlags | None = None  # judged once by the run (run.flags.judge), then stored
 
 
 @dataclass

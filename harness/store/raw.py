@@ -19,6 +19,8 @@ from typing import Any
 
 from harness.plan.cpus import CpuAssignment
 from harness.plan.plan import TrialSpec
+from harness.run import flags
+from harness.run.flags import TrialFlags
 from harness.run.trial import HostsTrialResult, TrialResult
 
 RECORD_FORMAT = "trial-record/1"
@@ -61,6 +63,7 @@ def to_record(run_id: str, result: TrialResult, seq: int, raw: Path) -> dict[str
     trial_id = result.spec.trial_id
     data["spec"] = result.spec.to_dict()
     data["cpu_busy"] = {str(k): list(v) for k, v in (result.cpu_busy or {}).items()}
+    data["flags"] = result.flags.to_dict() if result.flags is not None else None
     loadgen_file = raw / f"{trial_id}.loadgen.json"
     data["loadgen_file"] = None
     if result.loadgen is not None and _same_json(loadgen_file, result.loadgen):
@@ -113,7 +116,11 @@ def from_record(raw: Path, data: dict[str, Any]) -> TrialResult:
     values["cpu_busy"] = {int(k): tuple(v) for k, v in (data.get("cpu_busy") or {}).items()}
     if data.get("loadgen_file"):
         values["loadgen"] = json.loads((raw / data["loadgen_file"]).read_text())
-    return kind(**values)
+    values["flags"] = TrialFlags.from_dict(data["flags"]) if data.get("flags") else None
+    result = kind(**values)
+    if "flags" not in data:  # a record from before the run judged its flags: judged as read
+        result.flags = flags.judge(result)
+    return result
 
 
 def read_records(raw: Path) -> tuple[list[tuple[int, str, TrialResult]], list[str]]:

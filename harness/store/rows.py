@@ -1,12 +1,14 @@
-"""The rows one finished trial contributes to each table, with its flags judged on the way in."""
+"""The rows one finished trial contributes to each table: what it measured and the flags the run
+judged (TrialResult.flags), stored as they are."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import asdict
 from typing import Any
 
-from harness.run import flags
+from harness.run.flags import FLAG_NAMES, TrialFlags
 
 # The design's factors, copied from its registry entry through the trial spec.
 _FACTOR_COLUMNS = (
@@ -52,6 +54,24 @@ def _settings_columns(settings: dict[str, Any] | None) -> dict[str, str | None]:
     }
 
 
+# Each flag's column in the trials table (two are suffixed: `errors` and `censored` are counts).
+FLAG_COLUMNS = {"errors": "errors_flag", "censored": "censored_flag"}
+
+
+def _flag_columns(judged: TrialFlags | None) -> dict[str, Any]:
+    """Each flag as a bool column (None: not judged) and every cause as a typed record of
+    `flag_causes`, named by its flag's column."""
+    if judged is None:  # a trial the run did not judge: its flags are unknown, not false
+        return {FLAG_COLUMNS.get(n, n): None for n in FLAG_NAMES} | {"flag_causes": None}
+    columns: dict[str, Any] = {"flag_causes": []}
+    for name in FLAG_NAMES:
+        flag = getattr(judged, name)
+        column = FLAG_COLUMNS.get(name, name)
+        columns[column] = flag.set
+        columns["flag_causes"] += [{"flag": column, **asdict(c)} for c in flag.causes]
+    return columns
+
+
 def trial_rows(run_id: str, result: Any) -> dict[str, list[dict[str, Any]]]:
     """The rows one TrialResult contributes to each table. Absent figures stay None (null),
     never zero."""
@@ -67,13 +87,6 @@ def trial_rows(run_id: str, result: Any) -> dict[str, list[dict[str, Any]]]:
     server_threads = [t for t in result.threads if t["role"] == "server"]
     vol = sum(t["voluntary_ctxt_switches"] for t in server_threads) if server_threads else None
     invol = sum(t["involuntary_ctxt_switches"] for t in server_threads) if server_threads else None
-    bound, bound_why = flags.client_bound(report)
-    missed, missed_why = flags.rate_missed(report)
-    unsteady, unsteady_why = flags.unsteady(report.get("series", []), window)
-    busy = getattr(result, "cpu_busy", None) or {}
-    contended, contended_why = flags.contended(busy, result.threads, window, report)
-    errored, errored_why = flags.errors(report)
-    censored, censored_why = flags.censored(report)
     hiccups = (report.get("hiccup") or {}).get("per_cpu") or []
     perf = result.perf or {}
     trial = {
@@ -158,18 +171,8 @@ def trial_rows(run_id: str, result: Any) -> dict[str, list[dict[str, Any]]]:
         "perf_context_switches": perf.get("context-switches"),
         "perf_cache_misses": perf.get("cache-misses"),
         "oversubscribed": spec.cpus.oversubscribed,
-        "client_bound": bound,
-        "client_bound_reason": bound_why,
-        "rate_missed": missed,
-        "rate_missed_reason": missed_why,
-        "unsteady": unsteady,
-        "unsteady_reason": unsteady_why,
-        "contended": contended,
-        "contended_reason": contended_why,
-        "errors_flag": errored,
-        "errors_flag_reason": errored_why,
-        "censored_flag": censored,
-        "censored_flag_reason": censored_why,
+        # getattr: a result from before flags were judged by the run has none
+        **_flag_columns(getattr(result, "flags", None)),
         "server_host": getattr(result, "server_host", "") or "local",
         "client_hosts": ",".join(getattr(result, "per_host", None) or ["local"]),
         "status": result.status,

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+# 2: each flag's causes are typed records (`flag_causes`, written from the run's judgement)
+# instead of English text; the `*_reason` columns stay for reading runs of version 1 (docs/data.md).
+SCHEMA_VERSION = 2
 
 _S, _I32, _I64, _F, _B = pa.string(), pa.int32(), pa.int64(), pa.float64(), pa.bool_()
 _U64 = pa.uint64()  # seeds: 0..2^64-1
+# One measured figure behind a flag (run.flags.Cause, named by its flag): docs/data.md, "Flags".
+FLAG_CAUSE = pa.struct([
+    ("flag", _S), ("kind", _S), ("value", _F), ("limit", _F), ("of", _F), ("unit", _S),
+    ("thread", _I32), ("cpu", _I32), ("host", _S), ("interval", _I32), ("detail", _S),
+])  # fmt: skip
 
 TRIALS = pa.schema([
     # identity and configuration
@@ -38,12 +45,13 @@ TRIALS = pa.schema([
     ("client_cpu_s", _F), ("client_cpu_util", _F), ("client_runqueue_wait", _F),
     ("perf_instructions", _I64), ("perf_cycles", _I64), ("perf_context_switches", _I64),
     ("perf_cache_misses", _I64),
-    # flags: why a number may not be the server's
-    ("oversubscribed", _B), ("client_bound", _B), ("client_bound_reason", _S),
-    ("rate_missed", _B), ("rate_missed_reason", _S), ("unsteady", _B), ("unsteady_reason", _S),
-    ("contended", _B), ("contended_reason", _S),
-    ("errors_flag", _B), ("errors_flag_reason", _S), ("censored_flag", _B),
-    ("censored_flag_reason", _S),
+    # flags: why a number may not be the server's, each with the causes that set it
+    ("oversubscribed", _B), ("client_bound", _B), ("rate_missed", _B), ("unsteady", _B),
+    ("contended", _B), ("errors_flag", _B), ("censored_flag", _B),
+    ("flag_causes", pa.list_(FLAG_CAUSE)),
+    # schema_version 1 only (null since 2): each flag's reason in words, shown as it was written
+    ("client_bound_reason", _S), ("rate_missed_reason", _S), ("unsteady_reason", _S),
+    ("contended_reason", _S), ("errors_flag_reason", _S), ("censored_flag_reason", _S),
     ("server_host", _S), ("client_hosts", _S),  # docs/multi-host.md; "local" on one machine
     ("status", _S), ("reason", _S), ("started_at", _S), ("ended_at", _S),
 ])  # fmt: skip

@@ -3,12 +3,11 @@ sentence saying why each kind of flag is not the server's own number."""
 
 from __future__ import annotations
 
-import re
-
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 
+from harness.analysis.flag_words import causes_of
 from harness.analysis.flagged import FLAG_KINDS, SERVER_FLAGS, flag_counts, is_set, short_reason
 from harness.run import flags
 from harness.run.steady import STEADY_DRIFT_LIMIT
@@ -29,13 +28,17 @@ def _percent_range(values: pd.Series) -> str:
     return f"{lo}%" if lo == hi else f"{lo}-{hi}%"
 
 
-def _figures(reasons: pd.Series, pattern: str) -> list[float]:
-    """The first number each reason gives after `pattern` (a regex with one group)."""
-    out = []
-    for r in reasons.dropna().astype(str):
-        for m in re.finditer(pattern, r):
-            out.append(float(m.group(1).replace(",", "")))
-    return out
+def _figures(
+    rows: pd.DataFrame, column: str, kind: str, scale: float = 1.0
+) -> tuple[list[float], int]:
+    """Each figure of the causes of `kind` these trials carry for the flag `column` (times
+    `scale`), and how many trials carry one (run.flags.Cause, stored as `flag_causes`)."""
+    values, trials = [], 0
+    for row in rows.to_dict("records"):
+        mine = [c for c in causes_of(row, column) if c.get("kind") == kind]
+        trials += bool(mine)
+        values += [float(c["value"]) * scale for c in mine if c.get("value") is not None]
+    return values, trials
 
 
 def _span(values: list[float], unit: str = "%", spec: str = ".0f") -> str:
@@ -50,12 +53,10 @@ def _of(n: int, total: int) -> str:
 
 
 def _client_bound_words(rows: pd.DataFrame) -> str:
-    """Each client-bound reason these trials carry, with their own figures (run.flags)."""
-    reasons = rows.get("client_bound_reason", pd.Series(dtype=str)).fillna("").astype(str)
+    """Each kind of client limit these trials carry, with their own figures."""
     total, parts = len(rows), []
-    busy = _figures(reasons, r"busy (\d+(?:\.\d+)?)%")
-    if busy:
-        n = int(reasons.str.contains(r"busy \d", regex=True).sum())
+    busy, n = _figures(rows, "client_bound", "busy", 100.0)
+    if n:
         single = "client_threads" in rows and bool(
             rows["client_threads"].notna().any() and (rows["client_threads"].dropna() == 1).all()
         )
@@ -67,57 +68,61 @@ def _client_bound_words(rows: pd.DataFrame) -> str:
             f"{beside}, so the load generator, not the server alone, may have set the pace"
             f"{_of(n, total)}"
         )
-    lag = _figures(reasons, r"schedule lag p99 ([\d,.]+) us")
-    if lag:
-        n = int(reasons.str.contains("schedule lag p99").sum())
+    lag, n = _figures(rows, "client_bound", "schedule_lag_p99")
+    if n:
         parts.append(
             f"the load generator noticed due requests late (schedule lag p99 "
             f"{_span(lag, ' µs', ',.0f')}), so their latency includes its own delay{_of(n, total)}"
         )
-    sent = _figures(reasons, r"requests, ([\d.]+)% of the")
-    if sent:
-        n = int(reasons.str.contains("scheduled in the window").sum())
+    sent, n = _figures(rows, "client_bound", "sent_share", 100.0)
+    if n:
         parts.append(
             f"it sent only {_span(sent, '%', '.1f')} of the requests scheduled, the rest waited "
             f"in its connection queues{_of(n, total)}"
         )
-    for words, text in (
-        ("did not report", "a load-generator thread did not report (it failed or hung)"),
+    for kind, text in (
+        ("no_report", "a load-generator thread did not report (it failed or hung)"),
         ("queue_overflow", "due requests were dropped from a full connection backlog"),
-        ("reported itself", "the load generator reported itself client-bound"),
+        ("reported", "the load generator reported itself client-bound"),
     ):
-        if n := int(reasons.str.contains(words, regex=False).sum()):
+        if n := _figures(rows, "client_bound", kind)[1]:
             parts.append(text + _of(n, total))
     return "; ".join(parts) or "the load generator may have set the pace, not the server alone"
 
 
 def _contended_words(rows: pd.DataFrame) -> str:
-    """Each kind of contention these trials saw, with their own figures (run.flags)."""
-    reasons = rows.get("contended_reason", pd.Series(dtype=str)).fillna("").astype(str)
+    """Each kind of contention these trials saw, with their own figures."""
     total, parts = len(rows), []
-    waits = _figures(reasons, r"waited for (?:its|a) CPU (\d+(?:\.\d+)?)%")
-    if waits:
-        n = int(reasons.str.contains("waited for", regex=False).sum())
+    waits, n = _figures(rows, "contended", "runqueue_wait", 100.0)
+    if n:
         parts.append(
             f"a load-generator thread waited for its CPU {_span(waits, '%', '.1f')} of the "
             "window (run-queue wait) while other processes ran there, so its sends and "
             f"timestamps were late by that much: contention, not a busy client{_of(n, total)}"
         )
-    other = _figures(reasons, r"other processes used (\d+)%")
-    if other:
-        n = int(reasons.str.contains("other processes used", regex=False).sum())
+    other, n = _figures(rows, "contended", "other_processes", 100.0)
+    if n:
         parts.append(
             f"other processes used {_span(other)} of a trial CPU, so part of the time measured "
             f"was theirs{_of(n, total)}"
         )
-    steal = _figures(reasons, r"hypervisor steal (\d+)%")
-    if steal:
-        n = int(reasons.str.contains("steal", regex=False).sum())
+    steal, n = _figures(rows, "contended", "steal", 100.0)
+    if n:
         parts.append(f"the hypervisor took {_span(steal)} of a trial CPU (steal){_of(n, total)}")
     return "; ".join(parts) or (
         "other processes (or the hypervisor) used the trial's CPUs, so part of the time "
         "measured was theirs"
     )
+
+
+def _answered_shares(rows: pd.DataFrame) -> list[float]:
+    """The share of the requests due each rate-missed trial answered, in percent."""
+    return [
+        100.0 * float(c["value"]) / float(c["of"])
+        for row in rows.to_dict("records")
+        for c in causes_of(row, "rate_missed")
+        if c.get("kind") == "achieved_rate" and c.get("value") is not None and c.get("of")
+    ]
 
 
 def flag_explanation(kind: str, rows: pd.DataFrame) -> str:
@@ -127,8 +132,7 @@ def flag_explanation(kind: str, rows: pd.DataFrame) -> str:
     if kind == "contended":
         return _contended_words(rows)
     if kind == "rate missed":
-        reasons = rows.get("rate_missed_reason", pd.Series(dtype=str))
-        share = _span(_figures(reasons, r"due \(([\d.]+)%\)"), "%", ".1f")
+        share = _span(_answered_shares(rows), "%", ".1f")
         held = f" (it answered {share} of the requests due)" if share else ""
         return (
             f"the server fell behind the offered rate{held}, below "
