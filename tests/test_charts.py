@@ -27,7 +27,9 @@ def run(tmp_path_factory):
     second = t.trial_id.str.contains("-tokio-tpc-echo-k2-") & t.trial_id.str.endswith("closed-r2")
     assert second.sum() == 1
     t.loc[second, "client_bound"] = True
-    t.loc[second, "client_bound_reason"] = "client thread 0 busy 97% of the window"
+    busy = {"flag": "client_bound", "kind": "busy", "thread": 0, "value": 0.97, "limit": 0.9}
+    (i,) = t.index[second]
+    t.at[i, "flag_causes"] = [*t.at[i, "flag_causes"], busy]
     return run
 
 

@@ -127,7 +127,7 @@ def test_every_failed_and_flagged_trial_is_listed_with_its_reason(fake, page):
         assert trial_id in problems, trial_id
     listed = text(problems)
     assert "Segmentation fault" in listed
-    assert "client bound: client thread 0 busy 96%" in listed
+    assert "client bound: client thread 0 on CPU 0 busy 96%" in listed  # words from its causes
     assert "rate missed: achieved" in listed
     assert listed.count("failed") >= len(fake.failed_ids)
 

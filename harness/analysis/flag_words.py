@@ -26,10 +26,15 @@ def has_causes(row: Mapping[str, Any] | pd.Series) -> bool:
     return stored is not None and not (isinstance(stored, float) and pd.isna(stored))
 
 
+def _number(value: Any) -> str:
+    """An index as stored (a table read back may give a whole number as a float)."""
+    return "?" if value is None or pd.isna(value) else str(int(value))
+
+
 def _where(c: Cause) -> str:
-    cpu = f" on CPU {c['cpu']}" if c.get("cpu") is not None else ""
+    cpu = f" on CPU {_number(c['cpu'])}" if c.get("cpu") is not None else ""
     host = f" (client host {c['host']})" if c.get("host") else ""
-    return f"client thread {c.get('thread')}{cpu}{host}"
+    return f"client thread {_number(c.get('thread'))}{cpu}{host}"
 
 
 def _host(c: Cause) -> str:
@@ -68,14 +73,14 @@ def client_words(c: Cause) -> str:
 def _server_words(c: Cause) -> str:
     kind, value, limit = c.get("kind"), c.get("value"), c.get("limit")
     if kind == "other_processes":
-        return f"CPU {c.get('cpu')}: other processes used {value:.0%}"
+        return f"CPU {_number(c.get('cpu'))}: other processes used {value:.0%}"
     if kind == "steal":
-        return f"CPU {c.get('cpu')}: hypervisor steal {value:.0%}"
+        return f"CPU {_number(c.get('cpu'))}: hypervisor steal {value:.0%}"
     if kind == "achieved_rate":
         of = c.get("of")
         return f"achieved {value:,.0f} req/s of {of:,.0f} due ({value / of:.1%})"
     if kind == "step":
-        return f"steps {value:+.1%} at interval {c.get('interval')} (limit {limit:.0%})"
+        return f"steps {value:+.1%} at interval {_number(c.get('interval'))} (limit {limit:.0%})"
     if kind == "drift":
         return f"drifts {value:+.1%} across the window (linear trend; limit {limit:.0%})"
     if kind == "no_throughput":

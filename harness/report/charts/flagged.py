@@ -52,67 +52,60 @@ def _of(n: int, total: int) -> str:
     return "" if n == total else f" ({n} of {total} trials)"
 
 
-def _client_bound_words(rows: pd.DataFrame) -> str:
-    """Each kind of client limit these trials carry, with their own figures."""
-    total, parts = len(rows), []
-    busy, n = _figures(rows, "client_bound", "busy", 100.0)
-    if n:
-        single = "client_threads" in rows and bool(
-            rows["client_threads"].notna().any() and (rows["client_threads"].dropna() == 1).all()
-        )
-        who = "the single load-generator core" if single else "a load-generator thread"
-        server = _percent_range(rows["server_cpu_util"]) if "server_cpu_util" in rows else ""
-        beside = f" while the server's CPUs were {server} busy" if server else ""
-        parts.append(
-            f"{who} was {_span(busy)} busy (>= {flags.CLIENT_BUSY_LIMIT:.0%} of the window)"
-            f"{beside}, so the load generator, not the server alone, may have set the pace"
-            f"{_of(n, total)}"
-        )
-    lag, n = _figures(rows, "client_bound", "schedule_lag_p99")
-    if n:
-        parts.append(
-            f"the load generator noticed due requests late (schedule lag p99 "
-            f"{_span(lag, ' µs', ',.0f')}), so their latency includes its own delay{_of(n, total)}"
-        )
-    sent, n = _figures(rows, "client_bound", "sent_share", 100.0)
-    if n:
-        parts.append(
-            f"it sent only {_span(sent, '%', '.1f')} of the requests scheduled, the rest waited "
-            f"in its connection queues{_of(n, total)}"
-        )
-    for kind, text in (
-        ("no_report", "a load-generator thread did not report (it failed or hung)"),
-        ("queue_overflow", "due requests were dropped from a full connection backlog"),
-        ("reported", "the load generator reported itself client-bound"),
-    ):
-        if n := _figures(rows, "client_bound", kind)[1]:
-            parts.append(text + _of(n, total))
-    return "; ".join(parts) or "the load generator may have set the pace, not the server alone"
+# What each kind of cause did, per flag: (kind, scale of its figures, unit, format, words). The
+# words take the span of the trials' own figures ({span}) and, for a busy client, who was busy
+# beside which server ({who}, {beside}); each is followed by how many of the trials it covers.
+_CAUSE_WORDS: dict[str, tuple[tuple[str, float, str, str, str], ...]] = {
+    "client_bound": (
+        ("busy", 100.0, "%", ".0f",
+         "{who} was {span} busy (>= {busy_limit} of the window){beside}, so the load generator, "
+         "not the server alone, may have set the pace"),
+        ("schedule_lag_p99", 1.0, " µs", ",.0f",
+         "the load generator noticed due requests late (schedule lag p99 {span}), so their "
+         "latency includes its own delay"),
+        ("sent_share", 100.0, "%", ".1f",
+         "it sent only {span} of the requests scheduled, the rest waited in its connection "
+         "queues"),
+        ("no_report", 1.0, "", "", "a load-generator thread did not report (it failed or hung)"),
+        ("queue_overflow", 1.0, "", "",
+         "due requests were dropped from a full connection backlog"),
+        ("reported", 1.0, "", "", "the load generator reported itself client-bound"),
+    ),
+    "contended": (
+        ("runqueue_wait", 100.0, "%", ".1f",
+         "a load-generator thread waited for its CPU {span} of the window (run-queue wait) while "
+         "other processes ran there, so its sends and timestamps were late by that much: "
+         "contention, not a busy client"),
+        ("other_processes", 100.0, "%", ".0f",
+         "other processes used {span} of a trial CPU, so part of the time measured was theirs"),
+        ("steal", 100.0, "%", ".0f", "the hypervisor took {span} of a trial CPU (steal)"),
+    ),
+}  # fmt: skip
+_NO_FIGURES = {
+    "client_bound": "the load generator may have set the pace, not the server alone",
+    "contended": "other processes (or the hypervisor) used the trial's CPUs, so part of the "
+    "time measured was theirs",
+}
 
 
-def _contended_words(rows: pd.DataFrame) -> str:
-    """Each kind of contention these trials saw, with their own figures."""
-    total, parts = len(rows), []
-    waits, n = _figures(rows, "contended", "runqueue_wait", 100.0)
-    if n:
-        parts.append(
-            f"a load-generator thread waited for its CPU {_span(waits, '%', '.1f')} of the "
-            "window (run-queue wait) while other processes ran there, so its sends and "
-            f"timestamps were late by that much: contention, not a busy client{_of(n, total)}"
-        )
-    other, n = _figures(rows, "contended", "other_processes", 100.0)
-    if n:
-        parts.append(
-            f"other processes used {_span(other)} of a trial CPU, so part of the time measured "
-            f"was theirs{_of(n, total)}"
-        )
-    steal, n = _figures(rows, "contended", "steal", 100.0)
-    if n:
-        parts.append(f"the hypervisor took {_span(steal)} of a trial CPU (steal){_of(n, total)}")
-    return "; ".join(parts) or (
-        "other processes (or the hypervisor) used the trial's CPUs, so part of the time "
-        "measured was theirs"
+def _cause_words(rows: pd.DataFrame, column: str) -> str:
+    """Each kind of cause these trials carry for the flag `column`, with their own figures."""
+    single = "client_threads" in rows and bool(
+        rows["client_threads"].notna().any() and (rows["client_threads"].dropna() == 1).all()
     )
+    server = _percent_range(rows["server_cpu_util"]) if "server_cpu_util" in rows else ""
+    context = {
+        "who": "the single load-generator core" if single else "a load-generator thread",
+        "beside": f" while the server's CPUs were {server} busy" if server else "",
+        "busy_limit": f"{flags.CLIENT_BUSY_LIMIT:.0%}",
+    }
+    parts = []
+    for kind, scale, unit, spec, words in _CAUSE_WORDS[column]:
+        values, n = _figures(rows, column, kind, scale)
+        if n:
+            span = _span(values, unit, spec)
+            parts.append(words.format(span=span, **context) + _of(n, len(rows)))
+    return "; ".join(parts) or _NO_FIGURES[column]
 
 
 def _answered_shares(rows: pd.DataFrame) -> list[float]:
@@ -128,9 +121,9 @@ def _answered_shares(rows: pd.DataFrame) -> list[float]:
 def flag_explanation(kind: str, rows: pd.DataFrame) -> str:
     """What happened in trials with this flag, from their own reasons and figures."""
     if kind == "client-bound":
-        return _client_bound_words(rows)
+        return _cause_words(rows, "client_bound")
     if kind == "contended":
-        return _contended_words(rows)
+        return _cause_words(rows, "contended")
     if kind == "rate missed":
         share = _span(_answered_shares(rows), "%", ".1f")
         held = f" (it answered {share} of the requests due)" if share else ""
