@@ -40,19 +40,30 @@ impl Totals {
         self.latency.count() - self.counts.failed - self.censored.count()
     }
 
+    fn histograms_mut(&mut self) -> [&mut Histogram; 4] {
+        [
+            &mut self.latency,
+            &mut self.service,
+            &mut self.lag,
+            &mut self.censored,
+        ]
+    }
+
+    /// Adds one thread's interval (its histograms as snapshots).
     fn add(&mut self, s: &IntervalStats) {
-        self.latency.add_snapshot(&s.latency);
-        self.service.add_snapshot(&s.service);
-        self.lag.add_snapshot(&s.lag);
-        self.censored.add_snapshot(&s.censored);
+        let snapshots = [&s.latency, &s.service, &s.lag, &s.censored];
+        for (h, snapshot) in self.histograms_mut().into_iter().zip(snapshots) {
+            h.add_snapshot(snapshot);
+        }
         self.counts.merge(&s.counts);
     }
 
+    /// Adds a closed interval to the window's totals.
     fn merge(&mut self, t: &Totals) {
-        self.latency.add(&t.latency);
-        self.service.add(&t.service);
-        self.lag.add(&t.lag);
-        self.censored.add(&t.censored);
+        let others = [&t.latency, &t.service, &t.lag, &t.censored];
+        for (h, other) in self.histograms_mut().into_iter().zip(others) {
+            h.add(other);
+        }
         self.counts.merge(&t.counts);
     }
 }
