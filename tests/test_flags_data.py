@@ -11,12 +11,16 @@ import os
 
 import pandas as pd
 import pytest
+from test_hosts_plan import A as HOST_A
+from test_hosts_plan import B as HOST_B
+from test_hosts_plan import _doc as _hosts_doc
 from test_loadgen import LOADGEN as LOADGEN_BIN
 from test_loadgen import ServerThread, echo, run_loadgen
 from test_store import COUNTERS, LOADGEN, spec
 
 from harness.analysis.flag_words import flag_words, reason_of
 from harness.analysis.flagged import flag_reasons
+from harness.analysis.host_merge import merge_reports
 from harness.report.charts.flagged import flag_explanation
 from harness.run import flags
 from harness.run.trial import TrialResult
@@ -213,3 +217,35 @@ def test_a_run_stored_before_schema_2_shows_its_text_as_written():
     # No figure is read out of the text: the chart's sentence stays general.
     explained = flag_explanation("client-bound", pd.DataFrame([row]))
     assert explained == "the load generator may have set the pace, not the server alone"
+
+
+def test_a_hosts_records_keep_their_host_through_the_merge():
+    """Across hosts (docs/multi-host.md): each host's records are named by their host, the CPU
+    is that host's thread's, and no thread of another host is taken as missing."""
+    fast = _hosts_doc([100_000] * 100, 100, [50, 50])
+    busy = _hosts_doc([100_000] * 100, 100, [50, 50])
+    for doc, cpu in ((fast, 2), (busy, 7)):
+        doc["schema"] = "loadgen/2"
+        del doc["summary"]["client_bound_reasons"]
+        doc["summary"]["client_limits"] = []
+        doc["client_cpu"]["threads"] = [{"thread": 0, "cpu": cpu, "busy_fraction": 0.5}]
+    busy["summary"].update(client_bound=True)
+    busy["summary"]["client_limits"] = [
+        {"kind": "busy", "thread": 0, "value": 0.93, "limit": 0.9, "unit": "fraction"}
+    ]
+    merged = merge_reports({HOST_A: fast, HOST_B: busy}, {HOST_A: 0, HOST_B: 0})
+    bound = flags.client_bound(merged)
+    assert bound.set is True
+    assert [(c.kind, c.thread, c.cpu, c.host) for c in bound.causes] == [("busy", 0, 7, HOST_B)]
+    words = flag_words("client_bound", [{"flag": "client_bound", **vars(c)} for c in bound.causes])
+    assert (
+        words == f"client thread 0 on CPU 7 (client host {HOST_B}) busy 93% of the window (>= 90%)"
+    )
+    # The same hosts as loadgen/1 wrote them: judged from the figures, per host.
+    for doc in (fast, busy):
+        doc["schema"] = "loadgen/1"
+        del doc["summary"]["client_limits"]
+        doc["summary"]["client_bound_reasons"] = ["(never read)"]
+    busy["client_cpu"]["threads"][0]["busy_fraction"] = 0.93
+    old = flags.client_bound(merge_reports({HOST_A: fast, HOST_B: busy}, {HOST_A: 0, HOST_B: 0}))
+    assert [(c.kind, c.cpu, c.host) for c in old.causes] == [("busy", 7, HOST_B)]

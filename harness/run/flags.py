@@ -110,6 +110,12 @@ def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+def _thread_cause(kind: str, value: float, limit: float, thread: dict[str, Any]) -> Cause:
+    return Cause(
+        kind, value, limit, unit="fraction", thread=thread["thread"], host=thread.get("host")
+    )
+
+
 def _derived_limits(report: dict[str, Any]) -> list[Cause]:
     """A `loadgen/1` document's limits (it wrote sentences, not records), derived from its own
     figures by the load generator's rules (docs/loadgen.md, "Honesty about itself"). An output
@@ -125,13 +131,14 @@ def _derived_limits(report: dict[str, Any]) -> list[Cause]:
         if busy is None and window:
             busy = ((t.get("user_s") or 0.0) + (t.get("system_s") or 0.0)) / window
         if busy is not None and busy >= CLIENT_BUSY_LIMIT:
-            out.append(Cause("busy", busy, CLIENT_BUSY_LIMIT, unit="fraction", thread=t["thread"]))
+            out.append(_thread_cause("busy", busy, CLIENT_BUSY_LIMIT, t))
         wait = t.get("runqueue_wait_fraction")
         if verdict and wait is not None and wait >= RUNQUEUE_WAIT_LIMIT:
-            out.append(Cause(WAIT, wait, RUNQUEUE_WAIT_LIMIT, unit="fraction", thread=t["thread"]))
+            out.append(_thread_cause(WAIT, wait, RUNQUEUE_WAIT_LIMIT, t))
     reported = {t.get("thread") for t in threads}
     expected = (report.get("config") or {}).get("threads")
-    if verdict and threads and expected:
+    merged = any(t.get("host") for t in threads)  # hosts' threads each count from 0
+    if verdict and threads and expected and not merged:
         out += [Cause("no_report", thread=i) for i in range(expected) if i not in reported]
     if not verdict or not summary.get("target_rate"):
         return out
@@ -165,9 +172,9 @@ def client_limits(report: dict[str, Any]) -> list[Cause]:
             )
             for r in summary["client_limits"] or []
         ]
-    cpus = {t.get("thread"): t.get("cpu") for t in _client_threads(report)}
+    cpus = {(t.get("host"), t.get("thread")): t.get("cpu") for t in _client_threads(report)}
     return [
-        Cause(**{**asdict(c), "cpu": cpus.get(c.thread)}) if c.thread is not None else c
+        Cause(**{**asdict(c), "cpu": cpus.get((c.host, c.thread))}) if c.thread is not None else c
         for c in records
     ]
 
