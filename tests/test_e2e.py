@@ -55,6 +55,10 @@ def test_run_produces_tables_and_report(tmp_path):
     assert (series.groupby("trial_id").size() == 2).all()
     assert trials["server_cpu_util"].between(0, 1.05).all()
     assert trials["requests_per_server_cpu_s"].notna().all()
+    # The run judged every trial's flags once; the store kept them as typed data (docs/data.md).
+    assert trials["contended"].notna().all() and trials["flag_causes"].notna().all()
+    for record in (run / "raw").glob("*.trial.json"):
+        assert set(json.loads(record.read_text())["flags"]) >= {"client_bound", "contended"}
     threads = pd.read_parquet(run / "threads.parquet")
     assert set(threads["role"]) == {"server", "client"}
     assert (threads.groupby("trial_id")["cpu_s"].sum() > 0).all()
