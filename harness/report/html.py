@@ -16,12 +16,13 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from harness.analysis import stats
-from harness.analysis.analyse import Analysis, ConfigSummary, analyse
+from harness.analysis.analyse import Analysis, ConfigSummary
 from harness.analysis.decompose import chains
 from harness.analysis.flagged import kinds_text
 from harness.analysis.scaling import stealing_note
 from harness.analysis.tasks import concurrency_pairs
 from harness.analysis.trial_figures import hiccup_floor
+from harness.atomic import write_text_atomic
 from harness.report.answer import answer
 from harness.report.chart_pool import draw_charts
 from harness.report.format import coverage_short, fmt, fmt_us, interval_text, plural
@@ -33,7 +34,6 @@ from harness.report.tasks import rows as tasks_rows
 from harness.report.verdict import chain_rows, first_sentence, measurement
 from harness.run import flags
 from harness.run.steady import STEADY_DRIFT_LIMIT
-from harness.store import RunData
 
 # --------------------------------------------------------------------------------------------
 # Tables
@@ -297,15 +297,15 @@ def platform_rows(manifest: dict[str, Any]) -> tuple[list[tuple[str, str]], list
     return rows, [(k, _value(v)) for k, v in sorted(py.items())]
 
 
-def reproduce(manifest: dict[str, Any], run: RunData) -> dict[str, Any]:
+def reproduce(analysis: Analysis) -> dict[str, Any]:
+    manifest = analysis.manifest
     git = (manifest.get("platform") or {}).get("git") or {}
-    run_id = manifest.get("run_id", run.directory.name)
     return {
         "command": shlex.join(manifest.get("command") or []) or "(not recorded)",
         "commit": git.get("commit") or "unknown",
         "dirty": git.get("dirty"),
-        "plan_command": f"harness run --plan results/{run_id}/manifest.json",
-        "directory": str(run.directory),
+        "plan_command": f"harness run --plan results/{analysis.run_id}/manifest.json",
+        "directory": str(analysis.directory),
     }
 
 
@@ -324,10 +324,9 @@ def _environment() -> Environment:
     return env
 
 
-def render(run: RunData, analysis: Analysis | None = None) -> str:
-    """The report's HTML; `analysis` is analyse(run), computed here when not given."""
-    manifest = run.manifest
-    analysis = analysis if analysis is not None else analyse(run)
+def render(analysis: Analysis) -> str:
+    """The report's HTML: the analysis drawn and formatted, nothing computed or read here."""
+    manifest = analysis.manifest
     trials = analysis.trials
     the_answer = answer(analysis, manifest)
     figures = draw_charts(analysis)  # on two CPUs for a large run
@@ -349,7 +348,7 @@ def render(run: RunData, analysis: Analysis | None = None) -> str:
         _environment()
         .get_template("report.html.j2")
         .render(
-            run_id=manifest.get("run_id", run.directory.name),
+            run_id=analysis.run_id,
             started=manifest.get("started_at") or "unknown",
             ended=manifest.get("ended_at"),
             outcome=outcome,
@@ -374,9 +373,9 @@ def render(run: RunData, analysis: Analysis | None = None) -> str:
             pyperf_meta=pyperf_meta,
             doctor=manifest.get("doctor"),
             designs=manifest.get("designs") or {},
-            reproduce=reproduce(manifest, run),
+            reproduce=reproduce(analysis),
             notes=analysis.notes,
-            model=model_section(run.directory),
+            model=model_section(analysis.model),
             published=published_section(analysis, manifest),
             scaling=scaling_section(analysis, manifest),
             stealing_note=stealing_note(analysis),
@@ -384,9 +383,7 @@ def render(run: RunData, analysis: Analysis | None = None) -> str:
     )
 
 
-def write_report(run: RunData, path: Path, analysis: Analysis | None = None) -> Path:
+def write_report(analysis: Analysis, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(render(run, analysis), encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, render(analysis))
     return path

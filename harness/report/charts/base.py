@@ -91,8 +91,8 @@ class Style:
 
 @dataclass
 class Data:
-    """What the charts draw: the analysis (its labelled trials, merged histograms and
-    summaries) and the run's raw per-trial tables where single trials are drawn."""
+    """What the charts draw: the analysis (its labelled trials, merged histograms, summaries,
+    per-interval series and worker shares) and each design's style."""
 
     analysis: Analysis
     styles: dict[str, Style] = field(default_factory=dict)
@@ -119,16 +119,6 @@ class Data:
     @property
     def trials(self) -> pd.DataFrame:
         return self.analysis.trials
-
-    @property
-    def workers(self) -> pd.DataFrame:
-        run = self.analysis.run
-        return run.workers if run is not None else pd.DataFrame(columns=["trial_id"])
-
-    @property
-    def timeseries(self) -> pd.DataFrame:
-        run = self.analysis.run
-        return run.timeseries if run is not None else pd.DataFrame(columns=["trial_id"])
 
     def style(self, server: str) -> Style:
         return self.styles.get(server, Style("#555555", "^", ":", "unknown"))

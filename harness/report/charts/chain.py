@@ -70,7 +70,7 @@ def _panel(ax: plt.Axes, view: ChainView) -> None:
 
 def chain(data: Data) -> Chart:
     id_, title = "chart-chain", "The answer decomposed: one factor per step"
-    manifest = data.analysis.run.manifest if data.analysis.run is not None else {}
+    manifest = data.analysis.manifest
     views = chains(data.analysis, manifest)
     if not views:
         return _missing(

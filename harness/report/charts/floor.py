@@ -12,8 +12,7 @@ from harness.report.format import fmt_us
 def idle_floor_us(data: Data) -> float | None:
     """The smallest idle round trip (ping min) from a client host to the server host, in us;
     None on one machine (or a run without the measurement)."""
-    run = data.analysis.run
-    manifest = getattr(run, "manifest", None) or {}
+    manifest = data.analysis.manifest
     rtts = [r.get("min_us") for r in (manifest.get("hosts") or {}).get("idle_rtt") or []]
     present = [float(v) for v in rtts if v is not None]
     return min(present) if present else None

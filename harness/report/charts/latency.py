@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.ticker import EngFormatter, FixedLocator, FuncFormatter
@@ -37,23 +36,6 @@ from harness.report.charts.flagged import (
 )
 from harness.report.charts.floor import draw_floor, floor_caption, idle_floor_us
 
-
-def _spectrum(hist: histogram.Merged) -> tuple[np.ndarray, np.ndarray, int]:
-    """HdrHistogram-style percentile spectrum: x = log10(1 / (1 - p)), y = latency in µs."""
-    lower = hist.lower.astype(float)
-    upper = hist.upper.astype(float)
-    counts = hist.counts.astype(np.int64)
-    total = int(counts.sum())
-    cum = np.cumsum(counts)
-    # Not beyond the rank of the last-but-one value: past it the curve is the max.
-    xmax = max(0.5, math.log10(total)) if total > 1 else 0.5
-    xs = np.linspace(0.0, xmax, 240)
-    ranks = np.maximum(1, np.ceil((1.0 - 10.0**-xs) * total)).astype(np.int64)
-    idx = np.minimum(np.searchsorted(cum, ranks), len(cum) - 1)
-    value = np.where(upper[idx] - lower[idx] > 1, upper[idx] - 1, lower[idx]) / 1000.0
-    return xs, value, total
-
-
 _SPECTRUM_TICKS = [
     (0, "0"),
     (1, "90"),
@@ -64,10 +46,6 @@ _SPECTRUM_TICKS = [
     (6, "99.9999"),
 ]
 _MARKED = (50.0, 90.0, 99.0, 99.9)
-
-
-def _key(s: ConfigSummary) -> tuple[str, int, str]:
-    return (s.server, s.server_cores, s.label)
 
 
 def _spectrum_curve(s: ConfigSummary, data: Data) -> tuple[histogram.Merged, bool]:
@@ -113,7 +91,7 @@ def latency_percentiles(data: Data) -> Chart:
             if not merged:
                 continue
             st = data.style(s.server)
-            xs, ys, _total = _spectrum(merged)
+            xs, ys = histogram.spectrum(merged)
             xmax = max(xmax, xs[-1])
             if flagged:
                 flagged_drawn.append(data.flagged_of(s))
@@ -140,7 +118,7 @@ def latency_percentiles(data: Data) -> Chart:
                 zorder=3,
                 **face,
             )
-            top = int(merged.upper.max()) / 1000.0
+            top = merged.percentile_us(100)
             ax.scatter(
                 [xs[-1] + 0.35],
                 [top],

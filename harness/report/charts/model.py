@@ -26,6 +26,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
 from harness.analysis.model_inputs import HEADLINE
+from harness.analysis.model_results import capacity_rps
 from harness.report.charts.base import (
     _FAMILY_COLOURS,
     _FAMILY_LINE,
@@ -229,7 +230,7 @@ def load_figure(
                     color=st.colour,
                     zorder=6,
                 )
-        capacity = _rho_one_rps(at)
+        capacity = capacity_rps(at)
         ax.set_title(
             f"N = {n} · model"
             + (f" · rho 1 = {capacity / 1e3:,.0f}k req/s" if math.isfinite(capacity) else "")
@@ -262,11 +263,6 @@ def load_figure(
     _legend(fig, axes, extra)
     fig.tight_layout()
     return fig, drawn
-
-
-def _rho_one_rps(at: pd.DataFrame) -> float:
-    ok = at[(at["rho"] > 0) & at["offered_rps"].notna()]
-    return float((ok["offered_rps"] / ok["rho"]).median()) if len(ok) else math.nan
 
 
 def load_charts(
