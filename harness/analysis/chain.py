@@ -21,32 +21,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from harness.analysis import stats
 from harness.analysis.stats import CIMethod, Interval, Verdict
+from harness.plan.designs import Step
 
-
-class StepLike(Protocol):
-    """What a chain step says (harness.plan.designs.Step has these)."""
-
-    before: str
-    after: str
-    factor: str
-    before_value: str
-    after_value: str
-
-
-@dataclass(frozen=True)
-class Span:
-    """From one design to another, whatever changes between them (the chain's two ends:
-    `factor` lists every factor the chain changes, the values are empty)."""
-
-    before: str
-    after: str
-    factor: str
-    before_value: str
-    after_value: str
+# A chain's two ends as one step, whatever changes between them (`factor` lists every factor
+# the chain changes, the values are empty): the plan's Step, so a span is drawn like a step.
+Span = Step
 
 
 @dataclass(frozen=True)
@@ -59,7 +41,7 @@ class StepResult:
     "no change" when it contains 1, "insufficient data" below stats.MIN_REPETITIONS pairs.
     """
 
-    step: StepLike
+    step: Step
     ratio: float | None
     interval: Interval | None
     verdict: str
@@ -141,7 +123,7 @@ def _label(verdict: Verdict, better: str, worse: str) -> str:
 
 
 def step_result(
-    step: StepLike,
+    step: Step,
     values: Mapping[str, Sequence[float | None]],
     *,
     higher_is_better: bool = True,
@@ -183,7 +165,7 @@ def step_result(
 
 
 def chain_result(
-    steps: Sequence[StepLike],
+    steps: Sequence[Step],
     values: Mapping[str, Sequence[float | None]],
     *,
     measure: str,

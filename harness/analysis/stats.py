@@ -303,22 +303,40 @@ def compare(
     if ci is None:
         return None
     n_a, n_b = len(_clean(a)), len(_clean(b))
+    return _comparison(
+        ci,
+        short=min(n_a, n_b) < MIN_REPETITIONS,
+        threshold=threshold,
+        higher_is_better=higher_is_better,
+        n=(n_a, n_b),
+        level=level,
+        p_value=getattr(mann_whitney(a, b), "p_value", None),
+    )
+
+
+def _comparison(
+    ci: Interval,
+    *,
+    short: bool,
+    threshold: float,
+    higher_is_better: bool,
+    n: tuple[int, int],
+    level: float,
+    p_value: float | None,
+) -> Comparison:
+    """A ratio interval as a change (ratio - 1) with criterion's verdict (none when short)."""
     lo, hi = ci.low - 1.0, ci.high - 1.0
-    if min(n_a, n_b) < MIN_REPETITIONS:
-        verdict = Verdict.INSUFFICIENT
-    else:
-        verdict = verdict_for(lo, hi, threshold, higher_is_better=higher_is_better)
-    mw = mann_whitney(a, b)
+    verdict = verdict_for(lo, hi, threshold, higher_is_better=higher_is_better)
     return Comparison(
         estimate=ci.estimate - 1.0,
         ci_low=lo,
         ci_high=hi,
-        verdict=verdict,
-        n_a=n_a,
-        n_b=n_b,
+        verdict=Verdict.INSUFFICIENT if short else verdict,
+        n_a=n[0],
+        n_b=n[1],
         threshold=threshold,
         level=level,
-        p_value=mw.p_value if mw else None,
+        p_value=p_value,
         coverage=coverage_label(ci),
     )
 
@@ -346,23 +364,14 @@ def compare_paired(
     ci = paired_ratio_ci(a, b, level)
     if ci is None:
         return None
-    lo, hi = ci.low - 1.0, ci.high - 1.0
-    short = ci.n < MIN_REPETITIONS or (require_level and ci.level < level)
-    if short:
-        verdict = Verdict.INSUFFICIENT
-    else:
-        verdict = verdict_for(lo, hi, threshold, higher_is_better=higher_is_better)
-    return Comparison(
-        estimate=ci.estimate - 1.0,
-        ci_low=lo,
-        ci_high=hi,
-        verdict=verdict,
-        n_a=ci.n,
-        n_b=ci.n,
+    return _comparison(
+        ci,
+        short=ci.n < MIN_REPETITIONS or (require_level and ci.level < level),
         threshold=threshold,
+        higher_is_better=higher_is_better,
+        n=(ci.n, ci.n),
         level=ci.level,
         p_value=sign_test_p(paired_log_ratios(a, b)),
-        coverage=coverage_label(ci),
     )
 
 

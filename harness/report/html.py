@@ -112,31 +112,24 @@ def problem_rows(analysis: Analysis) -> list[dict[str, Any]]:
     if trials.empty:
         return []
     label = dict(zip(trials["trial_id"], trials["label"], strict=True))
-    rows = []
-    for r in analysis.failed.to_dict("records"):
-        rows.append(
-            {
-                "index": int(r["trial_index"]),
-                "trial_id": r["trial_id"],
-                "status": "failed",
-                "server": r["server"],
-                "cores": int(r["server_cores"]),
-                "workload": label.get(r["trial_id"], ""),
-                "reason": r["reason"] or "(no reason recorded)",
-            }
-        )
-    for r in analysis.flagged.to_dict("records"):
-        rows.append(
-            {
-                "index": int(r["trial_index"]),
-                "trial_id": r["trial_id"],
-                "status": "flagged",
-                "server": r["server"],
-                "cores": int(r["server_cores"]),
-                "workload": label.get(r["trial_id"], ""),
-                "reason": r.get("reasons") or "flagged",
-            }
-        )
+    rows = [
+        {
+            "index": int(r["trial_index"]),
+            "trial_id": r["trial_id"],
+            "status": status,
+            "server": r["server"],
+            "cores": int(r["server_cores"]),
+            "workload": label.get(r["trial_id"], ""),
+            "reason": reason,
+        }
+        for status, frame in (("failed", analysis.failed), ("flagged", analysis.flagged))
+        for r in frame.to_dict("records")
+        for reason in [
+            (r["reason"] or "(no reason recorded)")
+            if status == "failed"
+            else (r.get("reasons") or "flagged")
+        ]
+    ]
     return sorted(rows, key=lambda r: r["index"])
 
 
@@ -313,15 +306,15 @@ def reproduce(analysis: Analysis) -> dict[str, Any]:
 # Rendering
 
 
-def _environment() -> Environment:
-    env = Environment(
+def environment() -> Environment:
+    """The templates' environment (the report's and the published site's)."""
+    return Environment(
         loader=PackageLoader("harness.report", "templates"),
         autoescape=select_autoescape(["html", "j2"]),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    return env
 
 
 def render(analysis: Analysis) -> str:
@@ -345,7 +338,7 @@ def render(analysis: Analysis) -> str:
     plat.append(("client noise floor", the_answer.floor))
     tasks = tasks_rows(concurrency_pairs(analysis, manifest), hiccup_floor(trials)[0], analysis)
     return (
-        _environment()
+        environment()
         .get_template("report.html.j2")
         .render(
             run_id=analysis.run_id,

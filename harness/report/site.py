@@ -155,15 +155,7 @@ def _chart(table: dict[str, Any], runs: list[SiteRun]) -> str | None:
 
 
 def render_site(runs: list[SiteRun], frame: pd.DataFrame) -> str:
-    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-
-    env = Environment(
-        loader=PackageLoader("harness.report", "templates"),
-        autoescape=select_autoescape(["html", "j2"]),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    env = report_html.environment()
     machines: dict[str, dict[str, Any]] = {}
     for r in runs:
         m = machines.setdefault(r.fingerprint.machine_id, {"runs": []})

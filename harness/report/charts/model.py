@@ -28,16 +28,13 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 from harness.analysis.model_inputs import HEADLINE
 from harness.analysis.model_results import capacity_rps
 from harness.report.charts.base import (
-    _FAMILY_COLOURS,
-    _FAMILY_LINE,
-    _FAMILY_MARKER,
-    _OTHER_COLOURS,
     STYLE,
     Chart,
     Style,
     _chart,
     _legend,
     _panels,
+    design_styles,
     fmt_us,
 )
 from harness.report.charts.model_ratios import (
@@ -53,25 +50,6 @@ from harness.report.charts.model_ratios import (
 MAX_LOAD_CHARTS = 4  # pairs x workloads drawn against load; the tables hold every one
 MEASURED_MARKER = "D"  # no model curve uses it
 _METHODS = {"range": "min-max range", "order-statistic": "order-statistic interval"}
-
-
-def design_styles(families: Mapping[str, str]) -> dict[str, Style]:
-    """Colour, marker and line per design from base's palettes, designs of a family in name
-    order: given the run's designs, the same as the report's other charts give them."""
-    used: dict[str, int] = {}
-    out: dict[str, Style] = {}
-    for server in sorted(families):
-        family = families[server]
-        palette = _FAMILY_COLOURS.get(family, _OTHER_COLOURS)
-        n = used.get(family, 0)
-        used[family] = n + 1
-        out[server] = Style(
-            palette[n % len(palette)],
-            _FAMILY_MARKER.get(family, "^"),
-            _FAMILY_LINE.get(family, ":"),
-            family,
-        )
-    return out
 
 
 def _slug(*parts: object) -> str:
