@@ -37,7 +37,7 @@ from harness.analysis.labels import (  # re-exported: tests and readers use anal
     prepare,
     workload_label,
 )
-from harness.analysis.model_results import ModelResults, load_model
+from harness.analysis.model_results import ModelResults, stored_model
 from harness.analysis.pairs import CPU_MEASURE, cpu_us_per_request, paired_compare
 from harness.analysis.series import ConfigSeries, config_series
 from harness.analysis.trial_figures import trial_imbalance
@@ -489,5 +489,5 @@ def analyse(run: RunData) -> Analysis:
         directory=run.directory,
         series=config_series(run.timeseries, t),
         worker_shares=config_shares(run.workers, t),
-        model=load_model(run.directory),
+        model=stored_model(run.directory, run.trials),
     )

@@ -1,22 +1,32 @@
-"""The stored model of a run (`harness model` writes model.parquet) read back for the report:
-its predictions, the throughput ratios with the p99 ratio at one fixed load looked up, the
-model-against-measured comparison with each trial's workload, and each design's family. The
-report's model section and charts only format and draw it (no simulation, no file read)."""
+"""The stored model of a run (`harness model` writes model.parquet, store/model_file.py reads
+it) as the report shows it: its predictions, the throughput ratios with the p99 ratio at one
+fixed load looked up, the model-against-measured comparison with each trial's workload, and
+each design's family. The report's model section and charts only format and draw it."""
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow.parquet as pq
 
-MODEL_FILE = "model.parquet"
-# The parquet schema metadata key holding what is not one row per prediction (docs/data.md).
-METADATA_KEY = b"harness.model"
+from harness.store.model_file import (  # the names re-exported for the report
+    METADATA_KEY,
+    MODEL_FILE,
+    read_model,
+)
+
+__all__ = [
+    "FIXED_RHO",
+    "METADATA_KEY",
+    "MODEL_FILE",
+    "ModelResults",
+    "model_results",
+    "stored_model",
+]
+
 FIXED_RHO = 0.7  # the load at which the p99 ratio is shown (a grid point of the model)
 # What is taken from the run's trials: each design's family (its colours) and each measured
 # trial's workload (which chart its point belongs on).
@@ -42,12 +52,9 @@ class ModelResults:
     fixed_rho: float = FIXED_RHO
 
 
-def _trials(run_dir: Path) -> pd.DataFrame:
-    path = run_dir / "trials.parquet"
-    if not path.is_file():
-        return pd.DataFrame(columns=list(TRIAL_COLUMNS))
-    names = set(pq.read_schema(path).names)
-    frame = pq.read_table(path, columns=[c for c in TRIAL_COLUMNS if c in names]).to_pandas()
+def _workload(trials: pd.DataFrame) -> pd.DataFrame:
+    """The run's trials' columns the model's charts need (absent ones empty)."""
+    frame = trials[[c for c in TRIAL_COLUMNS if c in trials]].copy()
     for c in TRIAL_COLUMNS:
         if c not in frame:
             frame[c] = None
@@ -72,15 +79,13 @@ def capacity_rps(at: pd.DataFrame) -> float:
     return float((ok["offered_rps"] / ok["rho"]).median()) if len(ok) else math.nan
 
 
-def load_model(run_dir: Path) -> ModelResults | None:
-    """The run's stored model; None when it has none."""
-    path = run_dir / MODEL_FILE
-    if not path.is_file():
-        return None
-    table = pq.read_table(path)
-    extra = json.loads((table.schema.metadata or {}).get(METADATA_KEY, b"{}"))
-    p = table.to_pandas()
-    trials = _trials(run_dir)
+def model_results(
+    predictions: pd.DataFrame, extra: dict[str, Any], trials: pd.DataFrame
+) -> ModelResults:
+    """What the report shows of a stored model (store.model_file.read_model's predictions and
+    metadata) with the run's trials."""
+    p = predictions
+    trials = _workload(trials)
     comparison = pd.DataFrame(extra.get("comparison", []), columns=COMPARISON_COLUMNS)
     workload = trials[["trial_id", "connections", "hot_fraction", "hot_share"]]
     return ModelResults(
@@ -97,3 +102,9 @@ def load_model(run_dir: Path) -> ModelResults | None:
         assumptions=list(extra.get("assumptions", [])),
         notes=list(extra.get("notes", [])),
     )
+
+
+def stored_model(run_dir: Path, trials: pd.DataFrame) -> ModelResults | None:
+    """The model stored beside a run (`harness model`), with its trials; None without one."""
+    stored = read_model(run_dir)
+    return None if stored is None else model_results(*stored, trials)

@@ -29,3 +29,18 @@ def hiccup_floor(trials: pd.DataFrame) -> tuple[float | None, float | None]:
     ok = trials[trials["status"] == "ok"]
     p99, top = ok["hiccup_p99_us"].max(), ok["hiccup_max_us"].max()
     return _nan_to_none(p99), _nan_to_none(top)
+
+
+def trial_counts(trials: pd.DataFrame) -> dict[str, int]:
+    """How many trials a run has: in all, ranked, flagged (not ranked), failed and run on
+    oversubscribed CPUs."""
+    n = len(trials)
+    if not n:
+        return dict.fromkeys(("trials", "ranked", "flagged", "failed", "oversubscribed"), 0)
+    return {
+        "trials": n,
+        "ranked": int(trials["ranked"].sum()),
+        "flagged": int(trials["flagged"].sum()),
+        "failed": int((trials["status"] != "ok").sum()),
+        "oversubscribed": int(trials["oversubscribed"].fillna(False).astype(bool).sum()),
+    }

@@ -21,7 +21,7 @@ from harness.analysis.decompose import chains
 from harness.analysis.flagged import kinds_text
 from harness.analysis.scaling import stealing_note
 from harness.analysis.tasks import concurrency_pairs
-from harness.analysis.trial_figures import hiccup_floor
+from harness.analysis.trial_figures import hiccup_floor, trial_counts
 from harness.atomic import write_text_atomic
 from harness.report.answer import answer
 from harness.report.chart_pool import draw_charts
@@ -323,16 +323,7 @@ def render(analysis: Analysis) -> str:
     trials = analysis.trials
     the_answer = answer(analysis, manifest)
     figures = draw_charts(analysis)  # on two CPUs for a large run
-    n = len(trials)
-    counts = {
-        "trials": n,
-        "ranked": int(trials["ranked"].sum()) if n else 0,
-        "flagged": int(trials["flagged"].sum()) if n else 0,
-        "failed": int((trials["status"] != "ok").sum()) if n else 0,
-        "oversubscribed": int(trials["oversubscribed"].fillna(False).astype(bool).sum())
-        if n
-        else 0,
-    }
+    counts = trial_counts(trials)
     outcome = manifest.get("outcome") or {}
     plat, pyperf_meta = platform_rows(manifest)
     plat.append(("client noise floor", the_answer.floor))
