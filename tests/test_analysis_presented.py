@@ -11,6 +11,7 @@ import pytest
 from harness.analysis import histogram
 from harness.analysis.model_results import capacity_rps, ratio_at
 from harness.analysis.series import config_series, interval_rates, median_curve
+from harness.analysis.trial_figures import idle_floor_us, trial_counts
 from harness.analysis.workers import config_shares, trial_shares
 
 
@@ -170,3 +171,25 @@ def test_ratio_at_finds_the_prediction_at_the_fixed_load():
     row = ratio_at(p, r)
     assert row is not None and row["p99_ratio"] == 1.3
     assert ratio_at(p, {**r, "cores": 4}) is None
+
+
+def test_trial_counts_and_the_idle_floor():
+    trials = pd.DataFrame(
+        {
+            "ranked": [True, False, False],
+            "flagged": [False, True, False],
+            "status": ["ok", "ok", "failed"],
+            "oversubscribed": [None, True, None],
+        }
+    )
+    assert trial_counts(trials) == {
+        "trials": 3,
+        "ranked": 1,
+        "flagged": 1,
+        "failed": 1,
+        "oversubscribed": 1,
+    }
+    assert trial_counts(trials.iloc[:0])["trials"] == 0
+    hosts = {"hosts": {"idle_rtt": [{"min_us": 80.0}, {"min_us": None}, {"min_us": 52.5}]}}
+    assert idle_floor_us(hosts) == 52.5
+    assert idle_floor_us({}) is None

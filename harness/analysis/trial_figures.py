@@ -1,7 +1,10 @@
-"""Figures of a run's trials beside the summaries: how evenly work landed on the workers, and
-the client's noise floor (hiccup meter). Pure: tables in, numbers out."""
+"""Figures of a run's trials beside the summaries: how evenly work landed on the workers, the
+client's noise floor (hiccup meter), the trial counts and the network's idle floor. Pure:
+tables in, numbers out."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pandas as pd
 
@@ -44,3 +47,12 @@ def trial_counts(trials: pd.DataFrame) -> dict[str, int]:
         "failed": int((trials["status"] != "ok").sum()),
         "oversubscribed": int(trials["oversubscribed"].fillna(False).astype(bool).sum()),
     }
+
+
+def idle_floor_us(manifest: dict[str, Any]) -> float | None:
+    """The smallest idle round trip (ping min) from a client host to the server host, in µs:
+    the floor under every latency of a run across hosts; None on one machine (or a run
+    without the measurement)."""
+    rtts = [r.get("min_us") for r in (manifest.get("hosts") or {}).get("idle_rtt") or []]
+    present = [float(v) for v in rtts if v is not None]
+    return min(present) if present else None
