@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from harness.analysis import stats
 from harness.analysis.stats import CIMethod, Interval, Verdict
@@ -169,33 +170,22 @@ def chain_result(
     values: Mapping[str, Sequence[float | None]],
     *,
     measure: str,
-    higher_is_better: bool = True,
-    paired: bool = True,
-    threshold: float = stats.DEFAULT_NOISE_THRESHOLD,
-    level: float = stats.DEFAULT_LEVEL,
-    better: str = "faster",
-    worse: str = "slower",
+    **judging: Any,
 ) -> ChainResult | None:
     """Every step of `steps` (a chain from factor_chain) judged on `measure`, whose values per
     design (`values[design][i]`: repetition i; None or NaN where it failed or was flagged) are
-    paired by repetition. None for an empty chain."""
+    paired by repetition; `judging`: step_result's keyword arguments (higher_is_better, paired,
+    threshold, level, better, worse), the same for every step. None for an empty chain."""
     if not steps:
         return None
-    kw = {
-        "higher_is_better": higher_is_better,
-        "paired": paired,
-        "threshold": threshold,
-        "level": level,
-        "better": better,
-        "worse": worse,
-    }
-    results = tuple(step_result(s, values, **kw) for s in steps)  # type: ignore[arg-type]
+    results = tuple(step_result(s, values, **judging) for s in steps)
     ratios = [r.ratio for r in results]
     product = math.prod(ratios) if all(r is not None for r in ratios) else None  # type: ignore[arg-type]
     first, last = steps[0], steps[-1]
     changed = ", ".join(dict.fromkeys(s.factor for s in steps))
     span = Span(first.before, last.after, changed, "", "")
-    end_to_end = step_result(span, values, **kw)  # type: ignore[arg-type]
+    end_to_end = step_result(span, values, **judging)
+    higher_is_better = bool(judging.get("higher_is_better", True))
     return ChainResult(
         first.before, last.after, measure, higher_is_better, results, product, end_to_end
     )
