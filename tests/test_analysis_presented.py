@@ -193,3 +193,11 @@ def test_trial_counts_and_the_idle_floor():
     hosts = {"hosts": {"idle_rtt": [{"min_us": 80.0}, {"min_us": None}, {"min_us": 52.5}]}}
     assert idle_floor_us(hosts) == 52.5
     assert idle_floor_us({}) is None
+
+
+def test_sample_percentile_is_percentile_of_on_raw_values():
+    values = np.array([5.0, 1.0, 4.0, 2.0, 3.0] * 200)  # 1000 values, 200 of each
+    merged = _merged([int(v) for v in values])  # one-wide buckets: exact values
+    for p in (1.0, 20.0, 50.0, 99.0, 99.9, 100.0):
+        assert histogram.sample_percentile(values, p) == merged.percentile_ns(p)
+    assert histogram.sample_percentile(np.array([]), 50.0) is None

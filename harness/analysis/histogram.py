@@ -104,6 +104,15 @@ def spectrum(hist: Merged, points: int = 240) -> tuple[np.ndarray, np.ndarray]:
     return xs, _values_at_ranks(hist.lower, hist.upper, hist.counts, ranks) / 1000.0
 
 
+def sample_percentile(values: np.ndarray, p: float) -> float | None:
+    """percentile_of's rule on raw values (no buckets: every value is its own): the
+    nearest-rank value, ceil(p / 100 * n)-th smallest. None without a value."""
+    values = np.asarray(values, dtype=float)
+    n = len(values)
+    rank = nearest_rank(p, max(n, 1))
+    return float(np.partition(values, rank - 1)[rank - 1]) if n else None
+
+
 def percentile_ns(hist: Sequence[Bucket], p: float) -> int | None:
     """percentile_of a histogram given as (lower, upper, count) buckets."""
     table = np.array(sorted(hist), dtype=np.int64).reshape(-1, 3)
