@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from fake_run import build_client_bound_run, build_empty_run, build_run
 
+from harness.analysis.analyse import analyse
 from harness.report.charts import CHART_IDS
 from harness.report.html import write_report
 from harness.store import load_run
@@ -224,7 +225,7 @@ def open_in_browser(html: Path, tmp_path: Path, name: str) -> tuple[dict[str, An
 
 def test_report_renders_in_chromium(tmp_path: Path) -> None:
     fake = build_run(tmp_path / "results" / "run")
-    html = write_report(load_run(fake.directory), tmp_path / "report" / "index.html")
+    html = write_report(analyse(load_run(fake.directory)), tmp_path / "report" / "index.html")
     state, dt, shot = open_in_browser(html, tmp_path, "full")
 
     assert dt.problems() == []
@@ -247,7 +248,7 @@ def test_report_renders_in_chromium(tmp_path: Path) -> None:
 
 def test_empty_report_renders_in_chromium(tmp_path: Path) -> None:
     fake = build_empty_run(tmp_path / "results" / "run")
-    html = write_report(load_run(fake.directory), tmp_path / "report" / "index.html")
+    html = write_report(analyse(load_run(fake.directory)), tmp_path / "report" / "index.html")
     state, dt, _ = open_in_browser(html, tmp_path, "empty")
 
     assert dt.problems() == []
@@ -261,7 +262,7 @@ def test_client_bound_report_renders_in_chromium(tmp_path: Path) -> None:
     """Nothing ranked, everything flagged: the flagged trials are drawn, and the charts that
     cannot be (ratios, one worker, no open loop) say why."""
     fake = build_client_bound_run(tmp_path / "results" / "run")
-    html = write_report(load_run(fake.directory), tmp_path / "report" / "index.html")
+    html = write_report(analyse(load_run(fake.directory)), tmp_path / "report" / "index.html")
     state, dt, _ = open_in_browser(html, tmp_path, "client-bound")
 
     assert dt.problems() == []

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 HARNESS = Path(__file__).resolve().parent.parent / "harness"
-# The stages in pipeline order; `errors` is shared by all, `cli` drives them all.
-STAGES = ("errors", "plan", "run", "checks", "store", "analysis", "report", "cli")
+# Top-level modules every stage may import (they import no stage themselves).
+SHARED = ("errors", "atomic")
+# The stages in pipeline order; the shared modules come first, `cli` drives them all.
+STAGES = ("shared", "plan", "run", "checks", "store", "analysis", "report", "cli")
 MAX_LINES = 500
 
 
@@ -23,6 +25,8 @@ def stage_of(module: str) -> str | None:
     parts = module.split(".")
     if len(parts) < 2:
         return None  # the package itself (harness/__init__.py)
+    if parts[1] in SHARED:
+        return "shared"
     return "cli" if parts[1] == "__main__" else parts[1]
 
 
@@ -63,6 +67,50 @@ def test_no_module_imports_a_later_stage(graph):
         for other in imported:
             if stage_of(other) is not None and STAGES.index(stage_of(other)) > STAGES.index(stage):
                 wrong.append(f"{module} ({stage}) imports {other} ({stage_of(other)})")
+    assert not wrong, "\n".join(sorted(wrong))
+
+
+def test_shared_modules_import_no_stage(graph):
+    wrong = [
+        f"{m} imports {o}"
+        for m in graph
+        if stage_of(m) == "shared"
+        for o in graph[m]
+        if stage_of(o) != "shared"
+    ]
+    assert not wrong, "\n".join(sorted(wrong))
+
+
+# What reads a stored file or analyses a run: never called in harness/report.
+READERS = {
+    "analyse",
+    "load_run",
+    "read_table",
+    "read_parquet",
+    "read_schema",
+    "read_csv",
+    "read_json",
+    "read_text",
+    "read_bytes",
+}
+
+
+def test_report_only_presents(graph):
+    """The report takes an Analysis and draws it: it reads no stored file (no store module)
+    and never analyses a run itself (no call of analyse())."""
+    wrong = [
+        f"{m} imports {o}"
+        for m in graph
+        if stage_of(m) == "report"
+        for o in graph[m]
+        if stage_of(o) == "store"
+    ]
+    for path in (HARNESS / "report").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call):
+                name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+                if name in READERS:
+                    wrong.append(f"{path.relative_to(HARNESS)}:{node.lineno} calls {name}()")
     assert not wrong, "\n".join(sorted(wrong))
 
 

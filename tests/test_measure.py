@@ -14,6 +14,7 @@ import pytest
 from conftest import REPO, build_sysfs, require_binaries
 from fake_run import CHAIN, build_chain_run, build_client_bound_run
 
+from harness.analysis.analyse import analyse
 from harness.errors import HarnessError
 from harness.plan.calibrate import CLIENT_RATE_CAP_SHARE, DesignCapacity, RampPoint
 from harness.plan.designs import DEFAULT_REGISTRY, load_registry
@@ -203,7 +204,7 @@ def test_calibrated_run_records_mode_reason_and_calibration(tmp_path):
 
 def test_report_opens_with_the_verdict_and_draws_the_chain_first(tmp_path):
     fake = build_chain_run(tmp_path / "run")
-    html = render(load_run(fake.directory))
+    html = render(analyse(load_run(fake.directory)))
     answer = html.index('id="answer"')
     verdict = html.index('id="answer-verdict"')
     # The first thing under the answer's heading is the ranked verdict with its interval.
@@ -232,7 +233,7 @@ def test_report_opens_with_the_verdict_and_draws_the_chain_first(tmp_path):
 
 def test_a_run_without_a_chain_says_why(tmp_path):
     fake = build_client_bound_run(tmp_path / "run")  # tokio-ws and tokio-tpc only
-    html = render(load_run(fake.directory))
+    html = render(analyse(load_run(fake.directory)))
     chain = html[html.index('id="chart-chain"') :]
     assert "Not drawn: no chain of controlled pairs" in chain[: chain.index("</figure>")]
 

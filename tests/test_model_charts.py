@@ -19,6 +19,7 @@ from fake_run import RUN_ID, build_run
 from matplotlib.text import Annotation
 from test_report import section, text
 
+from harness.analysis.analyse import analyse
 from harness.report.charts.base import STYLE, declutter
 from harness.report.charts.model import _error_label, design_styles, load_figure
 from harness.report.charts.model_ratios import _ratio_ticks
@@ -47,14 +48,14 @@ def _modelled(directory: Path, **kwargs: object) -> Path:
 def swept(tmp_path_factory) -> tuple[Path, str]:
     """A rate-sweep run (open-loop trials at 1 and 2 cores) and its report."""
     run_dir = _modelled(tmp_path_factory.mktemp("swept"))
-    return run_dir, render(load_run(run_dir))
+    return run_dir, render(analyse(load_run(run_dir)))
 
 
 @pytest.fixture(scope="module")
 def closed(tmp_path_factory) -> tuple[Path, str]:
     """A closed-loop-only run: the model has costs to work from but nothing to compare with."""
     run_dir = _modelled(tmp_path_factory.mktemp("closed"), fractions=())
-    return run_dir, render(load_run(run_dir))
+    return run_dir, render(analyse(load_run(run_dir)))
 
 
 def _figures(page: str) -> dict[str, str]:

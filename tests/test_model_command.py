@@ -14,6 +14,7 @@ import pytest
 from fake_run import RUN_ID, build_run
 from test_report import section, text
 
+from harness.analysis.analyse import analyse
 from harness.report.html import render
 from harness.report.model_section import METADATA_KEY
 from harness.store import load_run
@@ -55,7 +56,7 @@ def test_model_command_writes_model_parquet(modelled) -> None:
 
 def test_report_shows_the_stored_model(modelled) -> None:
     run_dir, _ = modelled
-    page = render(load_run(run_dir))
+    page = render(analyse(load_run(run_dir)))
     shown = text(section(page, "model"))
     assert "Model (not a measurement)" in shown
     assert "Arrivals are Poisson" in shown  # the assumptions, written out
@@ -67,7 +68,7 @@ def test_report_shows_the_stored_model(modelled) -> None:
 
 def test_report_without_model_has_no_model_section(tmp_path: Path) -> None:
     run_dir = build_run(tmp_path / RUN_ID).directory
-    assert 'id="model"' not in render(load_run(run_dir))
+    assert 'id="model"' not in render(analyse(load_run(run_dir)))
 
 
 def test_model_command_refuses_a_bad_directory(tmp_path: Path) -> None:

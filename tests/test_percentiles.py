@@ -57,7 +57,7 @@ def test_report_exports_and_compare_show_one_p99(
         assert s.p99_us == expected[(s.server, s.server_cores, s.label)]
 
     # the exports: summary.csv carries the value, summary.md prints it as the report does
-    exports.write_exports(run, tmp_path / "exports", analysis)
+    exports.write_exports(analysis, tmp_path / "exports")
     with (tmp_path / "exports" / "summary.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == len(expected)
@@ -69,7 +69,7 @@ def test_report_exports_and_compare_show_one_p99(
             assert f"| {fmt_us(want)} |" in markdown
 
     # the HTML report prints each of them
-    page = html.render(run, analysis)
+    page = html.render(analysis)
     for want in expected.values():
         if want is not None:
             assert f">{fmt_us(want)}<" in page

@@ -56,12 +56,14 @@ def fake(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(fake) -> str:
-    return render(load_run(fake.directory))
+    return render(analyse.analyse(load_run(fake.directory)))
 
 
 @pytest.fixture(scope="module")
 def exports(fake, tmp_path_factory) -> list[Path]:
-    return write_exports(load_run(fake.directory), tmp_path_factory.mktemp("report"))
+    return write_exports(
+        analyse.analyse(load_run(fake.directory)), tmp_path_factory.mktemp("report")
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -189,7 +191,7 @@ def test_stability_warnings_are_listed(page):
 
 def test_closed_only_run_says_why_open_loop_chart_is_missing(tmp_path):
     fake = build_run(tmp_path / "run", fractions=())
-    page = render(load_run(fake.directory))
+    page = render(analyse.analyse(load_run(fake.directory)))
     missing = chart(page, "chart-latency-load")
     assert "<img" not in missing and "no open-loop trials in this run" in missing
     assert "<img" in chart(page, "chart-throughput-cores")
@@ -218,7 +220,7 @@ def test_run_with_only_client_bound_trials_draws_them_as_flagged(tmp_path):
     run = load_run(fake.directory)
     assert len(fake.flagged_ids) == len(fake.trial_ids) == 6
     assert run.trials["client_bound"].all() and run.trials["unsteady"].sum() == 1
-    page = render(run)
+    page = render(analyse.analyse(run))
     whole = text(page)
 
     for chart_id in (
@@ -284,7 +286,9 @@ def test_advice_follows_the_dominant_flag(flag, words):
 
 def test_empty_run(tmp_path):
     fake = build_empty_run(tmp_path / "run")
-    path = write_report(load_run(fake.directory), tmp_path / "report" / "index.html")
+    path = write_report(
+        analyse.analyse(load_run(fake.directory)), tmp_path / "report" / "index.html"
+    )
     page = path.read_text()
     assert "No pair of designs can be ranked in this run" in page
     assert "interrupted before its first trial finished" in page
@@ -297,7 +301,7 @@ def test_empty_run(tmp_path):
 
 def test_run_with_only_failed_trials(tmp_path):
     fake = build_failed_run(tmp_path / "run")
-    page = render(load_run(fake.directory))
+    page = render(analyse.analyse(load_run(fake.directory)))
     answer = text(section(page, "answer"))
     assert f"all {len(fake.failed_ids)} trials failed" in answer
     assert "server exited with code 132 before it was ready (12)" in answer
@@ -373,7 +377,9 @@ def test_pyperf_export_holds_seconds_per_request(fake, exports):
 
 def test_pyperf_compare_to_two_runs(exports, tmp_path):
     other = build_run(tmp_path / "other", seed=8)
-    other_files = write_exports(load_run(other.directory), tmp_path / "other-report")
+    other_files = write_exports(
+        analyse.analyse(load_run(other.directory)), tmp_path / "other-report"
+    )
     a = exports[0].parent / "pyperf.json"
     b = next(p for p in other_files if p.name == "pyperf.json")
     out = subprocess.run(
@@ -389,7 +395,7 @@ def test_pyperf_compare_to_two_runs(exports, tmp_path):
 
 def test_exports_of_a_run_with_only_failed_trials(tmp_path):
     fake = build_failed_run(tmp_path / "run")
-    written = write_exports(load_run(fake.directory), tmp_path / "out")
+    written = write_exports(analyse.analyse(load_run(fake.directory)), tmp_path / "out")
     assert sorted(p.name for p in written) == ["comparisons.csv", "summary.csv", "summary.md"]
     summary = pd.read_csv(tmp_path / "out" / "summary.csv")
     assert (summary.trials_failed > 0).all() and summary.throughput_rps.isna().all()
@@ -400,7 +406,7 @@ def test_exports_of_a_run_with_only_failed_trials(tmp_path):
 
 def test_exports_of_an_empty_run(tmp_path):
     fake = build_empty_run(tmp_path / "run")
-    write_exports(load_run(fake.directory), tmp_path / "out")
+    write_exports(analyse.analyse(load_run(fake.directory)), tmp_path / "out")
     summary = pd.read_csv(tmp_path / "out" / "summary.csv")
     assert summary.empty and list(summary.columns) == list(SUMMARY_COLUMNS)
     assert not (tmp_path / "out" / "pyperf.json").exists()

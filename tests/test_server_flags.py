@@ -99,7 +99,7 @@ def _page(fake, floor_p99_us: float | None) -> str:
     run = load_run(fake.directory)
     run.trials["hiccup_p99_us"] = floor_p99_us
     run.trials["hiccup_max_us"] = None if floor_p99_us is None else 3 * floor_p99_us
-    return render(run)
+    return render(analyse.analyse(run))
 
 
 def _visible(page: str) -> str:

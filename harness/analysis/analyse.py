@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,8 +37,11 @@ from harness.analysis.labels import (  # re-exported: tests and readers use anal
     prepare,
     workload_label,
 )
+from harness.analysis.model_results import ModelResults, stored_model
 from harness.analysis.pairs import CPU_MEASURE, cpu_us_per_request, paired_compare
+from harness.analysis.series import ConfigSeries, config_series
 from harness.analysis.trial_figures import trial_imbalance
+from harness.analysis.workers import WorkerShares, config_shares
 from harness.store import RunData
 from harness.store.latency_read import frame_chunks
 
@@ -101,6 +106,18 @@ class ConfigSummary:
     # Ranked trials by repetition, for paired comparisons: {measure: {repetition: value}}.
     by_rep: dict[str, dict[int, float | None]] = field(default_factory=dict)
     requests_per_connection: int | None = None  # churn: None keeps connections open
+
+    @property
+    def throughput_median(self) -> float | None:  # of the ranked trials (compare's "req/s")
+        return stats.median(list(self.throughput_samples))
+
+    @property
+    def p99_trial_median(self) -> float | None:  # median per-trial p99 (what compare ranks)
+        return stats.median(list(self.p99_samples))
+
+    @property
+    def cpu_us_median(self) -> float | None:
+        return stats.median(list(self.cpu_us_samples))
 
     @property
     def label(self) -> str:
@@ -169,6 +186,15 @@ class Analysis:
     merged_flagged: dict[SummaryKey, histogram.Merged] = field(default_factory=dict)
     flag_kinds: dict[SummaryKey, Counter[str]] = field(default_factory=dict)  # flagged trials
     trial_imbalance: dict[str, float] = field(default_factory=dict)  # per trial max/mean
+    manifest: dict[str, Any] = field(default_factory=dict)  # the run's, as stored
+    directory: Path | None = None  # where the run is stored (named, never read, by the report)
+    series: dict[SummaryKey, ConfigSeries] = field(default_factory=dict)  # closed loop
+    worker_shares: dict[SummaryKey, WorkerShares] = field(default_factory=dict)
+    model: ModelResults | None = None  # the run's stored model (`harness model`), if any
+
+    @property
+    def run_id(self) -> str:
+        return str(self.manifest.get("run_id", self.directory.name if self.directory else ""))
 
     @property
     def comparisons(self) -> list[DesignComparison]:
@@ -454,9 +480,14 @@ def analyse(run: RunData) -> Analysis:
         flagged,
         failed,
         run=run,
+        manifest=run.manifest,
+        directory=run.directory,
         trials=t,
         merged=merged,
         merged_flagged=merged_flagged,
         flag_kinds=kinds,
+        series=config_series(run.timeseries, t),
+        worker_shares=config_shares(run.workers, t),
         trial_imbalance=imbalance,
+        model=stored_model(run.directory, run.trials),
     )

@@ -21,32 +21,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any
 
 from harness.analysis import stats
 from harness.analysis.stats import CIMethod, Interval, Verdict
+from harness.plan.designs import Step
 
-
-class StepLike(Protocol):
-    """What a chain step says (harness.plan.designs.Step has these)."""
-
-    before: str
-    after: str
-    factor: str
-    before_value: str
-    after_value: str
-
-
-@dataclass(frozen=True)
-class Span:
-    """From one design to another, whatever changes between them (the chain's two ends:
-    `factor` lists every factor the chain changes, the values are empty)."""
-
-    before: str
-    after: str
-    factor: str
-    before_value: str
-    after_value: str
+# A chain's two ends as one step, whatever changes between them (`factor` lists every factor
+# the chain changes, the values are empty): the plan's Step, so a span is drawn like a step.
+Span = Step
 
 
 @dataclass(frozen=True)
@@ -59,7 +42,7 @@ class StepResult:
     "no change" when it contains 1, "insufficient data" below stats.MIN_REPETITIONS pairs.
     """
 
-    step: StepLike
+    step: Step
     ratio: float | None
     interval: Interval | None
     verdict: str
@@ -141,7 +124,7 @@ def _label(verdict: Verdict, better: str, worse: str) -> str:
 
 
 def step_result(
-    step: StepLike,
+    step: Step,
     values: Mapping[str, Sequence[float | None]],
     *,
     higher_is_better: bool = True,
@@ -183,37 +166,26 @@ def step_result(
 
 
 def chain_result(
-    steps: Sequence[StepLike],
+    steps: Sequence[Step],
     values: Mapping[str, Sequence[float | None]],
     *,
     measure: str,
-    higher_is_better: bool = True,
-    paired: bool = True,
-    threshold: float = stats.DEFAULT_NOISE_THRESHOLD,
-    level: float = stats.DEFAULT_LEVEL,
-    better: str = "faster",
-    worse: str = "slower",
+    **judging: Any,
 ) -> ChainResult | None:
     """Every step of `steps` (a chain from factor_chain) judged on `measure`, whose values per
     design (`values[design][i]`: repetition i; None or NaN where it failed or was flagged) are
-    paired by repetition. None for an empty chain."""
+    paired by repetition; `judging`: step_result's keyword arguments (higher_is_better, paired,
+    threshold, level, better, worse), the same for every step. None for an empty chain."""
     if not steps:
         return None
-    kw = {
-        "higher_is_better": higher_is_better,
-        "paired": paired,
-        "threshold": threshold,
-        "level": level,
-        "better": better,
-        "worse": worse,
-    }
-    results = tuple(step_result(s, values, **kw) for s in steps)  # type: ignore[arg-type]
+    results = tuple(step_result(s, values, **judging) for s in steps)
     ratios = [r.ratio for r in results]
     product = math.prod(ratios) if all(r is not None for r in ratios) else None  # type: ignore[arg-type]
     first, last = steps[0], steps[-1]
     changed = ", ".join(dict.fromkeys(s.factor for s in steps))
     span = Span(first.before, last.after, changed, "", "")
-    end_to_end = step_result(span, values, **kw)  # type: ignore[arg-type]
+    end_to_end = step_result(span, values, **judging)
+    higher_is_better = bool(judging.get("higher_is_better", True))
     return ChainResult(
         first.before, last.after, measure, higher_is_better, results, product, end_to_end
     )

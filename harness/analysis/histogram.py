@@ -76,10 +76,41 @@ def percentile_of(lower: np.ndarray, upper: np.ndarray, counts: np.ndarray, p: f
     n = int(counts.sum())
     if n == 0:
         return None
-    rank = nearest_rank(p, n)
-    i = min(int(np.searchsorted(np.cumsum(counts), rank)), len(counts) - 1)
-    lo, hi = int(lower[i]), int(upper[i])
-    return hi - 1 if hi - lo > 1 else lo
+    return int(_values_at_ranks(lower, upper, counts, np.array([nearest_rank(p, n)]))[0])
+
+
+def _values_at_ranks(
+    lower: np.ndarray, upper: np.ndarray, counts: np.ndarray, ranks: np.ndarray
+) -> np.ndarray:
+    """The value of each 1-based rank (percentile_of's answer): the highest equivalent value
+    (upper - 1) of the bucket holding it, the bucket's only value when it is one wide."""
+    cum = np.cumsum(np.asarray(counts, dtype=np.int64))
+    i = np.minimum(np.searchsorted(cum, ranks), len(cum) - 1)
+    lo, hi = np.asarray(lower, np.int64)[i], np.asarray(upper, np.int64)[i]
+    return np.where(hi - lo > 1, hi - 1, lo)
+
+
+def spectrum(hist: Merged, points: int = 240) -> tuple[np.ndarray, np.ndarray]:
+    """HdrHistogram's percentile spectrum of a histogram, by percentile_of's rule: x =
+    log10(1 / (1 - p)) on `points` even steps from 0 (p = 0) up to the rank of the
+    last-but-one value (past it the curve is the maximum), y = latency in µs."""
+    n = hist.total
+    if n == 0:
+        return np.zeros(0), np.zeros(0)
+    xmax = max(0.5, math.log10(n)) if n > 1 else 0.5
+    xs = np.linspace(0.0, xmax, points)
+    ps = 100.0 * (1.0 - 10.0**-xs)
+    ranks = np.array([nearest_rank(float(p), n) if p > 0 else 1 for p in ps.tolist()])
+    return xs, _values_at_ranks(hist.lower, hist.upper, hist.counts, ranks) / 1000.0
+
+
+def sample_percentile(values: np.ndarray, p: float) -> float | None:
+    """percentile_of's rule on raw values (no buckets: every value is its own): the
+    nearest-rank value, ceil(p / 100 * n)-th smallest. None without a value."""
+    values = np.asarray(values, dtype=float)
+    n = len(values)
+    rank = nearest_rank(p, max(n, 1))
+    return float(np.partition(values, rank - 1)[rank - 1]) if n else None
 
 
 def percentile_ns(hist: Sequence[Bucket], p: float) -> int | None:

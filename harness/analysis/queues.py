@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import simpy
 
-from harness.analysis import stats
+from harness.analysis import histogram, stats
 from harness.analysis.model_inputs import (
     HEADLINE,
     THREAD_PER_CORE,
@@ -81,7 +81,12 @@ class QueueSample:
     stable: bool
 
     def percentile(self, q: float) -> float:
-        return float(np.percentile(self.response_us, q)) if self.stable else math.inf
+        """The harness's one percentile (nearest rank, histogram.sample_percentile) of the
+        response times; +inf for an unstable queue (no steady state)."""
+        if not self.stable:
+            return math.inf
+        value = histogram.sample_percentile(self.response_us, q)
+        return math.nan if value is None else value
 
 
 def connection_weights(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import Any
@@ -101,15 +101,17 @@ def _bootstrap_distribution(
 ) -> np.ndarray:
     """`resamples` values of statistic(resample), computed in blocks to bound memory."""
     n = len(arr)
-    block = max(1, _BOOTSTRAP_BLOCK_ELEMENTS // max(n, 1))
     out = np.empty(resamples, dtype=float)
-    done = 0
-    while done < resamples:
-        m = min(block, resamples - done)
-        idx = rng.integers(0, n, size=(m, n))
-        out[done : done + m] = statistic(arr[idx], axis=1)
-        done += m
+    for done, m in _blocks(n, resamples):
+        out[done : done + m] = statistic(arr[rng.integers(0, n, size=(m, n))], axis=1)
     return out
+
+
+def _blocks(n: int, resamples: int) -> Iterator[tuple[int, int]]:
+    """(first, count) of each block of resamples of n values, bounded in memory."""
+    block = max(1, _BOOTSTRAP_BLOCK_ELEMENTS // max(n, 1))
+    for done in range(0, resamples, block):
+        yield done, min(block, resamples - done)
 
 
 def _bootstrap_medians(arr: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
@@ -123,18 +125,14 @@ def _bootstrap_medians(arr: np.ndarray, resamples: int, rng: np.random.Generator
     ranks[order] = np.arange(n)
     ordered = arr[order]
     lo_k, hi_k = (n - 1) // 2, n // 2  # 0-based middle order statistics
-    block = max(1, _BOOTSTRAP_BLOCK_ELEMENTS // max(n, 1))
     out = np.empty(resamples, dtype=float)
-    done = 0
-    while done < resamples:
-        m = min(block, resamples - done)
+    for done, m in _blocks(n, resamples):
         idx = rng.integers(0, n, size=(m, n))
         flat = (ranks[idx] + np.arange(m)[:, None] * n).ravel()
         cum = np.bincount(flat, minlength=m * n).reshape(m, n).cumsum(axis=1)
         lo = ordered[np.argmax(cum > lo_k, axis=1)]
         hi = ordered[np.argmax(cum > hi_k, axis=1)]
         out[done : done + m] = lo if lo_k == hi_k else (lo + hi) / 2.0
-        done += m
     return out
 
 
@@ -303,22 +301,40 @@ def compare(
     if ci is None:
         return None
     n_a, n_b = len(_clean(a)), len(_clean(b))
+    return _comparison(
+        ci,
+        short=min(n_a, n_b) < MIN_REPETITIONS,
+        threshold=threshold,
+        higher_is_better=higher_is_better,
+        n=(n_a, n_b),
+        level=level,
+        p_value=getattr(mann_whitney(a, b), "p_value", None),
+    )
+
+
+def _comparison(
+    ci: Interval,
+    *,
+    short: bool,
+    threshold: float,
+    higher_is_better: bool,
+    n: tuple[int, int],
+    level: float,
+    p_value: float | None,
+) -> Comparison:
+    """A ratio interval as a change (ratio - 1) with criterion's verdict (none when short)."""
     lo, hi = ci.low - 1.0, ci.high - 1.0
-    if min(n_a, n_b) < MIN_REPETITIONS:
-        verdict = Verdict.INSUFFICIENT
-    else:
-        verdict = verdict_for(lo, hi, threshold, higher_is_better=higher_is_better)
-    mw = mann_whitney(a, b)
+    verdict = verdict_for(lo, hi, threshold, higher_is_better=higher_is_better)
     return Comparison(
         estimate=ci.estimate - 1.0,
         ci_low=lo,
         ci_high=hi,
-        verdict=verdict,
-        n_a=n_a,
-        n_b=n_b,
+        verdict=Verdict.INSUFFICIENT if short else verdict,
+        n_a=n[0],
+        n_b=n[1],
         threshold=threshold,
         level=level,
-        p_value=mw.p_value if mw else None,
+        p_value=p_value,
         coverage=coverage_label(ci),
     )
 
@@ -346,23 +362,14 @@ def compare_paired(
     ci = paired_ratio_ci(a, b, level)
     if ci is None:
         return None
-    lo, hi = ci.low - 1.0, ci.high - 1.0
-    short = ci.n < MIN_REPETITIONS or (require_level and ci.level < level)
-    if short:
-        verdict = Verdict.INSUFFICIENT
-    else:
-        verdict = verdict_for(lo, hi, threshold, higher_is_better=higher_is_better)
-    return Comparison(
-        estimate=ci.estimate - 1.0,
-        ci_low=lo,
-        ci_high=hi,
-        verdict=verdict,
-        n_a=ci.n,
-        n_b=ci.n,
+    return _comparison(
+        ci,
+        short=ci.n < MIN_REPETITIONS or (require_level and ci.level < level),
         threshold=threshold,
+        higher_is_better=higher_is_better,
+        n=(ci.n, ci.n),
         level=ci.level,
         p_value=sign_test_p(paired_log_ratios(a, b)),
-        coverage=coverage_label(ci),
     )
 
 

@@ -1,7 +1,10 @@
-"""Figures of a run's trials beside the summaries: how evenly work landed on the workers, and
-the client's noise floor (hiccup meter). Pure: tables in, numbers out."""
+"""Figures of a run's trials beside the summaries: how evenly work landed on the workers, the
+client's noise floor (hiccup meter), the trial counts and the network's idle floor. Pure:
+tables in, numbers out."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pandas as pd
 
@@ -29,3 +32,27 @@ def hiccup_floor(trials: pd.DataFrame) -> tuple[float | None, float | None]:
     ok = trials[trials["status"] == "ok"]
     p99, top = ok["hiccup_p99_us"].max(), ok["hiccup_max_us"].max()
     return _nan_to_none(p99), _nan_to_none(top)
+
+
+def trial_counts(trials: pd.DataFrame) -> dict[str, int]:
+    """How many trials a run has: in all, ranked, flagged (not ranked), failed and run on
+    oversubscribed CPUs."""
+    n = len(trials)
+    if not n:
+        return dict.fromkeys(("trials", "ranked", "flagged", "failed", "oversubscribed"), 0)
+    return {
+        "trials": n,
+        "ranked": int(trials["ranked"].sum()),
+        "flagged": int(trials["flagged"].sum()),
+        "failed": int((trials["status"] != "ok").sum()),
+        "oversubscribed": int(trials["oversubscribed"].fillna(False).astype(bool).sum()),
+    }
+
+
+def idle_floor_us(manifest: dict[str, Any]) -> float | None:
+    """The smallest idle round trip (ping min) from a client host to the server host, in µs:
+    the floor under every latency of a run across hosts; None on one machine (or a run
+    without the measurement)."""
+    rtts = [r.get("min_us") for r in (manifest.get("hosts") or {}).get("idle_rtt") or []]
+    present = [float(v) for v in rtts if v is not None]
+    return min(present) if present else None

@@ -21,9 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
+    from harness.analysis.across import ratios
+    from harness.analysis.analyse import analyse
     from harness.report.bundle import is_bundle, open_bundle, scratch
     from harness.report.site import write_site
-    from harness.store import load_run_manifest
+    from harness.store import load_run, load_run_manifest
 
     with scratch() as tmp:
         run_dirs = []
@@ -46,6 +48,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
                     f"run {run_id} is given twice ({seen[run_id]} and {given}); give each once"
                 )
             seen[run_id] = given
-        index = write_site(run_dirs, args.output)
+        analyses = (analyse(load_run(d)) for d in run_dirs)  # one run at a time
+        index = write_site(analyses, ratios(run_dirs), args.output)
     console.print(str(index), highlight=False)
     return 0

@@ -25,8 +25,8 @@ def write_report(results_dir: Path, output: Path) -> Path:
 
     run = load_run(results_dir)
     analysis = analyse(run)
-    path = html.write_report(run, output, analysis)
-    exports.write_exports(run, output.parent, analysis)
+    path = html.write_report(analysis, output)
+    exports.write_exports(analysis, output.parent)
     return path
 
 

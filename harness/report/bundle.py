@@ -11,6 +11,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from harness.atomic import TMP_SUFFIX, write_atomic
 from harness.errors import HarnessError
 
 SUFFIX = ".tar.gz"
@@ -20,15 +21,17 @@ def write_bundle(run_dir: Path, output: Path, report_dir: Path) -> Path:
     """Archive run_dir and the report in report_dir as output (written whole, then renamed)."""
     run_id = run_dir.name
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".tmp")
-    with tarfile.open(tmp, "w:gz") as tar:
-        for path in sorted(run_dir.rglob("*")):
-            if path.is_file() and not path.name.endswith(".tmp"):
-                tar.add(path, arcname=f"{run_id}/{path.relative_to(run_dir)}", recursive=False)
-        for path in sorted(report_dir.rglob("*")):
-            if path.is_file():
-                tar.add(path, arcname=f"{run_id}/report/{path.relative_to(report_dir)}")
-    tmp.replace(output)
+
+    def archive(tmp: Path) -> None:
+        with tarfile.open(tmp, "w:gz") as tar:
+            for path in sorted(run_dir.rglob("*")):
+                if path.is_file() and not path.name.endswith(TMP_SUFFIX):
+                    tar.add(path, arcname=f"{run_id}/{path.relative_to(run_dir)}", recursive=False)
+            for path in sorted(report_dir.rglob("*")):
+                if path.is_file():
+                    tar.add(path, arcname=f"{run_id}/report/{path.relative_to(report_dir)}")
+
+    write_atomic(output, archive)
     return output
 
 

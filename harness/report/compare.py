@@ -31,10 +31,6 @@ def _fmt_num(x: float | None, digits: int = 0) -> str:
     return "-" if x is None else f"{x:,.{digits}f}"
 
 
-def _median(values: tuple[float, ...]) -> float | None:
-    return stats.median(list(values))
-
-
 def _trials(s: ConfigSummary) -> str:
     return f"{ranked_count(s)}/{s.trials_flagged}/{s.trials_failed}"
 
@@ -66,11 +62,11 @@ def table_rows(result: CompareResult) -> list[list[str]]:
         workload = a.label if c.load_b is None else f"{a.label} (B at {c.load_b:,.6g}/s)"
         rows.append([
             a.server, str(a.server_cores), workload,
-            _fmt_num(_median(a.throughput_samples)), _fmt_num(_median(b.throughput_samples)),
+            _fmt_num(a.throughput_median), _fmt_num(b.throughput_median),
             _fmt_change(c.throughput), c.throughput_label,
-            _fmt_num(_median(a.p99_samples), 1), _fmt_num(_median(b.p99_samples), 1),
+            _fmt_num(a.p99_trial_median, 1), _fmt_num(b.p99_trial_median, 1),
             _fmt_change(c.p99), c.p99_label,
-            _fmt_num(_median(a.cpu_us_samples), 2), _fmt_num(_median(b.cpu_us_samples), 2),
+            _fmt_num(a.cpu_us_median, 2), _fmt_num(b.cpu_us_median, 2),
             _fmt_change(c.cpu), c.cpu_label,
             f"{_trials(a)} -> {_trials(b)}",
         ])  # fmt: skip
@@ -144,11 +140,11 @@ def _config_dict(s: ConfigSummary) -> dict[str, Any]:
 def _side_dict(s: ConfigSummary) -> dict[str, Any]:
     ci = s.throughput
     return {
-        "throughput_rps": _median(s.throughput_samples),
+        "throughput_rps": s.throughput_median,
         "throughput_ci": None if ci is None else [ci.low, ci.high],
         "throughput_ci_method": None if ci is None else str(ci.method),
         "throughput_samples": list(s.throughput_samples),
-        "p99_us": _median(s.p99_samples),  # median of per-trial p99 (what the change uses)
+        "p99_us": s.p99_trial_median,  # median of per-trial p99 (what the change uses)
         "p99_merged_us": s.p99_us,  # p99 of the merged histograms (what the report shows)
         "p99_samples": list(s.p99_samples),
         "trials_ranked": ranked_count(s),

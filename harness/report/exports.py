@@ -12,17 +12,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyperf
 
-from harness.analysis.analyse import Analysis, ConfigSummary, analyse
+from harness.analysis.analyse import Analysis, ConfigSummary
+from harness.atomic import write_atomic, write_text_atomic
 from harness.report.answer import why_not
 from harness.report.format import cores_text, coverage, fmt, fmt_us
-from harness.store import RunData
 
 # pyperf metadata describing the machine, taken from the run's platform record. Per-process
 # figures of the harness itself (its date, load, memory) would describe the wrong process.
@@ -102,8 +101,8 @@ COMPARISON_COLUMNS = (
 )
 
 
-def summary_rows(run: RunData, analysis: Analysis) -> list[dict[str, Any]]:
-    run_id = run.manifest.get("run_id", run.directory.name)
+def summary_rows(analysis: Analysis) -> list[dict[str, Any]]:
+    run_id = analysis.run_id
     rows = []
     for s in analysis.summaries:
         t = s.throughput
@@ -150,8 +149,8 @@ def summary_rows(run: RunData, analysis: Analysis) -> list[dict[str, Any]]:
     return rows
 
 
-def comparison_rows(run: RunData, analysis: Analysis) -> list[dict[str, Any]]:
-    run_id = run.manifest.get("run_id", run.directory.name)
+def comparison_rows(analysis: Analysis) -> list[dict[str, Any]]:
+    run_id = analysis.run_id
     by_key = {(s.server, s.server_cores, s.label): s for s in analysis.summaries}
     rows = []
     for c in analysis.comparisons:
@@ -235,12 +234,12 @@ def _platform_metadata(manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 def pyperf_suite(
-    run: RunData, analysis: Analysis
+    analysis: Analysis,
 ) -> tuple[pyperf.BenchmarkSuite | None, list[str]]:
     """One pyperf Benchmark per configuration with ranked trials (one Run per trial, one value,
     loops=1); and a sentence for every configuration left out."""
-    run_id = run.manifest.get("run_id", run.directory.name)
-    common = _platform_metadata(run.manifest)
+    run_id = analysis.run_id
+    common = _platform_metadata(analysis.manifest)
     benchmarks, skipped = [], []
     for s in analysis.summaries:
         mine = analysis.trials_of(s)
@@ -296,11 +295,9 @@ def _md_cell(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def summary_markdown(
-    run: RunData, analysis: Analysis, skipped: list[str], pyperf_written: bool
-) -> str:
+def summary_markdown(analysis: Analysis, skipped: list[str], pyperf_written: bool) -> str:
     """hyperfine-style Markdown: a table per run, then what the numbers mean."""
-    run_id = run.manifest.get("run_id", run.directory.name)
+    run_id = analysis.run_id
     best: dict[tuple, float] = {}
     for s in analysis.summaries:
         if s.throughput and s.mode == "closed":
@@ -391,39 +388,29 @@ def summary_markdown(
     return "\n".join(lines) + "\n"
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def write_exports(run: RunData, directory: Path, analysis: Analysis | None = None) -> list[Path]:
+def write_exports(analysis: Analysis, directory: Path) -> list[Path]:
     """Write summary.csv, summary.md, comparisons.csv and (when anything was ranked)
-    pyperf.json into `directory`; return the paths written. `analysis` is analyse(run),
-    computed here when not given."""
+    pyperf.json into `directory`; return the paths written."""
     directory.mkdir(parents=True, exist_ok=True)
-    analysis = analysis if analysis is not None else analyse(run)
     written = []
 
     for name, rows, columns in (
-        ("summary.csv", summary_rows(run, analysis), SUMMARY_COLUMNS),
-        ("comparisons.csv", comparison_rows(run, analysis), COMPARISON_COLUMNS),
+        ("summary.csv", summary_rows(analysis), SUMMARY_COLUMNS),
+        ("comparisons.csv", comparison_rows(analysis), COMPARISON_COLUMNS),
     ):
         path = directory / name
-        _atomic_text(path, pd.DataFrame(rows, columns=list(columns)).to_csv(index=False))
+        write_text_atomic(path, pd.DataFrame(rows, columns=list(columns)).to_csv(index=False))
         written.append(path)
 
-    suite, skipped = pyperf_suite(run, analysis)
+    suite, skipped = pyperf_suite(analysis)
     pyperf_path = directory / "pyperf.json"
     if suite is not None:
-        tmp = pyperf_path.with_name(pyperf_path.name + ".tmp")
-        suite.dump(str(tmp), replace=True)
-        os.replace(tmp, pyperf_path)
+        write_atomic(pyperf_path, lambda tmp: suite.dump(str(tmp), replace=True))
     elif pyperf_path.exists():
         pyperf_path.unlink()  # a stale file from an earlier report would lie
 
     path = directory / "summary.md"
-    _atomic_text(path, summary_markdown(run, analysis, skipped, suite is not None))
+    write_text_atomic(path, summary_markdown(analysis, skipped, suite is not None))
     written.append(path)
     if suite is not None:
         written.append(pyperf_path)

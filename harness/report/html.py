@@ -16,12 +16,13 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from harness.analysis import stats
-from harness.analysis.analyse import Analysis, ConfigSummary, analyse
+from harness.analysis.analyse import Analysis, ConfigSummary
 from harness.analysis.decompose import chains
 from harness.analysis.flagged import kinds_text
 from harness.analysis.scaling import stealing_note
 from harness.analysis.tasks import concurrency_pairs
-from harness.analysis.trial_figures import hiccup_floor
+from harness.analysis.trial_figures import hiccup_floor, trial_counts
+from harness.atomic import write_text_atomic
 from harness.report.answer import answer
 from harness.report.chart_pool import draw_charts
 from harness.report.format import coverage_short, fmt, fmt_us, interval_text, plural
@@ -33,7 +34,6 @@ from harness.report.tasks import rows as tasks_rows
 from harness.report.verdict import chain_rows, first_sentence, measurement
 from harness.run import flags
 from harness.run.steady import STEADY_DRIFT_LIMIT
-from harness.store import RunData
 
 # --------------------------------------------------------------------------------------------
 # Tables
@@ -112,31 +112,24 @@ def problem_rows(analysis: Analysis) -> list[dict[str, Any]]:
     if trials.empty:
         return []
     label = dict(zip(trials["trial_id"], trials["label"], strict=True))
-    rows = []
-    for r in analysis.failed.to_dict("records"):
-        rows.append(
-            {
-                "index": int(r["trial_index"]),
-                "trial_id": r["trial_id"],
-                "status": "failed",
-                "server": r["server"],
-                "cores": int(r["server_cores"]),
-                "workload": label.get(r["trial_id"], ""),
-                "reason": r["reason"] or "(no reason recorded)",
-            }
-        )
-    for r in analysis.flagged.to_dict("records"):
-        rows.append(
-            {
-                "index": int(r["trial_index"]),
-                "trial_id": r["trial_id"],
-                "status": "flagged",
-                "server": r["server"],
-                "cores": int(r["server_cores"]),
-                "workload": label.get(r["trial_id"], ""),
-                "reason": r.get("reasons") or "flagged",
-            }
-        )
+    rows = [
+        {
+            "index": int(r["trial_index"]),
+            "trial_id": r["trial_id"],
+            "status": status,
+            "server": r["server"],
+            "cores": int(r["server_cores"]),
+            "workload": label.get(r["trial_id"], ""),
+            "reason": reason,
+        }
+        for status, frame in (("failed", analysis.failed), ("flagged", analysis.flagged))
+        for r in frame.to_dict("records")
+        for reason in [
+            (r["reason"] or "(no reason recorded)")
+            if status == "failed"
+            else (r.get("reasons") or "flagged")
+        ]
+    ]
     return sorted(rows, key=lambda r: r["index"])
 
 
@@ -297,15 +290,15 @@ def platform_rows(manifest: dict[str, Any]) -> tuple[list[tuple[str, str]], list
     return rows, [(k, _value(v)) for k, v in sorted(py.items())]
 
 
-def reproduce(manifest: dict[str, Any], run: RunData) -> dict[str, Any]:
+def reproduce(analysis: Analysis) -> dict[str, Any]:
+    manifest = analysis.manifest
     git = (manifest.get("platform") or {}).get("git") or {}
-    run_id = manifest.get("run_id", run.directory.name)
     return {
         "command": shlex.join(manifest.get("command") or []) or "(not recorded)",
         "commit": git.get("commit") or "unknown",
         "dirty": git.get("dirty"),
-        "plan_command": f"harness run --plan results/{run_id}/manifest.json",
-        "directory": str(run.directory),
+        "plan_command": f"harness run --plan results/{analysis.run_id}/manifest.json",
+        "directory": str(analysis.directory),
     }
 
 
@@ -313,43 +306,33 @@ def reproduce(manifest: dict[str, Any], run: RunData) -> dict[str, Any]:
 # Rendering
 
 
-def _environment() -> Environment:
-    env = Environment(
+def environment() -> Environment:
+    """The templates' environment (the report's and the published site's)."""
+    return Environment(
         loader=PackageLoader("harness.report", "templates"),
         autoescape=select_autoescape(["html", "j2"]),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    return env
 
 
-def render(run: RunData, analysis: Analysis | None = None) -> str:
-    """The report's HTML; `analysis` is analyse(run), computed here when not given."""
-    manifest = run.manifest
-    analysis = analysis if analysis is not None else analyse(run)
+def render(analysis: Analysis) -> str:
+    """The report's HTML: the analysis drawn and formatted, nothing computed or read here."""
+    manifest = analysis.manifest
     trials = analysis.trials
     the_answer = answer(analysis, manifest)
     figures = draw_charts(analysis)  # on two CPUs for a large run
-    n = len(trials)
-    counts = {
-        "trials": n,
-        "ranked": int(trials["ranked"].sum()) if n else 0,
-        "flagged": int(trials["flagged"].sum()) if n else 0,
-        "failed": int((trials["status"] != "ok").sum()) if n else 0,
-        "oversubscribed": int(trials["oversubscribed"].fillna(False).astype(bool).sum())
-        if n
-        else 0,
-    }
+    counts = trial_counts(trials)
     outcome = manifest.get("outcome") or {}
     plat, pyperf_meta = platform_rows(manifest)
     plat.append(("client noise floor", the_answer.floor))
     tasks = tasks_rows(concurrency_pairs(analysis, manifest), hiccup_floor(trials)[0], analysis)
     return (
-        _environment()
+        environment()
         .get_template("report.html.j2")
         .render(
-            run_id=manifest.get("run_id", run.directory.name),
+            run_id=analysis.run_id,
             started=manifest.get("started_at") or "unknown",
             ended=manifest.get("ended_at"),
             outcome=outcome,
@@ -374,9 +357,9 @@ def render(run: RunData, analysis: Analysis | None = None) -> str:
             pyperf_meta=pyperf_meta,
             doctor=manifest.get("doctor"),
             designs=manifest.get("designs") or {},
-            reproduce=reproduce(manifest, run),
+            reproduce=reproduce(analysis),
             notes=analysis.notes,
-            model=model_section(run.directory),
+            model=model_section(analysis.model),
             published=published_section(analysis, manifest),
             scaling=scaling_section(analysis, manifest),
             stealing_note=stealing_note(analysis),
@@ -384,9 +367,7 @@ def render(run: RunData, analysis: Analysis | None = None) -> str:
     )
 
 
-def write_report(run: RunData, path: Path, analysis: Analysis | None = None) -> Path:
+def write_report(analysis: Analysis, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(render(run, analysis), encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, render(analysis))
     return path

@@ -13,20 +13,21 @@ from __future__ import annotations
 import base64
 import html
 import io
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from harness.analysis.across import Fingerprint, fingerprint, hosts_text, ratios
-from harness.analysis.analyse import analyse
+from harness.analysis.across import Fingerprint, fingerprint, hosts_text
+from harness.analysis.analyse import Analysis
 from harness.analysis.decompose import chains
 from harness.analysis.flagged import flag_counts, kinds_text
 from harness.analysis.scaling import STEALING_CAVEAT
+from harness.atomic import write_text_atomic
 from harness.report import html as report_html
 from harness.report.verdict import chain_rows, first_sentence
-from harness.store import load_run
 
 
 @dataclass(frozen=True)
@@ -52,19 +53,17 @@ def _count(trials: pd.DataFrame, column: str) -> int:
     return int(trials[column].fillna(False).astype(bool).sum())
 
 
-def _site_run(run_dir: Path, out: Path) -> SiteRun:
-    run = load_run(run_dir)
-    manifest = run.manifest
-    analysis = analyse(run)
+def _site_run(analysis: Analysis, out: Path) -> SiteRun:
+    manifest = analysis.manifest
     fp = fingerprint(manifest)
-    run_id = str(manifest.get("run_id", run_dir.name))
+    run_id = analysis.run_id
     key = f"{fp.machine_id}-{run_id}"
-    report_html.write_report(run, out / "runs" / key / "index.html", analysis)
+    report_html.write_report(analysis, out / "runs" / key / "index.html")
     trials = analysis.trials
     return SiteRun(
         key=key,
         run_id=run_id,
-        directory=run_dir,
+        directory=analysis.directory or Path(run_id),
         fingerprint=fp,
         started=str(manifest.get("started_at") or "unknown"),
         cores=sorted({int(k) for k in trials["server_cores"]}) if not trials.empty else [],
@@ -156,15 +155,7 @@ def _chart(table: dict[str, Any], runs: list[SiteRun]) -> str | None:
 
 
 def render_site(runs: list[SiteRun], frame: pd.DataFrame) -> str:
-    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-
-    env = Environment(
-        loader=PackageLoader("harness.report", "templates"),
-        autoescape=select_autoescape(["html", "j2"]),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    env = report_html.environment()
     machines: dict[str, dict[str, Any]] = {}
     for r in runs:
         m = machines.setdefault(r.fingerprint.machine_id, {"runs": []})
@@ -184,13 +175,12 @@ def render_site(runs: list[SiteRun], frame: pd.DataFrame) -> str:
     )
 
 
-def write_site(run_dirs: list[Path], out: Path) -> Path:
+def write_site(analyses: Iterable[Analysis], ratio_frame: pd.DataFrame, out: Path) -> Path:
+    """The site of the analysed runs (an iterable: each run's report is written as it comes, so
+    one run at a time need be held) and their ratios (analysis/across.py's `ratios`)."""
     out.mkdir(parents=True, exist_ok=True)
-    runs = [_site_run(d, out) for d in run_dirs]
+    runs = [_site_run(a, out) for a in analyses]
     runs.sort(key=lambda r: (r.fingerprint.machine_id, r.started))
-    page = render_site(runs, ratios(run_dirs))
     index = out / "index.html"
-    tmp = index.with_name("index.html.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(index)
+    write_text_atomic(index, render_site(runs, ratio_frame))
     return index

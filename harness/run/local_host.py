@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from harness.atomic import write_atomic
 from harness.plan.hosts import LOCAL, Host, SshOptions
 from harness.run import remote
 from harness.run.clock import ClockOffset
@@ -80,10 +81,9 @@ class LocalConnection(Connection):
 
     def put(self, local: Path, remote_path: str, mode: int = 0o755) -> None:
         try:
-            tmp = Path(f"{remote_path}.part")
-            shutil.copyfile(local, tmp)
-            tmp.chmod(mode)
-            tmp.replace(remote_path)
+            write_atomic(
+                Path(remote_path), lambda tmp: (shutil.copyfile(local, tmp), tmp.chmod(mode))
+            )
         except OSError as exc:
             raise RemoteError(f"local: cannot copy {local} to {remote_path}: {exc}") from None
 

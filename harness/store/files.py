@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from harness.atomic import write_atomic
 from harness.errors import DamagedFileError, HarnessError, StoreError, os_error_text
 from harness.plan.numbers import check_stored_plan
 from harness.store import raw as raw_records
@@ -32,7 +33,7 @@ from harness.store.latency_read import (
 from harness.store.rows import trial_rows
 from harness.store.schema import TABLES
 
-_write_atomic = raw_records.write_atomic
+_write_atomic = write_atomic  # cli/model.py writes model.parquet through it
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -9,14 +9,12 @@ records as they were stored, which is the order of the rows in the tables.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness.atomic import fsync_path, write_atomic
 from harness.plan.cpus import CpuAssignment
 from harness.plan.plan import TrialSpec
 from harness.run import flags
@@ -26,30 +24,6 @@ from harness.run.trial import HostsTrialResult, TrialResult
 RECORD_FORMAT = "trial-record/1"
 RECORD_SUFFIX = ".trial.json"
 MANIFEST_COPY = "manifest.json"  # raw/manifest.json: the manifest as last written
-
-
-def fsync_path(path: Path, directory: bool = False) -> None:
-    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
-    """Write to path.tmp, fsync it, rename it over path, fsync the directory: a reader sees the
-    old file or the new one, never a torn one, and the new one survives a crash once this
-    returns. A failed write removes its temp file (it would only fill the disk further)."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        write(tmp)
-        fsync_path(tmp)
-        os.replace(tmp, path)
-        fsync_path(path.parent, directory=True)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise
 
 
 def record_path(raw: Path, trial_id: str) -> Path:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import io
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -91,8 +91,8 @@ class Style:
 
 @dataclass
 class Data:
-    """What the charts draw: the analysis (its labelled trials, merged histograms and
-    summaries) and the run's raw per-trial tables where single trials are drawn."""
+    """What the charts draw: the analysis (its labelled trials, merged histograms, summaries,
+    per-interval series and worker shares) and each design's style."""
 
     analysis: Analysis
     styles: dict[str, Style] = field(default_factory=dict)
@@ -103,32 +103,11 @@ class Data:
             pairs = self.trials[["server", "design_family"]].drop_duplicates()
             for server, family in zip(pairs["server"], pairs["design_family"], strict=True):
                 families.setdefault(str(server), str(family))
-        used: dict[str, int] = {}
-        for server in sorted(families):
-            family = families[server]
-            palette = _FAMILY_COLOURS.get(family, _OTHER_COLOURS)
-            n = used.get(family, 0)
-            used[family] = n + 1
-            self.styles[server] = Style(
-                palette[n % len(palette)],
-                _FAMILY_MARKER.get(family, "^"),
-                _FAMILY_LINE.get(family, ":"),
-                family,
-            )
+        self.styles.update(design_styles(families))
 
     @property
     def trials(self) -> pd.DataFrame:
         return self.analysis.trials
-
-    @property
-    def workers(self) -> pd.DataFrame:
-        run = self.analysis.run
-        return run.workers if run is not None else pd.DataFrame(columns=["trial_id"])
-
-    @property
-    def timeseries(self) -> pd.DataFrame:
-        run = self.analysis.run
-        return run.timeseries if run is not None else pd.DataFrame(columns=["trial_id"])
 
     def style(self, server: str) -> Style:
         return self.styles.get(server, Style("#555555", "^", ":", "unknown"))
@@ -163,6 +142,25 @@ class Data:
 
     def open(self) -> list[ConfigSummary]:
         return [s for s in self.analysis.summaries if s.mode == "open"]
+
+
+def design_styles(families: Mapping[str, str]) -> dict[str, Style]:
+    """Colour, marker and line per design (server -> family), designs of a family in name
+    order: the same styles wherever the same designs are drawn."""
+    used: dict[str, int] = {}
+    out: dict[str, Style] = {}
+    for server in sorted(families):
+        family = families[server]
+        palette = _FAMILY_COLOURS.get(family, _OTHER_COLOURS)
+        n = used.get(family, 0)
+        used[family] = n + 1
+        out[server] = Style(
+            palette[n % len(palette)],
+            _FAMILY_MARKER.get(family, "^"),
+            _FAMILY_LINE.get(family, ":"),
+            family,
+        )
+    return out
 
 
 def key(s: ConfigSummary) -> tuple[str, int, str]:
@@ -272,6 +270,7 @@ def _capped(keys: list, what: str) -> tuple[list, str]:
 
 
 def _chart(id_: str, title: str, alt: str, caption: str, fig: Figure) -> Chart:
+    """A drawn figure as a Chart (the figure is closed)."""
     image, width, height = _png(fig)
     return Chart(id_, title, alt, caption, image, None, width, height)
 

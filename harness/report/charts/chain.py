@@ -9,7 +9,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from harness.analysis.chain import StepResult
 from harness.analysis.decompose import ChainView, chains
-from harness.report.charts.base import STYLE, Chart, Data, _missing, _png
+from harness.report.charts.base import STYLE, Chart, Data, _chart, _missing
 
 MAX_CHAINS = 6  # panels; the caption says how many more there were
 _TICKS = (0.25, 0.5, 0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0, 3.0, 4.0)
@@ -70,7 +70,7 @@ def _panel(ax: plt.Axes, view: ChainView) -> None:
 
 def chain(data: Data) -> Chart:
     id_, title = "chart-chain", "The answer decomposed: one factor per step"
-    manifest = data.analysis.run.manifest if data.analysis.run is not None else {}
+    manifest = data.analysis.manifest
     views = chains(data.analysis, manifest)
     if not views:
         return _missing(
@@ -116,5 +116,4 @@ def chain(data: Data) -> Chart:
         "change, or too few repetitions."
     )
     alt = "Forest plot of each chain step's ratio with its interval against 1.0"
-    image, w, h = _png(fig)
-    return Chart(id_, title, alt, caption + note, image, None, w, h)
+    return _chart(id_, title, alt, caption + note, fig)

@@ -5,18 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.analysis import trial_figures
 from harness.report.charts.base import Data
 from harness.report.format import fmt_us
 
 
 def idle_floor_us(data: Data) -> float | None:
-    """The smallest idle round trip (ping min) from a client host to the server host, in us;
-    None on one machine (or a run without the measurement)."""
-    run = data.analysis.run
-    manifest = getattr(run, "manifest", None) or {}
-    rtts = [r.get("min_us") for r in (manifest.get("hosts") or {}).get("idle_rtt") or []]
-    present = [float(v) for v in rtts if v is not None]
-    return min(present) if present else None
+    """The run's idle round trip between hosts (analysis); None on one machine."""
+    return trial_figures.idle_floor_us(data.analysis.manifest)
 
 
 def draw_floor(ax: Any, floor_us: float | None) -> None:

@@ -5,22 +5,21 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 from matplotlib.ticker import EngFormatter, FixedLocator, FuncFormatter
 
 from harness.analysis import histogram
 from harness.analysis.analyse import ConfigSummary
-from harness.analysis.flagged import short_reason
 from harness.report.charts.base import (
     MAX_NAMED,
     Chart,
     Data,
+    Style,
     _capped,
     _chart,
     _design_label,
-    _hollow,
     _legend,
     _missing,
     _panels,
@@ -30,29 +29,10 @@ from harness.report.charts.base import (
 from harness.report.charts.flagged import (
     flag_handle,
     flagged_note,
-    mark_server_flagged,
-    server_flag_handle,
-    server_flagged_note,
     why_none,
 )
 from harness.report.charts.floor import draw_floor, floor_caption, idle_floor_us
-
-
-def _spectrum(hist: histogram.Merged) -> tuple[np.ndarray, np.ndarray, int]:
-    """HdrHistogram-style percentile spectrum: x = log10(1 / (1 - p)), y = latency in µs."""
-    lower = hist.lower.astype(float)
-    upper = hist.upper.astype(float)
-    counts = hist.counts.astype(np.int64)
-    total = int(counts.sum())
-    cum = np.cumsum(counts)
-    # Not beyond the rank of the last-but-one value: past it the curve is the max.
-    xmax = max(0.5, math.log10(total)) if total > 1 else 0.5
-    xs = np.linspace(0.0, xmax, 240)
-    ranks = np.maximum(1, np.ceil((1.0 - 10.0**-xs) * total)).astype(np.int64)
-    idx = np.minimum(np.searchsorted(cum, ranks), len(cum) - 1)
-    value = np.where(upper[idx] - lower[idx] > 1, upper[idx] - 1, lower[idx]) / 1000.0
-    return xs, value, total
-
+from harness.report.charts.single import SingleTrials
 
 _SPECTRUM_TICKS = [
     (0, "0"),
@@ -64,10 +44,6 @@ _SPECTRUM_TICKS = [
     (6, "99.9999"),
 ]
 _MARKED = (50.0, 90.0, 99.0, 99.9)
-
-
-def _key(s: ConfigSummary) -> tuple[str, int, str]:
-    return (s.server, s.server_cores, s.label)
 
 
 def _spectrum_curve(s: ConfigSummary, data: Data) -> tuple[histogram.Merged, bool]:
@@ -113,7 +89,7 @@ def latency_percentiles(data: Data) -> Chart:
             if not merged:
                 continue
             st = data.style(s.server)
-            xs, ys, _total = _spectrum(merged)
+            xs, ys = histogram.spectrum(merged)
             xmax = max(xmax, xs[-1])
             if flagged:
                 flagged_drawn.append(data.flagged_of(s))
@@ -140,7 +116,7 @@ def latency_percentiles(data: Data) -> Chart:
                 zorder=3,
                 **face,
             )
-            top = int(merged.upper.max()) / 1000.0
+            top = merged.percentile_us(100)
             ax.scatter(
                 [xs[-1] + 0.35],
                 [top],
@@ -157,9 +133,7 @@ def latency_percentiles(data: Data) -> Chart:
         )
         ax.set_xlim(-0.1, xmax + 0.6)
         draw_floor(ax, floor)
-        ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(FuncFormatter(fmt_us))
-        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _p: ""))
+        _latency_axis(ax)
         ax.tick_params(axis="x", labelsize=7.5)
         ax.set_xlabel("percentile (%)")
         ax.set_ylabel("latency")
@@ -197,31 +171,76 @@ def latency_percentiles(data: Data) -> Chart:
     return _chart(id_, title, alt, caption + floor_caption(floor) + note, fig)
 
 
+def _open_missing(open_trials: pd.DataFrame) -> str | None:
+    """Why there is no open-loop chart, or None when there is one."""
+    if open_trials.empty:
+        return (
+            "no open-loop trials in this run (run with --mode open and "
+            "--rates or --rate-sweep to measure latency against load)"
+        )
+    ok = open_trials[open_trials["status"] == "ok"]
+    if ok.empty:
+        return "every open-loop trial failed; see the list of failed trials"
+    if not (ok["achieved_rate"].notna() & ok["p99_us"].notna()).any():
+        return (
+            "no successful open-loop trial has an achieved rate and a p99 latency (those "
+            "columns are empty)"
+        )
+    return None
+
+
+def _open_design(ax: Axes, pts: list[ConfigSummary], st: Style, label: str) -> None:
+    """A design's p99 against its achieved rate, corrected (solid) and uncorrected (dashed)."""
+    xs = [s.achieved_rate for s in pts]
+    ax.plot(xs, [s.p99_us for s in pts], color=st.colour, marker=st.marker, label=label, zorder=3)
+    unc = [(s.achieved_rate, s.uncorrected_p99_us) for s in pts if s.uncorrected_p99_us is not None]
+    if unc:
+        ax.plot(*zip(*unc, strict=True), color=st.colour, linestyle=(0, (4, 3)), lw=1, alpha=0.8)
+
+
+def _open_panel(
+    ax: Axes, data: Data, here: pd.DataFrame, workload: str, cores: int, drawn: SingleTrials
+) -> None:
+    """One workload and core count: each design's line, its flagged trials hollow (named when
+    few) and its ranked trials with a server flag crossed."""
+    panel = [
+        s
+        for s in data.open()
+        if s.server_cores == cores and data.trials_of(s)["workload"].eq(workload).any()
+    ]
+    with_line: set[str] = set()
+    for server in sorted({s.server for s in panel}):
+        st = data.style(server)
+        pts = [
+            s
+            for s in panel
+            if s.server == server and s.achieved_rate is not None and s.p99_us is not None
+        ]
+        if pts:
+            with_line.add(server)
+            _open_design(
+                ax, sorted(pts, key=lambda s: s.achieved_rate or 0.0), st, _design_label(server, st)
+            )
+    flagged = here[here["flagged"] & here["achieved_rate"].notna() & here["p99_us"].notna()]
+    for server, rows in here.groupby("server"):
+        drawn.cross(ax, rows, "achieved_rate", "p99_us", data.style(str(server)).colour)
+    for server, rows in flagged.groupby("server"):
+        st = data.style(str(server))
+        label = "_" if str(server) in with_line else _design_label(str(server), st)
+        drawn.hollow(ax, rows, list(rows["achieved_rate"]), "p99_us", st, label, size=50)
+        if len(flagged) <= MAX_NAMED:  # many: the legend and caption name the flags once
+            drawn.name(
+                ax, rows, rows["achieved_rate"], "p99_us", st.colour, xytext=(-4, 8), ha="right"
+            )
+
+
 def latency_load(data: Data) -> Chart:
     id_, title = "chart-latency-load", "Latency against offered load (open loop)"
     t = data.trials
     open_trials = t[t["mode"] == "open"] if not t.empty else t
-    if open_trials.empty:
-        return _missing(
-            id_,
-            title,
-            "no open-loop trials in this run (run with --mode open and "
-            "--rates or --rate-sweep to measure latency against load)",
-        )
-    if not (open_trials["status"] == "ok").any():
-        return _missing(id_, title, "every open-loop trial failed; see the list of failed trials")
-    measured = open_trials[
-        (open_trials["status"] == "ok")
-        & open_trials["achieved_rate"].notna()
-        & open_trials["p99_us"].notna()
-    ]
-    if measured.empty:
-        return _missing(
-            id_,
-            title,
-            "no successful open-loop trial has an achieved rate and a p99 latency (those "
-            "columns are empty)",
-        )
+    why = _open_missing(open_trials)
+    if why is not None:
+        return _missing(id_, title, why)
     ok = open_trials.loc[open_trials["status"] == "ok", ["workload", "server_cores"]]
     keys = sorted(
         {(str(w), int(k)) for w, k in ok.drop_duplicates().itertuples(index=False, name=None)}
@@ -229,113 +248,33 @@ def latency_load(data: Data) -> Chart:
     keys, note = _capped(keys, "workload and core-count panels")
     fig, axes = _panels(len(keys))
     floor = idle_floor_us(data)
-    flagged_drawn: list[pd.DataFrame] = []
-    marked: list[pd.DataFrame] = []  # ranked trials with a server flag, drawn as crosses
+    drawn = SingleTrials(t.iloc[:0])
     for ax, (workload, cores) in zip(axes, keys, strict=True):
-        panel = [
-            s
-            for s in data.open()
-            if s.server_cores == cores and data.trials_of(s)["workload"].eq(workload).any()
-        ]
-        with_line: set[str] = set()
-        for server in sorted({s.server for s in panel}):
-            st = data.style(server)
-            pts = sorted(
-                (
-                    s
-                    for s in panel
-                    if s.server == server and s.achieved_rate is not None and s.p99_us is not None
-                ),
-                key=lambda s: s.achieved_rate or 0.0,
-            )
-            if pts:
-                with_line.add(server)
-                xs = [s.achieved_rate for s in pts]
-                ax.plot(
-                    xs,
-                    [s.p99_us for s in pts],
-                    color=st.colour,
-                    marker=st.marker,
-                    linestyle="-",
-                    label=_design_label(server, st),
-                    zorder=3,
-                )
-                unc = [
-                    (s.achieved_rate, s.uncorrected_p99_us)
-                    for s in pts
-                    if s.uncorrected_p99_us is not None
-                ]
-                if unc:
-                    ax.plot(
-                        *zip(*unc, strict=True),
-                        color=st.colour,
-                        linestyle=(0, (4, 3)),
-                        linewidth=1,
-                        alpha=0.8,
-                    )
-        flagged = open_trials[
-            (open_trials["workload"] == workload)
-            & (open_trials["server_cores"] == cores)
-            & open_trials["flagged"]
-            & open_trials["achieved_rate"].notna()
-            & open_trials["p99_us"].notna()
-        ]
-        if not flagged.empty:
-            flagged_drawn.append(flagged)
         here = open_trials[
             (open_trials["workload"] == workload) & (open_trials["server_cores"] == cores)
         ]
-        for server, rows in here.groupby("server"):
-            colour = data.style(str(server)).colour
-            marked.append(mark_server_flagged(ax, rows, "achieved_rate", "p99_us", colour))
-        for server, rows in flagged.groupby("server"):
-            st = data.style(str(server))
-            _hollow(
-                ax,
-                list(rows["achieved_rate"]),
-                rows["p99_us"],
-                st,
-                "_" if str(server) in with_line else _design_label(str(server), st),
-                size=50,
-            )
-            if len(flagged) > MAX_NAMED:
-                continue  # many flagged points: the legend and caption name the flags once
-            for row in rows.to_dict("records"):
-                ax.annotate(
-                    f"{short_reason(row)} ({server})",
-                    (row["achieved_rate"], row["p99_us"]),
-                    textcoords="offset points",
-                    xytext=(-4, 8),
-                    ha="right",
-                    fontsize=7.5,
-                    color=st.colour,
-                )
+        _open_panel(ax, data, here, workload, cores, drawn)
         draw_floor(ax, floor)
-        ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(FuncFormatter(fmt_us))
-        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _p: ""))
+        _latency_axis(ax)
         ax.xaxis.set_major_formatter(EngFormatter(sep=" "))
         ax.set_xlabel("achieved rate (requests / s)")
         ax.set_ylabel("p99 latency")
         ax.set_title(f"{workload} · {cores} core{'s' if cores != 1 else ''}")
-    extra = [
-        Line2D([], [], color="#444", label="p99 from the intended send time (corrected)"),
-        Line2D(
-            [],
-            [],
-            color="#444",
-            linestyle=(0, (4, 3)),
-            linewidth=1,
-            label="p99 from the actual send time (uncorrected)",
-        ),
-    ]
-    flagged_rows = pd.concat(flagged_drawn) if flagged_drawn else t.iloc[:0]
-    if flagged_drawn:
-        extra.append(flag_handle(flagged_rows))
-    marked_rows = pd.concat(marked) if marked else t.iloc[:0]
-    if not marked_rows.empty:
-        extra.append(server_flag_handle(marked_rows))
-    _legend(fig, axes, extra)
+    drawn.legend(
+        fig,
+        axes,
+        [
+            Line2D([], [], color="#444", label="p99 from the intended send time (corrected)"),
+            Line2D(
+                [],
+                [],
+                color="#444",
+                linestyle=(0, (4, 3)),
+                linewidth=1,
+                label="p99 from the actual send time (uncorrected)",
+            ),
+        ],
+    )
     caption = (
         "Open loop (wrk2's model): requests are sent on a fixed schedule whatever the server "
         "does, and latency is measured from the intended send time, so a stalled server is "
@@ -344,7 +283,13 @@ def latency_load(data: Data) -> Chart:
         "load; dashed: the uncorrected p99 from the moment each request was actually sent. "
         "x is the achieved rate (median of the ranked repetitions)."
     )
-    caption += flagged_note(flagged_rows, "Hollow markers are flagged trials")
-    caption += server_flagged_note(marked_rows)
+    caption += drawn.caption("Hollow markers are flagged trials")
     alt = "Line chart of p99 latency (log scale) against achieved request rate, one per design"
     return _chart(id_, title, alt, caption + floor_caption(floor) + note, fig)
+
+
+def _latency_axis(ax: Axes) -> None:
+    """A log latency axis in µs, ms or s, without minor labels."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(fmt_us))
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _p: ""))

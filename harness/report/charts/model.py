@@ -26,17 +26,15 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
 from harness.analysis.model_inputs import HEADLINE
+from harness.analysis.model_results import capacity_rps
 from harness.report.charts.base import (
-    _FAMILY_COLOURS,
-    _FAMILY_LINE,
-    _FAMILY_MARKER,
-    _OTHER_COLOURS,
     STYLE,
     Chart,
     Style,
     _chart,
     _legend,
     _panels,
+    design_styles,
     fmt_us,
 )
 from harness.report.charts.model_ratios import (
@@ -52,25 +50,6 @@ from harness.report.charts.model_ratios import (
 MAX_LOAD_CHARTS = 4  # pairs x workloads drawn against load; the tables hold every one
 MEASURED_MARKER = "D"  # no model curve uses it
 _METHODS = {"range": "min-max range", "order-statistic": "order-statistic interval"}
-
-
-def design_styles(families: Mapping[str, str]) -> dict[str, Style]:
-    """Colour, marker and line per design from base's palettes, designs of a family in name
-    order: given the run's designs, the same as the report's other charts give them."""
-    used: dict[str, int] = {}
-    out: dict[str, Style] = {}
-    for server in sorted(families):
-        family = families[server]
-        palette = _FAMILY_COLOURS.get(family, _OTHER_COLOURS)
-        n = used.get(family, 0)
-        used[family] = n + 1
-        out[server] = Style(
-            palette[n % len(palette)],
-            _FAMILY_MARKER.get(family, "^"),
-            _FAMILY_LINE.get(family, ":"),
-            family,
-        )
-    return out
 
 
 def _slug(*parts: object) -> str:
@@ -229,7 +208,7 @@ def load_figure(
                     color=st.colour,
                     zorder=6,
                 )
-        capacity = _rho_one_rps(at)
+        capacity = capacity_rps(at)
         ax.set_title(
             f"N = {n} · model"
             + (f" · rho 1 = {capacity / 1e3:,.0f}k req/s" if math.isfinite(capacity) else "")
@@ -262,11 +241,6 @@ def load_figure(
     _legend(fig, axes, extra)
     fig.tight_layout()
     return fig, drawn
-
-
-def _rho_one_rps(at: pd.DataFrame) -> float:
-    ok = at[(at["rho"] > 0) & at["offered_rps"].notna()]
-    return float((ok["offered_rps"] / ok["rho"]).median()) if len(ok) else math.nan
 
 
 def load_charts(

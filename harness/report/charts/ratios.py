@@ -13,8 +13,8 @@ from harness.report.charts.base import (
     STYLE,
     Chart,
     Data,
+    _chart,
     _missing,
-    _png,
 )
 from harness.report.charts.flagged import why_none
 
@@ -116,5 +116,4 @@ def ratios(data: Data) -> Chart:
         "change, or too few repetitions to say."
     )
     alt = "Forest plot of throughput and p99 ratios with confidence intervals per design pair"
-    image, w, h = _png(fig)
-    return Chart(id_, title, alt, caption + note, image, None, w, h)
+    return _chart(id_, title, alt, caption + note, fig)

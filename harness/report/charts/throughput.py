@@ -3,37 +3,96 @@ a dot, flagged trials hollow and, when few, named."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.ticker import EngFormatter
 
-from harness.analysis.flagged import short_reason
+from harness.analysis.analyse import ConfigSummary
 from harness.report.charts.base import (
     MAX_NAMED,
     Chart,
     Data,
+    Style,
     _capped,
     _chart,
     _cores_axis,
     _design_label,
     _dodge,
     _from_zero,
-    _hollow,
-    _legend,
     _log_cores,
     _missing,
     _panels,
 )
-from harness.report.charts.flagged import (
-    flag_handle,
-    flagged_note,
-    mark_server_flagged,
-    server_flag_handle,
-    server_flagged_note,
-    why_none,
-)
+from harness.report.charts.flagged import why_none
+from harness.report.charts.single import SingleTrials
+
+# Where a design's points go on the cores axis: dodged sideways from the other designs'.
+Place = Callable[[Iterable[float]], list[float]]
+
+
+def _missing_why(data: Data, closed_t: pd.DataFrame) -> str:
+    if closed_t.empty and data.open():
+        return (
+            "no closed-loop trials in this run: throughput is only measured closed loop "
+            "(open-loop throughput is the offered rate)"
+        )
+    return why_none(closed_t, "closed-loop", "a throughput", "the throughput column is empty")
+
+
+def _medians(ax: Axes, good: list[ConfigSummary], xs: list[float], st: Style, label: str) -> bool:
+    """A design's ranked medians against cores with their intervals (bars, and a band when
+    there are several core counts); whether a band was drawn."""
+    ys = [s.throughput.estimate for s in good]  # type: ignore[union-attr]
+    lo = [s.throughput.low for s in good]  # type: ignore[union-attr]
+    hi = [s.throughput.high for s in good]  # type: ignore[union-attr]
+    ax.plot(xs, ys, marker=st.marker, linestyle=st.line, color=st.colour, label=label, zorder=3)
+    band = len(xs) > 1
+    if band:
+        ax.fill_between(xs, lo, hi, color=st.colour, alpha=0.18, linewidth=0)
+    ax.errorbar(
+        xs,
+        ys,
+        yerr=[np.subtract(ys, lo), np.subtract(hi, ys)],
+        fmt="none",
+        ecolor=st.colour,
+        capsize=3,
+        linewidth=1,
+    )
+    return band
+
+
+def _design(
+    ax: Axes, data: Data, mine: list[ConfigSummary], server: str, place: Place, drawn: SingleTrials
+) -> bool:
+    """One design in a workload's panel: medians, ranked repetitions (dots, crossed when a
+    server flag), flagged trials (hollow, named when few among ranked points); whether a band
+    was drawn."""
+    st, label = data.style(server), _design_label(server, data.style(server))
+    good = [
+        s
+        for s in sorted(mine, key=lambda s: s.server_cores)
+        if s.server == server and s.throughput is not None
+    ]
+    band = bool(good) and _medians(ax, good, place(s.server_cores for s in good), st, label)
+    t = data.trials
+    rows = t[(t["server"] == server) & (t["label"] == mine[0].label) & (t["status"] == "ok")]
+    r = rows[rows["ranked"]]
+    at = place(r["server_cores"])
+    ax.scatter(at, r["throughput_rps"], s=10, color=st.colour, alpha=0.55, zorder=2, linewidths=0)
+    drawn.cross(ax, r, "server_cores", "throughput_rps", st.colour, xs=at)
+    f = rows[rows["flagged"] & rows["throughput_rps"].notna()]
+    if f.empty:
+        return band
+    drawn.hollow(ax, f, place(f["server_cores"]), "throughput_rps", st, "_" if good else label)
+    # Among ranked points a few flagged ones are exceptions worth naming; when every point is
+    # flagged the legend and caption say it once.
+    if any(s.throughput is not None for s in mine) and len(f) <= MAX_NAMED:
+        drawn.name(ax, f, place(f["server_cores"]), "throughput_rps", st.colour, xytext=(6, -10))
+    return band
 
 
 def throughput_cores(data: Data) -> Chart:
@@ -44,115 +103,28 @@ def throughput_cores(data: Data) -> Chart:
     drawable = ok[ok["ranked"] | ok["flagged"]] if not ok.empty else ok
     drawable = drawable[drawable["throughput_rps"].notna()] if not drawable.empty else drawable
     if not ranked_any and drawable.empty:
-        if closed_t.empty and data.open():
-            why = (
-                "no closed-loop trials in this run: throughput is only measured closed loop "
-                "(open-loop throughput is the offered rate)"
-            )
-        else:
-            why = why_none(
-                closed_t, "closed-loop", "a throughput", "the throughput column is empty"
-            )
-        return _missing(id_, title, why)
+        return _missing(id_, title, _missing_why(data, closed_t))
     labels = {str(x) for x in drawable["label"]} | {
         s.label for s in data.closed() if s.throughput is not None
     }
     workloads, note = _capped(sorted(labels), "workloads")
     fig, axes = _panels(len(workloads))
-    t = data.trials
-    flagged_drawn: list[pd.DataFrame] = []
-    marked: list[pd.DataFrame] = []  # ranked trials with a server flag, drawn as crosses
+    drawn = SingleTrials(data.trials.iloc[:0])
     with_bands = False
     for ax, label in zip(axes, workloads, strict=True):
         mine = [s for s in data.closed() if s.label == label]
         cores = [s.server_cores for s in mine]
         servers = sorted({s.server for s in mine})
-        log = _log_cores(cores)
-        panel_ranked = any(s.throughput is not None for s in mine)
         for i, server in enumerate(servers):
-            st = data.style(server)
-
-            def dodge(
-                xs: Iterable[float], i: int = i, n: int = len(servers), log: bool = log
-            ) -> list[float]:
-                return _dodge(xs, i, n, log)
-
-            pts = sorted((s for s in mine if s.server == server), key=lambda s: s.server_cores)
-            good = [s for s in pts if s.throughput is not None]
-            if good:
-                xs = dodge(s.server_cores for s in good)
-                ys = [s.throughput.estimate for s in good]  # type: ignore[union-attr]
-                lo = [s.throughput.low for s in good]  # type: ignore[union-attr]
-                hi = [s.throughput.high for s in good]  # type: ignore[union-attr]
-                ax.plot(
-                    xs,
-                    ys,
-                    marker=st.marker,
-                    linestyle=st.line,
-                    color=st.colour,
-                    label=_design_label(server, st),
-                    zorder=3,
-                )
-                if len(xs) > 1:
-                    ax.fill_between(xs, lo, hi, color=st.colour, alpha=0.18, linewidth=0)
-                    with_bands = True
-                ax.errorbar(
-                    xs,
-                    ys,
-                    yerr=[np.subtract(ys, lo), np.subtract(hi, ys)],
-                    fmt="none",
-                    ecolor=st.colour,
-                    capsize=3,
-                    linewidth=1,
-                )
-            rows = t[(t["server"] == server) & (t["label"] == label) & (t["status"] == "ok")]
-            r = rows[rows["ranked"]]
-            ax.scatter(
-                dodge(r["server_cores"]),
-                r["throughput_rps"],
-                s=10,
-                color=st.colour,
-                alpha=0.55,
-                zorder=2,
-                linewidths=0,
-            )
-            at = list(dodge(r["server_cores"]))
-            marked.append(
-                mark_server_flagged(ax, r, "server_cores", "throughput_rps", st.colour, xs=at)
-            )
-            f = rows[rows["flagged"] & rows["throughput_rps"].notna()]
-            if f.empty:
-                continue
-            flagged_drawn.append(f)
-            _hollow(
-                ax,
-                dodge(f["server_cores"]),
-                f["throughput_rps"],
-                st,
-                "_" if good else _design_label(server, st),
-            )
-            # Among ranked points a few flagged ones are exceptions worth naming; when every
-            # point is flagged the legend and caption say it once.
-            if panel_ranked and len(f) <= MAX_NAMED:
-                for row in f.to_dict("records"):
-                    ax.annotate(
-                        f"{short_reason(row)} ({server})",
-                        (dodge([row["server_cores"]])[0], row["throughput_rps"]),
-                        textcoords="offset points",
-                        xytext=(6, -10),
-                        fontsize=7.5,
-                        color=st.colour,
-                    )
+            place = partial(_dodge, i=i, n=len(servers), log=_log_cores(cores))
+            with_bands |= _design(ax, data, mine, server, place, drawn)
         _cores_axis(ax, cores)
         _from_zero(ax)
         ax.yaxis.set_major_formatter(EngFormatter(sep=" "))
         ax.set_ylabel("requests / s")
-        ax.set_title(label + ("" if panel_ranked else " (flagged only)"))
-    flagged_rows = pd.concat(flagged_drawn) if flagged_drawn else t.iloc[:0]
-    marked_rows = pd.concat(marked) if marked else t.iloc[:0]
-    handles = [flag_handle(flagged_rows)] if flagged_drawn else []
-    handles += [server_flag_handle(marked_rows)] if not marked_rows.empty else []
-    _legend(fig, axes, handles or None)
+        ranked_here = any(s.throughput is not None for s in mine)
+        ax.set_title(label + ("" if ranked_here else " (flagged only)"))
+    drawn.legend(fig, axes)
     if ranked_any:
         caption = (
             "Median throughput of the ranked repetitions of each design (line), the median's "
@@ -165,8 +137,7 @@ def throughput_cores(data: Data) -> Chart:
             "each point is the throughput of one flagged trial, in its design's colour and "
             "shape."
         )
-    caption += flagged_note(flagged_rows, "Hollow markers are flagged trials")
-    caption += server_flagged_note(marked_rows)
+    caption += drawn.caption("Hollow markers are flagged trials")
     alt = (
         "Line chart of median requests per second against server cores, one line per design"
         if ranked_any

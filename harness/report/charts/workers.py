@@ -3,8 +3,6 @@ and context switches per request."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
@@ -27,34 +25,8 @@ from harness.report.charts.base import (
 from harness.report.charts.flagged import flag_handle, flagged_note, why_none
 
 
-def _worker_shares(
-    w: pd.DataFrame, ids: Iterable[str], k: int
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per trial: requests and connections of each worker over the mean per worker, busiest
-    first (trials whose counters do not cover every worker are skipped)."""
-    mine = w[w["trial_id"].isin(set(ids))]
-    if mine.empty:
-        return []
-    # One sort for all trials (by trial, then busiest first) instead of a group-by per trial.
-    mine = mine.assign(_trial=mine["trial_id"].astype(str))
-    mine = mine.sort_values(["_trial", "requests"], ascending=[True, False], kind="stable")
-    trial = mine["_trial"].to_numpy()
-    reqs = mine["requests"].to_numpy(dtype=float)
-    conns = mine["connections"].to_numpy(dtype=float)
-    starts = np.flatnonzero(np.r_[True, trial[1:] != trial[:-1]])
-    ends = np.r_[starts[1:], len(trial)]
-    out = []
-    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
-        r, c = reqs[a:b], conns[a:b]
-        if b - a != k or r.sum() <= 0:
-            continue
-        out.append((r / r.mean(), c / c.mean() if c.sum() > 0 else c * np.nan))
-    return out
-
-
 def worker_balance(data: Data) -> Chart:
     id_, title = "chart-worker-balance", "Requests per worker (load balance across cores)"
-    w = data.workers
     closed_t = data.closed_trials()
     multi = [s for s in data.closed() if s.server_cores > 1]
     if closed_t.empty or not (closed_t["status"] == "ok").any():
@@ -67,36 +39,21 @@ def worker_balance(data: Data) -> Chart:
             "to balance",
         )
     # (label, cores, server) -> median shares of the ranked trials, or, for a configuration
-    # with no ranked trial, each flagged trial's shares (drawn as hollow markers).
+    # with no ranked trial, each flagged trial's shares (drawn as hollow markers): from
+    # analysis/workers.py.
     shares: dict[tuple[str, int, str], tuple[np.ndarray, np.ndarray]] = {}
-    flagged_shares: dict[tuple[str, int, str], list[tuple[np.ndarray, np.ndarray]]] = {}
+    flagged_shares: dict[tuple[str, int, str], tuple[tuple[np.ndarray, np.ndarray], ...]] = {}
     flagged_drawn: list[pd.DataFrame] = []
     for s in multi:
-        t = data.trials_of(s)
-        ranked = _worker_shares(w, t.loc[t["ranked"], "trial_id"], s.server_cores) if len(t) else []
-        if ranked:
-            shares[(s.label, s.server_cores, s.server)] = (
-                np.median(np.vstack([r for r, _c in ranked]), axis=0),
-                np.median(np.vstack([c for _r, c in ranked]), axis=0),
-            )
-        elif s.trials_ok == s.trials_flagged and s.trials_flagged:
+        found = data.analysis.worker_shares.get(key(s))
+        if found is None:
+            continue
+        if found.ranked is not None:
+            shares[(s.label, s.server_cores, s.server)] = found.ranked
+        else:
+            flagged_shares[(s.label, s.server_cores, s.server)] = found.flagged
             f = data.flagged_of(s)
-            per_trial = _worker_shares(w, f["trial_id"], s.server_cores)
-            if per_trial:
-                flagged_shares[(s.label, s.server_cores, s.server)] = per_trial
-                flagged_drawn.append(f[f["trial_id"].isin(set(w["trial_id"]))])
-    if not shares and not flagged_shares:
-        multi_t = closed_t[closed_t["server_cores"] > 1]
-        return _missing(
-            id_,
-            title,
-            why_none(
-                multi_t,
-                "multi-core closed-loop",
-                "per-worker counters for every worker",
-                "the servers printed none",
-            ),
-        )
+            flagged_drawn.append(f[f["trial_id"].astype(str).isin(set(found.flagged_ids))])
     keys = sorted({(label, k) for label, k, _ in [*shares, *flagged_shares]})
     keys, note = _capped(keys, "workload and core-count panels")
     fig, axes = _panels(len(keys))
