@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 HARNESS = Path(__file__).resolve().parent.parent / "harness"
-# The stages in pipeline order; `errors` is shared by all, `cli` drives them all.
-STAGES = ("errors", "plan", "run", "checks", "store", "analysis", "report", "cli")
+# The stages in pipeline order. A module beside errors.py (harness/<name>.py) is `shared`: any
+# stage may import it and it imports only its like; `session` drives the stages through a run and
+# `cli` parses the command line and calls the session (or a stage).
+STAGES = ("shared", "plan", "run", "checks", "store", "analysis", "report", "session", "cli")
 MAX_LINES = 500
 
 
@@ -23,7 +25,9 @@ def stage_of(module: str) -> str | None:
     parts = module.split(".")
     if len(parts) < 2:
         return None  # the package itself (harness/__init__.py)
-    return "cli" if parts[1] == "__main__" else parts[1]
+    if parts[1] == "__main__":
+        return "cli"
+    return parts[1] if (HARNESS / parts[1]).is_dir() else "shared"
 
 
 def imports_of(path: Path, modules: set[str]) -> set[str]:

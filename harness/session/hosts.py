@@ -1,6 +1,6 @@
-"""`harness run` across hosts (docs/multi-host.md): connect, plan from each host's topology,
-check each host as `harness doctor` does, place the binaries, measure clocks and the idle round
-trip; the session then runs every trial (harness.run.multihost)."""
+"""A run across hosts (docs/multi-host.md): connect, plan from each host's topology, check each
+host as `harness doctor` does, place the binaries, measure clocks and the idle round trip; the
+session then runs every trial (harness.run.multihost)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from harness.analysis.host_merge import merge_reports
 from harness.checks import doctor
 from harness.errors import HarnessError
 from harness.plan import hosts_plan
@@ -93,7 +92,6 @@ def open_hosts(
         placeholder,
         options,
         bin_dir=bin_dir,
-        merge=merge_reports,
         remote_bin=config.remote_bin,
         remote_dir=os.environ.get("HARNESS_REMOTE_DIR", placement.DEFAULT_REMOTE_DIR),
     )

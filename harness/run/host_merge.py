@@ -1,6 +1,6 @@
 """Split load across client hosts and merge what they measured back into one trial (pure).
 
-Latency distributions combine by adding bucket counts (harness.histogram.merge), never by
+Latency distributions combine by adding bucket counts (harness.buckets.merge), never by
 averaging percentiles; throughput is the sum of each host's requests over the window that every
 host measured (the common window), counted in whole intervals of each host's series.
 """
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from harness.analysis import histogram
-from harness.analysis.histogram import Bucket
+from harness import buckets
+from harness.buckets import Bucket
 
 
 def split_rate(total_rps: float, client_cpus: Mapping[str, int]) -> dict[str, float]:
@@ -34,7 +34,7 @@ def buckets_of(report_histogram: Mapping[str, Any] | None) -> list[Bucket]:
 
 def merge_histograms(per_host: Mapping[str, Sequence[Bucket]]) -> list[Bucket]:
     """The trial's histogram: every host's counts added bucket by bucket."""
-    return histogram.merge(per_host.values())
+    return buckets.merge(per_host.values())
 
 
 @dataclass(frozen=True)
@@ -106,23 +106,23 @@ def series_of(host: str, report: Mapping[str, Any], window_start_ns: int) -> Hos
 _PERCENTILES = {"p50": 50, "p90": 90, "p99": 99, "p999": 99.9, "p9999": 99.99}
 
 
-def _hist(buckets: Sequence[Bucket]) -> dict[str, Any]:
+def _hist(hist: Sequence[Bucket]) -> dict[str, Any]:
     return {
         "unit": "ns",
-        "sub_buckets": histogram.SUB_BUCKETS,
-        "buckets": [{"lower_ns": lo, "upper_ns": hi, "count": n} for lo, hi, n in buckets],
+        "sub_buckets": buckets.SUB_BUCKETS,
+        "buckets": [{"lower_ns": lo, "upper_ns": hi, "count": n} for lo, hi, n in hist],
     }
 
 
 def _figures(docs: Sequence[Mapping[str, Any]], key: str, summary_key: str) -> dict | None:
     """min/mean/max exact from the hosts' own figures; percentiles from the summed buckets."""
     hists = [buckets_of(d.get(key)) for d in docs]
-    merged = histogram.merge(hists)
-    n = histogram.total(merged)
+    merged = buckets.merge(hists)
+    n = buckets.total(merged)
     if n == 0:
         return None
     parts = [
-        (d["summary"].get(summary_key) or {}, histogram.total(h))
+        (d["summary"].get(summary_key) or {}, buckets.total(h))
         for d, h in zip(docs, hists, strict=True)
     ]
     present = [(f, c) for f, c in parts if c and f.get("mean") is not None]
@@ -133,7 +133,7 @@ def _figures(docs: Sequence[Mapping[str, Any]], key: str, summary_key: str) -> d
         else None,
     }
     for name, p in _PERCENTILES.items():
-        out[name] = histogram.percentile_us(merged, p)
+        out[name] = buckets.percentile_us(merged, p)
     out["max"] = max((f["max"] for f, _ in present), default=None)
     return out
 
@@ -145,7 +145,7 @@ def _upper_bounds(latency: Sequence[Bucket], censored: Sequence[Bucket]) -> dict
     for lo, hi, n in censored:
         counts[(lo, hi)] = counts.get((lo, hi), 0) - n
     answered = [(lo, hi, n) for (lo, hi), n in sorted(counts.items()) if n > 0]
-    total, known = histogram.total(latency), histogram.total(answered)
+    total, known = buckets.total(latency), buckets.total(answered)
     out: dict[str, Any] = {}
     for name, p in _PERCENTILES.items():
         rank = max(1, math.ceil(Fraction(str(p)) / 100 * total)) if total else 0
@@ -181,8 +181,8 @@ def merge_reports(
     through = merge_throughput(series)
     sums = [d["summary"] for d in docs]
     open_loop = first.get("latency_kind") == "open-loop-corrected"
-    latency = histogram.merge(buckets_of(d.get("histogram")) for d in docs)
-    censored = histogram.merge(buckets_of(d.get("censored_histogram")) for d in docs)
+    latency = buckets.merge(buckets_of(d.get("histogram")) for d in docs)
+    censored = buckets.merge(buckets_of(d.get("censored_histogram")) for d in docs)
     errors: dict[str, int] = {}
     for s in sums:
         for kind, n in (s.get("errors") or {}).items():
@@ -266,7 +266,7 @@ def merge_reports(
         "summary": summary,
         "histogram": _hist(latency),
         "service_histogram": _hist(
-            histogram.merge(buckets_of(d.get("service_histogram")) for d in docs)
+            buckets.merge(buckets_of(d.get("service_histogram")) for d in docs)
         )
         if open_loop
         else None,
