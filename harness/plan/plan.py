@@ -21,6 +21,7 @@ from harness.errors import HarnessError
 from harness.plan.cpus import CpuAssignment, assign_cpus
 from harness.plan.designs import Design
 from harness.plan.numbers import check_numbers
+from harness.plan.settings import SETTING_NAMES, Workload
 from harness.plan.topology import Topology
 
 # Time a trial costs beyond warm-up + duration: start, READY, shutdown, storing.
@@ -81,32 +82,26 @@ class RunConfig:
     published: str | None = None
 
 
-@dataclass(frozen=True)
-class TrialSpec:
+@dataclass(frozen=True, kw_only=True)
+class TrialSpec(Workload):
+    """One trial: its workload (plan/settings.py), the design, the CPUs and the offered load."""
+
     index: int
     trial_id: str
     server: str
     design_family: str
     io_model: str
-    protocol: str
-    server_cores: int
-    connections: int
-    size_bytes: int
     repetition: int
     warmup_s: float
     duration_s: float
     timeout_s: float
     cpus: CpuAssignment
-    mode: str = "closed"
     rate: float | None = None
     rate_fraction: float | None = None  # sweep: rate = fraction x capacity, set at run time
     capacity_trial: str | None = None  # sweep: the closed-loop trial whose throughput is 1.0x
     arrival: str = "poisson"
-    pipeline: int = 1
-    work: str = "none"
     hot_fraction: float | None = None
     hot_share: float | None = None
-    requests_per_connection: int | None = None
     seed: int = DEFAULT_SEED
     # The design's factors (registry), stored per trial so tables group by them; None: undeclared
     # (or a manifest written before they existed).
@@ -127,18 +122,8 @@ class TrialSpec:
     @property
     def config_key(self) -> tuple:
         """What makes two trials repetitions of one configuration."""
-        return (
-            self.server,
-            self.protocol,
-            self.server_cores,
-            self.connections,
-            self.size_bytes,
-            self.pipeline,
-            self.work,
-            self.mode,
-            self.rate_fraction or self.rate,
-            self.requests_per_connection,
-        )
+        workload = tuple(getattr(self, name) for name in SETTING_NAMES)
+        return (self.server, *workload, self.rate_fraction or self.rate)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

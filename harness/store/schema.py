@@ -4,23 +4,27 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from harness.plan.settings import SETTINGS
+
 SCHEMA_VERSION = 1
 
 _S, _I32, _I64, _F, _B = pa.string(), pa.int32(), pa.int64(), pa.float64(), pa.bool_()
 _U64 = pa.uint64()  # seeds: 0..2^64-1
+# The trial settings' columns, typed where they are declared (plan/settings.py).
+_SET = {s.name: (s.name, pa.type_for_alias(s.column)) for s in SETTINGS}
 
 TRIALS = pa.schema([
     # identity and configuration
     ("run_id", _S), ("trial_id", _S), ("trial_index", _I32), ("server", _S),
-    ("design_family", _S), ("io_model", _S), ("protocol", _S), ("server_cores", _I32),
+    ("design_family", _S), ("io_model", _S), _SET["protocol"], _SET["server_cores"],
     ("scheduler", _S), ("accept", _S), ("io", _S), ("runtime", _S), ("runtime_version", _S),
     ("maintenance", _S), ("settings_profile", _S), ("server_settings", _S),
     ("concurrency", _S),
-    ("server_cpus", _S), ("client_cpus", _S), ("client_threads", _I32), ("connections", _I32),
+    ("server_cpus", _S), ("client_cpus", _S), ("client_threads", _I32), _SET["connections"],
     ("port", _I32), ("port_attempts", _I32),
-    ("size_bytes", _I64), ("pipeline", _I32), ("work", _S), ("mode", _S), ("arrival", _S),
+    _SET["size_bytes"], _SET["pipeline"], _SET["work"], _SET["mode"], ("arrival", _S),
     ("target_rate", _F), ("rate_fraction", _F), ("capacity_trial", _S), ("hot_fraction", _F),
-    ("hot_share", _F), ("requests_per_connection", _I64), ("seed", _U64), ("repetition", _I32),
+    ("hot_share", _F), _SET["requests_per_connection"], ("seed", _U64), ("repetition", _I32),
     ("warmup_s", _F), ("duration_s", _F),
     # what the load generator measured
     ("window_s", _F), ("requests", _I64), ("errors", _I64), ("throughput_rps", _F),
