@@ -177,17 +177,57 @@ def merge_reports(
     hosts = list(per_host)
     docs = [per_host[h] for h in hosts]
     first = docs[0]
-    series = [series_of(h, per_host[h], window_start_ns[h]) for h in hosts]
-    through = merge_throughput(series)
-    sums = [d["summary"] for d in docs]
+    through = merge_throughput([series_of(h, per_host[h], window_start_ns[h]) for h in hosts])
     open_loop = first.get("latency_kind") == "open-loop-corrected"
     latency = buckets.merge(buckets_of(d.get("histogram")) for d in docs)
     censored = buckets.merge(buckets_of(d.get("censored_histogram")) for d in docs)
+    service = buckets.merge(buckets_of(d.get("service_histogram")) for d in docs)
+    hiccups = [
+        {**c, "host": h} for h, d in zip(hosts, docs, strict=True)
+        for c in (d.get("hiccup") or {}).get("per_cpu", [])
+    ]  # fmt: skip
+    return {
+        "schema": first["schema"],
+        "config": _merged_config(docs),
+        "latency_kind": first.get("latency_kind"),
+        "summary": _merged_summary(hosts, docs, through, (latency, censored), open_loop),
+        "histogram": _hist(latency),
+        "service_histogram": _hist(service) if open_loop else None,
+        "series": _merged_series(docs),
+        "client_cpu": _merged_client_cpu(hosts, docs),
+        "censored_histogram": _hist(censored) if open_loop else None,
+        "hiccup": {"interval_us": 1000, "per_cpu": hiccups} if hiccups else None,
+        "hosts": {
+            "common_window_ns": [through.window_start_ns, through.window_end_ns],
+            "per_host": {
+                h: {
+                    "window_start_ns": window_start_ns[h],
+                    "rate_rps": through.per_host_rps[h],
+                    "covered_s": through.per_host_covered_s[h],
+                    "requests": per_host[h]["summary"]["requests"],
+                    "target_rate": per_host[h]["summary"].get("target_rate"),
+                }
+                for h in hosts
+            },
+        },
+    }
+
+
+def _merged_summary(
+    hosts: list[str],
+    docs: list[Mapping[str, Any]],
+    through: MergedThroughput,
+    hists: tuple[list[Bucket], list[Bucket]],
+    open_loop: bool,
+) -> dict[str, Any]:
+    """The hosts' summaries as one: counts summed, percentiles from the summed histograms
+    (hists: latency and censored), rates over the common window."""
+    latency, censored = hists
+    sums = [d["summary"] for d in docs]
     errors: dict[str, int] = {}
     for s in sums:
         for kind, n in (s.get("errors") or {}).items():
             errors[kind] = errors.get(kind, 0) + n
-    window = first["summary"].get("window_s")
     reasons = [  # the host last: the flags read each reason's words from its start
         f"{r} (client host {h})"
         for h, s in zip(hosts, sums, strict=True)
@@ -201,7 +241,7 @@ def merge_reports(
         "errors": errors,
         "bytes_sent": _sum([s.get("bytes_sent") for s in sums]),
         "bytes_received": _sum([s.get("bytes_received") for s in sums]),
-        "window_s": window,
+        "window_s": sums[0].get("window_s"),
         "throughput_rps": through.total_rps,
         "clamped": _sum([s.get("clamped") for s in sums]),
         "latency_us": _figures(docs, "histogram", "latency_us"),
@@ -231,6 +271,12 @@ def merge_reports(
     if open_loop and summary["latency_us"] and summary["latency_upper_us"]:
         upper, p99 = summary["latency_upper_us"]["p99"], summary["latency_us"]["p99"]
         summary["censored_tail"] = upper is None or upper > 1.01 * p99
+    return summary
+
+
+def _merged_series(docs: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Requests and errors per interval summed over the hosts (no per-interval percentile:
+    the hosts' cannot be combined)."""
     by_interval: dict[int, dict[str, Any]] = {}
     for d in docs:
         for row in d.get("series") or []:
@@ -241,17 +287,24 @@ def merge_reports(
             )  # fmt: skip
             acc["requests"] += row["requests"]
             acc["errors"] += row["errors"]
+    return [by_interval[i] for i in sorted(by_interval)]
+
+
+def _merged_client_cpu(hosts: list[str], docs: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """The load generators' CPU time summed, each thread kept with its host."""
     cpu_threads = [
         {**t, "host": h} for h, d in zip(hosts, docs, strict=True)
         for t in (d.get("client_cpu") or {}).get("threads", [])
     ]  # fmt: skip
     user = _sum([(d.get("client_cpu") or {}).get("user_s") for d in docs])
     system = _sum([(d.get("client_cpu") or {}).get("system_s") for d in docs])
-    hiccups = [
-        {**c, "host": h} for h, d in zip(hosts, docs, strict=True)
-        for c in (d.get("hiccup") or {}).get("per_cpu", [])
-    ]  # fmt: skip
-    config = dict(first["config"])
+    return {"user_s": user, "system_s": system, "total_s": _sum([user, system]),
+            "threads": cpu_threads}  # fmt: skip
+
+
+def _merged_config(docs: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """The first host's options, with the connections, threads and rate of all of them."""
+    config = dict(docs[0]["config"])
     config.update(
         connections=sum(d["config"]["connections"] for d in docs),
         threads=sum(d["config"]["threads"] for d in docs),
@@ -259,37 +312,4 @@ def merge_reports(
         cpus=None,
         hlog=None,
     )
-    return {
-        "schema": first["schema"],
-        "config": config,
-        "latency_kind": first.get("latency_kind"),
-        "summary": summary,
-        "histogram": _hist(latency),
-        "service_histogram": _hist(
-            buckets.merge(buckets_of(d.get("service_histogram")) for d in docs)
-        )
-        if open_loop
-        else None,
-        "series": [by_interval[i] for i in sorted(by_interval)],
-        "client_cpu": {
-            "user_s": user,
-            "system_s": system,
-            "total_s": _sum([user, system]),
-            "threads": cpu_threads,
-        },
-        "censored_histogram": _hist(censored) if open_loop else None,
-        "hiccup": {"interval_us": 1000, "per_cpu": hiccups} if hiccups else None,
-        "hosts": {
-            "common_window_ns": [through.window_start_ns, through.window_end_ns],
-            "per_host": {
-                h: {
-                    "window_start_ns": window_start_ns[h],
-                    "rate_rps": through.per_host_rps[h],
-                    "covered_s": through.per_host_covered_s[h],
-                    "requests": per_host[h]["summary"]["requests"],
-                    "target_rate": per_host[h]["summary"].get("target_rate"),
-                }
-                for h in hosts
-            },
-        },
-    }
+    return config
