@@ -88,6 +88,21 @@ METAVARS = {
 
 
 def add_arguments(run: argparse.ArgumentParser) -> None:
+    plans = _add_plan_sources(run)
+    _add_plan_flags(run)
+    _add_output(run)
+    _add_checks(run)
+    plans.add_argument(
+        "--topology",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="with --dry-run: plan on a saved topology (a run's manifest.json from another "
+        "machine) instead of this one's",
+    )
+
+
+def _add_plan_sources(run: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     plans = run.add_argument_group("plans")
     plans.add_argument(
         "--profile",
@@ -104,6 +119,11 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
         help="continue an interrupted run with its stored plan",
     )
     plans.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    return plans
+
+
+def _add_plan_flags(run: argparse.ArgumentParser) -> None:
+    """Every plan flag (plan/config.py's RUN_HELP), grouped as RUN_GROUPS says."""
     groups = {title: run.add_argument_group(title) for title in RUN_GROUPS}
     other = run.add_argument_group("other options")
     group_of = {flag: groups[title] for title, flags in RUN_GROUPS.items() for flag in flags}
@@ -117,6 +137,9 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
             help=help_text,
             **repeat,
         )
+
+
+def _add_output(run: argparse.ArgumentParser) -> None:
     output = run.add_argument_group("output")
     output.add_argument(
         "--out", type=Path, default=Path("results"), metavar="DIR", help="results root directory"
@@ -128,6 +151,9 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="reports root directory (default: reports/ beside --out)",
     )
+
+
+def _add_checks(run: argparse.ArgumentParser) -> None:
     checks = run.add_argument_group("checks and set-up")
     checks.add_argument(
         "--oversubscribe",
@@ -159,14 +185,6 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
         default=DEFAULT_REGISTRY,
         metavar="FILE",
         help="the designs' registry (default: %(default)s)",
-    )
-    plans.add_argument(
-        "--topology",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="with --dry-run: plan on a saved topology (a run's manifest.json from another "
-        "machine) instead of this one's",
     )
 
 

@@ -168,6 +168,23 @@ def check_work(dist: str) -> None:
 
 
 def validate(config: RunConfig, designs: dict[str, Design]) -> None:
+    """A configuration that cannot run is one line naming the option and the fix."""
+    _validate_designs(config, designs)
+    check_numbers(vars(config))  # NaN, infinities, negatives, seeds outside 0..2^64-1
+    _validate_counts(config)
+    _validate_load(config)
+    for dist in config.works:
+        check_work(dist)
+        if dist != "none":
+            unable = [s for s in config.servers if not designs[s].work]
+            if unable:
+                raise HarnessError(
+                    f"--work {dist} needs designs that burn CPU per request; "
+                    f"{', '.join(unable)} cannot: leave them out of --servers"
+                )
+
+
+def _validate_designs(config: RunConfig, designs: dict[str, Design]) -> None:
     if not config.servers:
         raise HarnessError("no server design selected; pick some with --servers (see harness list)")
     for name in config.servers:
@@ -184,7 +201,9 @@ def validate(config: RunConfig, designs: dict[str, Design]) -> None:
             raise HarnessError(
                 f"no selected design speaks --protocols {proto}; designs that do: {speakers}"
             )
-    check_numbers(vars(config))  # NaN, infinities, negatives, seeds outside 0..2^64-1
+
+
+def _validate_counts(config: RunConfig) -> None:
     if config.duration_s <= 0:
         raise HarnessError(f"--duration must be positive, got {config.duration_s}")
     if config.warmup_s < 0:
@@ -203,6 +222,11 @@ def validate(config: RunConfig, designs: dict[str, Design]) -> None:
         raise HarnessError(f"--size must be 1 .. {MAX_SIZE} bytes, got {config.sizes}")
     if any(p < 1 for p in config.pipeline):
         raise HarnessError(f"--pipeline must be at least 1, got {config.pipeline}")
+    if any(n is not None and n < 1 for n in config.requests_per_connection):
+        raise HarnessError("--requests-per-connection must be at least 1 (or keep-alive)")
+
+
+def _validate_load(config: RunConfig) -> None:
     if config.mode not in ("closed", "open"):
         raise HarnessError(f"--mode must be closed or open, got {config.mode!r}")
     if config.mode == "open" and not (config.rates or config.rate_sweep or config.group_rates):
@@ -223,17 +247,6 @@ def validate(config: RunConfig, designs: dict[str, Design]) -> None:
     for value, flag in ((config.hot_fraction, "--hot-fraction"), (config.hot_share, "--hot-share")):
         if value is not None and not 0 < value < 1:
             raise HarnessError(f"{flag} must be between 0 and 1 exclusive, got {value}")
-    if any(n is not None and n < 1 for n in config.requests_per_connection):
-        raise HarnessError("--requests-per-connection must be at least 1 (or keep-alive)")
-    for dist in config.works:
-        check_work(dist)
-        if dist != "none":
-            unable = [s for s in config.servers if not designs[s].work]
-            if unable:
-                raise HarnessError(
-                    f"--work {dist} needs designs that burn CPU per request; "
-                    f"{', '.join(unable)} cannot: leave them out of --servers"
-                )
 
 
 def make_plan(

@@ -107,61 +107,63 @@ class HostSession:
         atexit.register(self.close)  # scratch directories go even if the run never starts
         for h in self.hosts:
             self.conn(h)
-        local_loadgen = self.bin_dir / "loadgen"
         for h in self.layout.client_hosts:
-            if h == LOCAL:  # this machine: the binary where it was built
-                self.loadgen[h] = str(local_loadgen)
-                self.placements.append({"host": h, "path": str(local_loadgen), "sha256":
-                                        placement.sha256_file(local_loadgen), "source": "local",
-                                        "program": "loadgen"})  # fmt: skip
-                self.workdir[h] = (
-                    self.conns[h]
-                    .run(
-                        ["sh", "-c", 'mktemp -d "${TMPDIR:-/tmp}/executor-bench.XXXXXX"'],
-                        timeout_s=10,
-                    )
-                    .stdout.strip()
-                )
-                continue
-            placed = placement.place_binary(
-                self.conns[h], local_loadgen, remote_bin=self.remote_bin, remote_dir=self.remote_dir
-            )
-            self.loadgen[h] = placed.path
-            self.placements.append({**placed.as_dict(), "program": "loadgen"})
-            made = self.conns[h].run(
-                ["sh", "-c", 'mktemp -d "${TMPDIR:-/tmp}/executor-bench.XXXXXX"'], timeout_s=10
-            )
-            self.workdir[h] = made.stdout.strip()
-        srv = self.conns[self.layout.server_host]
+            self._place_loadgen(h)
         for d in designs:
-            exe = Path(d.argv(bin_dir=self.bin_dir, protocol="echo", host="0", port=0, threads=1,
-                              cpus="0")[0])  # fmt: skip
-            if self.layout.server_host == LOCAL:  # this machine runs every design as it is
-                self.server_bin_dir = str(self.bin_dir)
-                continue
-            if exe.parent.resolve() != self.bin_dir.resolve() or not exe.is_file():
-                raise RemoteError(
-                    f"{self.layout.server_host}: design {d.name} runs `{exe}`, not a binary of "
-                    f"--bin-dir {self.bin_dir}, so it cannot be copied to the server host; leave "
-                    "it out of --servers"
-                )
-            try:
-                placed = placement.place_binary(srv, exe, remote_dir=self.remote_dir)
-            except RemoteError as exc:
-                why = str(exc).replace(
-                    "; build it there and pass --remote-bin PATH",
-                    "; the server host must be able to run this machine's build (same "
-                    "architecture, a C library at least as new)",
-                )
-                raise RemoteError(why) from None
-            self.server_bin_dir = placed.path.rsplit("/", 1)[0]
-            self.placements.append({**placed.as_dict(), "program": exe.name})
+            self._place_design(d)
         self.offsets = {h: self._offset(h, clock.DEFAULT_ROUNDS) for h in self.hosts}
         return {
             "layout": self.layout.as_dict(),
             "binaries": self.placements,
             "clock_offsets": {h: o.as_dict() for h, o in self.offsets.items()},
         }
+
+    def _place_loadgen(self, h: str) -> None:
+        """The load generator on a client host (this machine: where it was built), and a
+        scratch directory there."""
+        local_loadgen = self.bin_dir / "loadgen"
+        if h == LOCAL:
+            self.loadgen[h] = str(local_loadgen)
+            self.placements.append({"host": h, "path": str(local_loadgen), "sha256":
+                                    placement.sha256_file(local_loadgen), "source": "local",
+                                    "program": "loadgen"})  # fmt: skip
+        else:
+            placed = placement.place_binary(
+                self.conns[h], local_loadgen, remote_bin=self.remote_bin, remote_dir=self.remote_dir
+            )
+            self.loadgen[h] = placed.path
+            self.placements.append({**placed.as_dict(), "program": "loadgen"})
+        made = self.conns[h].run(
+            ["sh", "-c", 'mktemp -d "${TMPDIR:-/tmp}/executor-bench.XXXXXX"'], timeout_s=10
+        )
+        self.workdir[h] = made.stdout.strip()
+
+    def _place_design(self, d: Design) -> None:
+        """A design's binary on the server host (this machine runs every design as it is)."""
+        exe = Path(d.argv(bin_dir=self.bin_dir, protocol="echo", host="0", port=0, threads=1,
+                          cpus="0")[0])  # fmt: skip
+        if self.layout.server_host == LOCAL:
+            self.server_bin_dir = str(self.bin_dir)
+            return
+        if exe.parent.resolve() != self.bin_dir.resolve() or not exe.is_file():
+            raise RemoteError(
+                f"{self.layout.server_host}: design {d.name} runs `{exe}`, not a binary of "
+                f"--bin-dir {self.bin_dir}, so it cannot be copied to the server host; leave "
+                "it out of --servers"
+            )
+        try:
+            placed = placement.place_binary(
+                self.conns[self.layout.server_host], exe, remote_dir=self.remote_dir
+            )
+        except RemoteError as exc:
+            why = str(exc).replace(
+                "; build it there and pass --remote-bin PATH",
+                "; the server host must be able to run this machine's build (same "
+                "architecture, a C library at least as new)",
+            )
+            raise RemoteError(why) from None
+        self.server_bin_dir = placed.path.rsplit("/", 1)[0]
+        self.placements.append({**placed.as_dict(), "program": exe.name})
 
     def close(self) -> None:
         """Remove the scratch directories and end every connection; never raises."""
