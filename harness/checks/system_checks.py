@@ -49,25 +49,23 @@ def check_turbo(ctx: Context) -> Finding:
         "and 16-core trials run at different frequencies and scaling curves bend for reasons "
         "that are not the executor"
     )
-    no_turbo = _read(ctx.cpu_dir / "intel_pstate" / "no_turbo")
-    if no_turbo is not None:
-        if no_turbo == "1":
-            return Finding(Status.OK, "disabled (intel_pstate)", "turbo is off")
+    # (file under the cpu directory, its value when turbo is off, the driver's name)
+    controls = (
+        ("intel_pstate/no_turbo", "1", "intel_pstate"),
+        ("cpufreq/boost", "0", "cpufreq boost"),
+    )
+    for name, off, driver in controls:
+        value = _read(ctx.cpu_dir / name)
+        if value is None:
+            continue
+        if value == off:
+            what = "turbo" if driver == "intel_pstate" else "boost"
+            return Finding(Status.OK, f"disabled ({driver})", f"{what} is off")
         return Finding(
             Status.WARNING,
-            "enabled (intel_pstate)",
+            f"enabled ({driver})",
             explanation,
-            "echo 1 | sudo tee /sys/devices/system/cpu/intel_pstate/no_turbo",
-        )
-    boost = _read(ctx.cpu_dir / "cpufreq" / "boost")
-    if boost is not None:
-        if boost == "0":
-            return Finding(Status.OK, "disabled (cpufreq boost)", "boost is off")
-        return Finding(
-            Status.WARNING,
-            "enabled (cpufreq boost)",
-            explanation,
-            "echo 0 | sudo tee /sys/devices/system/cpu/cpufreq/boost",
+            f"echo {off} | sudo tee /sys/devices/system/cpu/{name}",
         )
     return _not_exposed("turbo/boost control")
 

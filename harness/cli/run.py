@@ -191,15 +191,10 @@ def _add_checks(run: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, console: Console) -> int:
     from harness.session.run import RunRequest, run_session
 
+    same = ("registry", "bin_dir", "out", "reports", "topology", "resume", "dry_run")
     request = RunRequest(
         options=args,
-        registry=args.registry,
-        bin_dir=args.bin_dir,
-        out=args.out,
-        reports=args.reports,
-        topology=args.topology,
-        resume=args.resume,
-        dry_run=args.dry_run,
+        **{name: getattr(args, name) for name in same},
         preflight=not args.no_preflight,
         calibrate=not args.no_calibrate,
         command=("harness", *sys.argv[1:]),

@@ -350,28 +350,25 @@ def _base_spec(
     """A design's trial of a workload, before its load, index and id."""
     return TrialSpec(
         **vars(w),
+        **{f: getattr(d, f) for f in SPEC_FACTORS},
+        **{f: getattr(config, f) for f in SPEC_OPTIONS},
         index=0,
         trial_id="",
         server=d.name,
         design_family=d.family,
         io_model=d.io_model,
-        scheduler=d.scheduler,
-        accept=d.accept,
-        io=d.io,
-        runtime=d.runtime,
-        runtime_version=d.runtime_version,
-        maintenance=d.maintenance,
-        concurrency=d.concurrency,
         repetition=repetition,
-        warmup_s=config.warmup_s,
-        duration_s=config.duration_s,
-        timeout_s=config.timeout_s,
         cpus=assignments[w.server_cores],
-        arrival=config.arrival,
-        hot_fraction=config.hot_fraction,
-        hot_share=config.hot_share,
         seed=config.seed if config.seed is not None else DEFAULT_SEED,
     )
+
+
+# The design's factors each trial stores (registry, plan/designs.py), and the run options each
+# trial carries as they are.
+SPEC_FACTORS = (
+    "scheduler", "accept", "io", "runtime", "runtime_version", "maintenance", "concurrency",
+)  # fmt: skip
+SPEC_OPTIONS = ("warmup_s", "duration_s", "timeout_s", "arrival", "hot_fraction", "hot_share")
 
 
 def _add_loads(
