@@ -55,7 +55,7 @@ def _any_config(servers: tuple[str, ...]):
 
     return RunConfig(
         servers=servers, protocols=("echo",), cores=(1,), connections=(4,), sizes=(64,),
-        duration_s=1.0, warmup_s=0.5, repeat=1, client_cpus=1, seed=None,
+        duration_s=1.0, warmup_s=0.5, repeat=1, client_cpus=1, seed=None, oversubscribe=False,
     )  # fmt: skip
 
 
