@@ -74,31 +74,37 @@ def check_isolated(ctx: Context) -> Finding:
     text = _read(ctx.cpu_dir / "isolated")
     if text is None:
         return _not_exposed("the isolated CPU list")
-    if not text:
-        return Finding(
-            Status.INFO,
+    return _cpu_list(
+        text,
+        (
             "none",
             "no CPU is isolated: the scheduler may run other tasks on benchmark CPUs",
             "boot with isolcpus=<cpus> (and pass those CPUs to the harness) for the quietest runs",
-        )
-    return Finding(
-        Status.OK, _ranges(parse_cpu_list(text)), "these CPUs are kept free of other tasks"
+        ),
+        "these CPUs are kept free of other tasks",
     )
+
+
+def _cpu_list(text: str, empty: tuple[str, str, str], ok: str) -> Finding:
+    """A kernel CPU list (isolcpus, nohz_full): INFO (value, why, fix) when it is empty, else
+    OK with the CPUs."""
+    if not text or text == "(null)":
+        return Finding(Status.INFO, *empty)
+    return Finding(Status.OK, _ranges(parse_cpu_list(text)), ok)
 
 
 def check_nohz_full(ctx: Context) -> Finding:
     text = _read(ctx.cpu_dir / "nohz_full")
     if text is None:
         return Finding(Status.INFO, "not supported", "this kernel has no nohz_full support")
-    if not text or text == "(null)":
-        return Finding(
-            Status.INFO,
+    return _cpu_list(
+        text,
+        (
             "off",
             "the scheduler tick interrupts every busy CPU (about 1-4 us each, 100-1000 Hz)",
             "boot with nohz_full=<isolated cpus> to remove it on isolated CPUs",
-        )
-    return Finding(
-        Status.OK, _ranges(parse_cpu_list(text)), "no scheduler tick on these CPUs when busy"
+        ),
+        "no scheduler tick on these CPUs when busy",
     )
 
 
