@@ -137,7 +137,9 @@ def run_session(request: RunRequest, console: Console) -> int:
     return exit_code(outcome, console)
 
 
-def resume(request: RunRequest, directory: Path, designs: dict[str, Design], console: Console):
+def resume(
+    request: RunRequest, directory: Path, designs: dict[str, Design], console: Console
+) -> Prepared:
     """A stored run reopened with its stored plan, after repairing what a failed write left."""
     from harness.store import RunStore, load_run
     from harness.store.manifest import resume_state
