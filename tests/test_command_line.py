@@ -96,7 +96,7 @@ def test_one_machine_imports_nothing_of_ssh() -> None:
         "from harness.cli import main\n"
         "for argv in (['run', '--dry-run', '--cores', '1'], ['list'], ['report', '/nope']):\n"
         "    main(argv)\n"
-        "import harness.store.raw, harness.cli.hosts, harness.cli.run\n"
+        "import harness.store.raw, harness.session.hosts, harness.cli.run\n"
         "print('asyncssh' in sys.modules)\n"
     )
     proc = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True,

@@ -20,9 +20,9 @@ from test_store import COUNTERS, LOADGEN, spec
 
 from harness.analysis.flag_words import flag_words, reason_of
 from harness.analysis.flagged import flag_reasons
-from harness.analysis.host_merge import merge_reports
 from harness.report.charts.flagged import flag_explanation
 from harness.run import flags
+from harness.run.host_merge import merge_reports
 from harness.run.trial import TrialResult
 from harness.store import SCHEMA_VERSION, RunStore, load_run
 from harness.store.repair import repair_run

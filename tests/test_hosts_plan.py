@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from harness.analysis import histogram
-from harness.analysis.host_merge import merge_reports
 from harness.errors import HarnessError
 from harness.plan import hosts_plan
 from harness.plan.config import RUN_HELP, run_config
 from harness.plan.designs import DEFAULT_REGISTRY, load_registry
 from harness.plan.plan import make_plan
 from harness.plan.topology import Cpu, Topology
+from harness.run.host_merge import merge_reports
 
 A, B, S = "bench@10.0.0.3", "bench@10.0.0.4", "bench@10.0.0.2"
 
@@ -217,7 +217,7 @@ def test_runs_across_hosts_do_not_calibrate_on_this_machine() -> None:
 
     from rich.console import Console
 
-    from harness.cli.hosts import without_calibration
+    from harness.session.hosts import without_calibration
 
     designs = load_registry(DEFAULT_REGISTRY)
     config, _ = run_config(_args(server_host=S, servers="epoll-tpc"), designs, topo(2))

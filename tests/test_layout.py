@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 HARNESS = Path(__file__).resolve().parent.parent / "harness"
-# Top-level modules every stage may import (they import no stage themselves).
-SHARED = ("errors", "atomic")
-# The stages in pipeline order; the shared modules come first, `cli` drives them all.
-STAGES = ("shared", "plan", "run", "checks", "store", "analysis", "report", "cli")
+# The stages in pipeline order. A module beside errors.py (harness/<name>.py) is `shared`: any
+# stage may import it and it imports only its like; `session` drives the stages through a run and
+# `cli` parses the command line and calls the session (or a stage).
+STAGES = ("shared", "plan", "run", "checks", "store", "analysis", "report", "session", "cli")
 MAX_LINES = 500
 
 
@@ -25,9 +25,9 @@ def stage_of(module: str) -> str | None:
     parts = module.split(".")
     if len(parts) < 2:
         return None  # the package itself (harness/__init__.py)
-    if parts[1] in SHARED:
-        return "shared"
-    return "cli" if parts[1] == "__main__" else parts[1]
+    if parts[1] == "__main__":
+        return "cli"
+    return parts[1] if (HARNESS / parts[1]).is_dir() else "shared"
 
 
 def imports_of(path: Path, modules: set[str]) -> set[str]:
@@ -137,6 +137,45 @@ def test_no_import_cycle(graph):
     for module in sorted(graph):
         if module not in state:
             visit(module)
+
+
+ARCHITECTURE = HARNESS.parent / "docs" / "architecture.md"
+
+
+def drawn_edges() -> list[tuple[str, str]]:
+    """The arrows of docs/architecture.md's flow drawing: its ```edges block, `a -> b` a line."""
+    text = ARCHITECTURE.read_text()
+    block = text.split("```edges\n", 1)[1].split("```", 1)[0]
+    edges = []
+    for line in block.splitlines():
+        a, arrow, b = line.partition(" -> ")
+        assert arrow, f"not an edge `a -> b`: {line!r}"
+        edges.append((a.strip(), b.strip()))
+    return edges
+
+
+def in_part(module: str, part: str) -> bool:
+    """Whether a module is the drawing's part: a stage (harness.<stage>...) or a module."""
+    name = f"harness.{part}"
+    return module == name or module.startswith(name + ".")
+
+
+def test_every_arrow_of_the_architecture_drawing_is_an_import(graph):
+    """`a -> b` in the drawing: some module of b imports some module of a (data goes from the
+    module that defines it to the one that reads it)."""
+    edges = drawn_edges()
+    assert edges, "docs/architecture.md has no ```edges block"
+    drawing = ARCHITECTURE.read_text().split("```\n", 2)[1]
+    missing = []
+    for a, b in edges:
+        for part in (a, b):
+            assert part in drawing, f"{part} is in the edge list but not in the drawing"
+        if not any(
+            in_part(importer, b) and any(in_part(m, a) for m in imported)
+            for importer, imported in graph.items()
+        ):
+            missing.append(f"{a} -> {b}: nothing in harness.{b} imports harness.{a}")
+    assert not missing, "\n".join(missing)
 
 
 def test_no_file_is_long():

@@ -18,12 +18,12 @@ from harness.checks import runtime_needs
 from harness.checks.runtime_needs import Probes
 from harness.cli import doctor as doctor_cli
 from harness.cli import listing
-from harness.cli import run as run_cli
 from harness.errors import HarnessError
 from harness.plan.cpus import CpuAssignment
 from harness.plan.designs import DEFAULT_REGISTRY, load_registry
 from harness.plan.plan import RunConfig, TrialSpec
 from harness.run.trial import TrialResult
+from harness.session import run as run_session
 from harness.store import TABLES, RunStore, load_run, trial_rows
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,13 +97,13 @@ def _config(servers: tuple[str, ...]) -> RunConfig:
 
 
 def test_run_refuses_a_named_design_and_leaves_it_out_of_all(monkeypatch, tmp_path):
-    monkeypatch.setattr(run_cli, "why_not_runnable", _refusing_io_uring)
+    monkeypatch.setattr(run_session, "why_not_runnable", _refusing_io_uring)
     designs = load_registry(DEFAULT_REGISTRY)
     # Every binary "exists" so only the runtime need can refuse.
     designs = {n: dataclasses.replace(d, command="true") for n, d in designs.items()}
     with pytest.raises(HarnessError, match="design monoio-tpc cannot run here: io_uring_setup"):
-        run_cli._not_runnable(_config(("monoio-tpc",)), designs, tmp_path, explicit=True)
-    left_out = run_cli._not_runnable(
+        run_session.not_runnable(_config(("monoio-tpc",)), designs, tmp_path, explicit=True)
+    left_out = run_session.not_runnable(
         _config(("tokio-ws", "monoio-tpc")), designs, tmp_path, explicit=False
     )
     assert list(left_out) == ["monoio-tpc"] and "EPERM" in left_out["monoio-tpc"]
@@ -151,7 +151,7 @@ def test_trials_parquet_carries_the_factors(tmp_path):
 def test_run_names_the_unmet_need_and_exits_2(monkeypatch, tmp_path, capsys):
     from harness.cli import main
 
-    monkeypatch.setattr(run_cli, "why_not_runnable", _refusing_io_uring)
+    monkeypatch.setattr(run_session, "why_not_runnable", _refusing_io_uring)
     (tmp_path / "monoio-tpc").write_text("")  # a "built" binary: only the need refuses it
     code = main(["run", "--servers", "monoio-tpc", "--dry-run", "--bin-dir", str(tmp_path)])
     err = capsys.readouterr().err

@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 
 from harness.analysis import histogram
-from harness.analysis import host_merge as merge
 from harness.checks import remote_host as hostinfo
 from harness.errors import HarnessError
 from harness.plan.topology import read_topology, restrict
 from harness.run import clock, placement, remote
+from harness.run import host_merge as merge
 from harness.run.hosts import Host, parse_host
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -31,7 +31,6 @@ from harness.analysis.flagged import (
 )
 from harness.analysis.labels import (  # re-exported: tests and readers use analyse.*
     CONFIG_KEYS,
-    churn_of,
     label_trials,
     nan_to_none,
     prepare,
@@ -42,6 +41,7 @@ from harness.analysis.pairs import CPU_MEASURE, cpu_us_per_request, paired_compa
 from harness.analysis.series import ConfigSeries, config_series
 from harness.analysis.trial_figures import trial_imbalance
 from harness.analysis.workers import WorkerShares, config_shares
+from harness.plan.settings import SETTING_NAMES, Workload, workload_of
 from harness.store import RunData
 from harness.store.latency_read import frame_chunks
 
@@ -66,18 +66,13 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class ConfigSummary:
+@dataclass(frozen=True, kw_only=True)
+class ConfigSummary(Workload):
+    """One configuration of one design (its workload: plan/settings.py) over its trials."""
+
     server: str
     design_family: str
     io_model: str
-    protocol: str
-    server_cores: int
-    connections: int
-    size_bytes: int
-    pipeline: int
-    work: str
-    mode: str
     load: float | None  # open loop: offered rate (or fraction of capacity for sweeps)
     trials_ok: int
     trials_failed: int
@@ -105,7 +100,6 @@ class ConfigSummary:
     cpu_us_samples: tuple[float, ...] = ()
     # Ranked trials by repetition, for paired comparisons: {measure: {repetition: value}}.
     by_rep: dict[str, dict[int, float | None]] = field(default_factory=dict)
-    requests_per_connection: int | None = None  # churn: None keeps connections open
 
     @property
     def throughput_median(self) -> float | None:  # of the ranked trials (compare's "req/s")
@@ -329,7 +323,7 @@ def _summaries(
     reasons_of = {r["trial_id"]: flag_reasons(r) for r in t[t["flagged"]].to_dict("records")}
     out, by_key, by_key_flagged, kinds = [], {}, {}, {}
     for number, (key, group) in enumerate(grouped):
-        server, protocol, cores, conns, size, pipeline, work, churn, mode, load = key
+        server, *settings, load = key
         ranked = group[group["ranked"]]
         flagged = group[group["flagged"]]
         tput = [float(x) for x in ranked["throughput_rps"].dropna()]
@@ -346,15 +340,8 @@ def _summaries(
             server=server,
             design_family=str(group["design_family"].iloc[0]),
             io_model=str(group["io_model"].iloc[0]),
-            protocol=protocol,
-            server_cores=int(cores),
-            connections=int(conns),
-            size_bytes=int(size),
-            pipeline=int(pipeline) if not pd.isna(pipeline) else 1,
-            work=str(work) if not pd.isna(work) else "none",
-            mode=str(mode) if not pd.isna(mode) else "closed",
+            **workload_of(dict(zip(SETTING_NAMES, settings, strict=True))),
             load=nan_to_none(load),
-            requests_per_connection=churn_of(churn),
             trials_ok=int((group["status"] == "ok").sum()),
             trials_failed=int((group["status"] != "ok").sum()),
             trials_flagged=int(group["flagged"].sum()),

@@ -6,19 +6,10 @@ from __future__ import annotations
 import pandas as pd
 
 from harness.analysis.flagged import EXCLUDING_FLAGS
+from harness.plan import settings
 
-# What makes trials repetitions of one configuration, besides the server.
-CONFIG_KEYS = [
-    "protocol",
-    "server_cores",
-    "connections",
-    "size_bytes",
-    "pipeline",
-    "work",
-    "requests_per_connection",
-    "mode",
-    "load",
-]
+# What makes trials repetitions of one configuration, besides the server (plan/settings.py).
+CONFIG_KEYS = list(settings.CONFIG_KEYS)
 
 
 def workload_label(
@@ -44,11 +35,6 @@ def workload_label(
     if mode == "open" and load is not None:
         parts.append(f"open loop {load:g}x capacity" if load <= 2 else f"open loop {load:,.0f}/s")
     return ", ".join(parts)
-
-
-def churn_of(x: object) -> int | None:
-    """A stored requests_per_connection: the count, or None for keep-alive (null)."""
-    return None if x is None or pd.isna(x) else int(x)  # type: ignore[call-overload]
 
 
 def nan_to_none(x: object) -> float | None:
@@ -82,26 +68,15 @@ def label_trials(trials: pd.DataFrame) -> pd.DataFrame:
         return t.assign(
             flagged=pd.Series(dtype=bool), label=pd.Series(dtype=str), workload=pd.Series(dtype=str)
         )
-    columns = [
-        "protocol",
-        "size_bytes",
-        "connections",
-        "pipeline",
-        "work",
-        "mode",
-        "load",
-        "requests_per_connection",
-    ]
+    columns = [*settings.SETTING_NAMES, "load"]
     # One label per distinct configuration, not per trial: thousands of trials share a few.
     labels: dict[tuple, tuple[str, str]] = {}
     for row in t[columns].drop_duplicates().itertuples(index=False):
-        pipeline = int(row.pipeline) if not pd.isna(row.pipeline) else 1
-        work = str(row.work) if not pd.isna(row.work) else "none"
-        mode = str(row.mode) if not pd.isna(row.mode) else "closed"
-        args = (row.protocol, int(row.size_bytes), int(row.connections), pipeline, work)
-        churn = churn_of(row.requests_per_connection)
+        w = settings.workload_of(row._asdict())
+        args = (w["protocol"], w["size_bytes"], w["connections"], w["pipeline"], w["work"])
+        churn = w["requests_per_connection"]
         labels[_row_key(row)] = (
-            workload_label(*args, mode, nan_to_none(row.load), churn),
+            workload_label(*args, w["mode"], nan_to_none(row.load), churn),
             workload_label(*args, "closed", None, churn),
         )
     pairs = [labels[_row_key(r)] for r in t[columns].itertuples(index=False)]

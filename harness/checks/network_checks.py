@@ -48,22 +48,29 @@ def check_fd_limit(ctx: Context) -> Finding:
     fix = f"ulimit -n {target}"
     if hard != inf and hard < target:
         fix += f"  (needs the hard limit raised: nofile {target} in /etc/security/limits.conf)"
-    if soft != inf and ctx.needed_fds is not None and soft < ctx.needed_fds:
-        return Finding(
-            Status.ERROR,
-            value,
-            f"the planned connections need {ctx.needed_fds} descriptors per process",
-            fix,
-        )
-    if soft != inf and soft < FD_LIMIT_WARN:
-        return Finding(
-            Status.WARNING,
-            value,
-            f"below {FD_LIMIT_WARN}: trials with more than ~{soft} connections will fail "
-            "with EMFILE",
-            fix,
-        )
-    return Finding(Status.OK, value, "enough file descriptors")
+    limited = soft != inf
+    return _enough(
+        value,
+        fix,
+        short=limited and ctx.needed_fds is not None and soft < ctx.needed_fds,
+        why_short=f"the planned connections need {ctx.needed_fds} descriptors per process",
+        low=limited and soft < FD_LIMIT_WARN,
+        why_low=f"below {FD_LIMIT_WARN}: trials with more than ~{soft} connections will fail "
+        "with EMFILE",
+        ok="enough file descriptors",
+    )
+
+
+def _enough(
+    value: str, fix: str, *, short: bool, why_short: str, low: bool, why_low: str, ok: str
+) -> Finding:
+    """A resource the run needs: an error when short of the plan's need, a warning when below
+    what large runs need, else fine."""
+    if short:
+        return Finding(Status.ERROR, value, why_short, fix)
+    if low:
+        return Finding(Status.WARNING, value, why_low, fix)
+    return Finding(Status.OK, value, ok)
 
 
 def check_port_range(ctx: Context) -> Finding:
@@ -74,22 +81,16 @@ def check_port_range(ctx: Context) -> Finding:
     size = high - low + 1
     value = f"{low}-{high} ({size} ports)"
     fix = "sudo sysctl net.ipv4.ip_local_port_range='1024 65535'"
-    if ctx.connections is not None and size < ctx.connections:
-        return Finding(
-            Status.ERROR,
-            value,
-            f"{ctx.connections} connections to one server port need as many ephemeral ports",
-            fix,
-        )
-    if size < PORT_RANGE_WARN:
-        return Finding(
-            Status.WARNING,
-            value,
-            f"fewer than {PORT_RANGE_WARN} ephemeral ports: large connection counts will fail "
-            "with EADDRNOTAVAIL",
-            fix,
-        )
-    return Finding(Status.OK, value, "enough ephemeral ports")
+    return _enough(
+        value,
+        fix,
+        short=ctx.connections is not None and size < ctx.connections,
+        why_short=f"{ctx.connections} connections to one server port need as many ephemeral ports",
+        low=size < PORT_RANGE_WARN,
+        why_low=f"fewer than {PORT_RANGE_WARN} ephemeral ports: large connection counts will "
+        "fail with EADDRNOTAVAIL",
+        ok="enough ephemeral ports",
+    )
 
 
 def check_time_wait(ctx: Context) -> Finding:

@@ -49,25 +49,23 @@ def check_turbo(ctx: Context) -> Finding:
         "and 16-core trials run at different frequencies and scaling curves bend for reasons "
         "that are not the executor"
     )
-    no_turbo = _read(ctx.cpu_dir / "intel_pstate" / "no_turbo")
-    if no_turbo is not None:
-        if no_turbo == "1":
-            return Finding(Status.OK, "disabled (intel_pstate)", "turbo is off")
+    # (file under the cpu directory, its value when turbo is off, the driver's name)
+    controls = (
+        ("intel_pstate/no_turbo", "1", "intel_pstate"),
+        ("cpufreq/boost", "0", "cpufreq boost"),
+    )
+    for name, off, driver in controls:
+        value = _read(ctx.cpu_dir / name)
+        if value is None:
+            continue
+        if value == off:
+            what = "turbo" if driver == "intel_pstate" else "boost"
+            return Finding(Status.OK, f"disabled ({driver})", f"{what} is off")
         return Finding(
             Status.WARNING,
-            "enabled (intel_pstate)",
+            f"enabled ({driver})",
             explanation,
-            "echo 1 | sudo tee /sys/devices/system/cpu/intel_pstate/no_turbo",
-        )
-    boost = _read(ctx.cpu_dir / "cpufreq" / "boost")
-    if boost is not None:
-        if boost == "0":
-            return Finding(Status.OK, "disabled (cpufreq boost)", "boost is off")
-        return Finding(
-            Status.WARNING,
-            "enabled (cpufreq boost)",
-            explanation,
-            "echo 0 | sudo tee /sys/devices/system/cpu/cpufreq/boost",
+            f"echo {off} | sudo tee /sys/devices/system/cpu/{name}",
         )
     return _not_exposed("turbo/boost control")
 
@@ -76,31 +74,37 @@ def check_isolated(ctx: Context) -> Finding:
     text = _read(ctx.cpu_dir / "isolated")
     if text is None:
         return _not_exposed("the isolated CPU list")
-    if not text:
-        return Finding(
-            Status.INFO,
+    return _cpu_list(
+        text,
+        (
             "none",
             "no CPU is isolated: the scheduler may run other tasks on benchmark CPUs",
             "boot with isolcpus=<cpus> (and pass those CPUs to the harness) for the quietest runs",
-        )
-    return Finding(
-        Status.OK, _ranges(parse_cpu_list(text)), "these CPUs are kept free of other tasks"
+        ),
+        "these CPUs are kept free of other tasks",
     )
+
+
+def _cpu_list(text: str, empty: tuple[str, str, str], ok: str) -> Finding:
+    """A kernel CPU list (isolcpus, nohz_full): INFO (value, why, fix) when it is empty, else
+    OK with the CPUs."""
+    if not text or text == "(null)":
+        return Finding(Status.INFO, *empty)
+    return Finding(Status.OK, _ranges(parse_cpu_list(text)), ok)
 
 
 def check_nohz_full(ctx: Context) -> Finding:
     text = _read(ctx.cpu_dir / "nohz_full")
     if text is None:
         return Finding(Status.INFO, "not supported", "this kernel has no nohz_full support")
-    if not text or text == "(null)":
-        return Finding(
-            Status.INFO,
+    return _cpu_list(
+        text,
+        (
             "off",
             "the scheduler tick interrupts every busy CPU (about 1-4 us each, 100-1000 Hz)",
             "boot with nohz_full=<isolated cpus> to remove it on isolated CPUs",
-        )
-    return Finding(
-        Status.OK, _ranges(parse_cpu_list(text)), "no scheduler tick on these CPUs when busy"
+        ),
+        "no scheduler tick on these CPUs when busy",
     )
 
 

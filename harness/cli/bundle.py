@@ -19,8 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    from harness.cli.report import write_report
     from harness.report.bundle import SUFFIX, scratch, write_bundle
+    from harness.session.report import write_report
     from harness.store import load_run_manifest
     from harness.store.files import resolve_run_dir
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from harness.session.report import write_report
+
 HELP = "write the HTML report of a results directory"
 
 
@@ -15,19 +17,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-o", "--output", type=Path, default=None, help="default: reports/<run-id>/index.html"
     )
-
-
-def write_report(results_dir: Path, output: Path) -> Path:
-    """The run analysed once, then drawn as the HTML report and written as the exports."""
-    from harness.analysis.analyse import analyse
-    from harness.report import exports, html
-    from harness.store import load_run
-
-    run = load_run(results_dir)
-    analysis = analyse(run)
-    path = html.write_report(analysis, output)
-    exports.write_exports(analysis, output.parent)
-    return path
 
 
 def run(args: argparse.Namespace, console: Console) -> int:

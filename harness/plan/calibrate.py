@@ -29,6 +29,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from functools import partial
 
 from harness.errors import HarnessError
 
@@ -347,37 +348,66 @@ def choose_mode(
     design accepts --work. A HarnessError (one line) when nothing can rank.
     """
     cap = open_loop_cap(client, cap_share)
-    measured = [c for c in capacities if c.rate is not None and c.rate > 0]
-    caps = tuple(capacities)
-
-    def made(mode: Mode, reason: str, by: str, **kw: object) -> ModeChoice:
-        measure, higher = RANKED_MEASURE[mode]
-        return ModeChoice(mode, reason, measure, higher, by, cap=cap, capacities=caps, **kw)  # type: ignore[arg-type]
-
     if requested is not None:
-        try:
-            mode = Mode(requested)
-        except ValueError:
-            allowed = ", ".join(m.value for m in Mode)
-            raise HarnessError(f"measurement mode {requested!r} is not one of {allowed}") from None
-        asked = f"asked for ({mode.value})"
-        if mode is Mode.FIXED_RATE:
-            rates = common_rates(capacities, cap, fractions)
-            if not rates.rates:
-                raise HarnessError(
-                    f"fixed-rate needs at least one common rate: {rates.reason}; "
-                    "check the calibration trials or choose another mode"
-                )
-            return made(mode, f"{asked}: {rates.reason}; {cap.reason}", "user", rates=rates)
-        if mode is Mode.SERVER_BOUND:
-            work = server_bound_work(client, cores)
-            if work is None:
-                raise HarnessError(
-                    f"server-bound needs the client's calibrated capacity: {client.reason}"
-                )
-            return made(mode, f"{asked}: {_work_reason(work, client, cores)}", "user", work=work)
-        return made(mode, f"{asked}: peak closed-loop throughput at no work", "user")
+        return _as_requested(_mode_of(requested), client, capacities, cores, fractions, cap)
+    return _by_calibration(client, capacities, cores, fractions, work_supported, cap)
 
+
+def _made(
+    mode: Mode, reason: str, by: str, *, cap: RateCap, capacities: tuple, **kw: object
+) -> ModeChoice:
+    measure, higher = RANKED_MEASURE[mode]
+    return ModeChoice(mode, reason, measure, higher, by, cap=cap, capacities=capacities, **kw)  # type: ignore[arg-type]
+
+
+def _mode_of(requested: Mode | str) -> Mode:
+    try:
+        return Mode(requested)
+    except ValueError:
+        allowed = ", ".join(m.value for m in Mode)
+        raise HarnessError(f"measurement mode {requested!r} is not one of {allowed}") from None
+
+
+def _as_requested(
+    mode: Mode,
+    client: ClientCapacity,
+    capacities: Sequence[DesignCapacity],
+    cores: int,
+    fractions: Sequence[float],
+    cap: RateCap,
+) -> ModeChoice:
+    """The user's mode, its plan computed from the calibration."""
+    made = partial(_made, cap=cap, capacities=tuple(capacities))
+    asked = f"asked for ({mode.value})"
+    if mode is Mode.FIXED_RATE:
+        rates = common_rates(capacities, cap, fractions)
+        if not rates.rates:
+            raise HarnessError(
+                f"fixed-rate needs at least one common rate: {rates.reason}; "
+                "check the calibration trials or choose another mode"
+            )
+        return made(mode, f"{asked}: {rates.reason}; {cap.reason}", "user", rates=rates)
+    if mode is Mode.SERVER_BOUND:
+        work = server_bound_work(client, cores)
+        if work is None:
+            raise HarnessError(
+                f"server-bound needs the client's calibrated capacity: {client.reason}"
+            )
+        return made(mode, f"{asked}: {_work_reason(work, client, cores)}", "user", work=work)
+    return made(mode, f"{asked}: peak closed-loop throughput at no work", "user")
+
+
+def _by_calibration(
+    client: ClientCapacity,
+    capacities: Sequence[DesignCapacity],
+    cores: int,
+    fractions: Sequence[float],
+    work_supported: bool,
+    cap: RateCap,
+) -> ModeChoice:
+    """The mode the calibration says ranks the designs (choose_mode's docstring)."""
+    made = partial(_made, cap=cap, capacities=tuple(capacities))
+    measured = [c for c in capacities if c.rate is not None and c.rate > 0]
     if not measured:
         raise HarnessError(
             "no design's closed-loop calibration trial succeeded, so no measurement can rank; "

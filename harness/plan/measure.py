@@ -18,8 +18,10 @@ calibrated client cap unless --no-calibrate.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from harness.errors import HarnessError
@@ -202,64 +204,19 @@ def decide(
     clients = {g: client_capacity(ramps.get(without_work(g), ())) for g in capacities}
     if config.measure == AS_GIVEN:
         return _capped_as_given(config, clients)
-    requested = None if config.measure == AUTO else config.measure
     groups = [g for g in capacities if g[5] in config.works]
     if not groups:
         raise HarnessError("the calibration measured no configuration; see its failed trials")
-    mode: Mode
+    choose = partial(
+        _choose, clients, capacities, work_supported=work_supported, fractions=config.rate_fractions
+    )
     first: dict[GroupKey, ModeChoice] = {}
-    if requested is None:
-        for g in groups:
-            try:
-                first[g] = choose_mode(
-                    clients[g],
-                    capacities[g],
-                    cores=g[1],
-                    work_supported=work_supported,
-                    fractions=config.rate_fractions,
-                )
-            except HarnessError:
-                continue
-        if not first:
-            # Every group failed to choose: say why for the first, in the choice's own words.
-            g = groups[0]
-            choose_mode(
-                clients[g],
-                capacities[g],
-                cores=g[1],
-                work_supported=work_supported,
-                fractions=config.rate_fractions,
-            )
-        modes = {c.mode for c in first.values()}
-        mode = next(m for m in _MODE_ORDER if m in modes)
-        by = "calibration"
+    if config.measure == AUTO:
+        first = _own_choices(groups, choose)
+        mode, by = _one_mode(groups, choose, first), "calibration"
     else:
-        mode = Mode(requested)
-        by = "user"
-    decisions = []
-    for g in groups:
-        try:
-            choice = choose_mode(
-                clients[g],
-                capacities[g],
-                cores=g[1],
-                requested=mode,
-                work_supported=work_supported,
-                fractions=config.rate_fractions,
-            )
-        except HarnessError as exc:
-            decisions.append(GroupDecision(g, clients[g], None, str(exc)))
-            continue
-        if by == "calibration":
-            own = first.get(g)
-            why = (
-                own.reason
-                if own is not None and own.mode is mode
-                else f"{mode.value} for every configuration, as another one needed it: "
-                + choice.reason.partition(": ")[2]
-            )
-            choice = replace(choice, chosen_by="calibration", reason=why)
-        decisions.append(GroupDecision(g, clients[g], choice))
+        mode, by = Mode(config.measure), "user"
+    decisions = [_group_decision(g, clients[g], choose, mode, first, by) for g in groups]
     planned = [d for d in decisions if d.choice is not None]
     if not planned:
         raise HarnessError(
@@ -267,24 +224,75 @@ def decide(
         )
     chosen = planned[0].choice
     assert chosen is not None
-    main = _measured_config(config, mode, planned)
     reason = chosen.reason
     if by == "calibration" and len(planned) > 1:
         reason = f"{reason} (and likewise for the other {len(planned) - 1} configurations)"
-    left = [d for d in decisions if d.choice is None]
-    if left:
+    if left := [d for d in decisions if d.choice is None]:
         reason += "; not measured: " + "; ".join(
             f"{group_text(d.group)} ({d.left_out})" for d in left
         )
-    return main, Decision(
-        config.measure,
-        mode.value,
-        chosen.measure,
-        chosen.higher_is_better,
-        by,
-        reason,
+    decision = Decision(
+        config.measure, mode.value, chosen.measure, chosen.higher_is_better, by, reason,
         tuple(decisions),
-    )
+    )  # fmt: skip
+    return _measured_config(config, mode, planned), decision
+
+
+def _choose(
+    clients: Mapping[GroupKey, ClientCapacity | None],
+    capacities: Mapping[GroupKey, Sequence[DesignCapacity]],
+    group: GroupKey,
+    **options: Any,
+) -> ModeChoice:
+    """choose_mode for one configuration group."""
+    return choose_mode(clients[group], capacities[group], cores=group[1], **options)
+
+
+def _own_choices(
+    groups: list[GroupKey], choose: Callable[..., ModeChoice]
+) -> dict[GroupKey, ModeChoice]:
+    """Each group's own choice of mode (a group that can choose none is left out)."""
+    first: dict[GroupKey, ModeChoice] = {}
+    for g in groups:
+        with contextlib.suppress(HarnessError):
+            first[g] = choose(g)
+    return first
+
+
+def _one_mode(
+    groups: list[GroupKey], choose: Callable[..., ModeChoice], first: Mapping[GroupKey, ModeChoice]
+) -> Mode:
+    """The one mode of the whole run: the first, in _MODE_ORDER, any group's own choice needs;
+    when every group failed to choose, the first group's failure in the choice's own words."""
+    if not first:
+        choose(groups[0])  # raises: why the first group cannot choose
+    modes = {c.mode for c in first.values()}
+    return next(m for m in _MODE_ORDER if m in modes)
+
+
+def _group_decision(
+    g: GroupKey,
+    client: ClientCapacity | None,
+    choose: Callable[..., ModeChoice],
+    mode: Mode,
+    first: Mapping[GroupKey, ModeChoice],
+    by: str,
+) -> GroupDecision:
+    """One group measured in the run's mode (or left out, and why)."""
+    try:
+        choice = choose(g, requested=mode)
+    except HarnessError as exc:
+        return GroupDecision(g, client, None, str(exc))
+    if by == "calibration":
+        own = first.get(g)
+        why = (
+            own.reason
+            if own is not None and own.mode is mode
+            else f"{mode.value} for every configuration, as another one needed it: "
+            + choice.reason.partition(": ")[2]
+        )
+        choice = replace(choice, chosen_by="calibration", reason=why)
+    return GroupDecision(g, client, choice)
 
 
 def _measured_config(config: RunConfig, mode: Mode, planned: list[GroupDecision]) -> RunConfig:

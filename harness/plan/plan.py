@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from harness.errors import HarnessError
 from harness.plan.cpus import CpuAssignment, assign_cpus
 from harness.plan.designs import Design
 from harness.plan.numbers import check_numbers
+from harness.plan.settings import SETTING_NAMES, Workload
 from harness.plan.topology import Topology
 
 # Time a trial costs beyond warm-up + duration: start, READY, shutdown, storing.
@@ -81,32 +82,26 @@ class RunConfig:
     published: str | None = None
 
 
-@dataclass(frozen=True)
-class TrialSpec:
+@dataclass(frozen=True, kw_only=True)
+class TrialSpec(Workload):
+    """One trial: its workload (plan/settings.py), the design, the CPUs and the offered load."""
+
     index: int
     trial_id: str
     server: str
     design_family: str
     io_model: str
-    protocol: str
-    server_cores: int
-    connections: int
-    size_bytes: int
     repetition: int
     warmup_s: float
     duration_s: float
     timeout_s: float
     cpus: CpuAssignment
-    mode: str = "closed"
     rate: float | None = None
     rate_fraction: float | None = None  # sweep: rate = fraction x capacity, set at run time
     capacity_trial: str | None = None  # sweep: the closed-loop trial whose throughput is 1.0x
     arrival: str = "poisson"
-    pipeline: int = 1
-    work: str = "none"
     hot_fraction: float | None = None
     hot_share: float | None = None
-    requests_per_connection: int | None = None
     seed: int = DEFAULT_SEED
     # The design's factors (registry), stored per trial so tables group by them; None: undeclared
     # (or a manifest written before they existed).
@@ -127,18 +122,8 @@ class TrialSpec:
     @property
     def config_key(self) -> tuple:
         """What makes two trials repetitions of one configuration."""
-        return (
-            self.server,
-            self.protocol,
-            self.server_cores,
-            self.connections,
-            self.size_bytes,
-            self.pipeline,
-            self.work,
-            self.mode,
-            self.rate_fraction or self.rate,
-            self.requests_per_connection,
-        )
+        workload = tuple(getattr(self, name) for name in SETTING_NAMES)
+        return (self.server, *workload, self.rate_fraction or self.rate)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -183,6 +168,23 @@ def check_work(dist: str) -> None:
 
 
 def validate(config: RunConfig, designs: dict[str, Design]) -> None:
+    """A configuration that cannot run is one line naming the option and the fix."""
+    _validate_designs(config, designs)
+    check_numbers(vars(config))  # NaN, infinities, negatives, seeds outside 0..2^64-1
+    _validate_counts(config)
+    _validate_load(config)
+    for dist in config.works:
+        check_work(dist)
+        if dist != "none":
+            unable = [s for s in config.servers if not designs[s].work]
+            if unable:
+                raise HarnessError(
+                    f"--work {dist} needs designs that burn CPU per request; "
+                    f"{', '.join(unable)} cannot: leave them out of --servers"
+                )
+
+
+def _validate_designs(config: RunConfig, designs: dict[str, Design]) -> None:
     if not config.servers:
         raise HarnessError("no server design selected; pick some with --servers (see harness list)")
     for name in config.servers:
@@ -199,7 +201,9 @@ def validate(config: RunConfig, designs: dict[str, Design]) -> None:
             raise HarnessError(
                 f"no selected design speaks --protocols {proto}; designs that do: {speakers}"
             )
-    check_numbers(vars(config))  # NaN, infinities, negatives, seeds outside 0..2^64-1
+
+
+def _validate_counts(config: RunConfig) -> None:
     if config.duration_s <= 0:
         raise HarnessError(f"--duration must be positive, got {config.duration_s}")
     if config.warmup_s < 0:
@@ -218,6 +222,11 @@ def validate(config: RunConfig, designs: dict[str, Design]) -> None:
         raise HarnessError(f"--size must be 1 .. {MAX_SIZE} bytes, got {config.sizes}")
     if any(p < 1 for p in config.pipeline):
         raise HarnessError(f"--pipeline must be at least 1, got {config.pipeline}")
+    if any(n is not None and n < 1 for n in config.requests_per_connection):
+        raise HarnessError("--requests-per-connection must be at least 1 (or keep-alive)")
+
+
+def _validate_load(config: RunConfig) -> None:
     if config.mode not in ("closed", "open"):
         raise HarnessError(f"--mode must be closed or open, got {config.mode!r}")
     if config.mode == "open" and not (config.rates or config.rate_sweep or config.group_rates):
@@ -238,17 +247,6 @@ def validate(config: RunConfig, designs: dict[str, Design]) -> None:
     for value, flag in ((config.hot_fraction, "--hot-fraction"), (config.hot_share, "--hot-share")):
         if value is not None and not 0 < value < 1:
             raise HarnessError(f"{flag} must be between 0 and 1 exclusive, got {value}")
-    if any(n is not None and n < 1 for n in config.requests_per_connection):
-        raise HarnessError("--requests-per-connection must be at least 1 (or keep-alive)")
-    for dist in config.works:
-        check_work(dist)
-        if dist != "none":
-            unable = [s for s in config.servers if not designs[s].work]
-            if unable:
-                raise HarnessError(
-                    f"--work {dist} needs designs that burn CPU per request; "
-                    f"{', '.join(unable)} cannot: leave them out of --servers"
-                )
 
 
 def make_plan(
@@ -260,7 +258,28 @@ def make_plan(
     """assign: k -> CPUs of a k-core trial (several hosts: harness.plan.hosts_plan.assigner);
     default: server and load generator on this machine's topology."""
     validate(config, designs)
-    # Largest first, so that an error names the core count that is furthest out of reach.
+    assignments, dropped = _assignments(config, topology, assign)
+    rng = random.Random(config.seed) if config.seed is not None else None
+    trials: list[TrialSpec] = []
+    for rep, workload in _workloads(config, [k for k in config.cores if k in assignments]):
+        chosen = _servers_and_loads(config, designs, workload)
+        if chosen is None:
+            continue
+        group, loads = chosen
+        if rng is not None:
+            rng.shuffle(group)
+        for server in group:
+            base = _base_spec(config, designs[server], workload, rep, assignments)
+            _add_loads(trials, base, config, loads)
+    return Plan(config=config, trials=tuple(trials), dropped_cores=tuple(sorted(dropped)))
+
+
+def _assignments(
+    config: RunConfig, topology: Topology, assign: Callable[[int], CpuAssignment] | None
+) -> tuple[dict[int, CpuAssignment], list[tuple[int, str]]]:
+    """The CPUs of each core count; one that does not fit is an error, or left out (and why)
+    under drop_unfit_cores. Largest first, so that an error names the core count that is
+    furthest out of reach."""
     assignments: dict[int, CpuAssignment] = {}
     dropped: list[tuple[int, str]] = []
     for k in sorted(set(config.cores), reverse=True):
@@ -276,112 +295,126 @@ def make_plan(
             dropped.append((k, str(exc)))
     if not assignments:
         raise HarnessError(f"no core count of {list(config.cores)} fits: {dropped[-1][1]}")
-    rng = random.Random(config.seed) if config.seed is not None else None
-    seed = config.seed if config.seed is not None else DEFAULT_SEED
-    if config.mode == "closed":
-        loads: list[tuple[float | None, float | None]] = [(None, None)]
-    else:
-        loads = [(r, None) for r in config.rates] + [(None, f) for f in config.rate_sweep]
-    trials: list[TrialSpec] = []
-    by_group = {tuple(g): (tuple(r), tuple(s)) for g, r, s in config.group_rates}
+    return assignments, dropped
 
-    def add(base: TrialSpec, **changes: object) -> TrialSpec:
-        spec = replace(base, index=len(trials), **changes)
-        rate = spec.rate_fraction if spec.rate_fraction is not None else spec.rate
-        load = (
-            "closed"
-            if spec.mode == "closed"
-            else (
-                f"open{spec.rate_fraction:g}x"
-                if spec.rate_fraction is not None
-                else f"open{rate:g}"
-            )
-        )
-        size = f"b{spec.size_bytes}" if spec.protocol == "echo" else "get"
-        extra = "".join(
-            [
-                f"-p{spec.pipeline}" if spec.pipeline != 1 else "",
-                f"-w{spec.work.replace(':', '_')}" if spec.work != "none" else "",
-                f"-n{spec.requests_per_connection}" if spec.requests_per_connection else "",
-            ]
-        )
-        spec = replace(
-            spec,
-            trial_id=(
-                f"{spec.index:04d}-{spec.server}-{spec.protocol}-k{spec.server_cores}"
-                f"-c{spec.connections}-{size}{extra}-{load}-r{spec.repetition}"
-            ),
-        )
-        trials.append(spec)
-        return spec
 
-    fitting = [k for k in config.cores if k in assignments]
-    for rep, proto, k, conns, size, depth, work, churn in (
-        (r, p, n, *rest)
-        for r, p, n in itertools.product(range(config.repeat), config.protocols, fitting)
-        for rest in itertools.product(
-            connection_counts(config, n),
+def _workloads(config: RunConfig, cores: list[int]) -> Iterator[tuple[int, Workload]]:
+    """(repetition, workload) in the plan's order; HTTP GET once, at the first size (message
+    size means nothing to it)."""
+    for rep, proto, k in itertools.product(range(config.repeat), config.protocols, cores):
+        for conns, size, depth, work, churn in itertools.product(
+            connection_counts(config, k),
             config.sizes,
             config.pipeline,
             config.works,
             config.requests_per_connection or (None,),
-        )
-    ):
-        if proto == "http" and size != config.sizes[0]:
-            continue  # message size means nothing to HTTP GET: one size is enough
-        group = [s for s in config.servers if proto in designs[s].protocols]
-        group_loads = loads
-        if by_group:  # rates chosen per configuration by the calibration
-            entry = by_group.get((proto, k, conns, size, depth, work))
-            if entry is None or not entry[0]:
+        ):
+            if proto == "http" and size != config.sizes[0]:
                 continue
-            group_loads = [(r, None) for r in entry[0]]
-            if entry[1]:
-                group = [s for s in group if s in entry[1]]
-        if rng is not None:
-            rng.shuffle(group)
-        for server in group:
-            d = designs[server]
-            base = TrialSpec(
-                index=0,
-                trial_id="",
-                server=server,
-                design_family=d.family,
-                io_model=d.io_model,
-                scheduler=d.scheduler,
-                accept=d.accept,
-                io=d.io,
-                runtime=d.runtime,
-                runtime_version=d.runtime_version,
-                maintenance=d.maintenance,
-                concurrency=d.concurrency,
-                protocol=proto,
-                server_cores=k,
-                connections=conns,
-                size_bytes=size,
-                repetition=rep,
-                warmup_s=config.warmup_s,
-                duration_s=config.duration_s,
-                timeout_s=config.timeout_s,
-                cpus=assignments[k],
-                arrival=config.arrival,
-                pipeline=depth,
-                work=work,
-                hot_fraction=config.hot_fraction,
-                hot_share=config.hot_share,
-                requests_per_connection=churn,
-                seed=seed,
-            )
-            if config.rate_sweep:
-                capacity_id = add(base, mode="closed").trial_id
-            for rate, fraction in group_loads:
-                if config.mode == "closed":
-                    add(base)
-                elif fraction is None:
-                    add(base, mode="open", rate=rate)
-                else:
-                    add(base, mode="open", rate_fraction=fraction, capacity_trial=capacity_id)
-    return Plan(config=config, trials=tuple(trials), dropped_cores=tuple(sorted(dropped)))
+            yield rep, Workload(
+                protocol=proto, server_cores=k, connections=conns, size_bytes=size,
+                pipeline=depth, work=work, requests_per_connection=churn,
+            )  # fmt: skip
+
+
+Load = tuple[float | None, float | None]  # (rate, fraction of capacity); closed: (None, None)
+
+
+def _servers_and_loads(
+    config: RunConfig, designs: dict[str, Design], w: Workload
+) -> tuple[list[str], list[Load]] | None:
+    """The designs that run a workload and its offered loads: the flags', or those the
+    calibration chose for its configuration group (None: it chose none)."""
+    group = [s for s in config.servers if w.protocol in designs[s].protocols]
+    if config.mode == "closed":
+        loads: list[Load] = [(None, None)]
+    else:
+        loads = [(r, None) for r in config.rates] + [(None, f) for f in config.rate_sweep]
+    if not config.group_rates:
+        return group, loads
+    by_group = {tuple(g): (tuple(r), tuple(s)) for g, r, s in config.group_rates}
+    key = (w.protocol, w.server_cores, w.connections, w.size_bytes, w.pipeline, w.work)
+    rates, only = by_group.get(key, ((), ()))
+    if not rates:
+        return None
+    return [s for s in group if not only or s in only], [(r, None) for r in rates]
+
+
+def _base_spec(
+    config: RunConfig,
+    d: Design,
+    w: Workload,
+    repetition: int,
+    assignments: dict[int, CpuAssignment],
+) -> TrialSpec:
+    """A design's trial of a workload, before its load, index and id."""
+    return TrialSpec(
+        **vars(w),
+        **{f: getattr(d, f) for f in SPEC_FACTORS},
+        **{f: getattr(config, f) for f in SPEC_OPTIONS},
+        index=0,
+        trial_id="",
+        server=d.name,
+        design_family=d.family,
+        io_model=d.io_model,
+        repetition=repetition,
+        cpus=assignments[w.server_cores],
+        seed=config.seed if config.seed is not None else DEFAULT_SEED,
+    )
+
+
+# The design's factors each trial stores (registry, plan/designs.py), and the run options each
+# trial carries as they are.
+SPEC_FACTORS = (
+    "scheduler", "accept", "io", "runtime", "runtime_version", "maintenance", "concurrency",
+)  # fmt: skip
+SPEC_OPTIONS = ("warmup_s", "duration_s", "timeout_s", "arrival", "hot_fraction", "hot_share")
+
+
+def _add_loads(
+    trials: list[TrialSpec], base: TrialSpec, config: RunConfig, loads: list[Load]
+) -> None:
+    """The trials of one design and workload: one per offered load (a sweep's capacity trial,
+    closed loop, first)."""
+    capacity_id = None
+    if config.rate_sweep:
+        capacity_id = _add(trials, base, mode="closed").trial_id
+    for rate, fraction in loads:
+        if config.mode == "closed":
+            _add(trials, base)
+        elif fraction is None:
+            _add(trials, base, mode="open", rate=rate)
+        else:
+            _add(trials, base, mode="open", rate_fraction=fraction, capacity_trial=capacity_id)
+
+
+def _add(trials: list[TrialSpec], base: TrialSpec, **changes: object) -> TrialSpec:
+    spec = replace(base, index=len(trials), **changes)
+    spec = replace(spec, trial_id=trial_id(spec))
+    trials.append(spec)
+    return spec
+
+
+def trial_id(spec: TrialSpec) -> str:
+    """The trial's id: its index, design and every setting that differs from the defaults."""
+    if spec.mode == "closed":
+        load = "closed"
+    elif spec.rate_fraction is not None:
+        load = f"open{spec.rate_fraction:g}x"
+    else:
+        load = f"open{spec.rate:g}"
+    size = f"b{spec.size_bytes}" if spec.protocol == "echo" else "get"
+    extra = "".join(
+        [
+            f"-p{spec.pipeline}" if spec.pipeline != 1 else "",
+            f"-w{spec.work.replace(':', '_')}" if spec.work != "none" else "",
+            f"-n{spec.requests_per_connection}" if spec.requests_per_connection else "",
+        ]
+    )
+    return (
+        f"{spec.index:04d}-{spec.server}-{spec.protocol}-k{spec.server_cores}"
+        f"-c{spec.connections}-{size}{extra}-{load}-r{spec.repetition}"
+    )
 
 
 def connection_counts(config: RunConfig, cores: int) -> tuple[int, ...]:

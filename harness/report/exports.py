@@ -20,6 +20,7 @@ import pyperf
 
 from harness.analysis.analyse import Analysis, ConfigSummary
 from harness.atomic import write_atomic, write_text_atomic
+from harness.plan.settings import CONFIG_KEYS
 from harness.report.answer import why_not
 from harness.report.format import cores_text, coverage, fmt, fmt_us
 
@@ -44,14 +45,7 @@ SUMMARY_COLUMNS = (
     "design_family",
     "io_model",
     "workload",
-    "protocol",
-    "server_cores",
-    "connections",
-    "size_bytes",
-    "pipeline",
-    "work",
-    "mode",
-    "load",
+    *CONFIG_KEYS,  # the trial settings (plan/settings.py) and the load
     "trials_ok",
     "trials_failed",
     "trials_flagged",
@@ -113,14 +107,7 @@ def summary_rows(analysis: Analysis) -> list[dict[str, Any]]:
                 "design_family": s.design_family,
                 "io_model": s.io_model,
                 "workload": s.label,
-                "protocol": s.protocol,
-                "server_cores": s.server_cores,
-                "connections": s.connections,
-                "size_bytes": s.size_bytes,
-                "pipeline": s.pipeline,
-                "work": s.work,
-                "mode": s.mode,
-                "load": s.load,
+                **{key: getattr(s, key) for key in CONFIG_KEYS},
                 "trials_ok": s.trials_ok,
                 "trials_failed": s.trials_failed,
                 "trials_flagged": s.trials_flagged,

@@ -7,6 +7,7 @@ the next. A resumed run (`harness run --resume`) passes the trials already store
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -100,7 +101,6 @@ def execute(
     server and load generators are on other hosts (docs/multi-host.md)."""
     run_one = hosts.run_trial if hosts is not None else run_trial
     check_binaries(plan, designs, bin_dir)
-    run_id = manifest["run_id"]
     store.write_manifest(manifest)
     capacities = dict(capacities or {})
     todo = [t for t in plan.trials if t.trial_id not in skip]
@@ -109,14 +109,7 @@ def execute(
     interrupted = False
     store_failure: StoreError | None = None
     remaining = sum(t.warmup_s + t.duration_s + TRIAL_OVERHEAD_S for t in todo)
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("~{task.fields[left]} left"),
-        console=console,
-        disable=not console.is_terminal,
-    )
+    progress = _progress(console)
     try:
         with progress:
             task = progress.add_task("starting", total=len(todo), left=_fmt(remaining))
@@ -127,29 +120,14 @@ def execute(
                     console.print(
                         f"[{i + 1}/{len(todo)}] {what} (~{_fmt(remaining)} left)", highlight=False
                     )
-                now = datetime.now(UTC).isoformat(timespec="milliseconds")
-                resolved = _resolve_rate(spec, capacities)
-                if isinstance(resolved, str):
-                    result = TrialResult(spec, "failed", resolved, now, now)
-                else:
-                    try:
-                        result = run_one(
-                            resolved, designs[spec.server], bin_dir, store.directory / "raw"
-                        )
-                    except KeyboardInterrupt:
-                        result = TrialResult(resolved, "failed", INTERRUPTED, now, now)
-                        interrupted = True
-                if result.status == "ok" and result.loadgen:
-                    capacities[spec.trial_id] = result.loadgen["summary"].get("throughput_rps")
+                result = _trial(spec, run_one, designs[spec.server], bin_dir, store, capacities)
+                interrupted = result.reason == INTERRUPTED
                 result.flags = flags.judge(result)  # once, here: the store keeps what it says
                 results.append(result)
-                store.record(run_id, result)  # a resumed trial replaces its old rows
+                store.record(manifest["run_id"], result)  # a resumed trial replaces its rows
                 if result.status != "ok":
-                    console.print(
-                        f"  trial {spec.trial_id} failed: {result.reason}",
-                        highlight=False,
-                        style="red",
-                    )
+                    console.print(f"  trial {spec.trial_id} failed: {result.reason}",
+                                  highlight=False, style="red")  # fmt: skip
                 remaining -= spec.warmup_s + spec.duration_s + TRIAL_OVERHEAD_S
                 progress.advance(task)
                 if interrupted:
@@ -161,26 +139,72 @@ def execute(
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
-        stored, failed = store.trial_counts()
-        manifest["ended_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-        manifest["outcome"] = {
-            "trials_planned": len(plan.trials),
-            "trials_stored": stored,
-            "trials_failed": failed,
-            "interrupted": interrupted,
-            # complete | interrupted | failed to store: why (docs/data.md)
-            "result": f"failed to store: {store_failure}"
-            if store_failure
-            else "interrupted"
-            if interrupted
-            else "complete",
-        }
-        try:
-            store.write_manifest(manifest)
-        except StoreError:
-            if store_failure is None:
-                raise  # otherwise the first failure is the one to report
-    return RunOutcome(run_id, store.directory, results, interrupted)
+        _write_outcome(manifest, store, len(plan.trials), interrupted, store_failure)
+    return RunOutcome(manifest["run_id"], store.directory, results, interrupted)
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("~{task.fields[left]} left"),
+        console=console,
+        disable=not console.is_terminal,
+    )
+
+
+def _trial(
+    spec: TrialSpec,
+    run_one: Callable[[TrialSpec, Design, Path, Path], TrialResult],
+    design: Design,
+    bin_dir: Path,
+    store: ResultStore,
+    capacities: dict[str, float | None],
+) -> TrialResult:
+    """One trial (its rate resolved from a capacity trial's throughput, for a sweep); an
+    interruption is its failure, INTERRUPTED. A closed-loop trial's throughput is recorded
+    as a capacity for the sweeps after it."""
+    now = datetime.now(UTC).isoformat(timespec="milliseconds")
+    resolved = _resolve_rate(spec, capacities)
+    if isinstance(resolved, str):
+        return TrialResult(spec, "failed", resolved, now, now)
+    try:
+        result = run_one(resolved, design, bin_dir, store.directory / "raw")
+    except KeyboardInterrupt:
+        return TrialResult(resolved, "failed", INTERRUPTED, now, now)
+    if result.status == "ok" and result.loadgen:
+        capacities[spec.trial_id] = result.loadgen["summary"].get("throughput_rps")
+    return result
+
+
+def _write_outcome(
+    manifest: dict[str, Any],
+    store: ResultStore,
+    planned: int,
+    interrupted: bool,
+    store_failure: StoreError | None,
+) -> None:
+    """The manifest's end and outcome (complete | interrupted | failed to store: why, as
+    docs/data.md says), written whatever happened."""
+    stored, failed = store.trial_counts()
+    manifest["ended_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    if store_failure:
+        result = f"failed to store: {store_failure}"
+    else:
+        result = "interrupted" if interrupted else "complete"
+    manifest["outcome"] = {
+        "trials_planned": planned,
+        "trials_stored": stored,
+        "trials_failed": failed,
+        "interrupted": interrupted,
+        "result": result,
+    }
+    try:
+        store.write_manifest(manifest)
+    except StoreError:
+        if store_failure is None:
+            raise  # otherwise the first failure is the one to report
 
 
 def _fmt(seconds: float) -> str:

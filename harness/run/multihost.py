@@ -5,9 +5,8 @@ A `HostSession` holds the run's connections, the binaries placed on each host an
 directory per client host; `run_trial` is the multi-host counterpart of harness.run.trial's. Like
 it, a trial never raises for a failure of what is measured: a host that dies, hangs or loses its
 connection fails the trial with the host named, every process the trial started is killed (over
-SSH, and by the leash when the connection is gone), and the run goes on. The merge of the
-hosts' documents is handed in (harness.analysis.host_merge.merge_reports), as the store is
-handed to execute, so this stage does not import a later one.
+SSH, and by the leash when the connection is gone), and the run goes on. The hosts' documents
+are merged into the trial's one by harness.run.host_merge (histograms through harness.buckets).
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ import json
 import re
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -27,13 +26,21 @@ from harness.plan.designs import Design
 from harness.plan.hosts_plan import ClientShare, HostLayout
 from harness.plan.plan import TrialSpec
 from harness.plan.topology import format_cpu_list
-from harness.run import clock, placement, procs, remote, sampler, server, trial
+from harness.run import clock, host_merge, placement, procs, remote, sampler, trial
+from harness.run.host_trial import (
+    HostsTrial,
+    ServerWindow,
+    TrialFailed,
+    add_samples,
+    poll_hosts,
+    stop_server,
+    wait_ready,
+)
 from harness.run.hosts import LOCAL, SshOptions, parse_host
 from harness.run.local_host import LocalConnection, local_offset
-from harness.run.remote import Connection, RemoteError, RemoteProcess
+from harness.run.remote import Connection, RemoteError
 from harness.run.trial import HostsTrialResult
 
-MergeFn = Callable[[Mapping[str, dict[str, Any]], Mapping[str, int]], dict[str, Any]]
 START_LEAD_S = 1.5  # from telling the load generators the start time to the start itself
 CLOCK_ROUNDS = 8  # per trial; the session's first measurement uses clock.DEFAULT_ROUNDS
 _FREE_PORT_SCRIPT = (
@@ -61,14 +68,12 @@ class HostSession:
         options: SshOptions,
         *,
         bin_dir: Path,
-        merge: MergeFn,
         remote_bin: str | None = None,
         remote_dir: str = placement.DEFAULT_REMOTE_DIR,
     ) -> None:
         self.layout = layout
         self.options = options
         self.bin_dir = bin_dir
-        self.merge = merge
         self.remote_bin = remote_bin
         self.remote_dir = remote_dir  # where binaries are placed (relative: to the home there)
         self.conns: dict[str, Connection] = {}
@@ -102,61 +107,63 @@ class HostSession:
         atexit.register(self.close)  # scratch directories go even if the run never starts
         for h in self.hosts:
             self.conn(h)
-        local_loadgen = self.bin_dir / "loadgen"
         for h in self.layout.client_hosts:
-            if h == LOCAL:  # this machine: the binary where it was built
-                self.loadgen[h] = str(local_loadgen)
-                self.placements.append({"host": h, "path": str(local_loadgen), "sha256":
-                                        placement.sha256_file(local_loadgen), "source": "local",
-                                        "program": "loadgen"})  # fmt: skip
-                self.workdir[h] = (
-                    self.conns[h]
-                    .run(
-                        ["sh", "-c", 'mktemp -d "${TMPDIR:-/tmp}/executor-bench.XXXXXX"'],
-                        timeout_s=10,
-                    )
-                    .stdout.strip()
-                )
-                continue
-            placed = placement.place_binary(
-                self.conns[h], local_loadgen, remote_bin=self.remote_bin, remote_dir=self.remote_dir
-            )
-            self.loadgen[h] = placed.path
-            self.placements.append({**placed.as_dict(), "program": "loadgen"})
-            made = self.conns[h].run(
-                ["sh", "-c", 'mktemp -d "${TMPDIR:-/tmp}/executor-bench.XXXXXX"'], timeout_s=10
-            )
-            self.workdir[h] = made.stdout.strip()
-        srv = self.conns[self.layout.server_host]
+            self._place_loadgen(h)
         for d in designs:
-            exe = Path(d.argv(bin_dir=self.bin_dir, protocol="echo", host="0", port=0, threads=1,
-                              cpus="0")[0])  # fmt: skip
-            if self.layout.server_host == LOCAL:  # this machine runs every design as it is
-                self.server_bin_dir = str(self.bin_dir)
-                continue
-            if exe.parent.resolve() != self.bin_dir.resolve() or not exe.is_file():
-                raise RemoteError(
-                    f"{self.layout.server_host}: design {d.name} runs `{exe}`, not a binary of "
-                    f"--bin-dir {self.bin_dir}, so it cannot be copied to the server host; leave "
-                    "it out of --servers"
-                )
-            try:
-                placed = placement.place_binary(srv, exe, remote_dir=self.remote_dir)
-            except RemoteError as exc:
-                why = str(exc).replace(
-                    "; build it there and pass --remote-bin PATH",
-                    "; the server host must be able to run this machine's build (same "
-                    "architecture, a C library at least as new)",
-                )
-                raise RemoteError(why) from None
-            self.server_bin_dir = placed.path.rsplit("/", 1)[0]
-            self.placements.append({**placed.as_dict(), "program": exe.name})
+            self._place_design(d)
         self.offsets = {h: self._offset(h, clock.DEFAULT_ROUNDS) for h in self.hosts}
         return {
             "layout": self.layout.as_dict(),
             "binaries": self.placements,
             "clock_offsets": {h: o.as_dict() for h, o in self.offsets.items()},
         }
+
+    def _place_loadgen(self, h: str) -> None:
+        """The load generator on a client host (this machine: where it was built), and a
+        scratch directory there."""
+        local_loadgen = self.bin_dir / "loadgen"
+        if h == LOCAL:
+            self.loadgen[h] = str(local_loadgen)
+            self.placements.append({"host": h, "path": str(local_loadgen), "sha256":
+                                    placement.sha256_file(local_loadgen), "source": "local",
+                                    "program": "loadgen"})  # fmt: skip
+        else:
+            placed = placement.place_binary(
+                self.conns[h], local_loadgen, remote_bin=self.remote_bin, remote_dir=self.remote_dir
+            )
+            self.loadgen[h] = placed.path
+            self.placements.append({**placed.as_dict(), "program": "loadgen"})
+        made = self.conns[h].run(
+            ["sh", "-c", 'mktemp -d "${TMPDIR:-/tmp}/executor-bench.XXXXXX"'], timeout_s=10
+        )
+        self.workdir[h] = made.stdout.strip()
+
+    def _place_design(self, d: Design) -> None:
+        """A design's binary on the server host (this machine runs every design as it is)."""
+        exe = Path(d.argv(bin_dir=self.bin_dir, protocol="echo", host="0", port=0, threads=1,
+                          cpus="0")[0])  # fmt: skip
+        if self.layout.server_host == LOCAL:
+            self.server_bin_dir = str(self.bin_dir)
+            return
+        if exe.parent.resolve() != self.bin_dir.resolve() or not exe.is_file():
+            raise RemoteError(
+                f"{self.layout.server_host}: design {d.name} runs `{exe}`, not a binary of "
+                f"--bin-dir {self.bin_dir}, so it cannot be copied to the server host; leave "
+                "it out of --servers"
+            )
+        try:
+            placed = placement.place_binary(
+                self.conns[self.layout.server_host], exe, remote_dir=self.remote_dir
+            )
+        except RemoteError as exc:
+            why = str(exc).replace(
+                "; build it there and pass --remote-bin PATH",
+                "; the server host must be able to run this machine's build (same "
+                "architecture, a C library at least as new)",
+            )
+            raise RemoteError(why) from None
+        self.server_bin_dir = placed.path.rsplit("/", 1)[0]
+        self.placements.append({**placed.as_dict(), "program": exe.name})
 
     def close(self) -> None:
         """Remove the scratch directories and end every connection; never raises."""
@@ -249,206 +256,135 @@ class HostSession:
         self, spec: TrialSpec, design: Design, bin_dir: Path, raw: Path
     ) -> trial.TrialResult:
         """One trial across the hosts; bin_dir is unused (the binaries were placed by open)."""
-        started = _now()
-        server_host = self.layout.server_host
-        per_host: dict[str, dict[str, Any]] = {}
-        chosen: list[int] = []  # the server's port, once picked (free there, checked by ss)
-
-        def fail(reason: str, **kw: Any) -> HostsTrialResult:
-            port_kw = {"port": chosen[0], "port_attempts": 1} if chosen else {}
-            return HostsTrialResult(
-                spec, "failed", reason, started, _now(), server_host=server_host, **port_kw, **kw
-            )
-
-        srv: RemoteProcess | None = None
-        clients: dict[str, RemoteProcess] = {}
+        t = HostsTrial(spec, raw, _now(), self.layout.server_host)
         try:
-            try:
-                srv_conn = self.conn(server_host)
-            except RemoteError as exc:
-                return fail(f"server host {exc}")
-            conns: dict[str, Connection] = {}
-            for h in self.layout.client_hosts:
-                try:
-                    conns[h] = self.conn(h)
-                except RemoteError as exc:
-                    return fail(f"client host {exc}")
-            try:
-                addr, listen = self.server_addr()
-                port = self._free_port(srv_conn)
-                chosen.append(port)
-                srv = srv_conn.start(
-                    self._server_argv(spec, design, listen, port),
-                    stderr=raw / f"{spec.trial_id}.server.log",
-                )
-            except (RemoteError, ValueError) as exc:
-                return fail(f"server host {exc}")
-            settings: dict[str, Any] = {}
-            why = _wait_ready(srv, raw / f"{spec.trial_id}.server.log", settings)
-            if why:
-                return fail(f"server on {server_host} {why}")
-            try:
-                offsets = {h: self._offset(h, CLOCK_ROUNDS) for h in conns}
-            except RemoteError as exc:
-                return fail(f"client host {exc}")
-            shares = self.layout.shares(spec.connections, spec.rate)
-            start_local = time.time_ns() + int(START_LEAD_S * 1e9)
-            files: dict[str, tuple[str, str]] = {}
-            for share in shares:
-                h = share.host
-                argv, out, hlog = self._loadgen_argv(
-                    spec, share, addr, port, offsets[h].to_host(start_local)
-                )
-                files[h] = (out, hlog)
-                log = raw / f"{spec.trial_id}.{host_tag(h)}.loadgen.log"
-                try:
-                    clients[h] = conns[h].start(argv, stderr=log)
-                except RemoteError as exc:
-                    return fail(f"client host {exc}")
-            (raw / f"{spec.trial_id}.hosts.json").write_text(
-                json.dumps(
-                    {
-                        "server_host": server_host,
-                        "server": {"addr": addr, "port": port, "cpus": list(spec.cpus.server)},
-                        "start_local_ns": start_local,
-                        "clock_offsets": {h: o.as_dict() for h, o in offsets.items()},
-                        "shares": [vars(s) | {"cpus": list(s.cpus)} for s in shares],
-                    },
-                    indent=2,
-                )
-                + "\n"
-            )
-            window_open = start_local / 1e9 + spec.warmup_s
-            limit = time.time() + START_LEAD_S + spec.warmup_s + spec.duration_s
-            limit += spec.timeout_s + trial.LOADGEN_SLACK_S
-            before = after = None
-            before_cpus: dict[int, tuple[float, float]] = {}
-            pending = dict(clients)
-            while pending:
-                for h, p in list(pending.items()):
-                    try:
-                        if p.poll() is not None:
-                            del pending[h]
-                    except RemoteError:
-                        return fail(
-                            f"client host {h} failed during the trial: its load generator "
-                            f"ended without an exit status ({p.error})"
-                        )
-                try:
-                    code = srv.poll()
-                except RemoteError:
-                    return fail(f"server host {server_host} failed during the trial ({srv.error})")
-                if code is not None:
-                    tail = procs.tail(raw / f"{spec.trial_id}.server.log")
-                    return fail(f"server on {server_host} died during the trial (exit {code}): "
-                                f"{tail}")  # fmt: skip
-                if before is None and time.time() >= window_open and srv.pgid:
-                    with contextlib.suppress(RemoteError):
-                        before, before_cpus = self._sample(srv_conn, srv.pgid)
-                if time.time() > limit:
-                    return fail(
-                        f"load generator on {', '.join(pending)} still running "
-                        f"{limit - start_local / 1e9:.0f} s after the start; killed"
-                    )
-                time.sleep(0.05)
-            after_cpus: dict[int, tuple[float, float]] = {}
-            if before is not None and srv.pgid:
-                with contextlib.suppress(RemoteError):
-                    after, after_cpus = self._sample(srv_conn, srv.pgid)
-            for h, p in clients.items():
-                tag = host_tag(h)
-                local_json = raw / f"{spec.trial_id}.{tag}.loadgen.json"
-                try:
-                    conns[h].get(files[h][0], local_json)
-                    conns[h].get(files[h][1], raw / f"{spec.trial_id}.{tag}.hlog")
-                    conns[h].run(["rm", "-f", "--", *files[h]], timeout_s=10, check=False)
-                except RemoteError as exc:
-                    if not local_json.exists():
-                        log = raw / f"{spec.trial_id}.{tag}.loadgen.log"
-                        return fail(f"client host {h}: load generator failed (exit "
-                                    f"{p.returncode}): {procs.tail(log) or exc}")  # fmt: skip
-                try:
-                    per_host[h] = json.loads(local_json.read_text())
-                except (OSError, json.JSONDecodeError) as exc:
-                    return fail(f"client host {h}: load generator wrote invalid JSON: {exc}")
-            result = HostsTrialResult(
-                spec, "ok", "", started, "", per_host=per_host, server_host=server_host,
-                port=port, port_attempts=1, server_settings=settings.get("line"),
-            )  # fmt: skip
-            starts = {
-                h: int(d["clock"]["window_start_unix_ns"]) - offsets[h].offset_ns
-                for h, d in per_host.items()
-            }
-            try:
-                result.loadgen = self.merge(per_host, starts)
-            except ValueError as exc:
-                return fail(f"the hosts' results cannot be merged: {exc}", per_host=per_host)
-            (raw / f"{spec.trial_id}.loadgen.json").write_text(json.dumps(result.loadgen) + "\n")
-            if before is not None and after is not None:
-                result.threads = sampler.thread_rows(spec.trial_id, "server", before, after)
-                result.server_cpu_s = sum(r["cpu_s"] for r in result.threads)
-                result.server_rss_bytes = after.rss_bytes
-                # The contended flag, on the server host's CPUs (the client hosts' CPU ids are
-                # other machines' and are not judged).
-                result.cpu_busy = sampler.cpu_deltas(before_cpus, after_cpus, set(spec.cpus.server))
-            result.counters, notes = _stop(srv, design)
-            if result.counters is not None:
-                (raw / f"{spec.trial_id}.server.json").write_text(
-                    json.dumps(result.counters) + "\n"
-                )
-            summary = result.loadgen["summary"]
-            if not summary["requests"]:
-                kinds = ", ".join(f"{k}={v}" for k, v in summary["errors"].items() if v) or "none"
-                notes.insert(0, f"no request succeeded (errors: {kinds})")
-            if notes:
-                result.status, result.reason = "failed", "; ".join(notes)
-            result.ended_at = _now()
-            return result
+            srv_conn = self._start_server(t, design)
+            self._start_clients(t)
+            window = self._watch(t, srv_conn)
+            result = self._collect(t)
+            add_samples(result, spec, window)
+            result.counters, notes = stop_server(t.srv, design)
+            return trial.conclude(result, result.counters, notes, raw)
+        except TrialFailed as failed:
+            return t.fail(failed.reason, **failed.fields)
         finally:
-            for p in clients.values():
+            for p in t.clients.values():
                 p.kill()
-            if srv is not None:
-                srv.kill()
+            if t.srv is not None:
+                t.srv.kill()
 
-
-def _wait_ready(srv: RemoteProcess, log: Path, settings: dict[str, Any]) -> str | None:
-    """None once the server printed READY; otherwise why not. Other lines before READY are
-    skipped, but its `server-settings/1` line goes into settings["line"], as on one machine."""
-    deadline = time.monotonic() + server.READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        line = srv.read_line(0.1)
-        if line is not None and line.strip() == "READY":
-            return None
-        if line is not None and (parsed := server.parse_settings(line)) is not None:
-            settings.setdefault("line", parsed)
+    def _start_server(self, t: HostsTrial, design: Design) -> Connection:
+        """The server started on a free port of the server host, and READY."""
         try:
-            code = srv.poll()
+            srv_conn = self.conn(t.server_host)
         except RemoteError as exc:
-            return f"was lost before it was ready ({exc})"
-        if code is not None:
-            tail = procs.tail(log)
-            return f"exited with code {code} before it was ready" + (f": {tail}" if tail else "")
-    return f"not ready after {server.READY_TIMEOUT_S:.0f} s"
+            raise TrialFailed(f"server host {exc}") from None
+        for h in self.layout.client_hosts:
+            try:
+                t.conns[h] = self.conn(h)
+            except RemoteError as exc:
+                raise TrialFailed(f"client host {exc}") from None
+        try:
+            t.addr, listen = self.server_addr()
+            t.port = self._free_port(srv_conn)
+            t.srv = srv_conn.start(
+                self._server_argv(t.spec, design, listen, t.port), stderr=t.file("server.log")
+            )
+        except (RemoteError, ValueError) as exc:
+            raise TrialFailed(f"server host {exc}") from None
+        why = wait_ready(t.srv, t.file("server.log"), t.settings)
+        if why:
+            raise TrialFailed(f"server on {t.server_host} {why}")
+        return srv_conn
 
+    def _start_clients(self, t: HostsTrial) -> None:
+        """Every client host's share of the load, started at one moment of the common clock
+        (what was started where is written to <trial>.hosts.json)."""
+        try:
+            t.offsets = {h: self._offset(h, CLOCK_ROUNDS) for h in t.conns}
+        except RemoteError as exc:
+            raise TrialFailed(f"client host {exc}") from None
+        shares = self.layout.shares(t.spec.connections, t.spec.rate)
+        t.start_local = time.time_ns() + int(START_LEAD_S * 1e9)
+        for share in shares:
+            h = share.host
+            argv, out, hlog = self._loadgen_argv(
+                t.spec, share, t.addr, t.port, t.offsets[h].to_host(t.start_local)
+            )
+            t.files[h] = (out, hlog)
+            try:
+                t.clients[h] = t.conns[h].start(argv, stderr=t.file(f"{host_tag(h)}.loadgen.log"))
+            except RemoteError as exc:
+                raise TrialFailed(f"client host {exc}") from None
+        started = {
+            "server_host": t.server_host,
+            "server": {"addr": t.addr, "port": t.port, "cpus": list(t.spec.cpus.server)},
+            "start_local_ns": t.start_local,
+            "clock_offsets": {h: o.as_dict() for h, o in t.offsets.items()},
+            "shares": [vars(s) | {"cpus": list(s.cpus)} for s in shares],
+        }
+        t.file("hosts.json").write_text(json.dumps(started, indent=2) + "\n")
 
-def _stop(srv: RemoteProcess, design: Design) -> tuple[dict[str, Any] | None, list[str]]:
-    """SIGTERM, the counters line (if the design prints one) and what went wrong."""
-    notes: list[str] = []
-    code: int | None = None
-    try:
-        srv.send_signal("TERM")
-        code = srv.wait(server.SHUTDOWN_LIMIT_S)
-    except RemoteError as exc:
-        late = f"server still running {server.SHUTDOWN_LIMIT_S:.0f} s after SIGTERM"
-        notes.append(late if "still running" in str(exc) else f"server: {exc}")
-    out = srv.stdout_bytes.decode(errors="replace")
-    counters = None
-    if design.counters:
-        line = next((ln for ln in out.splitlines() if ln.lstrip().startswith("{")), None)
-        with contextlib.suppress(json.JSONDecodeError):
-            counters = json.loads(line) if line else None
-        if counters is None:
-            notes.append("server printed no counters after SIGTERM")
-    if code not in (None, 0):
-        notes.append(f"server exited with code {code} after SIGTERM")
-    return counters, notes
+    def _watch(self, t: HostsTrial, srv_conn: Connection) -> ServerWindow:
+        """Until every load generator ended: the server watched (its samples as the window
+        opens and after) and the trial failed if a host dies or runs past its limit."""
+        assert t.srv is not None
+        window = ServerWindow()
+        window_open = t.start_local / 1e9 + t.spec.warmup_s
+        limit = time.time() + START_LEAD_S + t.spec.warmup_s + t.spec.duration_s
+        limit += t.spec.timeout_s + trial.LOADGEN_SLACK_S
+        pending = dict(t.clients)
+        while pending:
+            poll_hosts(t, pending)
+            if window.before is None and time.time() >= window_open and t.srv.pgid:
+                with contextlib.suppress(RemoteError):
+                    window.before, window.before_cpus = self._sample(srv_conn, t.srv.pgid)
+            if time.time() > limit:
+                raise TrialFailed(
+                    f"load generator on {', '.join(pending)} still running "
+                    f"{limit - t.start_local / 1e9:.0f} s after the start; killed"
+                )
+            time.sleep(0.05)
+        if window.before is not None and t.srv.pgid:
+            with contextlib.suppress(RemoteError):
+                window.after, window.after_cpus = self._sample(srv_conn, t.srv.pgid)
+        return window
+
+    def _collect(self, t: HostsTrial) -> HostsTrialResult:
+        """Every client host's files fetched into raw/, and their documents merged into the
+        trial's (throughput over the common window, histograms summed)."""
+        per_host: dict[str, dict[str, Any]] = {}
+        for h, p in t.clients.items():
+            local_json = t.file(f"{host_tag(h)}.loadgen.json")
+            try:
+                t.conns[h].get(t.files[h][0], local_json)
+                t.conns[h].get(t.files[h][1], t.file(f"{host_tag(h)}.hlog"))
+                t.conns[h].run(["rm", "-f", "--", *t.files[h]], timeout_s=10, check=False)
+            except RemoteError as exc:
+                if not local_json.exists():
+                    log = t.file(f"{host_tag(h)}.loadgen.log")
+                    why = procs.tail(log) or exc
+                    raise TrialFailed(
+                        f"client host {h}: load generator failed (exit {p.returncode}): {why}"
+                    ) from None
+            try:
+                per_host[h] = json.loads(local_json.read_text())
+            except (OSError, json.JSONDecodeError) as exc:
+                raise TrialFailed(
+                    f"client host {h}: load generator wrote invalid JSON: {exc}"
+                ) from None
+        result = HostsTrialResult(
+            t.spec, "ok", "", t.started, "", per_host=per_host, server_host=t.server_host,
+            port=t.port, port_attempts=1, server_settings=t.settings.get("line"),
+        )  # fmt: skip
+        starts = {
+            h: int(d["clock"]["window_start_unix_ns"]) - t.offsets[h].offset_ns
+            for h, d in per_host.items()
+        }
+        try:
+            result.loadgen = host_merge.merge_reports(per_host, starts)
+        except ValueError as exc:
+            why = f"the hosts' results cannot be merged: {exc}"
+            raise TrialFailed(why, per_host=per_host) from None
+        t.file("loadgen.json").write_text(json.dumps(result.loadgen) + "\n")
+        return result

@@ -142,28 +142,10 @@ def start(
 
 
 @contextlib.contextmanager
-def running(
-    design: Design,
-    argv: list[str],
-    *,
-    protocol: str,
-    cpus: tuple[int, ...],
-    port: int,
-    log: Path,
-    host: str = HOST,
-    strict_ready: bool = True,
-) -> Iterator[Server]:
-    """`start` as a context manager: the whole process group is killed on exit."""
-    server = start(
-        design,
-        argv,
-        protocol=protocol,
-        cpus=cpus,
-        port=port,
-        log=log,
-        host=host,
-        strict_ready=strict_ready,
-    )
+def running(design: Design, argv: list[str], **options: Any) -> Iterator[Server]:
+    """`start` as a context manager (the same options): the whole process group is killed on
+    exit."""
+    server = start(design, argv, **options)
     try:
         yield server
     finally:

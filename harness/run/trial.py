@@ -192,128 +192,167 @@ def _foreign(port: int, holders: list[str]) -> str:
     )
 
 
+@dataclass
+class Window:
+    """What was sampled when the measured window opened (after the warm-up): the server's and
+    the client's threads, the CPUs' times and perf; the client's last sample while it ran."""
+
+    server_pids: list[int] = field(default_factory=list)
+    server: sampler.TreeSample | None = None
+    client: sampler.TreeSample | None = None
+    last_client: sampler.TreeSample | None = None
+    cpus: dict[int, tuple[float, float]] = field(default_factory=dict)
+    perf: sampler.PerfStat | None = None
+
+
 def run_trial(spec: TrialSpec, design: Design, bin_dir: Path, raw: Path) -> TrialResult:
     """Run one trial; raw is the directory for this trial's raw files."""
     started = _now()
-
-    port: int | None = None
-    attempts: int | None = None
-
-    def fail(reason: str, **kw: Any) -> TrialResult:
-        where = {"port": port, "port_attempts": attempts, **kw}
-        return TrialResult(spec, "failed", reason, started, _now(), **where)
-
     server_log = raw / f"{spec.trial_id}.server.log"
-    loadgen_out = raw / f"{spec.trial_id}.loadgen.json"
     loadgen_log = raw / f"{spec.trial_id}.loadgen.log"
     srv: server.Server | None = None
     client: subprocess.Popen[bytes] | None = None
-    perf: sampler.PerfStat | None = None
+    window = Window()
     with open(loadgen_log, "wb") as llog:
         try:
-            started_server, port, attempts = _start_server(spec, design, bin_dir, server_log)
-            if isinstance(started_server, str):
-                return fail(started_server)
-            srv = started_server
-
+            srv, port, attempts = _start_server(spec, design, bin_dir, server_log)
+            where = {"port": port, "port_attempts": attempts}
+            if isinstance(srv, str):
+                return TrialResult(spec, "failed", srv, started, _now(), **where)
             client = procs.spawn(
-                loadgen_argv(spec, bin_dir / "loadgen", port, loadgen_out),
+                loadgen_argv(
+                    spec, bin_dir / "loadgen", port, raw / f"{spec.trial_id}.loadgen.json"
+                ),
                 stdout=subprocess.DEVNULL,
                 stderr=llog,
             )
-            t_start = time.monotonic()
-            window_open = spec.warmup_s
-            limit = spec.warmup_s + spec.duration_s + spec.timeout_s + LOADGEN_SLACK_S
-            server_pids: list[int] = []
-            before_server = before_client = last_client = None
-            before_cpus: dict[int, tuple[float, float]] = {}
-            next_client_sample = 0.0
-            while client.poll() is None:
-                elapsed = time.monotonic() - t_start
-                if before_server is None and elapsed >= window_open:
-                    server_pids = sampler.descendants(srv.pid)
-                    before_server = sampler.sample(server_pids)
-                    before_cpus = sampler.cpu_times()
-                    before_client = last_client = sampler.sample([client.pid])
-                    perf = sampler.PerfStat(server_pids, raw / f"{spec.trial_id}.perf.csv")
-                    next_client_sample = elapsed + CLIENT_SAMPLE_EVERY_S
-                elif before_server is not None and elapsed >= next_client_sample:
-                    sample = sampler.sample([client.pid])
-                    if sample.threads:
-                        last_client = sample
-                    next_client_sample = elapsed + CLIENT_SAMPLE_EVERY_S
-                if elapsed > limit:
-                    return fail(
-                        f"load generator still running {limit:.0f} s after start; killed: "
-                        + procs.log_lines(loadgen_log)
-                    )
-                time.sleep(0.01)
-            result = TrialResult(
-                spec,
-                "ok",
-                "",
-                started,
-                "",
-                port=port,
-                port_attempts=attempts,
-                server_settings=srv.settings,
-            )
-            if before_server is not None:
-                after_server = sampler.sample(server_pids)
-                ours = set(spec.cpus.server) | set(spec.cpus.client[: spec.client_threads])
-                result.cpu_busy = sampler.cpu_deltas(before_cpus, sampler.cpu_times(), ours)
-                result.perf = perf.stop() if perf else {}
-                result.threads = sampler.thread_rows(
-                    spec.trial_id, "server", before_server, after_server
-                )
-                if before_client is not None and last_client is not None:
-                    result.threads += sampler.thread_rows(
-                        spec.trial_id, "client", before_client, last_client
-                    )
-                result.server_cpu_s = sum(
-                    r["cpu_s"] for r in result.threads if r["role"] == "server"
-                )
-                result.server_rss_bytes = after_server.rss_bytes
-
+            why = _wait_for_loadgen(spec, srv, client, window, raw)
             llog.flush()
-            if client.returncode < 0:  # killed: whatever it wrote is not its report
-                return fail(procs.ended("load generator", client.returncode, loadgen_log))
-            report: dict[str, Any] | None = None
-            if loadgen_out.exists():
-                try:
-                    report = json.loads(loadgen_out.read_text())
-                except json.JSONDecodeError as exc:
-                    why = procs.ended("load generator", client.returncode, loadgen_log)
-                    return fail(f"{why} (and wrote invalid JSON: {exc})")
-            if client.returncode == 2 or report is None:
-                return fail(procs.ended("load generator", client.returncode, loadgen_log))
-            result.loadgen = report
-            if (code := srv.proc.poll()) is not None:
-                result.status = "failed"
-                result.reason = procs.ended("server", code, server_log, " during the trial")
-                result.ended_at = _now()
-                return result
-            if foreign := procs.foreign_listeners(port, sampler.descendants(srv.pid)):
-                result.status, result.reason = "failed", _foreign(port, foreign)
-                result.ended_at = _now()
-                return result
-            result.counters, notes = _counters(srv.stop(), design, server_log)
-            if result.counters is not None:
-                (raw / f"{spec.trial_id}.server.json").write_text(
-                    json.dumps(result.counters) + "\n"
-                )
-            if client.returncode == 1 or not report["summary"]["requests"]:
-                errors = report["summary"].get("errors", {})
-                kinds = ", ".join(f"{k}={v}" for k, v in errors.items() if v) or "none"
-                notes.insert(0, f"no request succeeded (errors: {kinds})")
-            if notes:
-                result.status, result.reason = "failed", "; ".join(notes)
-            result.ended_at = _now()
-            return result
+            if why is None:
+                result = TrialResult(spec, "ok", "", started, "", **where)
+                result.server_settings = srv.settings
+                _add_samples(result, window)
+                why = _read_report(result, client.returncode, raw)
+            if why is not None:
+                return TrialResult(spec, "failed", why, started, _now(), **where)
+            return _stop_server(result, srv, design, raw, client_failed=client.returncode == 1)
         finally:
-            if perf is not None:
-                perf.kill()
+            if window.perf is not None:
+                window.perf.kill()
             if client is not None:
                 procs.kill_group(client)
-            if srv is not None:
+            if srv is not None and not isinstance(srv, str):
                 srv.kill()
+
+
+def _wait_for_loadgen(
+    spec: TrialSpec,
+    srv: server.Server,
+    client: subprocess.Popen[bytes],
+    window: Window,
+    raw: Path,
+) -> str | None:
+    """Until the load generator exits, sampling the threads as the window opens and the
+    client while it runs; why the trial fails if it runs past its limit (then killed)."""
+    t_start = time.monotonic()
+    limit = spec.warmup_s + spec.duration_s + spec.timeout_s + LOADGEN_SLACK_S
+    next_client_sample = 0.0
+    while client.poll() is None:
+        elapsed = time.monotonic() - t_start
+        if window.server is None and elapsed >= spec.warmup_s:
+            window.server_pids = sampler.descendants(srv.pid)
+            window.server = sampler.sample(window.server_pids)
+            window.cpus = sampler.cpu_times()
+            window.client = window.last_client = sampler.sample([client.pid])
+            window.perf = sampler.PerfStat(window.server_pids, raw / f"{spec.trial_id}.perf.csv")
+            next_client_sample = elapsed + CLIENT_SAMPLE_EVERY_S
+        elif window.server is not None and elapsed >= next_client_sample:
+            sample = sampler.sample([client.pid])
+            if sample.threads:
+                window.last_client = sample
+            next_client_sample = elapsed + CLIENT_SAMPLE_EVERY_S
+        if elapsed > limit:
+            return f"load generator still running {limit:.0f} s after start; killed: " + (
+                procs.log_lines(raw / f"{spec.trial_id}.loadgen.log")
+            )
+        time.sleep(0.01)
+    return None
+
+
+def _add_samples(result: TrialResult, window: Window) -> None:
+    """The window's thread rows, CPU time, memory, busy CPUs and perf counters (when the
+    window opened at all)."""
+    if window.server is None:
+        return
+    spec = result.spec
+    after_server = sampler.sample(window.server_pids)
+    ours = set(spec.cpus.server) | set(spec.cpus.client[: spec.client_threads])
+    result.cpu_busy = sampler.cpu_deltas(window.cpus, sampler.cpu_times(), ours)
+    result.perf = window.perf.stop() if window.perf else {}
+    result.threads = sampler.thread_rows(spec.trial_id, "server", window.server, after_server)
+    if window.client is not None and window.last_client is not None:
+        result.threads += sampler.thread_rows(
+            spec.trial_id, "client", window.client, window.last_client
+        )
+    result.server_cpu_s = sum(r["cpu_s"] for r in result.threads if r["role"] == "server")
+    result.server_rss_bytes = after_server.rss_bytes
+
+
+def _read_report(result: TrialResult, returncode: int, raw: Path) -> str | None:
+    """The load generator's report into the result; why the trial fails if there is none."""
+    log = raw / f"{result.spec.trial_id}.loadgen.log"
+    out = raw / f"{result.spec.trial_id}.loadgen.json"
+    if returncode < 0:  # killed: whatever it wrote is not its report
+        return procs.ended("load generator", returncode, log)
+    report: dict[str, Any] | None = None
+    if out.exists():
+        try:
+            report = json.loads(out.read_text())
+        except json.JSONDecodeError as exc:
+            why = procs.ended("load generator", returncode, log)
+            return f"{why} (and wrote invalid JSON: {exc})"
+    if returncode == 2 or report is None:
+        return procs.ended("load generator", returncode, log)
+    result.loadgen = report
+    return None
+
+
+def _stop_server(
+    result: TrialResult, srv: server.Server, design: Design, raw: Path, client_failed: bool
+) -> TrialResult:
+    """A server that died or shares its port fails the trial; otherwise it is stopped with
+    SIGTERM and its counters and shutdown go into the result."""
+    server_log = raw / f"{result.spec.trial_id}.server.log"
+    if (code := srv.proc.poll()) is not None:
+        result.status = "failed"
+        result.reason = procs.ended("server", code, server_log, " during the trial")
+    elif foreign := procs.foreign_listeners(result.port, sampler.descendants(srv.pid)):
+        result.status, result.reason = "failed", _foreign(result.port, foreign)
+    else:
+        counters, notes = _counters(srv.stop(), design, server_log)
+        return conclude(result, counters, notes, raw, client_failed)
+    result.ended_at = _now()
+    return result
+
+
+def conclude(
+    result: TrialResult,
+    counters: dict[str, Any] | None,
+    notes: list[str],
+    raw: Path,
+    client_failed: bool = False,
+) -> TrialResult:
+    """The server's counters stored beside the trial's raw files; the trial fails, with every
+    note, when no request succeeded or the server stopped badly (one machine or several)."""
+    result.counters = counters
+    if counters is not None:
+        (raw / f"{result.spec.trial_id}.server.json").write_text(json.dumps(counters) + "\n")
+    summary = (result.loadgen or {}).get("summary", {})
+    if client_failed or not summary.get("requests"):
+        errors = summary.get("errors", {})
+        kinds = ", ".join(f"{k}={v}" for k, v in errors.items() if v) or "none"
+        notes.insert(0, f"no request succeeded (errors: {kinds})")
+    if notes:
+        result.status, result.reason = "failed", "; ".join(notes)
+    result.ended_at = _now()
+    return result

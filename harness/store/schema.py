@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from harness.plan.settings import SETTINGS
+
 # 2: each flag's causes are typed records (`flag_causes`, written from the run's judgement)
 # instead of English text; the `*_reason` columns stay for reading runs of version 1 (docs/data.md).
 SCHEMA_VERSION = 2
@@ -15,19 +17,21 @@ FLAG_CAUSE = pa.struct([
     ("flag", _S), ("kind", _S), ("value", _F), ("limit", _F), ("of", _F), ("unit", _S),
     ("thread", _I32), ("cpu", _I32), ("host", _S), ("interval", _I32), ("detail", _S),
 ])  # fmt: skip
+# The trial settings' columns, typed where they are declared (plan/settings.py).
+_SET = {s.name: (s.name, pa.type_for_alias(s.column)) for s in SETTINGS}
 
 TRIALS = pa.schema([
     # identity and configuration
     ("run_id", _S), ("trial_id", _S), ("trial_index", _I32), ("server", _S),
-    ("design_family", _S), ("io_model", _S), ("protocol", _S), ("server_cores", _I32),
+    ("design_family", _S), ("io_model", _S), _SET["protocol"], _SET["server_cores"],
     ("scheduler", _S), ("accept", _S), ("io", _S), ("runtime", _S), ("runtime_version", _S),
     ("maintenance", _S), ("settings_profile", _S), ("server_settings", _S),
     ("concurrency", _S),
-    ("server_cpus", _S), ("client_cpus", _S), ("client_threads", _I32), ("connections", _I32),
+    ("server_cpus", _S), ("client_cpus", _S), ("client_threads", _I32), _SET["connections"],
     ("port", _I32), ("port_attempts", _I32),
-    ("size_bytes", _I64), ("pipeline", _I32), ("work", _S), ("mode", _S), ("arrival", _S),
+    _SET["size_bytes"], _SET["pipeline"], _SET["work"], _SET["mode"], ("arrival", _S),
     ("target_rate", _F), ("rate_fraction", _F), ("capacity_trial", _S), ("hot_fraction", _F),
-    ("hot_share", _F), ("requests_per_connection", _I64), ("seed", _U64), ("repetition", _I32),
+    ("hot_share", _F), _SET["requests_per_connection"], ("seed", _U64), ("repetition", _I32),
     ("warmup_s", _F), ("duration_s", _F),
     # what the load generator measured
     ("window_s", _F), ("requests", _I64), ("errors", _I64), ("throughput_rps", _F),

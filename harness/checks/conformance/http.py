@@ -23,6 +23,13 @@ from harness.checks.conformance.client import (
 from harness.checks.conformance.server import RunningServer
 
 
+async def _expect_response(reader: asyncio.StreamReader, server: RunningServer, where: str) -> None:
+    """The next response is the contract's (per the design's tolerance), or CheckFailed."""
+    problem = response_problem(await _read_response(reader), server.tolerance)
+    if problem:
+        raise CheckFailed(f"{where}: {problem}")
+
+
 async def http_response(server: RunningServer) -> str:
     """One GET: the contract's response (exact or semantic per the design's tolerance), twice on
     one keep-alive connection."""
@@ -30,9 +37,7 @@ async def http_response(server: RunningServer) -> str:
     try:
         for i in range(2):
             writer.write(_request(server.host))
-            problem = response_problem(await _read_response(reader), server.tolerance)
-            if problem:
-                raise CheckFailed(f"request {i + 1} on a keep-alive connection: {problem}")
+            await _expect_response(reader, server, f"request {i + 1} on a keep-alive connection")
     finally:
         await _close(writer)
     return f"{server.tolerance.http_response} response, keep-alive"
@@ -47,13 +52,9 @@ async def http_pipelining(server: RunningServer, depth: int = 16) -> str:
     try:
         writer.write(_request(server.host) * depth)
         for i in range(depth):
-            problem = response_problem(await _read_response(reader), server.tolerance)
-            if problem:
-                raise CheckFailed(f"pipelined response {i + 1} of {depth}: {problem}")
+            await _expect_response(reader, server, f"pipelined response {i + 1} of {depth}")
         writer.write(_request(server.host))
-        problem = response_problem(await _read_response(reader), server.tolerance)
-        if problem:
-            raise CheckFailed(f"request after a pipeline of {depth}: {problem}")
+        await _expect_response(reader, server, f"request after a pipeline of {depth}")
     finally:
         await _close(writer)
     reader, writer = await _connect(server)

@@ -7,11 +7,11 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
-import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from harness.checks.conformance.proctree import _alive, _process_workers, parse_cpus, process_tree
 from harness.plan.designs import Design
@@ -66,43 +66,15 @@ class RunningServer:
     cpus: tuple[int, ...]  # worker i -> cpus[i]
     workers_at_start: tuple[int, ...] = ()
 
-    @property
-    def design(self) -> Design:
-        return self.server.design
-
-    @property
-    def protocol(self) -> str:
-        return self.server.protocol
-
-    @property
-    def host(self) -> str:
-        return self.server.host
-
-    @property
-    def port(self) -> int:
-        return self.server.port
-
-    @property
-    def proc(self) -> subprocess.Popen[bytes]:
-        return self.server.proc
-
-    @property
-    def log(self) -> Path:
-        return self.server.log
-
-    @property
-    def stopped(self) -> Stopped | None:
-        return self.server.stopped
-
-    @property
-    def pid(self) -> int:
-        return self.server.pid
+    # design, protocol, host, port, proc, log, stopped, pid, log_tail and stop are the started
+    # server's own (run.server.Server).
+    def __getattr__(self, name: str) -> Any:
+        if name == "server":  # not set yet (a copy being built): no recursion
+            raise AttributeError(name)
+        return getattr(self.server, name)
 
     def processes(self) -> list[int]:
         return process_tree(self.pid)
-
-    def log_tail(self, lines: int = 3) -> str:
-        return self.server.log_tail(lines)
 
     def dead(self) -> str | None:
         """Why the server is no longer whole (process gone, a worker process gone), or None."""
@@ -114,10 +86,6 @@ class RunningServer:
         if gone:
             return f"worker processes {gone} died"
         return None
-
-    def stop(self) -> Stopped:
-        """SIGTERM to the server's main process; waits up to SHUTDOWN_LIMIT_S for it to exit."""
-        return self.server.stop()
 
 
 def raise_nofile_limit() -> None:

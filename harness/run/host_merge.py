@@ -1,6 +1,6 @@
 """Split load across client hosts and merge what they measured back into one trial (pure).
 
-Latency distributions combine by adding bucket counts (harness.histogram.merge), never by
+Latency distributions combine by adding bucket counts (harness.buckets.merge), never by
 averaging percentiles; throughput is the sum of each host's requests over the window that every
 host measured (the common window), counted in whole intervals of each host's series.
 """
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from harness.analysis import histogram
-from harness.analysis.histogram import Bucket
+from harness import buckets
+from harness.buckets import Bucket
 
 
 def split_rate(total_rps: float, client_cpus: Mapping[str, int]) -> dict[str, float]:
@@ -34,7 +34,7 @@ def buckets_of(report_histogram: Mapping[str, Any] | None) -> list[Bucket]:
 
 def merge_histograms(per_host: Mapping[str, Sequence[Bucket]]) -> list[Bucket]:
     """The trial's histogram: every host's counts added bucket by bucket."""
-    return histogram.merge(per_host.values())
+    return buckets.merge(per_host.values())
 
 
 @dataclass(frozen=True)
@@ -106,23 +106,23 @@ def series_of(host: str, report: Mapping[str, Any], window_start_ns: int) -> Hos
 _PERCENTILES = {"p50": 50, "p90": 90, "p99": 99, "p999": 99.9, "p9999": 99.99}
 
 
-def _hist(buckets: Sequence[Bucket]) -> dict[str, Any]:
+def _hist(hist: Sequence[Bucket]) -> dict[str, Any]:
     return {
         "unit": "ns",
-        "sub_buckets": histogram.SUB_BUCKETS,
-        "buckets": [{"lower_ns": lo, "upper_ns": hi, "count": n} for lo, hi, n in buckets],
+        "sub_buckets": buckets.SUB_BUCKETS,
+        "buckets": [{"lower_ns": lo, "upper_ns": hi, "count": n} for lo, hi, n in hist],
     }
 
 
 def _figures(docs: Sequence[Mapping[str, Any]], key: str, summary_key: str) -> dict | None:
     """min/mean/max exact from the hosts' own figures; percentiles from the summed buckets."""
     hists = [buckets_of(d.get(key)) for d in docs]
-    merged = histogram.merge(hists)
-    n = histogram.total(merged)
+    merged = buckets.merge(hists)
+    n = buckets.total(merged)
     if n == 0:
         return None
     parts = [
-        (d["summary"].get(summary_key) or {}, histogram.total(h))
+        (d["summary"].get(summary_key) or {}, buckets.total(h))
         for d, h in zip(docs, hists, strict=True)
     ]
     present = [(f, c) for f, c in parts if c and f.get("mean") is not None]
@@ -133,7 +133,7 @@ def _figures(docs: Sequence[Mapping[str, Any]], key: str, summary_key: str) -> d
         else None,
     }
     for name, p in _PERCENTILES.items():
-        out[name] = histogram.percentile_us(merged, p)
+        out[name] = buckets.percentile_us(merged, p)
     out["max"] = max((f["max"] for f, _ in present), default=None)
     return out
 
@@ -145,7 +145,7 @@ def _upper_bounds(latency: Sequence[Bucket], censored: Sequence[Bucket]) -> dict
     for lo, hi, n in censored:
         counts[(lo, hi)] = counts.get((lo, hi), 0) - n
     answered = [(lo, hi, n) for (lo, hi), n in sorted(counts.items()) if n > 0]
-    total, known = histogram.total(latency), histogram.total(answered)
+    total, known = buckets.total(latency), buckets.total(answered)
     out: dict[str, Any] = {}
     for name, p in _PERCENTILES.items():
         rank = max(1, math.ceil(Fraction(str(p)) / 100 * total)) if total else 0
@@ -177,17 +177,57 @@ def merge_reports(
     hosts = list(per_host)
     docs = [per_host[h] for h in hosts]
     first = docs[0]
-    series = [series_of(h, per_host[h], window_start_ns[h]) for h in hosts]
-    through = merge_throughput(series)
-    sums = [d["summary"] for d in docs]
+    through = merge_throughput([series_of(h, per_host[h], window_start_ns[h]) for h in hosts])
     open_loop = first.get("latency_kind") == "open-loop-corrected"
-    latency = histogram.merge(buckets_of(d.get("histogram")) for d in docs)
-    censored = histogram.merge(buckets_of(d.get("censored_histogram")) for d in docs)
+    latency = buckets.merge(buckets_of(d.get("histogram")) for d in docs)
+    censored = buckets.merge(buckets_of(d.get("censored_histogram")) for d in docs)
+    service = buckets.merge(buckets_of(d.get("service_histogram")) for d in docs)
+    hiccups = [
+        {**c, "host": h} for h, d in zip(hosts, docs, strict=True)
+        for c in (d.get("hiccup") or {}).get("per_cpu", [])
+    ]  # fmt: skip
+    return {
+        "schema": first["schema"],
+        "config": _merged_config(docs),
+        "latency_kind": first.get("latency_kind"),
+        "summary": _merged_summary(hosts, docs, through, (latency, censored), open_loop),
+        "histogram": _hist(latency),
+        "service_histogram": _hist(service) if open_loop else None,
+        "series": _merged_series(docs),
+        "client_cpu": _merged_client_cpu(hosts, docs),
+        "censored_histogram": _hist(censored) if open_loop else None,
+        "hiccup": {"interval_us": 1000, "per_cpu": hiccups} if hiccups else None,
+        "hosts": {
+            "common_window_ns": [through.window_start_ns, through.window_end_ns],
+            "per_host": {
+                h: {
+                    "window_start_ns": window_start_ns[h],
+                    "rate_rps": through.per_host_rps[h],
+                    "covered_s": through.per_host_covered_s[h],
+                    "requests": per_host[h]["summary"]["requests"],
+                    "target_rate": per_host[h]["summary"].get("target_rate"),
+                }
+                for h in hosts
+            },
+        },
+    }
+
+
+def _merged_summary(
+    hosts: list[str],
+    docs: list[Mapping[str, Any]],
+    through: MergedThroughput,
+    hists: tuple[list[Bucket], list[Bucket]],
+    open_loop: bool,
+) -> dict[str, Any]:
+    """The hosts' summaries as one: counts summed, percentiles from the summed histograms
+    (hists: latency and censored), rates over the common window."""
+    latency, censored = hists
+    sums = [d["summary"] for d in docs]
     errors: dict[str, int] = {}
     for s in sums:
         for kind, n in (s.get("errors") or {}).items():
             errors[kind] = errors.get(kind, 0) + n
-    window = first["summary"].get("window_s")
     limits = [  # each host's records (docs/loadgen.md, client_limits), named by their host
         {**r, "host": h}
         for h, s in zip(hosts, sums, strict=True)
@@ -201,7 +241,7 @@ def merge_reports(
         "errors": errors,
         "bytes_sent": _sum([s.get("bytes_sent") for s in sums]),
         "bytes_received": _sum([s.get("bytes_received") for s in sums]),
-        "window_s": window,
+        "window_s": sums[0].get("window_s"),
         "throughput_rps": through.total_rps,
         "clamped": _sum([s.get("clamped") for s in sums]),
         "latency_us": _figures(docs, "histogram", "latency_us"),
@@ -232,6 +272,12 @@ def merge_reports(
     if open_loop and summary["latency_us"] and summary["latency_upper_us"]:
         upper, p99 = summary["latency_upper_us"]["p99"], summary["latency_us"]["p99"]
         summary["censored_tail"] = upper is None or upper > 1.01 * p99
+    return summary
+
+
+def _merged_series(docs: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Requests and errors per interval summed over the hosts (no per-interval percentile:
+    the hosts' cannot be combined)."""
     by_interval: dict[int, dict[str, Any]] = {}
     for d in docs:
         for row in d.get("series") or []:
@@ -242,17 +288,24 @@ def merge_reports(
             )  # fmt: skip
             acc["requests"] += row["requests"]
             acc["errors"] += row["errors"]
+    return [by_interval[i] for i in sorted(by_interval)]
+
+
+def _merged_client_cpu(hosts: list[str], docs: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """The load generators' CPU time summed, each thread kept with its host."""
     cpu_threads = [
         {**t, "host": h} for h, d in zip(hosts, docs, strict=True)
         for t in (d.get("client_cpu") or {}).get("threads", [])
     ]  # fmt: skip
     user = _sum([(d.get("client_cpu") or {}).get("user_s") for d in docs])
     system = _sum([(d.get("client_cpu") or {}).get("system_s") for d in docs])
-    hiccups = [
-        {**c, "host": h} for h, d in zip(hosts, docs, strict=True)
-        for c in (d.get("hiccup") or {}).get("per_cpu", [])
-    ]  # fmt: skip
-    config = dict(first["config"])
+    return {"user_s": user, "system_s": system, "total_s": _sum([user, system]),
+            "threads": cpu_threads}  # fmt: skip
+
+
+def _merged_config(docs: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """The first host's options, with the connections, threads and rate of all of them."""
+    config = dict(docs[0]["config"])
     config.update(
         connections=sum(d["config"]["connections"] for d in docs),
         threads=sum(d["config"]["threads"] for d in docs),
@@ -260,37 +313,4 @@ def merge_reports(
         cpus=None,
         hlog=None,
     )
-    return {
-        "schema": first["schema"],
-        "config": config,
-        "latency_kind": first.get("latency_kind"),
-        "summary": summary,
-        "histogram": _hist(latency),
-        "service_histogram": _hist(
-            histogram.merge(buckets_of(d.get("service_histogram")) for d in docs)
-        )
-        if open_loop
-        else None,
-        "series": [by_interval[i] for i in sorted(by_interval)],
-        "client_cpu": {
-            "user_s": user,
-            "system_s": system,
-            "total_s": _sum([user, system]),
-            "threads": cpu_threads,
-        },
-        "censored_histogram": _hist(censored) if open_loop else None,
-        "hiccup": {"interval_us": 1000, "per_cpu": hiccups} if hiccups else None,
-        "hosts": {
-            "common_window_ns": [through.window_start_ns, through.window_end_ns],
-            "per_host": {
-                h: {
-                    "window_start_ns": window_start_ns[h],
-                    "rate_rps": through.per_host_rps[h],
-                    "covered_s": through.per_host_covered_s[h],
-                    "requests": per_host[h]["summary"]["requests"],
-                    "target_rate": per_host[h]["summary"].get("target_rate"),
-                }
-                for h in hosts
-            },
-        },
-    }
+    return config
