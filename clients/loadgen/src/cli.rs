@@ -11,7 +11,8 @@ loadgen [--host ADDR] [--port N] [--protocol echo|http] [--size B] [--path P]
                [--rate R [--arrival poisson|uniform] [--seed N]]
                [--hot-fraction F --hot-share S] [--requests-per-connection K]
                [--warmup S] [--duration S] [--timeout S] [--interval-ms MS]
-               [--no-hiccup] [--hlog FILE] [--out FILE] [--start-at UNIX_S]";
+               [--no-hiccup] [--hlog FILE] [--out FILE] [--start-at UNIX_S]
+               [--io epoll|uring]";
 
 const MAX_SIZE: usize = 16 << 20;
 const MAX_SECONDS: f64 = 1e6;
@@ -32,6 +33,15 @@ impl ProtocolKind {
             ProtocolKind::Http => "http",
         }
     }
+}
+
+/// The I/O path of the client threads (docs/loadgen.md, "I/O paths").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum IoKind {
+    /// Readiness events (mio over epoll), one system call per read and per write.
+    Epoll,
+    /// io_uring: every connection's sends and receives submitted in one system call per loop.
+    Uring,
 }
 
 /// How intended send times are spaced in open loop.
@@ -100,6 +110,7 @@ pub struct Config {
     pub start_at_ns: Option<u64>,
     /// Run the hiccup meter on the client CPUs during the window (on unless `--no-hiccup`).
     pub hiccup: bool,
+    pub io: IoKind,
 }
 
 impl Config {
@@ -229,6 +240,9 @@ struct Args {
     /// (decimals allowed, e.g. 1764654000.25): load generators on several hosts start together.
     #[arg(long, value_name = "UNIX_S", value_parser = epoch_ns)]
     start_at: Option<u64>,
+    /// I/O path of the client threads.
+    #[arg(long, value_enum, default_value_t = IoKind::Epoll)]
+    io: IoKind,
 }
 
 /// A parsed `--cpus` (a newtype, so that clap takes it as one value, not a list of values).
@@ -289,6 +303,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         hlog,
         out,
         start_at,
+        io,
     } = a;
     let cpu_list = cpus.map(|c| c.0);
 
@@ -366,6 +381,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         out,
         start_at_ns: start_at,
         hiccup: !no_hiccup,
+        io,
     };
     // Checked here so that a skew that cannot be split is a bad argument, not a panic later.
     crate::plan::check(&cfg)?;
