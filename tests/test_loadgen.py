@@ -45,6 +45,8 @@ ERROR_KINDS = ["connect", "reset", "eof", "mismatch", "timeout"]
 ERROR_KINDS += ["http_status", "http_parse", "queue_overflow"]
 NO_ERRORS = dict.fromkeys(ERROR_KINDS, 0)
 SUMMARY_PERCENTILES = {"p50": "50", "p90": "90", "p99": "99", "p999": "99.9", "p9999": "99.99"}
+# The I/O paths (`--io`, docs/loadgen.md "I/O paths"): the behaviour tests run on both.
+IO_PATHS = ["epoll", "uring"]
 
 
 # --- servers ---------------------------------------------------------------------------------
@@ -168,12 +170,13 @@ def percentile_us(buckets, p):
 # --- tests ----------------------------------------------------------------------------------
 
 
-def test_echo_run_is_complete_and_consistent():
+@pytest.mark.parametrize("io", IO_PATHS)
+def test_echo_run_is_complete_and_consistent(io):
     cpu = min(os.sched_getaffinity(0))
     with ServerThread(echo) as srv:
         rc, doc, err, _ = run_loadgen(
             f"--port {srv.port} --size 100 --connections 4 --threads 2 --cpus {cpu},{cpu}"
-            " --warmup 0.3 --duration 2 --interval-ms 500 --timeout 1"
+            f" --warmup 0.3 --duration 2 --interval-ms 500 --timeout 1 --io {io}"
         )
     assert rc == 0, err
     assert list(doc) == DOC_KEYS
@@ -183,7 +186,7 @@ def test_echo_run_is_complete_and_consistent():
         host="127.0.0.1", port=srv.port, protocol="echo", mode="closed", size=100, path=None,
         connections=4, pipeline=1, rate=None, arrival=None, seed=None, hot_fraction=None,
         hot_share=None, requests_per_connection=None, threads=2, cpus=[cpu, cpu], warmup_s=0.3,
-        duration_s=2.0, timeout_s=1.0, interval_ms=500, hlog=None,
+        duration_s=2.0, timeout_s=1.0, interval_ms=500, hlog=None, io=io,
     )  # fmt: skip
 
     s = doc["summary"]
@@ -256,9 +259,10 @@ def test_out_file_gets_the_document(tmp_path):
     assert len(doc["series"]) == 2
 
 
-def test_nothing_listening_counts_connect_errors_and_exits_1():
+@pytest.mark.parametrize("io", IO_PATHS)
+def test_nothing_listening_counts_connect_errors_and_exits_1(io):
     rc, doc, _, elapsed = run_loadgen(
-        f"--port {free_port()} --connections 3 --warmup 0 --duration 1 --timeout 0.5"
+        f"--port {free_port()} --connections 3 --warmup 0 --duration 1 --timeout 0.5 --io {io}"
     )
     assert rc == 1
     s = doc["summary"]
@@ -271,9 +275,12 @@ def test_nothing_listening_counts_connect_errors_and_exits_1():
     assert elapsed < 1 + 0.5 + 2  # warmup + duration + timeout + slack
 
 
-def test_corrupted_byte_is_a_mismatch():
+@pytest.mark.parametrize("io", IO_PATHS)
+def test_corrupted_byte_is_a_mismatch(io):
     with ServerThread(echo_corrupting_byte_100) as srv:
-        rc, doc, err, _ = run_loadgen(f"--port {srv.port} --connections 2 --warmup 0 --duration 1")
+        rc, doc, err, _ = run_loadgen(
+            f"--port {srv.port} --connections 2 --warmup 0 --duration 1 --io {io}"
+        )
     s = doc["summary"]
     assert s["errors"]["mismatch"] > 0, err
     # Each connection gets one message (bytes 0..63) right before the corrupted one.
@@ -281,10 +288,11 @@ def test_corrupted_byte_is_a_mismatch():
     assert rc == 0
 
 
-def test_silent_server_times_out_in_bounded_time():
+@pytest.mark.parametrize("io", IO_PATHS)
+def test_silent_server_times_out_in_bounded_time(io):
     with ServerThread(silent) as srv:
         rc, doc, _, elapsed = run_loadgen(
-            f"--port {srv.port} --connections 2 --warmup 0 --duration 1 --timeout 0.3"
+            f"--port {srv.port} --connections 2 --warmup 0 --duration 1 --timeout 0.3 --io {io}"
         )
     assert rc == 1
     assert doc["summary"]["errors"]["timeout"] > 0
@@ -292,9 +300,12 @@ def test_silent_server_times_out_in_bounded_time():
     assert elapsed < 1 + 0.3 + 2
 
 
-def test_server_closing_mid_request_is_eof():
+@pytest.mark.parametrize("io", IO_PATHS)
+def test_server_closing_mid_request_is_eof(io):
     with ServerThread(close_after_first_message) as srv:
-        rc, doc, _, _ = run_loadgen(f"--port {srv.port} --connections 2 --warmup 0 --duration 0.5")
+        rc, doc, _, _ = run_loadgen(
+            f"--port {srv.port} --connections 2 --warmup 0 --duration 0.5 --io {io}"
+        )
     assert rc == 1
     assert doc["summary"]["errors"]["eof"] > 0
 
@@ -321,6 +332,7 @@ def test_server_closing_mid_request_is_eof():
         ["--hot-fraction", "0.5"],
         ["--connections", "4", "--hot-fraction", "0.1", "--hot-share", "0.5"],
         ["--requests-per-connection", "0"],
+        ["--io", "kqueue"],
         ["--hlog", "/nonexistent/dir/run.hlog"],
         ["stray"],
     ],

@@ -34,6 +34,7 @@ ANSWER_FOR_S = 3.0
 SIZE = 64  # loadgen's default echo message size
 CONNECTIONS, PIPELINE = 4, 4
 RATE, TIMEOUT_S, WARMUP_S, DURATION_S = 500, 1.0, 0.5, 6.0
+IO_PATHS = ["epoll", "uring"]  # `--io`: both I/O paths keep the same model
 
 
 class HangingEcho:
@@ -102,7 +103,8 @@ def run_loadgen(args: list[str], limit: float) -> tuple[int, dict, str]:
     return proc.returncode, json.loads(out), err
 
 
-def test_a_server_that_stops_answering_leaves_no_request_out():
+@pytest.mark.parametrize("io", IO_PATHS)
+def test_a_server_that_stops_answering_leaves_no_request_out(io: str) -> None:
     cpu = min(os.sched_getaffinity(0))
     with HangingEcho() as srv:
         started = time.monotonic()
@@ -111,7 +113,7 @@ def test_a_server_that_stops_answering_leaves_no_request_out():
                 *["--port", str(srv.port), "--rate", str(RATE), "--timeout", str(TIMEOUT_S)],
                 *["--connections", str(CONNECTIONS), "--pipeline", str(PIPELINE)],
                 *["--warmup", str(WARMUP_S), "--duration", str(DURATION_S), "--cpus", str(cpu)],
-                *["--seed", "7"],
+                *["--seed", "7", "--io", io],
             ],
             limit=WARMUP_S + DURATION_S + TIMEOUT_S + 10,
         )
@@ -161,14 +163,15 @@ def test_a_server_that_stops_answering_leaves_no_request_out():
     assert sum(b["count"] for b in service) == s["requests"]
 
 
-def test_a_healthy_open_loop_run_has_no_censored_tail():
+@pytest.mark.parametrize("io", IO_PATHS)
+def test_a_healthy_open_loop_run_has_no_censored_tail(io: str) -> None:
     cpu = min(os.sched_getaffinity(0))
     with HangingEcho() as srv:
         srv._deadline = float("inf")  # always answers
         rc, doc, err = run_loadgen(
             [
                 *["--port", str(srv.port), "--rate", "400", "--connections", "4"],
-                *["--warmup", "0.3", "--duration", "1.5", "--cpus", str(cpu)],
+                *["--warmup", "0.3", "--duration", "1.5", "--cpus", str(cpu), "--io", io],
             ],
             limit=15,
         )

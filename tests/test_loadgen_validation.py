@@ -44,6 +44,8 @@ MS = 1000.0  # us per ms
 SLACK_US = 400.0  # see the module docstring
 CPUS = sorted(os.sched_getaffinity(0))
 CLIENT_CPU = CPUS[0]
+# The I/O paths (`--io`): the timing, pipelining, error and churn tests run on both.
+IO_PATHS = ["epoll", "uring"]
 SERVER_CPU = CPUS[1] if len(CPUS) > 1 else CPUS[0]
 PR_SET_TIMERSLACK = 29
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -458,12 +460,14 @@ def _no_leftover_threads():
 # --- known delay -----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("io", IO_PATHS)
 @pytest.mark.parametrize("mode", ["closed", "open"])
-def test_a_2ms_server_measures_2ms(mode):
+def test_a_2ms_server_measures_2ms(mode, io):
     rate = " --rate 200 --arrival uniform" if mode == "open" else ""
     with DelayServer(delay=lambda c, n: 0.002) as srv:
         doc = loadgen_unstarved(
             f"--port {srv.port} --connections 2 --cpus {CLIENT_CPU} --warmup 0.3 --duration 2{rate}"
+            f" --io {io}"
         )
     lat = doc["summary"]["latency_us"]
     assert doc["summary"]["errors_total"] == 0
@@ -483,12 +487,13 @@ def test_a_2ms_server_measures_2ms(mode):
 # --- coordinated omission: a 500 ms stall ----------------------------------------------------
 
 
-def test_a_stall_shows_in_corrected_latency_only():
+@pytest.mark.parametrize("io", IO_PATHS)
+def test_a_stall_shows_in_corrected_latency_only(io):
     stall = Stall(after_s=1.5)  # ~1 s into the measured window (0.5 s warm-up)
     with DelayServer(delay=lambda c, n: 0.0, stall=stall) as srv:
         doc = loadgen(
             f"--port {srv.port} --connections 2 --cpus {CLIENT_CPU} --warmup 0.5 --duration 3"
-            " --rate 2000 --seed 3"
+            f" --rate 2000 --seed 3 --io {io}"
         )
     assert stall.start is not None, "the server never stalled"
     s = doc["summary"]
@@ -647,17 +652,18 @@ def test_histogram_holds_known_delays_and_hdrh_reads_the_log(tmp_path):
 # --- HTTP ------------------------------------------------------------------------------------
 
 
-def test_http_pipelined_16_against_nginx(tmp_path):
+@pytest.mark.parametrize("io", IO_PATHS)
+def test_http_pipelined_16_against_nginx(tmp_path, io):
     # keepalive_requests 100: nginx closes every connection after 100 responses, with some of
     # our 16 pipelined requests unanswered; they are sent again on a new connection.
     with nginx(tmp_path, keepalive_requests=100) as port:
         doc = loadgen(
             f"--protocol http --port {port} --path /hello --connections 4 --pipeline 16"
-            f" --cpus {CLIENT_CPU} --warmup 0.3 --duration 1.5"
+            f" --cpus {CLIENT_CPU} --warmup 0.3 --duration 1.5 --io {io}"
         )
         opened = loadgen(
             f"--protocol http --port {port} --connections 4 --pipeline 4 --rate 2000"
-            f" --cpus {CLIENT_CPU} --warmup 0.3 --duration 1.5"
+            f" --cpus {CLIENT_CPU} --warmup 0.3 --duration 1.5 --io {io}"
         )
     s = doc["summary"]
     assert s["errors_total"] == 0, s["errors"]
@@ -669,12 +675,13 @@ def test_http_pipelined_16_against_nginx(tmp_path):
     assert o["achieved_rate"] == pytest.approx(2000, rel=0.05)
 
 
-def test_http_keeps_exactly_the_pipeline_depth_outstanding():
+@pytest.mark.parametrize("io", IO_PATHS)
+def test_http_keeps_exactly_the_pipeline_depth_outstanding(io):
     stats = {}
     with TcpServer(http_server(OK_RESPONSE, batch=16, stats=stats)) as srv:
         doc = loadgen(
             f"--protocol http --port {srv.port} --connections 2 --pipeline 16 --warmup 0.2"
-            " --duration 1 --timeout 1"
+            f" --duration 1 --timeout 1 --io {io}"
         )
     assert doc["summary"]["errors_total"] == 0, doc["summary"]["errors"]
     assert doc["summary"]["requests"] >= 16
@@ -694,11 +701,12 @@ def test_http_keeps_exactly_the_pipeline_depth_outstanding():
     ],
     ids=["status-500", "chunked", "garbage", "body-longer", "body-shorter"],
 )
-def test_bad_http_responses_are_errors_never_a_hang(response, kind, all_bad):
+@pytest.mark.parametrize("io", IO_PATHS)
+def test_bad_http_responses_are_errors_never_a_hang(response, kind, all_bad, io):
     with TcpServer(http_server(response)) as srv:
         rc, doc, err, elapsed = run_loadgen(
             f"--protocol http --port {srv.port} --connections 2 --pipeline 4 --warmup 0"
-            " --duration 1 --timeout 0.5"
+            f" --duration 1 --timeout 0.5 --io {io}"
         )
     s = doc["summary"]
     assert s["errors"][kind] > 0, (s["errors"], err)
@@ -708,11 +716,12 @@ def test_bad_http_responses_are_errors_never_a_hang(response, kind, all_bad):
     assert elapsed < 1 + 0.5 + 2
 
 
-def test_http_responses_split_byte_by_byte_and_server_closes():
+@pytest.mark.parametrize("io", IO_PATHS)
+def test_http_responses_split_byte_by_byte_and_server_closes(io):
     with TcpServer(http_server(OK_RESPONSE, close_every=5, byte_by_byte=True)) as srv:
         doc = loadgen(
             f"--protocol http --port {srv.port} --connections 2 --pipeline 3 --warmup 0.2"
-            " --duration 1"
+            f" --duration 1 --io {io}"
         )
         accepted = srv.accepted
     s = doc["summary"]
@@ -724,13 +733,14 @@ def test_http_responses_split_byte_by_byte_and_server_closes():
 # --- churn and skew ----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("io", IO_PATHS)
 @pytest.mark.parametrize("mode", ["closed", "open"])
-def test_one_request_per_connection(mode):
+def test_one_request_per_connection(mode, io):
     rate = " --rate 500" if mode == "open" else ""
     with DelayServer(delay=lambda c, n: 0.0) as srv:
         doc = loadgen(
             f"--port {srv.port} --connections 4 --requests-per-connection 1 --warmup 0.2"
-            f" --duration 1 --cpus {CLIENT_CPU}{rate}"
+            f" --duration 1 --cpus {CLIENT_CPU}{rate} --io {io}"
         )
         accepted, counts = srv.accepted, srv.counts
     s = doc["summary"]

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 // The typed configuration lives below both this parser and `plan` (which checks a skew), so that
 // neither imports the other's types; re-exported for the modules that name them through `cli`.
 use crate::config::seconds_to_ns;
-pub use crate::config::{Arrival, Config, OpenLoop, ProtocolKind, Skew, MAX_DEPTH};
+pub use crate::config::{Arrival, Config, IoKind, OpenLoop, ProtocolKind, Skew, MAX_DEPTH};
 
 /// The usage line of `--help` (clap renders the rest from the flags below).
 const USAGE: &str = "\
@@ -16,7 +16,8 @@ loadgen [--host ADDR] [--port N] [--protocol echo|http] [--size B] [--path P]
                [--rate R [--arrival poisson|uniform] [--seed N]]
                [--hot-fraction F --hot-share S] [--requests-per-connection K]
                [--warmup S] [--duration S] [--timeout S] [--interval-ms MS]
-               [--no-hiccup] [--hlog FILE] [--out FILE] [--start-at UNIX_S]";
+               [--no-hiccup] [--hlog FILE] [--out FILE] [--start-at UNIX_S]
+               [--io epoll|uring]";
 
 const MAX_SIZE: usize = 16 << 20;
 const MAX_SECONDS: f64 = 1e6;
@@ -111,6 +112,9 @@ struct Args {
     /// (decimals allowed, e.g. 1764654000.25): load generators on several hosts start together.
     #[arg(long, value_name = "UNIX_S", value_parser = epoch_ns)]
     start_at: Option<u64>,
+    /// I/O path of the client threads.
+    #[arg(long, value_enum, default_value_t = IoKind::Epoll)]
+    io: IoKind,
 }
 
 /// A parsed `--cpus` (a newtype, so that clap takes it as one value, not a list of values).
@@ -171,6 +175,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         hlog,
         out,
         start_at,
+        io,
     } = a;
     let cpu_list = cpus.map(|c| c.0);
 
@@ -248,6 +253,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         out,
         start_at_ns: start_at,
         hiccup: !no_hiccup,
+        io,
     };
     // Checked here so that a skew that cannot be split is a bad argument, not a panic later.
     crate::plan::check(&cfg)?;

@@ -22,6 +22,24 @@ impl ProtocolKind {
     }
 }
 
+/// The I/O path of the client threads (docs/loadgen.md, "I/O paths").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum IoKind {
+    /// Readiness events (mio over epoll), one system call per read and per write.
+    Epoll,
+    /// io_uring: every connection's sends and receives submitted in one system call per loop.
+    Uring,
+}
+
+impl IoKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            IoKind::Epoll => "epoll",
+            IoKind::Uring => "uring",
+        }
+    }
+}
+
 /// How intended send times are spaced in open loop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Arrival {
@@ -88,6 +106,7 @@ pub struct Config {
     pub start_at_ns: Option<u64>,
     /// Run the hiccup meter on the client CPUs during the window (on unless `--no-hiccup`).
     pub hiccup: bool,
+    pub io: IoKind,
 }
 
 impl Config {
@@ -140,6 +159,7 @@ impl Config {
             out: None,
             start_at_ns: None,
             hiccup: true,
+            io: IoKind::Epoll,
         }
     }
     pub fn mode_name(&self) -> &'static str {

@@ -2,14 +2,17 @@
 //! binary and the `hiccup` meter (`src/bin/hiccup.rs`).
 //!
 //! Pipeline: `cli` (flags -> `config::Config`) -> `plan` (each connection's share of the load) ->
-//! `worker` threads, each an event loop over its own `conn`s speaking a `protocol` (echo or
-//! `http`), open loop paced by a per-connection `schedule`, timing answers into its `recorder`
+//! `worker` threads, each an event loop on one I/O path (`epoll` over `conn`s, or `uring` on
+//! `uring_ring`) over its connections' `exchange`s speaking a `protocol` (echo or `http`), open
+//! loop paced by a per-connection `schedule`, timing answers into its `recorder`
 //! (per-interval `histogram`s and `stats`) -> channel -> `report` (merge by adding counts, JSON
 //! document; `hlog` for the optional HdrHistogram log) -> stdout/file.
 
 pub mod cli;
 pub mod config;
 pub mod conn;
+pub mod epoll;
+pub mod exchange;
 pub mod hiccup;
 pub mod histogram;
 pub mod hlog;
@@ -23,4 +26,6 @@ pub mod report;
 pub mod schedule;
 pub mod stats;
 pub mod sys;
+pub mod uring;
+pub mod uring_ring;
 pub mod worker;

@@ -9,7 +9,7 @@ use std::thread;
 use std::time::Duration;
 
 use hdrhistogram::serialization::V2DeflateSerializer;
-use loadgen::cli::{self, Command, Config, ProtocolKind};
+use loadgen::cli::{self, Command, Config, IoKind, ProtocolKind};
 use loadgen::hiccup::Meters;
 use loadgen::hlog::HlogWriter;
 use loadgen::http::{self, Http};
@@ -17,7 +17,7 @@ use loadgen::protocol::Echo;
 use loadgen::recorder::Window;
 use loadgen::report::{Aggregator, ClockOut, Document};
 use loadgen::worker::{self, WorkerSpec};
-use loadgen::{plan, sys};
+use loadgen::{sys, uring_ring};
 
 /// Slack past `warmup + duration + timeout` before the main thread stops waiting for threads.
 const GRACE_NS: u64 = 1_000_000_000;
@@ -76,6 +76,23 @@ fn fail_args(msg: &str) -> ! {
 /// is the outcome of writing the HdrHistogram log.
 fn run(cfg: &Config, mut hlog: Option<BufWriter<File>>) -> (Document, bool, io::Result<()>) {
     sys::raise_fd_limit();
+    if cfg.io == IoKind::Uring {
+        // What every client thread's ring will get (the same kernel): said once, before any load.
+        match uring_ring::setup(1, true) {
+            Ok(ring) => {
+                eprintln!("loadgen: io_uring features: {}", ring.features);
+                if !ring.features.recv_multishot {
+                    eprintln!(
+                        "loadgen: io_uring: no multishot receive (Linux 6.0) or its buffer ring \
+                         refused; single-shot receives into per-connection buffers"
+                    );
+                }
+            }
+            Err(e) => fail_args(&format!(
+                "--io uring: io_uring cannot be used here: {e} (use --io epoll)"
+            )),
+        }
+    }
     if let Some(cpus) = &cfg.cpus {
         // Keep the main thread (and the threads it spawns, until they pin) off the server's CPUs.
         if let Err(e) = sys::pin_current_thread(cpus) {
@@ -113,18 +130,7 @@ fn run(cfg: &Config, mut hlog: Option<BufWriter<File>>) -> (Document, bool, io::
     let request = http::request(&cfg.path, &cfg.host, cfg.port);
     let mut handles = Vec::new();
     for t in 0..cfg.threads {
-        let spec = WorkerSpec {
-            thread: t,
-            cpu: cfg.cpu_of(t),
-            plans: plan::for_thread(cfg, t),
-            connections_total: cfg.connections,
-            open: cfg.open,
-            addr: cfg.addr,
-            timeout_ns: cfg.timeout_ns(),
-            per_connection: cfg.requests_per_connection,
-            t0,
-            window,
-        };
+        let spec = WorkerSpec::new(cfg, t, t0, window);
         let (tx, protocol, size, request) = (tx.clone(), cfg.protocol, cfg.size, request.clone());
         let handle = thread::Builder::new()
             .name(format!("loadgen-{t}"))

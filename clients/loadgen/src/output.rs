@@ -73,6 +73,8 @@ pub struct ConfigOut {
     timeout_s: f64,
     interval_ms: u64,
     hlog: Option<String>,
+    /// The client's I/O path (`--io`): epoll or uring.
+    io: &'static str,
 }
 
 impl From<&Config> for ConfigOut {
@@ -100,6 +102,7 @@ impl From<&Config> for ConfigOut {
             timeout_s: c.timeout_s,
             interval_ms: c.interval_ms,
             hlog: c.hlog.as_ref().map(|p| p.display().to_string()),
+            io: c.io.name(),
         }
     }
 }

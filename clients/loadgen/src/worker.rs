@@ -1,35 +1,29 @@
-//! One client thread: pinned, one event loop (mio/epoll), its own connections and counters.
-//! It shares nothing with other threads while running; it hands each interval's statistics to
-//! the main thread through its `Recorder` and stops by itself at the end of the window.
+//! One client thread: pinned, one event loop over its own connections and counters, on the I/O
+//! path `--io` chose (`epoll` or `uring`, a [`Driver`]). It shares nothing with other threads
+//! while running; it hands each interval's statistics to the main thread through its `Recorder`
+//! and stops by itself at the end of the window.
 //!
-//! Open loop adds a timer heap with one entry per connection (its next due request) and a
-//! `timerfd` armed at the earliest of them, so the thread wakes when a request is due to within
-//! the kernel's wake-up latency rather than epoll's millisecond timeout. Each loop iteration
-//! first admits what is due, then waits, then handles socket events.
+//! The loop is the same for both paths: each iteration first admits what the open-loop
+//! schedules made due (a heap with one entry per connection, its next due request), then lets
+//! the driver send what is queued and wait for I/O until the next interval boundary, periodic
+//! check or due request, whichever comes first, and handle what happened.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::mpsc::Sender;
-use std::time::Duration;
 
-use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
-
-use crate::cli::OpenLoop;
-use crate::conn::{Conn, Shared};
-use crate::plan::ConnPlan;
+use crate::cli::{Config, IoKind, OpenLoop};
+use crate::epoll::EpollDriver;
+use crate::exchange::Exchange;
+use crate::plan::{self, ConnPlan};
 use crate::protocol::Protocol;
 use crate::recorder::{Recorder, Window};
 use crate::schedule::Schedule;
 use crate::stats::ThreadMsg;
-use crate::sys::{self, TimerFd};
-
-/// Size of the thread's read and write buffers, shared by its connections.
-const BUF_SIZE: usize = 64 * 1024;
-/// Token of the schedule's timerfd (connections use their index).
-const TIMER: Token = Token(usize::MAX);
+use crate::sys;
+use crate::uring::UringDriver;
 
 pub struct WorkerSpec {
     pub thread: usize,
@@ -44,6 +38,43 @@ pub struct WorkerSpec {
     /// The run's start: open-loop schedules count from here.
     pub t0: u64,
     pub window: Window,
+    pub io: IoKind,
+}
+
+impl WorkerSpec {
+    /// Thread `thread`'s share of the run `cfg`, which started at `t0` and measures `window`.
+    pub fn new(cfg: &Config, thread: usize, t0: u64, window: Window) -> WorkerSpec {
+        WorkerSpec {
+            thread,
+            cpu: cfg.cpu_of(thread),
+            plans: plan::for_thread(cfg, thread),
+            connections_total: cfg.connections,
+            open: cfg.open,
+            addr: cfg.addr,
+            timeout_ns: cfg.timeout_ns(),
+            per_connection: cfg.requests_per_connection,
+            t0,
+            window,
+            io: cfg.io,
+        }
+    }
+}
+
+/// An I/O path: a thread's connections (indexed as its plans) and how it waits for them.
+pub trait Driver {
+    /// Starts connecting every connection.
+    fn start(&mut self, rec: &mut Recorder);
+    /// Open loop: connection `i` has requests due by `now`; admits them and sends (or queues)
+    /// what its pipeline has room for. Returns when its next request is due.
+    fn due(&mut self, i: usize, now: u64, rec: &mut Recorder) -> u64;
+    /// Sends what is queued, waits for I/O until `wake` or the earliest due request `next_due`
+    /// (`u64::MAX`: none), whichever is first, and handles what happened. `now` is the loop's
+    /// last clock reading.
+    fn wait(&mut self, now: u64, wake: u64, next_due: u64, rec: &mut Recorder) -> io::Result<()>;
+    /// Periodic check: timeouts and due reconnects.
+    fn tick(&mut self, now: u64, rec: &mut Recorder);
+    /// Once the window is over: every connection's unanswered open-loop requests are censored.
+    fn censor_at_end(&mut self, end: u64, rec: &mut Recorder);
 }
 
 /// Runs the thread's share of the load until the end of the window.
@@ -55,22 +86,26 @@ pub fn run<P: Protocol>(
     if let Some(cpu) = spec.cpu {
         sys::pin_current_thread(&[cpu])?;
     }
-    let mut poll = Poll::new()?;
-    let mut events = Events::with_capacity(1024);
-    let mut sh = Shared {
-        registry: poll.registry().try_clone()?,
-        addr: spec.addr,
-        timeout_ns: spec.timeout_ns,
-        per_connection: spec.per_connection,
-        read_buf: vec![0; BUF_SIZE].into_boxed_slice(),
-        write_buf: vec![0; BUF_SIZE].into_boxed_slice(),
-    };
-    let mut rec = Recorder::new(spec.thread, spec.window, tx);
-    let mut conns: Vec<Conn<P>> = spec
+    let rec = Recorder::new(spec.thread, spec.window, tx);
+    let (exchanges, due) = prepare(&spec, make_protocol);
+    match spec.io {
+        IoKind::Epoll => drive(EpollDriver::new(&spec, exchanges)?, due, &spec, rec),
+        IoKind::Uring => drive(UringDriver::new(&spec, exchanges, true)?, due, &spec, rec),
+    }
+}
+
+/// Open loop: (next due time, connection), earliest first.
+pub(crate) type DueHeap = BinaryHeap<Reverse<(u64, usize)>>;
+
+/// Each connection's exchange (with its open-loop schedule) and the heap of their due times.
+pub(crate) fn prepare<P: Protocol>(
+    spec: &WorkerSpec,
+    make_protocol: impl Fn(usize) -> P,
+) -> (Vec<Exchange<P>>, DueHeap) {
+    let exchanges: Vec<Exchange<P>> = spec
         .plans
         .iter()
-        .enumerate()
-        .map(|(i, plan)| {
+        .map(|plan| {
             let schedule = spec.open.zip(plan.rate).map(|(o, rate)| {
                 Schedule::new(
                     o.arrival,
@@ -81,29 +116,25 @@ pub fn run<P: Protocol>(
                     spec.t0,
                 )
             });
-            Conn::new(Token(i), make_protocol(plan.index), plan.depth, schedule)
+            let proto = make_protocol(plan.index);
+            Exchange::new(proto, plan.depth, schedule, spec.per_connection)
         })
         .collect();
-    // Open loop: (next due time, connection), earliest first.
-    let mut due: BinaryHeap<Reverse<(u64, usize)>> = conns
+    let due = exchanges
         .iter()
         .enumerate()
-        .filter_map(|(i, c)| c.next_due().map(|t| Reverse((t, i))))
+        .filter_map(|(i, ex)| ex.next_due().map(|t| Reverse((t, i))))
         .collect();
-    let timer = match spec.open {
-        Some(_) => {
-            let t = TimerFd::new()?;
-            poll.registry()
-                .register(&mut SourceFd(&t.raw()), TIMER, Interest::READABLE)?;
-            Some(t)
-        }
-        None => None,
-    };
-    let mut armed = u64::MAX;
-    for c in &mut conns {
-        c.open(&mut sh, &mut rec);
-    }
+    (exchanges, due)
+}
 
+pub(crate) fn drive(
+    mut driver: impl Driver,
+    mut due: DueHeap,
+    spec: &WorkerSpec,
+    mut rec: Recorder,
+) -> io::Result<()> {
+    driver.start(&mut rec);
     // Timeouts and reconnects are checked every `tick`, a tenth of the timeout (1..10 ms).
     let tick = (spec.timeout_ns / 10).clamp(1_000_000, 10_000_000);
     let mut now = sys::now_ns();
@@ -117,50 +148,25 @@ pub fn run<P: Protocol>(
                 break;
             }
             due.pop();
-            let next = conns[i].on_due(now, &mut sh, &mut rec);
+            let next = driver.due(i, now, &mut rec);
             due.push(Reverse((next, i)));
         }
         rec.advance(now);
         if rec.window_over() {
             break;
         }
-        if let Some(timer) = &timer {
-            let first = due.peek().map_or(u64::MAX, |r| (r.0).0);
-            if first != armed {
-                timer.set(first)?;
-                armed = first;
-            }
-        }
+        let next_due = due.peek().map_or(u64::MAX, |r| (r.0).0);
         let wake = rec.next_boundary().min(next_tick);
-        // Round up: mio truncates to milliseconds, which would spin before a boundary.
-        let wait_ms = wake.saturating_sub(now).div_ceil(1_000_000);
-        match poll.poll(&mut events, Some(Duration::from_millis(wait_ms))) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-        for ev in events.iter() {
-            if ev.token() == TIMER {
-                // Fired. Not read: every expiry wakes epoll anyway, and setting the timer again
-                // (next iteration, whatever is due next) resets it; this saves a system call.
-                armed = u64::MAX;
-                continue;
-            }
-            conns[ev.token().0].on_event(ev, &mut sh, &mut rec);
-        }
+        driver.wait(now, wake, next_due, &mut rec)?;
         now = sys::now_ns();
         if now >= next_tick {
-            for c in &mut conns {
-                c.tick(now, &mut sh, &mut rec);
-            }
+            driver.tick(now, &mut rec);
             next_tick = now + tick;
         }
     }
     // No censored tail: what is still unanswered is recorded at (end - intended) before the
     // last interval closes.
-    for c in &mut conns {
-        c.censor_at_end(spec.window.end, &mut rec);
-    }
+    driver.censor_at_end(spec.window.end, &mut rec);
     rec.finish();
-    Ok(()) // dropping the connections closes them
+    Ok(()) // dropping the driver closes the connections
 }
