@@ -75,8 +75,11 @@ fn pipelined_requests_are_stamped_by_their_first_byte_and_timed_from_it() {
     let c = counted(rec, &rx);
     // Both were first written at 10: answered at 30 and 50.
     assert_eq!((c.latency.count, c.latency.min, c.latency.max), (2, 20, 40));
-    assert_eq!((c.sent, c.bytes_sent, c.bytes_received), (2, 16, 16));
-    assert_eq!(c.errors.total(), 0);
+    assert_eq!(
+        (c.counts.sent, c.counts.bytes_sent, c.counts.bytes_received),
+        (2, 16, 16)
+    );
+    assert_eq!(c.counts.errors.total(), 0);
 }
 
 #[test]
@@ -109,7 +112,7 @@ fn the_quota_and_the_servers_close_reopen_without_error() {
     assert_eq!(ex.gather(&mut buf), SIZE, "a new connection, a new quota");
     assert_eq!(buf[..SIZE], answer(1)[..]);
     let c = counted(rec, &rx);
-    assert_eq!((c.latency.count, c.errors.total()), (1, 0));
+    assert_eq!((c.latency.count, c.counts.errors.total()), (1, 0));
 }
 
 #[test]
@@ -126,9 +129,12 @@ fn a_failure_loses_what_was_sent_and_a_failed_connect_backs_off() {
     );
     let c = counted(rec, &rx);
     // The lost request at (40 - 10); the refused connect counted once, in no histogram.
-    assert_eq!((c.latency.count, c.latency.max, c.failed), (1, 30, 1));
-    assert_eq!(c.errors.get(ErrorKind::Reset), 1);
-    assert_eq!(c.errors.get(ErrorKind::Connect), 1);
+    assert_eq!(
+        (c.latency.count, c.latency.max, c.counts.failed),
+        (1, 30, 1)
+    );
+    assert_eq!(c.counts.errors.get(ErrorKind::Reset), 1);
+    assert_eq!(c.counts.errors.get(ErrorKind::Connect), 1);
 }
 
 #[test]

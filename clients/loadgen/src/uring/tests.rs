@@ -65,13 +65,13 @@ fn run(flags: &str, multishot: bool) -> (u64, u64, u64, u64, ScheduledOutcome) {
     for msg in rx.try_iter() {
         if let ThreadMsg::Interval { stats, .. } = msg {
             totals.0 += stats.latency.count;
-            totals.1 += stats.bytes_sent;
-            totals.2 += stats.bytes_received;
-            totals.3 += stats.errors.total();
-            totals.4.scheduled += stats.scheduled.scheduled;
-            totals.4.answered += stats.scheduled.answered;
-            totals.4.failed += stats.scheduled.failed;
-            totals.4.censored += stats.scheduled.censored;
+            totals.1 += stats.counts.bytes_sent;
+            totals.2 += stats.counts.bytes_received;
+            totals.3 += stats.counts.errors.total();
+            totals.4.scheduled += stats.counts.scheduled.scheduled;
+            totals.4.answered += stats.counts.scheduled.answered;
+            totals.4.failed += stats.counts.scheduled.failed;
+            totals.4.censored += stats.counts.scheduled.censored;
         }
     }
     totals
