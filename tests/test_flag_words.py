@@ -4,7 +4,7 @@ explain it); each trial's explanation follows from its own figures; and a design
 rate is ranked and shown worse, not left out as incomparable.
 
 Since issue 23 the flags are data: the run judges typed causes (run.flags) from the load
-generator's records, and the words come from them (analysis/flag_words.py, report/charts)."""
+generator's records, and the words come from them (report/flag_words.py, report/charts)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from fake_run import RUN_ID, build_run
 from test_store import COUNTERS, LOADGEN, spec
 
 from harness.analysis import analyse
-from harness.analysis.flag_words import flag_words
 from harness.analysis.stats import Verdict
 from harness.report.charts.flagged import flag_explanation, server_flagged, server_flagged_note
+from harness.report.flag_words import flag_words, trial_reasons
 from harness.run import flags
 from harness.run.trial import TrialResult
 from harness.store import load_run, trial_rows
@@ -197,8 +197,10 @@ def test_a_rate_missed_design_is_ranked_and_shown_worse(fake):
     assert c.p99_verdict is not None and c.p99_verdict.verdict is Verdict.WORSE
     assert c.p99_verdict.n_a == 3  # every repetition counted, none left out
     # Listed with its reason, saying it is still ranked; the charts mark it and say why.
-    listed = analysis.flagged.set_index("trial_id").loc[list(marked["trial_id"]), "reasons"]
-    assert listed.str.endswith("(server flag: still ranked)").all()
+    listed = analysis.flagged.set_index("trial_id").loc[list(marked["trial_id"])].reset_index()
+    assert all(
+        trial_reasons(r).endswith("(server flag: still ranked)") for r in listed.to_dict("records")
+    )
     assert len(server_flagged(analysis.trials)) >= 3
     note = server_flagged_note(server_flagged(marked))
     assert "Crosses are ranked trials with a server flag (3 trials)" in note

@@ -18,9 +18,8 @@ from test_loadgen import LOADGEN as LOADGEN_BIN
 from test_loadgen import ServerThread, echo, run_loadgen
 from test_store import COUNTERS, LOADGEN, spec
 
-from harness.analysis.flag_words import flag_words, reason_of
-from harness.analysis.flagged import flag_reasons
 from harness.report.charts.flagged import flag_explanation
+from harness.report.flag_words import flag_reasons, flag_words, reason_of
 from harness.run import flags
 from harness.run.host_merge import merge_reports
 from harness.run.trial import TrialResult

@@ -114,6 +114,20 @@ def test_report_only_presents(graph):
     assert not wrong, "\n".join(sorted(wrong))
 
 
+def test_only_the_report_words_flags(graph):
+    """Flags are data until the report (issue 23): the analysis carries the stored causes, and
+    no module before the report imports the flags' words."""
+    wrong = [
+        f"{m} imports {o}"
+        for m in graph
+        if stage_of(m) != "report"
+        for o in graph[m]
+        if o.rsplit(".", 1)[-1] == "flag_words"
+    ]
+    assert not wrong, "\n".join(sorted(wrong))
+    assert not list((HARNESS / "analysis").rglob("flag_words.py"))
+
+
 def test_no_import_cycle(graph):
     # A package's __init__ re-exporting its modules is not a cycle of the modules themselves.
     def edges(module: str) -> set[str]:

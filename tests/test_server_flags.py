@@ -14,7 +14,8 @@ from fake_run import RUN_ID, build_run
 from test_store import COUNTERS, LOADGEN, spec
 
 from harness.analysis import analyse
-from harness.analysis.flag_words import causes_of, reason_of
+from harness.analysis.flagged import causes_of
+from harness.report.flag_words import reason_of
 from harness.report.html import render
 from harness.run import flags
 from harness.run.trial import TrialResult
@@ -54,7 +55,7 @@ def test_lost_and_censored_requests_are_stored_and_flagged_with_their_counts():
     # The floor is the worst of the client CPUs.
     assert (row["hiccup_p99_us"], row["hiccup_max_us"]) == (420.0, 11000.0)
     assert row["errors_flag"] is True
-    # Stored as typed causes; the words are made from them (analysis/flag_words.py).
+    # Stored as typed causes; the words are made from them (report/flag_words.py).
     errors = {(c["kind"], c["detail"]): c["value"] for c in causes_of(row, "errors_flag")}
     assert errors == {("errors_total", None): 40, ("error", "timeout"): 40, ("lost", None): 40}
     assert "40 errors (timeout 40)" in reason_of(row, "errors_flag")

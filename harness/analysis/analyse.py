@@ -24,11 +24,7 @@ import numpy as np
 import pandas as pd
 
 from harness.analysis import histogram, stats
-from harness.analysis.flagged import (
-    FLAGS,
-    flag_counts,
-    flag_reasons,
-)
+from harness.analysis.flagged import FLAGS, TrialFlag, flag_counts, trial_flags
 from harness.analysis.labels import (  # re-exported: tests and readers use analyse.*
     CONFIG_KEYS,
     label_trials,
@@ -90,7 +86,9 @@ class ConfigSummary(Workload):
     requests_per_server_cpu_s: float | None
     ctxt_per_request: float | None
     worker_imbalance: float | None  # max / mean requests per worker (1.0 = even), median
-    flag_reasons: tuple[str, ...] = ()
+    # Every flag its flagged trials carry, as stored (causes, or a schema-1 run's text); one
+    # entry for equal flags of several trials. Data: the report words them (report/flag_words.py).
+    flags: tuple[TrialFlag, ...] = ()
     warnings: tuple[str, ...] = ()
     # What the flagged trials measured: never ranked, never hidden.
     flagged_throughput_median: float | None = None
@@ -171,7 +169,7 @@ class Analysis:
     """Everything the presentations need from one run, computed once."""
 
     summaries: list[ConfigSummary]
-    flagged: pd.DataFrame  # trials shown but not ranked, with reasons
+    flagged: pd.DataFrame  # successful trials with any flag, with their flag columns and causes
     failed: pd.DataFrame
     notes: list[str] = field(default_factory=list)
     run: RunData | None = None
@@ -320,7 +318,7 @@ def _summaries(
     config = grouped.ngroup().to_numpy(np.int64)
     merged, merged_flagged = _merge_by_config(t, latency, config, grouped.ngroups)
     imbalance = trial_imbalance(workers)
-    reasons_of = {r["trial_id"]: flag_reasons(r) for r in t[t["flagged"]].to_dict("records")}
+    flags_of = {r["trial_id"]: trial_flags(r) for r in t[t["flagged"]].to_dict("records")}
     out, by_key, by_key_flagged, kinds = [], {}, {}, {}
     for number, (key, group) in enumerate(grouped):
         server, *settings, load = key
@@ -335,7 +333,10 @@ def _summaries(
         m = merged.get(number, histogram.EMPTY)
         mf = merged_flagged.get(number, histogram.EMPTY)
         warnings = [w.message for w in stats.stability_warnings(tput)] if tput else []
-        reasons = sorted({r for tid in flagged["trial_id"] for r in reasons_of[tid]})
+        config_flags: list[TrialFlag] = []
+        for f in (f for tid in flagged["trial_id"] for f in flags_of[tid]):
+            if f not in config_flags:
+                config_flags.append(f)
         summary = ConfigSummary(
             server=server,
             design_family=str(group["design_family"].iloc[0]),
@@ -360,7 +361,7 @@ def _summaries(
             worker_imbalance=stats.median(
                 [imbalance[tid] for tid in ranked["trial_id"] if tid in imbalance]
             ),
-            flag_reasons=tuple(reasons),
+            flags=tuple(config_flags),
             warnings=tuple(warnings),
             flagged_throughput_median=_median(flagged["throughput_rps"]),
             flagged_p99_us=mf.percentile_us(99),
@@ -448,19 +449,14 @@ def analyse(run: RunData) -> Analysis:
     """The one analysis of a stored run."""
     t = label_trials(run.trials)
     summaries, merged, merged_flagged, kinds, imbalance = _summaries(t, run, run.workers)
-    # Every successful trial with any flag is listed with its reasons; those with server flags
-    # only are still ranked, and say so.
+    # Every successful trial with any flag is listed (the report words its flags); those with
+    # server flags only are still ranked.
     any_flag = (
         t[[f for f in FLAGS if f in t]].fillna(False).astype(bool).any(axis=1)
         if not t.empty
         else None
     )
-    flagged = t[(t["status"] == "ok") & any_flag].copy() if not t.empty else t
-    if not flagged.empty:
-        flagged["reasons"] = [
-            "; ".join(flag_reasons(r)) + ("" if r["flagged"] else " (server flag: still ranked)")
-            for r in flagged.to_dict("records")
-        ]
+    flagged = t[(t["status"] == "ok") & any_flag] if not t.empty else t
     failed = t[t["status"] != "ok"] if not t.empty else t
     return Analysis(
         summaries,

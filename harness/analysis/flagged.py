@@ -1,16 +1,15 @@
-"""Flagged trials across a run: which flags they carry, how many of each, which one dominates
-(what the report's advice follows). The rules that set each flag are harness/run/flags.py; the
-words for each are analysis/flag_words.py, made from the causes stored with the trial."""
+"""Flagged trials across a run: which flags they carry (with the causes stored for each), how many
+of each, which one dominates (what the report's advice follows). Data only: the rules that set
+each flag are harness/run/flags.py, and only the report words them (report/flag_words.py)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-
-from harness.analysis.flag_words import reason_of
 
 # Flags about the instrument: the number may not be the server's, so a trial carrying any is
 # shown but never ranked.
@@ -65,17 +64,45 @@ def kinds_text(kinds: Counter[str]) -> str:
     return ", ".join(f"{kind} {n}" for kind, n in kinds.most_common())
 
 
-def flag_reasons(row: Mapping[str, Any] | pd.Series) -> list[str]:
-    """Every flag of one trial with its reason, in words from the causes stored with it."""
-    reasons = []
-    if row.get("oversubscribed"):
-        reasons.append("oversubscribed CPUs")
-    words = dict(FLAG_KINDS)
-    for flag in ("client_bound", "unsteady", "rate_missed", "contended", *SERVER_FLAGS[2:]):
-        if is_set(row.get(flag)):
-            why = reason_of(row, flag)
-            reasons.append(f"{words[flag].replace('-', ' ')}: {why}".rstrip(": "))
-    return reasons
+Cause = Mapping[str, Any]  # one stored cause (run.flags.Cause's fields and its "flag" column)
+
+
+@dataclass(frozen=True)
+class TrialFlag:
+    """One flag set on one trial, as the store keeps it: the flag's column, the typed causes the
+    run judged for it, and, for a run stored before schema_version 2 (no causes), the
+    `*_reason` text it wrote then, as it is (None when the trial has causes)."""
+
+    column: str  # one of FLAGS
+    causes: tuple[Cause, ...] = ()
+    legacy_reason: str | None = None
+
+
+def has_causes(row: Mapping[str, Any] | pd.Series) -> bool:
+    """Whether the trial was stored with typed causes (schema_version 2 on)."""
+    stored = row.get("flag_causes")
+    return stored is not None and not (isinstance(stored, float) and pd.isna(stored))
+
+
+def causes_of(row: Mapping[str, Any] | pd.Series, column: str | None = None) -> list[Cause]:
+    """The causes stored with one trial (those of the flag `column` when given)."""
+    if not has_causes(row):
+        return []
+    return [c for c in row["flag_causes"] if column is None or c.get("flag") == column]
+
+
+def trial_flag(row: Mapping[str, Any] | pd.Series, column: str) -> TrialFlag:
+    """What one trial has stored for the flag `column`: its causes, or a schema-1 run's text."""
+    if has_causes(row):
+        return TrialFlag(column, tuple(dict(c) for c in causes_of(row, column)))
+    text = row.get(f"{column}_reason")
+    legacy = "" if text is None or (isinstance(text, float) and pd.isna(text)) else str(text)
+    return TrialFlag(column, legacy_reason=legacy)
+
+
+def trial_flags(row: Mapping[str, Any] | pd.Series) -> tuple[TrialFlag, ...]:
+    """Every flag set on one trial with what was stored for it (in FLAG_KINDS order)."""
+    return tuple(trial_flag(row, column) for column, _ in FLAG_KINDS if is_set(row.get(column)))
 
 
 def dominant_flag(trials: pd.DataFrame) -> str | None:

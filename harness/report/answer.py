@@ -15,6 +15,7 @@ from harness.analysis.flagged import dominant_flag, flag_counts, kinds_text
 from harness.analysis.tasks import concurrency_pairs
 from harness.analysis.trial_figures import hiccup_floor
 from harness.plan import cpus
+from harness.report.flag_words import flag_names
 from harness.report.format import cores_text, fmt, fmt_ratio, plural
 
 
@@ -60,11 +61,7 @@ def why_not(s: ConfigSummary | None, server: str, kinds: Counter[str] | None = N
     if s.trials_failed:
         parts.append(f"{s.trials_failed} failed")
     if s.trials_flagged:
-        what = (
-            kinds_text(kinds)
-            if kinds
-            else "; ".join(dict.fromkeys(r.split(":")[0] for r in s.flag_reasons))
-        )
+        what = kinds_text(kinds) if kinds else "; ".join(flag_names(s))
         parts.append(f"{s.trials_flagged} flagged ({what})")
     return ", ".join(parts)
 

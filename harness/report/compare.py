@@ -17,6 +17,7 @@ from harness.analysis.compare import (
     describe_config,
     ranked_count,
 )
+from harness.report.flag_words import flag_reasons
 
 JSON_SCHEMA = "compare/1"
 
@@ -150,7 +151,7 @@ def _side_dict(s: ConfigSummary) -> dict[str, Any]:
         "trials_ranked": ranked_count(s),
         "trials_flagged": s.trials_flagged,
         "trials_failed": s.trials_failed,
-        "flag_reasons": list(s.flag_reasons),
+        "flag_reasons": flag_reasons(s),
     }
 
 

@@ -22,6 +22,7 @@ from harness.analysis.analyse import Analysis, ConfigSummary
 from harness.atomic import write_atomic, write_text_atomic
 from harness.plan.settings import CONFIG_KEYS
 from harness.report.answer import why_not
+from harness.report.flag_words import flag_reasons
 from harness.report.format import cores_text, coverage, fmt, fmt_us
 
 # pyperf metadata describing the machine, taken from the run's platform record. Per-process
@@ -127,7 +128,7 @@ def summary_rows(analysis: Analysis) -> list[dict[str, Any]]:
                 "requests_per_server_cpu_s": s.requests_per_server_cpu_s,
                 "ctxt_per_request": s.ctxt_per_request,
                 "worker_imbalance": s.worker_imbalance,
-                "flag_reasons": "; ".join(s.flag_reasons),
+                "flag_reasons": "; ".join(flag_reasons(s)),
                 "warnings": "; ".join(s.warnings),
                 "flagged_throughput_rps": s.flagged_throughput_median,
                 "flagged_p99_us": s.flagged_p99_us,
@@ -330,7 +331,7 @@ def summary_markdown(analysis: Analysis, skipped: list[str], pyperf_written: boo
         if t and s.mode == "closed" and best.get((s.label, s.server_cores)):
             rel = f"{t.estimate / best[(s.label, s.server_cores)]:.2f}"
         interval = f"{t.low:,.0f} - {t.high:,.0f} ({coverage(t)})" if t else ""
-        notes = [f"flagged: {r}" for r in s.flag_reasons] + list(s.warnings)
+        notes = [f"flagged: {r}" for r in flag_reasons(s)] + list(s.warnings)
         cells = [
             s.server,
             s.design_family,

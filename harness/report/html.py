@@ -25,6 +25,7 @@ from harness.analysis.trial_figures import hiccup_floor, trial_counts
 from harness.atomic import write_text_atomic
 from harness.report.answer import answer
 from harness.report.chart_pool import draw_charts
+from harness.report.flag_words import trial_reasons
 from harness.report.format import coverage_short, fmt, fmt_us, interval_text, plural
 from harness.report.model_section import model_section
 from harness.report.published_section import published_section
@@ -127,7 +128,7 @@ def problem_rows(analysis: Analysis) -> list[dict[str, Any]]:
         for reason in [
             (r["reason"] or "(no reason recorded)")
             if status == "failed"
-            else (r.get("reasons") or "flagged")
+            else (trial_reasons(r) or "flagged")
         ]
     ]
     return sorted(rows, key=lambda r: r["index"])

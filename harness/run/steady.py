@@ -48,7 +48,7 @@ class SteadyState:
     relative change that was crossed. `drift` is the fitted linear change across the window
     relative to the mean; `step` the relative change of level (after / before - 1) at the
     best-fitting change point, `step_at` being the first interval after it. Data, not words:
-    the report says them (analysis/flag_words.py).
+    the report says them (report/flag_words.py).
     """
 
     steady: bool | None

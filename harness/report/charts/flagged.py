@@ -7,8 +7,14 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 
-from harness.analysis.flag_words import causes_of
-from harness.analysis.flagged import FLAG_KINDS, SERVER_FLAGS, flag_counts, is_set, short_reason
+from harness.analysis.flagged import (
+    FLAG_KINDS,
+    SERVER_FLAGS,
+    causes_of,
+    flag_counts,
+    is_set,
+    short_reason,
+)
 from harness.run import flags
 from harness.run.steady import STEADY_DRIFT_LIMIT
 

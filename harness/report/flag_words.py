@@ -1,6 +1,7 @@
 """A trial's flags in words, made from the typed causes the run judged (run.flags.Cause, stored in
-the trials table's `flag_causes`, docs/data.md). Words from data: nothing here reads text back.
-A run stored before schema_version 2 has only its `*_reason` text, shown as it was written."""
+the trials table's `flag_causes`, docs/data.md) and carried by the analysis as data
+(analysis.flagged.TrialFlag). Words from data: nothing here reads text back. A run stored before
+schema_version 2 has only its `*_reason` text, shown as it was written."""
 
 from __future__ import annotations
 
@@ -9,21 +10,25 @@ from typing import Any
 
 import pandas as pd
 
-Cause = Mapping[str, Any]
+from harness.analysis.analyse import ConfigSummary
+from harness.analysis.flagged import FLAG_KINDS, Cause, TrialFlag, trial_flag, trial_flags
 
-
-def causes_of(row: Mapping[str, Any] | pd.Series, column: str | None = None) -> list[Cause]:
-    """The causes stored with one trial (those of the flag `column` when given)."""
-    stored = row.get("flag_causes")
-    if stored is None or (isinstance(stored, float) and pd.isna(stored)):
-        return []
-    return [c for c in stored if column is None or c.get("flag") == column]
-
-
-def has_causes(row: Mapping[str, Any] | pd.Series) -> bool:
-    """Whether the trial was stored with typed causes (schema_version 2 on)."""
-    stored = row.get("flag_causes")
-    return stored is not None and not (isinstance(stored, float) and pd.isna(stored))
+# Each flag's name at the head of its reason ("client bound: ..."); an oversubscribed trial has
+# no cause to tell beyond its name.
+FLAG_NAMES: dict[str, str] = {
+    **{column: kind.replace("-", " ") for column, kind in FLAG_KINDS},
+    "oversubscribed": "oversubscribed CPUs",
+}
+# The order a trial's reasons are told in: the instrument's first, then the server's.
+REASON_ORDER = (
+    "oversubscribed",
+    "client_bound",
+    "unsteady",
+    "rate_missed",
+    "contended",
+    "errors_flag",
+    "censored_flag",
+)
 
 
 def _number(value: Any) -> str:
@@ -128,10 +133,46 @@ def flag_words(column: str, causes: Iterable[Cause]) -> str:
     return "; ".join(_server_words(c) for c in causes)
 
 
-def reason_of(row: Mapping[str, Any] | pd.Series, column: str) -> str:
+def why(flag: TrialFlag) -> str:
     """Why one flag of one trial is set: words from its causes, or the text a run stored before
     schema_version 2 wrote, as it was written."""
-    if has_causes(row):
-        return flag_words(column, causes_of(row, column))
-    legacy = row.get(f"{column}_reason")
-    return "" if legacy is None or (isinstance(legacy, float) and pd.isna(legacy)) else str(legacy)
+    if flag.legacy_reason is not None:
+        return flag.legacy_reason
+    return flag_words(flag.column, flag.causes)
+
+
+def reason_of(row: Mapping[str, Any] | pd.Series, column: str) -> str:
+    """why() of the flag `column` of one stored trial row."""
+    return why(trial_flag(row, column))
+
+
+def reason(flag: TrialFlag) -> str:
+    """One flag with its reason: "client bound: client thread 0 ... busy 96% ..."."""
+    if flag.column == "oversubscribed":
+        return FLAG_NAMES["oversubscribed"]
+    return f"{FLAG_NAMES[flag.column]}: {why(flag)}".rstrip(": ")
+
+
+def _told_order(flags: Iterable[TrialFlag]) -> list[TrialFlag]:
+    return sorted(flags, key=lambda f: REASON_ORDER.index(f.column))
+
+
+def flag_reasons(of: ConfigSummary | Mapping[str, Any] | pd.Series) -> list[str]:
+    """A trial's flags with their reasons (a stored trial row), or a configuration summary's:
+    every distinct reason its flagged trials carry, in alphabetical order."""
+    if isinstance(of, ConfigSummary):
+        return sorted({reason(f) for f in of.flags})
+    return [reason(f) for f in _told_order(trial_flags(of))]
+
+
+def flag_names(s: ConfigSummary) -> list[str]:
+    """The names of the flags a configuration's flagged trials carry (as flag_reasons orders
+    them: alphabetically)."""
+    return sorted({FLAG_NAMES[f.column] for f in s.flags})
+
+
+def trial_reasons(row: Mapping[str, Any] | pd.Series) -> str:
+    """A listed flagged trial's reasons in one line; one with server flags only is still
+    ranked, and says so."""
+    ranked = "" if row.get("flagged") else " (server flag: still ranked)"
+    return "; ".join(flag_reasons(row)) + ranked
