@@ -18,23 +18,23 @@ use std::thread;
 use async_std::net::TcpListener;
 use async_std::task;
 use bench_core::counters::{CurrentWorker, SharedCounters};
-use bench_core::settings::{Profile, Settings};
-use bench_core::signal::{self, ShutdownSignals};
-use bench_core::{fatal, net, report, Config};
+use bench_core::runner::Server;
+use bench_core::signal;
 use server_designs::async_io_conn::{accept_loop, confine_helper_threads, serve};
 
 const DESIGN: &str = "async-std-ws";
 
 fn main() {
-    let cfg = Config::from_env();
+    let mut server = Server::from_env(DESIGN);
+    let cfg = server.cfg.clone();
     // Read for its check only: this runtime is set up the same either way (docs/fairness.md).
-    let settings = Settings::new(DESIGN, Profile::from_env())
+    let settings = server
+        .settings()
         .with(
             "executor",
             "async-global-executor (async-std 1.13's task::spawn)",
         )
         .with("reactor", "async-io, driven by whichever thread is idle");
-    let signals = ShutdownSignals::block();
     confine_helper_threads(&cfg);
     // async-std's only configuration, read when its runtime starts (the first spawn). Set while
     // this is the only thread, so no one reads the environment concurrently.
@@ -42,7 +42,7 @@ fn main() {
     env::set_var("ASYNC_STD_THREAD_NAME", "worker");
     // From a std listener (registered with async-io, which starts its "async-io" thread), not
     // `TcpListener::bind`, which resolves the address on async-std's blocking pool.
-    let listener = TcpListener::from(net::listen(cfg.addr()).unwrap_or_else(fatal));
+    let listener = TcpListener::from(server.shared_listener());
     let counters = SharedCounters::per_worker(cfg.threads);
 
     // Starts the runtime, then takes over each of its threads once (see the top comment).
@@ -67,9 +67,9 @@ fn main() {
         })
         .await;
     });
-    bench_core::ready_with(&settings);
+    server.ready(&settings);
 
-    signals.wait();
+    server.wait_for_signal();
     // async-std's runtime cannot be shut down, so its threads are taken over again, now for good:
     // N tasks that each park their thread until the process exits. Once all N run, nothing else
     // does and no counter changes; a worker still busy after the grace period is abandoned and
@@ -86,9 +86,5 @@ fn main() {
         });
     }
     signal::collect_within_grace(&parked_rx, cfg.threads);
-    report::print(
-        DESIGN,
-        &cfg,
-        counters.iter().map(SharedCounters::snapshot).enumerate(),
-    );
+    server.report_shared(counters);
 }

@@ -17,9 +17,9 @@ use std::thread;
 use async_io::Async;
 use async_task::Runnable;
 use bench_core::counters::{CurrentWorker, SharedCounters};
-use bench_core::settings::{Profile, Settings};
-use bench_core::signal::{self, ShutdownSignals};
-use bench_core::{fatal, net, report, Config};
+use bench_core::fatal;
+use bench_core::runner::Server;
+use bench_core::signal;
 use rayon::{ThreadPool, ThreadPoolBuilder};
 use server_designs::async_io_conn::{accept_loop, confine_helper_threads, serve};
 
@@ -38,14 +38,15 @@ fn spawn(pool: &'static ThreadPool, future: impl Future<Output = ()> + Send + 's
 }
 
 fn main() {
-    let cfg = Config::from_env();
+    let mut server = Server::from_env(DESIGN);
+    let cfg = server.cfg.clone();
     // Read for its check only: this runtime is set up the same either way (docs/fairness.md).
-    let settings = Settings::new(DESIGN, Profile::from_env())
+    let settings = server
+        .settings()
         .with("executor", "rayon ThreadPool, futures run as jobs")
         .with("reactor", "async-io, on its own thread");
-    let signals = ShutdownSignals::block();
     confine_helper_threads(&cfg);
-    let listener = net::listen(cfg.addr()).unwrap_or_else(fatal);
+    let listener = server.shared_listener();
     // Registering the listener starts async-io's reactor and its "async-io" thread.
     let listener = Async::new(listener).unwrap_or_else(fatal);
     let counters = SharedCounters::per_worker(cfg.threads);
@@ -75,9 +76,9 @@ fn main() {
         .await;
     });
     workers_ready.wait();
-    bench_core::ready_with(&settings);
+    server.ready(&settings);
 
-    signals.wait();
+    server.wait_for_signal();
     // Detached tasks have no owner that could cancel them, so the workers are stopped instead:
     // each, between two jobs, takes one that parks it until the process exits. Once all are
     // parked no counter changes; a worker still busy after the grace period is abandoned and its
@@ -91,9 +92,5 @@ fn main() {
         }
     });
     signal::collect_within_grace(&parked_rx, cfg.threads);
-    report::print(
-        DESIGN,
-        &cfg,
-        counters.iter().map(SharedCounters::snapshot).enumerate(),
-    );
+    server.report_shared(counters);
 }

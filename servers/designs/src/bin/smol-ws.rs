@@ -13,23 +13,24 @@
 use std::sync::{mpsc, Arc, Barrier};
 
 use bench_core::counters::{CurrentWorker, SharedCounters};
-use bench_core::settings::{Profile, Settings};
-use bench_core::signal::{self, ShutdownSignals};
-use bench_core::{fatal, net, report, Config};
+use bench_core::fatal;
+use bench_core::runner::Server;
+use bench_core::signal;
 use server_designs::async_io_conn::{accept_loop, confine_helper_threads, serve};
 use smol::{block_on, channel, Async, Executor};
 
 const DESIGN: &str = "smol-ws";
 
 fn main() {
-    let cfg = Config::from_env();
+    let mut server = Server::from_env(DESIGN);
+    let cfg = server.cfg.clone();
     // Read for its check only: this runtime is set up the same either way (docs/fairness.md).
-    let settings = Settings::new(DESIGN, Profile::from_env())
+    let settings = server
+        .settings()
         .with("executor", "async-executor Executor, run by every worker")
         .with("reactor", "async-io, driven by whichever thread is idle");
-    let signals = ShutdownSignals::block();
     confine_helper_threads(&cfg);
-    let listener = net::listen(cfg.addr()).unwrap_or_else(fatal);
+    let listener = server.shared_listener();
     // Registering the listener starts async-io's reactor and its "async-io" thread.
     let listener = Async::new(listener).unwrap_or_else(fatal);
     let counters = SharedCounters::per_worker(cfg.threads);
@@ -62,16 +63,12 @@ fn main() {
         bench_core::spawn_worker(worker, run);
     }
     workers_ready.wait();
-    bench_core::ready_with(&settings);
+    server.ready(&settings);
 
-    signals.wait();
+    server.wait_for_signal();
     stop.close();
     // Once every worker has left `ex.run` no counter changes; a worker still busy after the grace
     // period is abandoned and its counters are read as they are.
     signal::collect_within_grace(&exited_rx, cfg.threads);
-    report::print(
-        DESIGN,
-        &cfg,
-        counters.iter().map(SharedCounters::snapshot).enumerate(),
-    );
+    server.report_shared(counters);
 }

@@ -12,75 +12,28 @@
 //! Every connection shares the worker task's cooperative budget (tokio's coop: 128 operations
 //! per poll of a task), where each task of tokio-tpc has its own.
 
-use std::sync::{mpsc, Arc, Barrier};
-
 use bench_core::counters::LocalCounters;
-use bench_core::settings::{Profile, Settings};
-use bench_core::signal::{self, ShutdownSignals};
-use bench_core::{fatal, net, report, Config};
+use bench_core::runner::Server;
 use futures_concurrency::prelude::*;
-use server_designs::tokio_conn::{accept_stream, serve};
-use tokio::net::TcpListener;
-use tokio::runtime::{Builder, LocalOptions};
-use tokio::sync::watch;
-
-const DESIGN: &str = "tokio-tpc-structured";
+use server_designs::tokio_conn::{self, accept_stream, serve, until_stopped, WatchStop};
 
 fn main() {
-    let cfg = Config::from_env();
+    let server = Server::from_env("tokio-tpc-structured");
     // tokio-tpc's runtime, set up alike (docs/fairness.md).
-    let settings = Settings::new(DESIGN, Profile::from_env())
-        .with("builder", "new_current_thread, enable_all, build_local")
-        .with("event_interval", 61u32)
-        .with("max_io_events_per_tick", 1024u32);
-    let signals = ShutdownSignals::block();
-    let listeners: Vec<_> = (0..cfg.threads)
-        .map(|_| net::listen_reuseport(cfg.addr()).unwrap_or_else(fatal))
-        .collect();
-
-    let (stop, stop_rx) = watch::channel(false);
-    let (counters_tx, counters_rx) = mpsc::channel();
-    let workers_ready = Arc::new(Barrier::new(cfg.threads + 1));
-    for (worker, listener) in listeners.into_iter().enumerate() {
-        let (cfg, mut stop_rx) = (cfg.clone(), stop_rx.clone());
-        let (counters_tx, workers_ready) = (counters_tx.clone(), workers_ready.clone());
-        let run = move || {
-            cfg.pin_worker(worker);
-            let rt = Builder::new_current_thread()
-                .enable_all()
-                .build_local(LocalOptions::default())
-                .unwrap_or_else(fatal);
-            let listener = {
-                let _runtime = rt.enter();
-                TcpListener::from_std(listener).unwrap_or_else(fatal)
-            };
-            let counters = LocalCounters::default();
-            workers_ready.wait();
-            rt.block_on(async {
-                let protocol = cfg.protocol;
-                let counters = &counters;
-                let connections = accept_stream(&listener)
-                    .co()
-                    .for_each(|stream| serve(stream, protocol, counters));
-                tokio::select! {
-                    () = connections => {}
-                    _ = stop_rx.changed() => {}
-                }
-            });
-            // The connections lived inside `block_on`'s future, dropped when it returned: the
-            // counters are final.
-            let _ = counters_tx.send((worker, counters.snapshot()));
-        };
-        bench_core::spawn_worker(worker, run);
-    }
-    workers_ready.wait();
-    bench_core::ready_with(&settings);
-
-    signals.wait();
-    stop.send_replace(true);
-    report::print(
-        DESIGN,
-        &cfg,
-        signal::collect_within_grace(&counters_rx, cfg.threads),
-    );
+    let settings = tokio_conn::current_thread_settings(&server);
+    let listeners = server.listeners_per_core();
+    server.run_per_core(&settings, listeners, WatchStop::new, |worker| {
+        let rt = tokio_conn::local_runtime();
+        let listener = tokio_conn::register(rt.handle(), worker.incoming);
+        let counters = LocalCounters::default();
+        worker.started.wait();
+        let (protocol, counters_ref) = (worker.cfg.protocol, &counters);
+        let connections = accept_stream(&listener)
+            .co()
+            .for_each(|stream| serve(stream, protocol, counters_ref));
+        rt.block_on(until_stopped(connections, worker.stop));
+        // The connections lived inside `block_on`'s future, dropped when it returned: the
+        // counters are final.
+        worker.report.send(counters.snapshot());
+    });
 }
