@@ -7,9 +7,14 @@
 //! It also places the thread async-io adds to every such process, see [`confine_helper_threads`].
 
 use std::io;
+use std::net::TcpListener;
+use std::sync::mpsc;
 
 use async_io::Timer;
-use bench_core::Config;
+use bench_core::counters::SharedCounters;
+use bench_core::runner::Server;
+use bench_core::settings::Settings;
+use bench_core::{signal, Config};
 use futures_lite::Stream;
 
 pub use crate::borrowed_buf::serve;
@@ -32,4 +37,46 @@ pub async fn accept_loop<S>(incoming: impl Stream<Item = io::Result<S>>, spawn: 
 /// Workers then pin themselves to their one CPU; this thread only waits for signals.
 pub fn confine_helper_threads(cfg: &Config) {
     cfg.confine_to_worker_cpus();
+}
+
+/// What every async-io design starts with, before its executor.
+pub struct Start {
+    pub server: Server,
+    pub settings: Settings,
+    /// The one listener, not yet registered with async-io (which would start its thread).
+    pub listener: TcpListener,
+    pub counters: &'static [SharedCounters],
+}
+
+/// Reads the command line, blocks the signals, confines the helper threads
+/// ([`confine_helper_threads`]), listens, and makes the per-worker counters. The settings line
+/// names the design's `executor` and `reactor`; it is read for its check only: these runtimes
+/// are set up the same either way (docs/fairness.md).
+pub fn start(design: &'static str, executor: &str, reactor: &str) -> Start {
+    let server = Server::from_env(design);
+    let settings = server
+        .settings()
+        .with("executor", executor)
+        .with("reactor", reactor);
+    confine_helper_threads(&server.cfg);
+    let listener = server.shared_listener();
+    let counters = SharedCounters::per_worker(server.cfg.threads);
+    Start {
+        server,
+        settings,
+        listener,
+        counters,
+    }
+}
+
+/// Prints the counters line once every worker has said on `stopped` that it runs no task any
+/// more, after which no counter changes; a worker still busy after the grace period is abandoned
+/// and its counters are read as they are.
+pub fn report_once_stopped(
+    server: &Server,
+    stopped: &mpsc::Receiver<()>,
+    counters: &[SharedCounters],
+) {
+    signal::collect_within_grace(stopped, server.cfg.threads);
+    server.report_shared(counters);
 }

@@ -17,7 +17,7 @@ use std::rc::Rc;
 
 use bench_core::counters::LocalCounters;
 use bench_core::fatal;
-use bench_core::runner::{Server, StopLines, Worker};
+use bench_core::runner::{Server, StopLines};
 use bench_core::settings::Profile;
 use futures_concurrency::prelude::*;
 use monoio::io::AsyncReadRent;
@@ -114,23 +114,15 @@ pub fn main<D: MonoioDriver>(design: &'static str, connections: Connections) {
     );
     let listeners = server.listeners_per_core();
     server.run_per_core(&settings, listeners, StopLines::new, move |worker| {
-        let Worker {
-            cfg,
-            incoming,
-            stop,
-            started,
-            report,
-            ..
-        } = worker;
         let mut rt = D::runtime(entries)
             .unwrap_or_else(|e| fatal(format_args!("{design}: monoio runtime: {e}")));
         let counters = Rc::new(LocalCounters::default());
         rt.block_on(async {
             // Registered with this thread's driver, so inside its runtime.
-            let listener = TcpListener::from_std(incoming).unwrap_or_else(fatal);
-            let stop_end = UnixStream::from_std(stop).unwrap_or_else(fatal);
-            started.wait();
-            let (listener, protocol) = (&listener, cfg.protocol);
+            let listener = TcpListener::from_std(worker.incoming).unwrap_or_else(fatal);
+            let stop_end = UnixStream::from_std(worker.stop).unwrap_or_else(fatal);
+            worker.started.wait();
+            let (listener, protocol) = (&listener, worker.cfg.protocol);
             let accept = move || async move { listener.accept().await.map(|(stream, _)| stream) };
             match connections {
                 Connections::Tasks => {
@@ -155,7 +147,7 @@ pub fn main<D: MonoioDriver>(design: &'static str, connections: Connections) {
             }
         });
         // Nothing runs outside `block_on`: the counters are final.
-        report.send(counters.snapshot());
+        worker.report.send(counters.snapshot());
     });
 }
 

@@ -60,6 +60,9 @@ pub fn stage(
     }
 }
 
+/// An owned-buffer operation's result: bytes read or written, and the buffer handed back.
+pub type Completed = (io::Result<usize>, Vec<u8>);
+
 /// A connection's reads and writes with owned buffers, in one runtime's API: the runtime holds
 /// the buffer while the kernel may use it and hands it back with the result.
 // `async fn`: the futures are polled on the thread that made them (these runtimes are
@@ -68,13 +71,9 @@ pub fn stage(
 pub trait OwnedIo: AsRawFd {
     /// Reads at most `buf.len()` bytes to the start of `buf` (the whole `BUF_SIZE` buffer),
     /// returning how many.
-    async fn read_into(&mut self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>);
+    async fn read_into(&mut self, buf: Vec<u8>) -> Completed;
     /// Writes some of `buf[range]` (a non-empty range), returning how many bytes.
-    async fn write_from(
-        &mut self,
-        buf: Vec<u8>,
-        range: Range<usize>,
-    ) -> (io::Result<usize>, Vec<u8>);
+    async fn write_from(&mut self, buf: Vec<u8>, range: Range<usize>) -> Completed;
 }
 
 /// Serves one connection until the peer closes it or an I/O error ends it. `counters`: an `Rc`
@@ -141,16 +140,12 @@ async fn write_all(
 }
 
 impl OwnedIo for monoio::net::TcpStream {
-    async fn read_into(&mut self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+    async fn read_into(&mut self, buf: Vec<u8>) -> Completed {
         // monoio reads into the whole capacity and sets the length to what was read.
         monoio::io::AsyncReadRent::read(self, buf).await
     }
 
-    async fn write_from(
-        &mut self,
-        buf: Vec<u8>,
-        range: Range<usize>,
-    ) -> (io::Result<usize>, Vec<u8>) {
+    async fn write_from(&mut self, buf: Vec<u8>, range: Range<usize>) -> Completed {
         use monoio::buf::IoBuf;
         let (written, slice) = monoio::io::AsyncWriteRent::write(self, buf.slice(range)).await;
         (written, slice.into_inner())
@@ -158,17 +153,13 @@ impl OwnedIo for monoio::net::TcpStream {
 }
 
 impl OwnedIo for compio::net::TcpStream {
-    async fn read_into(&mut self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+    async fn read_into(&mut self, buf: Vec<u8>) -> Completed {
         // compio reads to the start of the buffer and sets its length to what was read.
         let compio::BufResult(n, buf) = compio::io::AsyncRead::read(self, buf).await;
         (n, buf)
     }
 
-    async fn write_from(
-        &mut self,
-        buf: Vec<u8>,
-        range: Range<usize>,
-    ) -> (io::Result<usize>, Vec<u8>) {
+    async fn write_from(&mut self, buf: Vec<u8>, range: Range<usize>) -> Completed {
         use compio::buf::{IntoInner, IoBuf};
         let compio::BufResult(written, slice) =
             compio::io::AsyncWrite::write(self, buf.slice(range)).await;
@@ -177,17 +168,13 @@ impl OwnedIo for compio::net::TcpStream {
 }
 
 impl OwnedIo for tokio_uring::net::TcpStream {
-    async fn read_into(&mut self, mut buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+    async fn read_into(&mut self, mut buf: Vec<u8>) -> Completed {
         // tokio-uring only ever grows a Vec's length to what was read: start from empty.
         buf.clear();
         tokio_uring::net::TcpStream::read(self, buf).await
     }
 
-    async fn write_from(
-        &mut self,
-        buf: Vec<u8>,
-        range: Range<usize>,
-    ) -> (io::Result<usize>, Vec<u8>) {
+    async fn write_from(&mut self, buf: Vec<u8>, range: Range<usize>) -> Completed {
         use tokio_uring::buf::BoundedBuf;
         let (written, slice) = tokio_uring::net::TcpStream::write(self, buf.slice(range))
             .submit()

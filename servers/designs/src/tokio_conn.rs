@@ -4,10 +4,11 @@
 //! work-stealing ones, each built in one place with the settings line that reports it.
 
 use std::future::Future;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 
-use bench_core::counters::{CurrentWorker, SharedCounters};
+use bench_core::counters::{CurrentWorker, LocalCounters, SharedCounters};
 use bench_core::runner::{Server, StopWorkers};
 use bench_core::settings::Settings;
 use bench_core::signal::SHUTDOWN_GRACE;
@@ -24,11 +25,40 @@ pub use crate::borrowed_buf::serve;
 /// [`local_runtime`] leaves untouched. Read for its check only: this runtime is set up the same
 /// under either profile (docs/fairness.md).
 pub fn current_thread_settings(server: &Server) -> Settings {
+    builder_defaults(server, "new_current_thread, enable_all, build_local")
+}
+
+/// tokio 1.54's defaults that both builders share.
+fn builder_defaults(server: &Server, builder: &str) -> Settings {
     server
         .settings()
-        .with("builder", "new_current_thread, enable_all, build_local")
+        .with("builder", builder)
         .with("event_interval", 61u32)
         .with("max_io_events_per_tick", 1024u32)
+}
+
+/// tokio-tpc and tokio-tpc-structured: `Server::run_per_core` with a [`local_runtime`] per worker
+/// and its own listener registered with it. `connections` makes what the worker runs until it is
+/// stopped, from its listener, the protocol and its counters.
+pub fn thread_per_core<F, C>(design: &'static str, connections: C)
+where
+    C: FnOnce(TcpListener, Protocol, Rc<LocalCounters>) -> F + Clone + Send + 'static,
+    F: Future<Output = ()>,
+{
+    let server = Server::from_env(design);
+    let settings = current_thread_settings(&server);
+    let listeners = server.listeners_per_core();
+    server.run_per_core(&settings, listeners, WatchStop::new, |worker| {
+        let rt = local_runtime();
+        let listener = register(rt.handle(), worker.incoming);
+        let counters = Rc::new(LocalCounters::default());
+        worker.started.wait();
+        let serving = connections(listener, worker.cfg.protocol, counters.clone());
+        rt.block_on(until_stopped(serving, worker.stop));
+        // The connections are tasks of `rt`, or futures inside `block_on`'s; either way nothing
+        // runs any more: the counters are final.
+        worker.report.send(counters.snapshot());
+    });
 }
 
 /// A worker's runtime in the thread-per-core tokio designs: a `LocalRuntime` (stable since tokio
@@ -80,12 +110,7 @@ pub async fn until_stopped(serving: impl Future<Output = ()>, mut stop: watch::R
 /// ([`WorkStealing::start`] sets only the workers, their names and pinning), as `#[tokio::main]`
 /// leaves them. Read for its check only: this runtime is set up the same either way.
 pub fn multi_thread_settings(server: &Server) -> Settings {
-    server
-        .settings()
-        .with("builder", "new_multi_thread, enable_all")
-        .with("event_interval", 61u32)
-        .with("max_io_events_per_tick", 1024u32)
-        .with("lifo_slot", true)
+    builder_defaults(server, "new_multi_thread, enable_all").with("lifo_slot", true)
 }
 
 /// The multi-thread runtime of the work-stealing tokio designs, built the same way for all:

@@ -451,47 +451,27 @@ impl EventLoop {
 
     fn sent(&mut self, slot: usize, res: i32, counters: &LocalCounters) {
         let conn = conn_mut(&mut self.conns, slot);
-        let Sending {
-            rest,
-            len,
-            close,
-            held,
-        } = conn.sending.take().expect("a send in flight");
+        let mut sending = conn.sending.take().expect("a send in flight");
         if res == -libc::EINTR || res == -libc::EAGAIN {
             // Nothing happened: send the same bytes again.
-            self.send(
-                slot,
-                Sending {
-                    rest,
-                    len,
-                    close,
-                    held,
-                },
-            );
+            self.send(slot, sending);
             return;
         }
         if res <= 0 {
             // An error, or zero bytes (as io::ErrorKind::WriteZero): the connection is over.
             conn.closing = true;
-        } else if (res as usize) < len {
+        } else if (res as usize) < sending.len {
             counters.add(Field::BytesOut, res as u64);
             // SAFETY: `res < len`, so this stays inside the reply.
-            let rest = unsafe { rest.add(res as usize) };
-            self.send(
-                slot,
-                Sending {
-                    rest,
-                    len: len - res as usize,
-                    close,
-                    held,
-                },
-            );
+            sending.rest = unsafe { sending.rest.add(res as usize) };
+            sending.len -= res as usize;
+            self.send(slot, sending);
             return;
         } else {
-            counters.add(Field::BytesOut, len as u64);
-            conn.closing |= close;
+            counters.add(Field::BytesOut, sending.len as u64);
+            conn.closing |= sending.close;
         }
-        self.recycle(held);
+        self.recycle(sending.held);
         self.drive(slot, counters);
     }
 

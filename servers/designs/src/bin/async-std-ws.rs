@@ -17,33 +17,28 @@ use std::thread;
 
 use async_std::net::TcpListener;
 use async_std::task;
-use bench_core::counters::{CurrentWorker, SharedCounters};
-use bench_core::runner::Server;
-use bench_core::signal;
-use server_designs::async_io_conn::{accept_loop, confine_helper_threads, serve};
-
-const DESIGN: &str = "async-std-ws";
+use bench_core::counters::CurrentWorker;
+use server_designs::async_io_conn::{self, accept_loop, serve, Start};
 
 fn main() {
-    let mut server = Server::from_env(DESIGN);
+    let Start {
+        mut server,
+        settings,
+        listener,
+        counters,
+    } = async_io_conn::start(
+        "async-std-ws",
+        "async-global-executor (async-std 1.13's task::spawn)",
+        "async-io, driven by whichever thread is idle",
+    );
     let cfg = server.cfg.clone();
-    // Read for its check only: this runtime is set up the same either way (docs/fairness.md).
-    let settings = server
-        .settings()
-        .with(
-            "executor",
-            "async-global-executor (async-std 1.13's task::spawn)",
-        )
-        .with("reactor", "async-io, driven by whichever thread is idle");
-    confine_helper_threads(&cfg);
     // async-std's only configuration, read when its runtime starts (the first spawn). Set while
     // this is the only thread, so no one reads the environment concurrently.
     env::set_var("ASYNC_STD_THREAD_COUNT", cfg.threads.to_string());
     env::set_var("ASYNC_STD_THREAD_NAME", "worker");
     // From a std listener (registered with async-io, which starts its "async-io" thread), not
     // `TcpListener::bind`, which resolves the address on async-std's blocking pool.
-    let listener = TcpListener::from(server.shared_listener());
-    let counters = SharedCounters::per_worker(cfg.threads);
+    let listener = TcpListener::from(listener);
 
     // Starts the runtime, then takes over each of its threads once (see the top comment).
     let started = Arc::new(AtomicUsize::new(0));
@@ -85,6 +80,5 @@ fn main() {
             }
         });
     }
-    signal::collect_within_grace(&parked_rx, cfg.threads);
-    server.report_shared(counters);
+    async_io_conn::report_once_stopped(&server, &parked_rx, counters);
 }

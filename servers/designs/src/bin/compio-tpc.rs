@@ -23,7 +23,7 @@ use std::rc::Rc;
 
 use bench_core::counters::LocalCounters;
 use bench_core::fatal;
-use bench_core::runner::{Server, StopLines, Worker};
+use bench_core::runner::{Server, StopLines};
 use bench_core::settings::Settings;
 use compio::driver::{DriverType, ProactorBuilder};
 use compio::io::AsyncRead;
@@ -68,17 +68,8 @@ fn main() {
     let settings = settings(&server);
     let listeners = server.listeners_per_core();
     server.run_per_core(&settings, listeners, StopLines::new, |worker| {
-        let Worker {
-            cfg,
-            profile,
-            incoming,
-            stop,
-            started,
-            report,
-            ..
-        } = worker;
         let mut builder = RuntimeBuilder::new();
-        if profile.authors() {
+        if worker.profile.authors() {
             builder.with_proactor(authors_proactor());
         }
         let rt = builder
@@ -93,15 +84,15 @@ fn main() {
         let counters = Rc::new(LocalCounters::default());
         rt.block_on(async {
             // Registered with this thread's driver, so inside its runtime.
-            let listener = TcpListener::from_std(incoming).unwrap_or_else(fatal);
-            let stop_end = UnixStream::from_std(stop).unwrap_or_else(fatal);
-            started.wait();
-            let protocol = cfg.protocol;
+            let listener = TcpListener::from_std(worker.incoming).unwrap_or_else(fatal);
+            let stop_end = UnixStream::from_std(worker.stop).unwrap_or_else(fatal);
+            worker.started.wait();
+            let protocol = worker.cfg.protocol;
             let spawn = |stream| {
                 compio::runtime::spawn(serve(stream, protocol, counters.clone())).detach();
             };
             let accept = async {
-                if profile.authors() {
+                if worker.profile.authors() {
                     // One multishot accept: each connection is a completion of the same
                     // operation, which compio re-arms if the kernel ends it.
                     accept_incoming(listener.incoming(), compio::time::sleep, spawn).await
@@ -114,7 +105,7 @@ fn main() {
             future::or(accept, stopped(stop_end)).await;
         });
         // Nothing runs outside `block_on`: the counters are final.
-        report.send(counters.snapshot());
+        worker.report.send(counters.snapshot());
     });
 }
 

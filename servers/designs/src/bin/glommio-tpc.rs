@@ -38,7 +38,7 @@ use std::rc::Rc;
 
 use bench_core::counters::LocalCounters;
 use bench_core::fatal;
-use bench_core::runner::{Server, StopLines, Worker};
+use bench_core::runner::{Server, StopLines};
 use futures_lite::{future, AsyncReadExt};
 use glommio::net::{TcpListener, UnixStream};
 use glommio::{LocalExecutorBuilder, Placement};
@@ -71,26 +71,21 @@ fn main() {
         listener.set_nonblocking(false).unwrap_or_else(fatal);
     }
     server.run_per_core(&settings, listeners, StopLines::new, |worker| {
-        let Worker {
-            index: worker,
-            cfg,
-            incoming,
-            stop,
-            started,
-            report,
-            ..
-        } = worker;
         // The runner pinned this thread (and seeded `--work`); glommio's placement then binds to
         // the same CPU.
-        let placement = cfg.cpu(worker).map_or(Placement::Unbound, Placement::Fixed);
+        let index = worker.index;
+        let placement = worker
+            .cfg
+            .cpu(index)
+            .map_or(Placement::Unbound, Placement::Fixed);
         // glommio's blocking-pool thread, started by `make`, inherits this thread's name (and
         // CPU): named apart, so that `worker-*` is only the thread that serves connections.
-        set_thread_name(&format!("glommio-pool-{worker}"));
+        set_thread_name(&format!("glommio-pool-{index}"));
         let executor = LocalExecutorBuilder::new(placement).make();
-        set_thread_name(&format!("worker-{worker}"));
+        set_thread_name(&format!("worker-{index}"));
         let executor = executor.unwrap_or_else(|e| {
             fatal(format_args!(
-                "{DESIGN}: glommio executor for worker {worker}: {e} (glommio needs \
+                "{DESIGN}: glommio executor for worker {index}: {e} (glommio needs \
                      io_uring and RLIMIT_MEMLOCK >= 512 KiB: raise `ulimit -l`)"
             ))
         });
@@ -98,10 +93,10 @@ fn main() {
         executor.run(async {
             // SAFETY: each fd is a listening (resp. connected) socket whose ownership moves
             // into the glommio object; registered with this executor's reactor.
-            let listener = &unsafe { TcpListener::from_raw_fd(incoming.into_raw_fd()) };
-            let stop_end = unsafe { UnixStream::from_raw_fd(stop.into_raw_fd()) };
-            started.wait();
-            let protocol = cfg.protocol;
+            let listener = &unsafe { TcpListener::from_raw_fd(worker.incoming.into_raw_fd()) };
+            let stop_end = unsafe { UnixStream::from_raw_fd(worker.stop.into_raw_fd()) };
+            worker.started.wait();
+            let protocol = worker.cfg.protocol;
             let accept = move || async move { listener.accept().await.map_err(io::Error::from) };
             let spawn = |stream| {
                 glommio::spawn_local(serve(stream, protocol, counters.clone())).detach();
@@ -113,7 +108,7 @@ fn main() {
             .await;
         });
         // Nothing runs outside `run`: the counters are final.
-        report.send(counters.snapshot());
+        worker.report.send(counters.snapshot());
     });
 }
 

@@ -16,14 +16,10 @@ use std::thread;
 
 use async_io::Async;
 use async_task::Runnable;
-use bench_core::counters::{CurrentWorker, SharedCounters};
+use bench_core::counters::CurrentWorker;
 use bench_core::fatal;
-use bench_core::runner::Server;
-use bench_core::signal;
 use rayon::{ThreadPool, ThreadPoolBuilder};
-use server_designs::async_io_conn::{accept_loop, confine_helper_threads, serve};
-
-const DESIGN: &str = "rayon-ws";
+use server_designs::async_io_conn::{self, accept_loop, serve, Start};
 
 /// Runs `future` on `pool`: each time it is woken, one rayon job polls it once.
 fn spawn(pool: &'static ThreadPool, future: impl Future<Output = ()> + Send + 'static) {
@@ -38,18 +34,19 @@ fn spawn(pool: &'static ThreadPool, future: impl Future<Output = ()> + Send + 's
 }
 
 fn main() {
-    let mut server = Server::from_env(DESIGN);
+    let Start {
+        mut server,
+        settings,
+        listener,
+        counters,
+    } = async_io_conn::start(
+        "rayon-ws",
+        "rayon ThreadPool, futures run as jobs",
+        "async-io, on its own thread",
+    );
     let cfg = server.cfg.clone();
-    // Read for its check only: this runtime is set up the same either way (docs/fairness.md).
-    let settings = server
-        .settings()
-        .with("executor", "rayon ThreadPool, futures run as jobs")
-        .with("reactor", "async-io, on its own thread");
-    confine_helper_threads(&cfg);
-    let listener = server.shared_listener();
     // Registering the listener starts async-io's reactor and its "async-io" thread.
     let listener = Async::new(listener).unwrap_or_else(fatal);
-    let counters = SharedCounters::per_worker(cfg.threads);
 
     let workers_ready = Arc::new(Barrier::new(cfg.threads + 1));
     let pool = ThreadPoolBuilder::new()
@@ -91,6 +88,5 @@ fn main() {
             thread::park();
         }
     });
-    signal::collect_within_grace(&parked_rx, cfg.threads);
-    server.report_shared(counters);
+    async_io_conn::report_once_stopped(&server, &parked_rx, counters);
 }

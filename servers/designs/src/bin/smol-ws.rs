@@ -12,28 +12,25 @@
 
 use std::sync::{mpsc, Arc, Barrier};
 
-use bench_core::counters::{CurrentWorker, SharedCounters};
+use bench_core::counters::CurrentWorker;
 use bench_core::fatal;
-use bench_core::runner::Server;
-use bench_core::signal;
-use server_designs::async_io_conn::{accept_loop, confine_helper_threads, serve};
+use server_designs::async_io_conn::{self, accept_loop, serve, Start};
 use smol::{block_on, channel, Async, Executor};
 
-const DESIGN: &str = "smol-ws";
-
 fn main() {
-    let mut server = Server::from_env(DESIGN);
+    let Start {
+        mut server,
+        settings,
+        listener,
+        counters,
+    } = async_io_conn::start(
+        "smol-ws",
+        "async-executor Executor, run by every worker",
+        "async-io, driven by whichever thread is idle",
+    );
     let cfg = server.cfg.clone();
-    // Read for its check only: this runtime is set up the same either way (docs/fairness.md).
-    let settings = server
-        .settings()
-        .with("executor", "async-executor Executor, run by every worker")
-        .with("reactor", "async-io, driven by whichever thread is idle");
-    confine_helper_threads(&cfg);
-    let listener = server.shared_listener();
     // Registering the listener starts async-io's reactor and its "async-io" thread.
     let listener = Async::new(listener).unwrap_or_else(fatal);
-    let counters = SharedCounters::per_worker(cfg.threads);
 
     // Shared by every worker and task for the whole run, like smol's own global executor.
     let ex: &'static Executor<'static> = Box::leak(Box::default());
@@ -67,8 +64,6 @@ fn main() {
 
     server.wait_for_signal();
     stop.close();
-    // Once every worker has left `ex.run` no counter changes; a worker still busy after the grace
-    // period is abandoned and its counters are read as they are.
-    signal::collect_within_grace(&exited_rx, cfg.threads);
-    server.report_shared(counters);
+    // Once every worker has left `ex.run` no counter changes.
+    async_io_conn::report_once_stopped(&server, &exited_rx, counters);
 }
