@@ -80,3 +80,11 @@ pub fn report_once_stopped(
     signal::collect_within_grace(stopped, server.cfg.threads);
     server.report_shared(counters);
 }
+
+/// Parks the calling thread until the process exits: how async-std-ws and rayon-ws stop a worker
+/// whose runtime cannot be shut down, by giving it a job that never returns.
+pub fn park_for_good() -> ! {
+    loop {
+        std::thread::park();
+    }
+}

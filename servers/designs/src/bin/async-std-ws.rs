@@ -13,24 +13,15 @@
 use std::env;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Barrier};
-use std::thread;
 
 use async_std::net::TcpListener;
 use async_std::task;
 use bench_core::counters::CurrentWorker;
-use server_designs::async_io_conn::{self, accept_loop, serve, Start};
+use server_designs::async_io_conn::{self, accept_loop, serve};
 
 fn main() {
-    let Start {
-        mut server,
-        settings,
-        listener,
-        counters,
-    } = async_io_conn::start(
-        "async-std-ws",
-        "async-global-executor (async-std 1.13's task::spawn)",
-        "async-io, driven by whichever thread is idle",
-    );
+    let start = async_io_conn::start("async-std-ws", EXECUTOR, REACTOR);
+    let (mut server, counters) = (start.server, start.counters);
     let cfg = server.cfg.clone();
     // async-std's only configuration, read when its runtime starts (the first spawn). Set while
     // this is the only thread, so no one reads the environment concurrently.
@@ -38,7 +29,7 @@ fn main() {
     env::set_var("ASYNC_STD_THREAD_NAME", "worker");
     // From a std listener (registered with async-io, which starts its "async-io" thread), not
     // `TcpListener::bind`, which resolves the address on async-std's blocking pool.
-    let listener = TcpListener::from(listener);
+    let listener = TcpListener::from(start.listener);
 
     // Starts the runtime, then takes over each of its threads once (see the top comment).
     let started = Arc::new(AtomicUsize::new(0));
@@ -62,7 +53,7 @@ fn main() {
         })
         .await;
     });
-    server.ready(&settings);
+    server.ready(&start.settings);
 
     server.wait_for_signal();
     // async-std's runtime cannot be shut down, so its threads are taken over again, now for good:
@@ -75,10 +66,12 @@ fn main() {
         let parked_tx = parked_tx.clone();
         task::spawn(async move {
             let _ = parked_tx.send(());
-            loop {
-                thread::park();
-            }
+            async_io_conn::park_for_good()
         });
     }
     async_io_conn::report_once_stopped(&server, &parked_rx, counters);
 }
+
+/// The settings line's `executor` and `reactor`.
+const EXECUTOR: &str = "async-global-executor (async-std 1.13's task::spawn)";
+const REACTOR: &str = "async-io, driven by whichever thread is idle";

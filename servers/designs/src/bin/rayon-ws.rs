@@ -12,14 +12,13 @@
 
 use std::future::Future;
 use std::sync::{mpsc, Arc, Barrier};
-use std::thread;
 
 use async_io::Async;
 use async_task::Runnable;
 use bench_core::counters::CurrentWorker;
 use bench_core::fatal;
 use rayon::{ThreadPool, ThreadPoolBuilder};
-use server_designs::async_io_conn::{self, accept_loop, serve, Start};
+use server_designs::async_io_conn::{self, accept_loop, serve};
 
 /// Runs `future` on `pool`: each time it is woken, one rayon job polls it once.
 fn spawn(pool: &'static ThreadPool, future: impl Future<Output = ()> + Send + 'static) {
@@ -34,19 +33,11 @@ fn spawn(pool: &'static ThreadPool, future: impl Future<Output = ()> + Send + 's
 }
 
 fn main() {
-    let Start {
-        mut server,
-        settings,
-        listener,
-        counters,
-    } = async_io_conn::start(
-        "rayon-ws",
-        "rayon ThreadPool, futures run as jobs",
-        "async-io, on its own thread",
-    );
+    let start = async_io_conn::start("rayon-ws", EXECUTOR, REACTOR);
+    let (mut server, counters) = (start.server, start.counters);
     let cfg = server.cfg.clone();
     // Registering the listener starts async-io's reactor and its "async-io" thread.
-    let listener = Async::new(listener).unwrap_or_else(fatal);
+    let listener = Async::new(start.listener).unwrap_or_else(fatal);
 
     let workers_ready = Arc::new(Barrier::new(cfg.threads + 1));
     let pool = ThreadPoolBuilder::new()
@@ -73,7 +64,7 @@ fn main() {
         .await;
     });
     workers_ready.wait();
-    server.ready(&settings);
+    server.ready(&start.settings);
 
     server.wait_for_signal();
     // Detached tasks have no owner that could cancel them, so the workers are stopped instead:
@@ -84,9 +75,11 @@ fn main() {
     let (parked_tx, parked_rx) = mpsc::sync_channel(cfg.threads);
     pool.spawn_broadcast(move |_| {
         let _ = parked_tx.send(());
-        loop {
-            thread::park();
-        }
+        async_io_conn::park_for_good()
     });
     async_io_conn::report_once_stopped(&server, &parked_rx, counters);
 }
+
+/// The settings line's `executor` and `reactor`.
+const EXECUTOR: &str = "rayon ThreadPool, futures run as jobs";
+const REACTOR: &str = "async-io, on its own thread";

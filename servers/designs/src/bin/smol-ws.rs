@@ -14,23 +14,15 @@ use std::sync::{mpsc, Arc, Barrier};
 
 use bench_core::counters::CurrentWorker;
 use bench_core::fatal;
-use server_designs::async_io_conn::{self, accept_loop, serve, Start};
+use server_designs::async_io_conn::{self, accept_loop, serve};
 use smol::{block_on, channel, Async, Executor};
 
 fn main() {
-    let Start {
-        mut server,
-        settings,
-        listener,
-        counters,
-    } = async_io_conn::start(
-        "smol-ws",
-        "async-executor Executor, run by every worker",
-        "async-io, driven by whichever thread is idle",
-    );
+    let start = async_io_conn::start("smol-ws", EXECUTOR, REACTOR);
+    let (mut server, counters) = (start.server, start.counters);
     let cfg = server.cfg.clone();
     // Registering the listener starts async-io's reactor and its "async-io" thread.
-    let listener = Async::new(listener).unwrap_or_else(fatal);
+    let listener = Async::new(start.listener).unwrap_or_else(fatal);
 
     // Shared by every worker and task for the whole run, like smol's own global executor.
     let ex: &'static Executor<'static> = Box::leak(Box::default());
@@ -60,10 +52,14 @@ fn main() {
         bench_core::spawn_worker(worker, run);
     }
     workers_ready.wait();
-    server.ready(&settings);
+    server.ready(&start.settings);
 
     server.wait_for_signal();
     stop.close();
     // Once every worker has left `ex.run` no counter changes.
     async_io_conn::report_once_stopped(&server, &exited_rx, counters);
 }
+
+/// The settings line's `executor` and `reactor`.
+const EXECUTOR: &str = "async-executor Executor, run by every worker";
+const REACTOR: &str = "async-io, driven by whichever thread is idle";
