@@ -12,10 +12,10 @@
 //! write: no copy either, so an owned-buffer design pays nothing its borrowed-buffer pair does not.
 
 use std::io;
-use std::ops::Range;
+use std::ops::{Deref, Range};
 use std::os::unix::io::AsRawFd;
 
-use bench_core::counters::{Counters, Field};
+use bench_core::counters::{Counters, Field, LocalCounters};
 use bench_core::{net, Protocol, ReplyAt, Session};
 
 /// Where the reply to one read lies.
@@ -77,8 +77,13 @@ pub trait OwnedIo: AsRawFd {
 }
 
 /// Serves one connection until the peer closes it or an I/O error ends it. `counters`: an `Rc`
-/// in a spawned task, a plain reference in a structured group.
-pub async fn serve(mut stream: impl OwnedIo, protocol: Protocol, counters: impl Counters) {
+/// in a spawned task, a plain reference in a structured group; the loop is given the counters
+/// themselves either way.
+pub async fn serve(
+    mut stream: impl OwnedIo,
+    protocol: Protocol,
+    counters: impl Deref<Target = LocalCounters>,
+) {
     counters.add(Field::Connections, 1);
     // A reset or a vanished client ends only its own connection; in a benchmark that is routine,
     // so it is not logged.
@@ -88,7 +93,7 @@ pub async fn serve(mut stream: impl OwnedIo, protocol: Protocol, counters: impl 
 async fn run(
     stream: &mut impl OwnedIo,
     mut session: Session,
-    counters: &impl Counters,
+    counters: &LocalCounters,
 ) -> io::Result<()> {
     net::configure_accepted(stream)?;
     let mut read_buf = bench_core::read_buffer();
@@ -123,7 +128,7 @@ async fn write_all(
     stream: &mut impl OwnedIo,
     mut buf: Vec<u8>,
     mut range: Range<usize>,
-    counters: &impl Counters,
+    counters: &LocalCounters,
 ) -> io::Result<Vec<u8>> {
     while !range.is_empty() {
         let (written, back) = stream.write_from(buf, range.clone()).await;
@@ -186,7 +191,6 @@ impl OwnedIo for tokio_uring::net::TcpStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bench_core::counters::LocalCounters;
     use bench_core::Protocol;
 
     #[test]
