@@ -4,6 +4,7 @@ earlier one, and the modules import no cycle. Checked by parsing imports (nothin
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -212,3 +213,52 @@ def test_rust_unit_tests_live_in_libraries():
     assert binaries, "no Rust binaries found: has the layout moved?"
     holding = [str(p.relative_to(root)) for p in binaries if "#[test]" in p.read_text()]
     assert not holding, f"move these tests into the crate's library: {holding}"
+
+
+# The Rust crates whose modules must import no cycle (each file of src/ but the crate root and
+# the binaries is a module; lib.rs only declares and re-exports them).
+RUST_CRATES = ("servers/core", "servers/designs")
+
+
+def rust_module_graph(crate: Path) -> dict[str, set[str]]:
+    """Module -> the modules of the same crate it names (`crate::x`), comments left out."""
+    src = crate / "src"
+    files = {p.stem: p for p in src.glob("*.rs") if p.name not in ("lib.rs", "main.rs")}
+    # A name re-exported by the root (`pub use x::{A, B};`) stands for its module.
+    reexported: dict[str, str] = {}
+    lib = src / "lib.rs"
+    if lib.exists():
+        for module, names in re.findall(r"pub use (\w+)::\{?([\w, ]+)\}?;", lib.read_text()):
+            reexported.update({name.strip(): module for name in names.split(",")})
+    graph = {}
+    for module, path in files.items():
+        code = re.sub(r"//.*", "", path.read_text())
+        named = set(re.findall(r"\bcrate::(\w+)", code))
+        for group in re.findall(r"\bcrate::\{([^}]*)\}", code):
+            named |= {item.strip().split("::")[0] for item in group.split(",") if item.strip()}
+        graph[module] = {reexported.get(n, n) for n in named} & set(files) - {module}
+    return graph
+
+
+@pytest.mark.parametrize("crate", RUST_CRATES)
+def test_no_rust_import_cycle(crate):
+    graph = rust_module_graph(HARNESS.parent / crate)
+    assert graph, f"no Rust modules found in {crate}: has the layout moved?"
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(module: str) -> None:
+        state[module] = 1
+        path.append(module)
+        for other in sorted(graph[module]):
+            if state.get(other) == 1:
+                cycle = [*path[path.index(other) :], other]
+                pytest.fail(f"import cycle in {crate}: " + " -> ".join(cycle))
+            if other not in state:
+                visit(other)
+        path.pop()
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module)

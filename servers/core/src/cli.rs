@@ -11,8 +11,10 @@ use std::str::FromStr;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{CommandFactory, FromArgMatches, Parser};
 
+use crate::cpu;
+use crate::process::fatal;
+use crate::session::Protocol;
 use crate::work::{self, WorkDist};
-use crate::{cpu, fatal, Protocol};
 
 const FLAGS: &str = "--protocol, --host, --port, --threads, --cpus, --work, --seed";
 

@@ -41,21 +41,7 @@ fn parse_cpu(s: &str) -> Result<usize, String> {
 
 /// Pins the calling thread (not the whole process) to `cpu`.
 pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
-    if cpu >= MAX_CPUS {
-        return Err(io::ErrorKind::InvalidInput.into());
-    }
-    // SAFETY: cpu_set_t is plain bits, valid when zeroed; `cpu` is in range for CPU_SET; pid 0
-    // names the calling thread and the size is that of the set passed.
-    let rc = unsafe {
-        let mut set: libc::cpu_set_t = mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, mem::size_of_val(&set), &set)
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    confine_current_thread(&[cpu])
 }
 
 /// Confines the calling thread to `cpus` as a set (it may run on any of them), and so every
@@ -64,7 +50,8 @@ pub fn confine_current_thread(cpus: &[usize]) -> io::Result<()> {
     if cpus.iter().any(|&cpu| cpu >= MAX_CPUS) {
         return Err(io::ErrorKind::InvalidInput.into());
     }
-    // SAFETY: as in `pin_current_thread`, every CPU checked to be in range for CPU_SET.
+    // SAFETY: cpu_set_t is plain bits, valid when zeroed; every CPU is checked to be in range for
+    // CPU_SET; pid 0 names the calling thread and the size is that of the set passed.
     let rc = unsafe {
         let mut set: libc::cpu_set_t = mem::zeroed();
         for &cpu in cpus {
@@ -81,7 +68,7 @@ pub fn confine_current_thread(cpus: &[usize]) -> io::Result<()> {
 
 /// The CPUs the calling thread may run on (its affinity mask, e.g. as narrowed by `taskset`).
 pub fn allowed() -> io::Result<Vec<usize>> {
-    // SAFETY: as in `pin_current_thread`; the kernel writes at most `size_of_val(&set)` bytes.
+    // SAFETY: as in `confine_current_thread`; the kernel writes at most `size_of_val(&set)` bytes.
     unsafe {
         let mut set: libc::cpu_set_t = mem::zeroed();
         if libc::sched_getaffinity(0, mem::size_of_val(&set), &mut set) != 0 {

@@ -405,7 +405,7 @@ mod date {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::Reply;
+    use crate::reply::Reply;
     use crate::work::Rng;
 
     /// A connection with its own response buffer, as a `Session` drives it.
@@ -945,7 +945,7 @@ mod tests {
             vec![b'a'; 100_000],
         ]
         .concat();
-        let chunks: Vec<&[u8]> = big.chunks(crate::BUF_SIZE).collect();
+        let chunks: Vec<&[u8]> = big.chunks(crate::net::BUF_SIZE).collect();
         let (_, messages, closed) = check_invariants(&chunks);
         assert_eq!((messages, closed), (3, true));
     }

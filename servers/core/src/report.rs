@@ -2,8 +2,8 @@
 
 use std::io::{self, Write};
 
+use crate::cli::Config;
 use crate::counters::Snapshot;
-use crate::Config;
 
 /// The JSON line for `design`, whose workers reported `workers` (worker index, counters).
 /// Formatted by hand: the schema is flat, and this keeps the contract's field order.

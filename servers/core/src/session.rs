@@ -31,6 +31,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::http;
+use crate::reply::{Answer, Reply, ReplyAt};
 use crate::work::{self, WorkDist};
 
 /// What a server speaks (`--protocol`).
@@ -86,40 +87,6 @@ enum State {
     /// Echo keeps no state: each read is answered in full before the next.
     Echo,
     Http(http::Conn),
-}
-
-/// What to do after a read.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Reply<'a> {
-    /// Bytes to write back, in full, before reading again. May be empty (nothing to write).
-    pub bytes: &'a [u8],
-    /// Messages answered (the `messages` counter): for echo, 1 per non-empty read; for HTTP,
-    /// the requests answered by this read, 400s included.
-    pub messages: u64,
-    /// Close the connection once `bytes` are written (HTTP: after a 400, `Connection: close`,
-    /// or an HTTP/1.0 request without keep-alive).
-    pub close: bool,
-}
-
-/// Where the reply to a read lies ([`Session::on_read_into`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReplyAt {
-    /// Nothing to write (HTTP: the read ended inside a request).
-    Nothing,
-    /// All of the input (echo).
-    Input,
-    /// All of the buffer lent to `on_read_into` (HTTP).
-    Out,
-}
-
-/// What to do after a read, when the reply was built into a buffer the design owns.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Answer {
-    pub at: ReplyAt,
-    /// As [`Reply::messages`].
-    pub messages: u64,
-    /// As [`Reply::close`].
-    pub close: bool,
 }
 
 impl Session {
@@ -215,7 +182,7 @@ mod tests {
     #[test]
     fn echo_answers_each_read_with_its_bytes() {
         let mut session = Session::with_work(Protocol::Echo, WorkDist::NONE);
-        for input in [&b"x"[..], b"hello", &[0u8; crate::BUF_SIZE]] {
+        for input in [&b"x"[..], b"hello", &[0u8; crate::net::BUF_SIZE]] {
             let reply = session.on_read(input);
             assert_eq!(
                 reply,

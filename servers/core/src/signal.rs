@@ -7,7 +7,7 @@ use std::time::Duration;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use crate::fatal;
+use crate::process::fatal;
 
 /// How long workers get to stop and hand back their counters, well inside the contract's 2 s.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);

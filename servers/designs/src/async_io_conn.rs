@@ -1,77 +1,29 @@
 //! The accept loop and the connection loop of every design whose sockets are async-io's
 //! (async-std-ws, smol-ws, rayon-ws), the futures-io twin of `tokio_conn`: same buffer, socket
-//! options, session code and back-off, so that these designs differ only in where the futures run.
-//! glommio-tpc runs [`serve`] too (glommio's sockets are futures-io), with its own accept loop:
-//! this one's back-off timer would start async-io's reactor thread.
+//! options, session code (`borrowed_buf::serve`) and back-off, so that these designs differ only
+//! in where the futures run. glommio-tpc runs [`serve`] too (glommio's sockets are futures-io),
+//! with glommio's own timer for the back-off: async-io's would start async-io's reactor thread.
 //!
 //! It also places the thread async-io adds to every such process, see [`confine_helper_threads`].
 
 use std::io;
-use std::os::unix::io::AsRawFd;
+use std::net::TcpListener;
+use std::sync::mpsc;
 
 use async_io::Timer;
-use bench_core::counters::{Counters, Field};
-use bench_core::{net, read_buffer, Config, Protocol, Session};
-use futures_lite::{pin, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Stream, StreamExt};
+use bench_core::counters::SharedCounters;
+use bench_core::runner::Server;
+use bench_core::settings::Settings;
+use bench_core::{signal, Config};
+use futures_lite::Stream;
+
+pub use crate::borrowed_buf::serve;
 
 /// Accepts connections from `incoming` (the listener's `incoming()`, async-std's or async-io's)
 /// until the future is dropped, handing each to `spawn`.
-pub async fn accept_loop<S>(incoming: impl Stream<Item = io::Result<S>>, mut spawn: impl FnMut(S)) {
-    pin!(incoming);
-    // `incoming()` streams never end; `None` would mean the listener is gone.
-    while let Some(accepted) = incoming.next().await {
-        match accepted {
-            Ok(stream) => spawn(stream),
-            Err(e) => {
-                eprintln!("accept: {e}");
-                // async-std's `task::sleep` is this same timer.
-                Timer::after(net::ACCEPT_BACKOFF).await;
-            }
-        }
-    }
-}
-
-/// Serves one connection until the peer closes it or an I/O error ends it.
-pub async fn serve<S>(mut stream: S, protocol: Protocol, counters: impl Counters)
-where
-    S: AsyncRead + AsyncWrite + AsRawFd + Unpin,
-{
-    counters.add(Field::Connections, 1);
-    // A reset or a vanished client ends only its own connection; in a benchmark that is routine,
-    // so it is not logged.
-    let _ = run(&mut stream, Session::new(protocol), &counters).await;
-}
-
-async fn run<S>(stream: &mut S, mut session: Session, counters: &impl Counters) -> io::Result<()>
-where
-    S: AsyncRead + AsyncWrite + AsRawFd + Unpin,
-{
-    net::configure_accepted(stream)?;
-    let mut buf = read_buffer();
-    loop {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            // The peer half-closed, and every reply has been written: close.
-            return Ok(());
-        }
-        counters.add(Field::BytesIn, n as u64);
-        let reply = session.on_read(&buf[..n]);
-        counters.add(Field::Messages, reply.messages);
-        let mut rest = reply.bytes;
-        while !rest.is_empty() {
-            // `write` rather than `write_all`: each piece is counted by the worker that wrote
-            // it, even if the task moves to another worker mid-reply.
-            let written = stream.write(rest).await?;
-            if written == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
-            }
-            counters.add(Field::BytesOut, written as u64);
-            rest = &rest[written..];
-        }
-        if reply.close {
-            return Ok(());
-        }
-    }
+pub async fn accept_loop<S>(incoming: impl Stream<Item = io::Result<S>>, spawn: impl FnMut(S)) {
+    // async-std's `task::sleep` is this same timer.
+    crate::accept::accept_incoming(incoming, Timer::after, spawn).await;
 }
 
 /// Confines the calling thread, and so every thread it creates from now on (Linux threads inherit
@@ -85,4 +37,54 @@ where
 /// Workers then pin themselves to their one CPU; this thread only waits for signals.
 pub fn confine_helper_threads(cfg: &Config) {
     cfg.confine_to_worker_cpus();
+}
+
+/// What every async-io design starts with, before its executor.
+pub struct Start {
+    pub server: Server,
+    pub settings: Settings,
+    /// The one listener, not yet registered with async-io (which would start its thread).
+    pub listener: TcpListener,
+    pub counters: &'static [SharedCounters],
+}
+
+/// Reads the command line, blocks the signals, confines the helper threads
+/// ([`confine_helper_threads`]), listens, and makes the per-worker counters. The settings line
+/// names the design's `executor` and `reactor`; it is read for its check only: these runtimes
+/// are set up the same either way (docs/fairness.md).
+pub fn start(design: &'static str, executor: &str, reactor: &str) -> Start {
+    let server = Server::from_env(design);
+    let settings = server
+        .settings()
+        .with("executor", executor)
+        .with("reactor", reactor);
+    confine_helper_threads(&server.cfg);
+    let listener = server.shared_listener();
+    let counters = SharedCounters::per_worker(server.cfg.threads);
+    Start {
+        server,
+        settings,
+        listener,
+        counters,
+    }
+}
+
+/// Prints the counters line once every worker has said on `stopped` that it runs no task any
+/// more, after which no counter changes; a worker still busy after the grace period is abandoned
+/// and its counters are read as they are.
+pub fn report_once_stopped(
+    server: &Server,
+    stopped: &mpsc::Receiver<()>,
+    counters: &[SharedCounters],
+) {
+    signal::collect_within_grace(stopped, server.cfg.threads);
+    server.report_shared(counters);
+}
+
+/// Parks the calling thread until the process exits: how async-std-ws and rayon-ws stop a worker
+/// whose runtime cannot be shut down, by giving it a job that never returns.
+pub fn park_for_good() -> ! {
+    loop {
+        std::thread::park();
+    }
 }

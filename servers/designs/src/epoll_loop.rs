@@ -19,13 +19,13 @@
 //! once is copied into the connection's `pending` buffer (at most one reply, since reading stops
 //! until it is flushed).
 
-use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::io::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use bench_core::counters::{Counters, Field, LocalCounters};
+use bench_core::runner::StopEvent;
 use bench_core::{net, Protocol, Session};
 
 /// Events taken per `epoll_wait`.
@@ -34,23 +34,6 @@ const MAX_EVENTS: usize = 256;
 /// Epoll tokens that are not connections (connections use their fd, never this large).
 const LISTENER: u64 = u64::MAX;
 const STOP: u64 = u64::MAX - 1;
-
-/// Wakes every event loop registered with it, once and for good (an eventfd that nobody reads
-/// stays readable, and each loop sees it level-triggered).
-pub struct Stop(File);
-
-impl Stop {
-    pub fn new() -> io::Result<Stop> {
-        // SAFETY: eventfd takes no pointers; a non-negative result is a new fd that we own.
-        let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
-        Ok(Stop(unsafe { File::from_raw_fd(fd) }))
-    }
-
-    pub fn trigger(&self) {
-        // An eventfd write fails only if its counter would overflow, after 2^64 - 2 triggers.
-        let _ = (&self.0).write(&1u64.to_ne_bytes());
-    }
-}
 
 /// One thread's event loop, set up (listening and registered) but not yet running.
 pub struct EventLoop {
@@ -84,7 +67,11 @@ enum Next {
 
 impl EventLoop {
     /// Registers `listener` (nonblocking) and `stop`.
-    pub fn new(listener: TcpListener, stop: &Stop, protocol: Protocol) -> io::Result<EventLoop> {
+    pub fn new(
+        listener: TcpListener,
+        stop: &StopEvent,
+        protocol: Protocol,
+    ) -> io::Result<EventLoop> {
         let epoll = Epoll::new()?;
         epoll.ctl(
             libc::EPOLL_CTL_ADD,
@@ -92,7 +79,12 @@ impl EventLoop {
             libc::EPOLLIN,
             LISTENER,
         )?;
-        epoll.ctl(libc::EPOLL_CTL_ADD, stop.0.as_raw_fd(), libc::EPOLLIN, STOP)?;
+        epoll.ctl(
+            libc::EPOLL_CTL_ADD,
+            stop.file().as_raw_fd(),
+            libc::EPOLLIN,
+            STOP,
+        )?;
         Ok(EventLoop {
             epoll,
             listener,

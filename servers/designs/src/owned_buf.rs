@@ -1,5 +1,6 @@
-//! What the designs on completion runtimes (monoio, compio, tokio-uring) share, whatever their
-//! buffer traits: where the reply to a read lies, and how the main thread stops their workers.
+//! The connection loop of the designs on completion runtimes (monoio, compio, tokio-uring),
+//! written once over [`OwnedIo`], the small read/write trait each runtime's owned-buffer API
+//! implements in a few lines below: [`serve`].
 //!
 //! Their reads and writes take owned buffers: the kernel may use a buffer until the operation
 //! completes, so the runtime holds it meanwhile and hands it back with the result. A connection
@@ -11,11 +12,11 @@
 //! write: no copy either, so an owned-buffer design pays nothing its borrowed-buffer pair does not.
 
 use std::io;
-use std::ops::Range;
-use std::os::unix::net::UnixStream;
+use std::ops::{Deref, Range};
+use std::os::unix::io::AsRawFd;
 
-use bench_core::counters::{Counters, Field};
-use bench_core::{ReplyAt, Session};
+use bench_core::counters::{Counters, Field, LocalCounters};
+use bench_core::{net, Protocol, ReplyAt, Session};
 
 /// Where the reply to one read lies.
 #[derive(Debug, PartialEq, Eq)]
@@ -59,38 +60,137 @@ pub fn stage(
     }
 }
 
-/// How the main thread stops per-core workers on runtimes whose tasks cannot be woken from
-/// another thread without an opt-in feature (monoio without `sync`): one socket pair per worker.
-/// The worker reads its end with its runtime's own I/O; the main thread drops its ends, and every
-/// read returns 0. Nothing on the serving path changes.
-pub struct StopLines {
-    main_ends: Vec<UnixStream>,
+/// An owned-buffer operation's result: bytes read or written, and the buffer handed back.
+pub type Completed = (io::Result<usize>, Vec<u8>);
+
+/// A connection's reads and writes with owned buffers, in one runtime's API: the runtime holds
+/// the buffer while the kernel may use it and hands it back with the result.
+// `async fn`: the futures are polled on the thread that made them (these runtimes are
+// thread-per-core), so no caller needs them `Send`.
+#[allow(async_fn_in_trait)]
+pub trait OwnedIo: AsRawFd {
+    /// Reads at most `buf.len()` bytes to the start of `buf` (the whole `BUF_SIZE` buffer),
+    /// returning how many.
+    async fn read_into(&mut self, buf: Vec<u8>) -> Completed;
+    /// Writes some of `buf[range]` (a non-empty range), returning how many bytes.
+    async fn write_from(&mut self, buf: Vec<u8>, range: Range<usize>) -> Completed;
 }
 
-impl StopLines {
-    /// One line per worker; returns the workers' ends (nonblocking, as epoll drivers need).
-    pub fn new(workers: usize) -> io::Result<(StopLines, Vec<UnixStream>)> {
-        let mut main_ends = Vec::with_capacity(workers);
-        let mut worker_ends = Vec::with_capacity(workers);
-        for _ in 0..workers {
-            let (main_end, worker_end) = UnixStream::pair()?;
-            worker_end.set_nonblocking(true)?;
-            main_ends.push(main_end);
-            worker_ends.push(worker_end);
+/// Serves one connection until the peer closes it or an I/O error ends it. `counters`: an `Rc`
+/// in a spawned task, a plain reference in a structured group; the loop is given the counters
+/// themselves either way.
+pub async fn serve(
+    mut stream: impl OwnedIo,
+    protocol: Protocol,
+    counters: impl Deref<Target = LocalCounters>,
+) {
+    counters.add(Field::Connections, 1);
+    // A reset or a vanished client ends only its own connection; in a benchmark that is routine,
+    // so it is not logged.
+    let _ = run(&mut stream, Session::new(protocol), &counters).await;
+}
+
+async fn run(
+    stream: &mut impl OwnedIo,
+    mut session: Session,
+    counters: &LocalCounters,
+) -> io::Result<()> {
+    net::configure_accepted(stream)?;
+    let mut read_buf = bench_core::read_buffer();
+    let mut write_buf = Vec::new();
+    loop {
+        let (n, buf) = stream.read_into(read_buf).await;
+        read_buf = buf;
+        let n = n?;
+        if n == 0 {
+            // The peer half-closed, and every reply has been written: close.
+            return Ok(());
         }
-        Ok((StopLines { main_ends }, worker_ends))
+        let staged = stage(&mut session, &read_buf[..n], &mut write_buf, counters);
+        match staged.outgoing {
+            Outgoing::Nothing => {}
+            Outgoing::InRead(range) => {
+                read_buf = write_all(stream, read_buf, range, counters).await?
+            }
+            Outgoing::InWrite => {
+                let all = 0..write_buf.len();
+                write_buf = write_all(stream, write_buf, all, counters).await?;
+            }
+        }
+        if staged.close {
+            return Ok(());
+        }
+    }
+}
+
+/// Writes `buf[range]`, retrying partial writes, and hands the buffer back.
+async fn write_all(
+    stream: &mut impl OwnedIo,
+    mut buf: Vec<u8>,
+    mut range: Range<usize>,
+    counters: &LocalCounters,
+) -> io::Result<Vec<u8>> {
+    while !range.is_empty() {
+        let (written, back) = stream.write_from(buf, range.clone()).await;
+        buf = back;
+        match written? {
+            0 => return Err(io::ErrorKind::WriteZero.into()),
+            n => {
+                counters.add(Field::BytesOut, n as u64);
+                range.start += n;
+            }
+        }
+    }
+    Ok(buf)
+}
+
+impl OwnedIo for monoio::net::TcpStream {
+    async fn read_into(&mut self, buf: Vec<u8>) -> Completed {
+        // monoio reads into the whole capacity and sets the length to what was read.
+        monoio::io::AsyncReadRent::read(self, buf).await
     }
 
-    /// Tells every worker to stop.
-    pub fn stop(self) {
-        drop(self.main_ends);
+    async fn write_from(&mut self, buf: Vec<u8>, range: Range<usize>) -> Completed {
+        use monoio::buf::IoBuf;
+        let (written, slice) = monoio::io::AsyncWriteRent::write(self, buf.slice(range)).await;
+        (written, slice.into_inner())
+    }
+}
+
+impl OwnedIo for compio::net::TcpStream {
+    async fn read_into(&mut self, buf: Vec<u8>) -> Completed {
+        // compio reads to the start of the buffer and sets its length to what was read.
+        let compio::BufResult(n, buf) = compio::io::AsyncRead::read(self, buf).await;
+        (n, buf)
+    }
+
+    async fn write_from(&mut self, buf: Vec<u8>, range: Range<usize>) -> Completed {
+        use compio::buf::{IntoInner, IoBuf};
+        let compio::BufResult(written, slice) =
+            compio::io::AsyncWrite::write(self, buf.slice(range)).await;
+        (written, slice.into_inner())
+    }
+}
+
+impl OwnedIo for tokio_uring::net::TcpStream {
+    async fn read_into(&mut self, mut buf: Vec<u8>) -> Completed {
+        // tokio-uring only ever grows a Vec's length to what was read: start from empty.
+        buf.clear();
+        tokio_uring::net::TcpStream::read(self, buf).await
+    }
+
+    async fn write_from(&mut self, buf: Vec<u8>, range: Range<usize>) -> Completed {
+        use tokio_uring::buf::BoundedBuf;
+        let (written, slice) = tokio_uring::net::TcpStream::write(self, buf.slice(range))
+            .submit()
+            .await;
+        (written, slice.into_inner())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bench_core::counters::LocalCounters;
     use bench_core::Protocol;
 
     #[test]

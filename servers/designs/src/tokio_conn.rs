@@ -1,21 +1,154 @@
-//! The accept loop and the connection loop of every tokio design: same buffer, socket options and
-//! session code, so that the designs differ only in where these futures run.
+//! What every tokio design shares: the accept loop and the connection loop (same buffer, socket
+//! options and session code, so that the designs differ only in where these futures run), the
+//! current-thread runtime of the thread-per-core designs and the multi-thread runtime of the
+//! work-stealing ones, each built in one place with the settings line that reports it.
 
-use std::io;
+use std::future::Future;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 
-use bench_core::counters::{Counters, Field, SharedCounters};
-use bench_core::{fatal, net, read_buffer, Config, Protocol, Session};
-use futures_lite::stream::{self, Stream};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use bench_core::counters::{CurrentWorker, LocalCounters, SharedCounters};
+use bench_core::runner::{Server, StopWorkers};
+use bench_core::settings::Settings;
+use bench_core::signal::SHUTDOWN_GRACE;
+use bench_core::{fatal, Config, Protocol};
+use futures_lite::Stream;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::runtime::{Builder, Runtime};
+use tokio::runtime::{Builder, Handle, LocalOptions, LocalRuntime, Runtime};
+use tokio::sync::watch;
 
-/// The multi-thread runtime of the work-stealing tokio designs (tokio-ws, tokio-ws-reuseport),
-/// built the same way for both: `cfg.threads` workers named `worker`, worker *i* pinned to the
-/// *i*-th CPU and bound to `counters[i]`. Returns once every worker runs.
-pub fn multi_thread_runtime(cfg: &Config, counters: &'static [SharedCounters]) -> Runtime {
+pub use crate::borrowed_buf::serve;
+
+/// The settings line of the thread-per-core tokio designs (tokio-tpc, tokio-tpc-structured,
+/// tokio-tpc-dispatch): tokio 1.54's defaults for `Builder::new_current_thread`, which
+/// [`local_runtime`] leaves untouched. Read for its check only: this runtime is set up the same
+/// under either profile (docs/fairness.md).
+pub fn current_thread_settings(server: &Server) -> Settings {
+    builder_defaults(server, "new_current_thread, enable_all, build_local")
+}
+
+/// tokio 1.54's defaults that both builders share.
+fn builder_defaults(server: &Server, builder: &str) -> Settings {
+    server
+        .settings()
+        .with("builder", builder)
+        .with("event_interval", 61u32)
+        .with("max_io_events_per_tick", 1024u32)
+}
+
+/// tokio-tpc and tokio-tpc-structured: `Server::run_per_core` with a [`local_runtime`] per worker
+/// and its own listener registered with it. `connections` makes what the worker runs until it is
+/// stopped, from its listener, the protocol and its counters.
+pub fn thread_per_core<F, C>(design: &'static str, connections: C)
+where
+    C: FnOnce(TcpListener, Protocol, Rc<LocalCounters>) -> F + Clone + Send + 'static,
+    F: Future<Output = ()>,
+{
+    let server = Server::from_env(design);
+    let settings = current_thread_settings(&server);
+    let listeners = server.listeners_per_core();
+    server.run_per_core(&settings, listeners, WatchStop::new, |worker| {
+        let rt = local_runtime();
+        let listener = register(rt.handle(), worker.incoming);
+        let counters = Rc::new(LocalCounters::default());
+        worker.started.wait();
+        let serving = connections(listener, worker.cfg.protocol, counters.clone());
+        rt.block_on(until_stopped(serving, worker.stop));
+        // The connections are tasks of `rt`, or futures inside `block_on`'s; either way nothing
+        // runs any more: the counters are final.
+        worker.report.send(counters.snapshot());
+    });
+}
+
+/// A worker's runtime in the thread-per-core tokio designs: a `LocalRuntime` (stable since tokio
+/// 1.51: the current-thread scheduler made to run `!Send` `spawn_local` tasks itself, where the
+/// older form wraps them in a `LocalSet` on a current-thread runtime). Exits 1 on failure.
+pub fn local_runtime() -> LocalRuntime {
+    Builder::new_current_thread()
+        .enable_all()
+        .build_local(LocalOptions::default())
+        .unwrap_or_else(fatal)
+}
+
+/// `listener` registered with the runtime of `handle`; exits 1 on failure.
+pub fn register(handle: &Handle, listener: std::net::TcpListener) -> TcpListener {
+    let _runtime = handle.enter();
+    TcpListener::from_std(listener).unwrap_or_else(fatal)
+}
+
+/// How the main thread stops the thread-per-core tokio workers: tokio's wakers work across
+/// threads, so one `watch` channel that every worker's runtime waits on.
+pub struct WatchStop(watch::Sender<bool>);
+
+impl WatchStop {
+    /// For `Server::run_per_core`.
+    pub fn new(workers: usize) -> std::io::Result<(WatchStop, Vec<watch::Receiver<bool>>)> {
+        let (stop, stop_rx) = watch::channel(false);
+        Ok((WatchStop(stop), vec![stop_rx; workers]))
+    }
+}
+
+impl StopWorkers for WatchStop {
+    type End = watch::Receiver<bool>;
+
+    fn stop(self) {
+        self.0.send_replace(true);
+    }
+}
+
+/// Runs `serving` until it ends or the main thread stops the workers.
+pub async fn until_stopped(serving: impl Future<Output = ()>, mut stop: watch::Receiver<bool>) {
+    tokio::select! {
+        () = serving => {}
+        _ = stop.changed() => {}
+    }
+}
+
+/// The settings line of the work-stealing tokio designs (tokio-ws, tokio-ws-reuseport,
+/// tokio-ws-spawn-accept): tokio 1.54's defaults for `Builder::new_multi_thread`
+/// ([`WorkStealing::start`] sets only the workers, their names and pinning), as `#[tokio::main]`
+/// leaves them. Read for its check only: this runtime is set up the same either way.
+pub fn multi_thread_settings(server: &Server) -> Settings {
+    builder_defaults(server, "new_multi_thread, enable_all").with("lifo_slot", true)
+}
+
+/// The multi-thread runtime of the work-stealing tokio designs, built the same way for all:
+/// `cfg.threads` workers named `worker`, worker *i* pinned to the *i*-th CPU and counting into
+/// `counters[i]`.
+pub struct WorkStealing {
+    pub rt: Runtime,
+    pub counters: &'static [SharedCounters],
+}
+
+impl WorkStealing {
+    /// Builds the runtime; returns once every worker runs.
+    pub fn start(cfg: &Config) -> WorkStealing {
+        let counters = SharedCounters::per_worker(cfg.threads);
+        let rt = multi_thread_runtime(cfg, counters);
+        WorkStealing { rt, counters }
+    }
+
+    /// Spawns on the runtime a task that accepts on `listener`, each connection a task of its own.
+    pub fn spawn_accept(&self, listener: std::net::TcpListener, protocol: Protocol) {
+        let listener = register(self.rt.handle(), listener);
+        self.rt.spawn(async move {
+            accept_loop(&listener, |stream| {
+                tokio::spawn(serve(stream, protocol, CurrentWorker));
+            })
+            .await;
+        });
+    }
+
+    /// Drops every task (accept loops, hence listeners, and all connections), waits for the
+    /// workers to exit, after which no counter changes, and prints the counters line.
+    pub fn shut_down(self, server: &Server) {
+        self.rt.shutdown_timeout(SHUTDOWN_GRACE);
+        server.report_shared(self.counters);
+    }
+}
+
+fn multi_thread_runtime(cfg: &Config, counters: &'static [SharedCounters]) -> Runtime {
     // tokio runs its workers on blocking-pool threads, so `on_thread_start` would also fire for
     // blocking threads (these designs spawn none). The workers are the first `threads` threads,
     // all started while the runtime is built; any later thread is left unpinned and uncounted.
@@ -43,72 +176,13 @@ pub fn multi_thread_runtime(cfg: &Config, counters: &'static [SharedCounters]) -
 }
 
 /// Accepts connections until the future is dropped, handing each to `spawn`.
-pub async fn accept_loop(listener: &TcpListener, mut spawn: impl FnMut(TcpStream)) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, _)) => spawn(stream),
-            Err(e) => {
-                eprintln!("accept: {e}");
-                tokio::time::sleep(net::ACCEPT_BACKOFF).await;
-            }
-        }
-    }
+pub async fn accept_loop(listener: &TcpListener, spawn: impl FnMut(TcpStream)) {
+    let accept = move || async move { listener.accept().await.map(|(stream, _)| stream) };
+    crate::accept::accept_loop(accept, tokio::time::sleep, spawn).await;
 }
 
-/// Serves one connection until the peer closes it or an I/O error ends it.
-pub async fn serve(mut stream: TcpStream, protocol: Protocol, counters: impl Counters) {
-    counters.add(Field::Connections, 1);
-    // A reset or a vanished client ends only its own connection; in a benchmark that is routine,
-    // so it is not logged.
-    let _ = run(&mut stream, Session::new(protocol), &counters).await;
-}
-
-async fn run(
-    stream: &mut TcpStream,
-    mut session: Session,
-    counters: &impl Counters,
-) -> io::Result<()> {
-    net::configure_accepted(stream)?;
-    let mut buf = read_buffer();
-    loop {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            // The peer half-closed, and every reply has been written: close.
-            return Ok(());
-        }
-        counters.add(Field::BytesIn, n as u64);
-        let reply = session.on_read(&buf[..n]);
-        counters.add(Field::Messages, reply.messages);
-        let mut rest = reply.bytes;
-        while !rest.is_empty() {
-            // `write` rather than `write_all`: each piece is counted by the worker that wrote
-            // it, even if the task moves to another worker mid-reply.
-            let written = stream.write(rest).await?;
-            if written == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
-            }
-            counters.add(Field::BytesOut, written as u64);
-            rest = &rest[written..];
-        }
-        if reply.close {
-            return Ok(());
-        }
-    }
-}
-
-/// The accepted connections as a stream, for the structured designs (`co().for_each`). Backs off
-/// on an accept error as `accept_loop` does. `unfold` keeps the pending `accept` inside the
-/// stream, so a `next()` dropped by a race does not drop it.
+/// The accepted connections as a stream, for the structured designs (`co().for_each`).
 pub fn accept_stream(listener: &TcpListener) -> impl Stream<Item = TcpStream> + '_ {
-    stream::unfold(listener, |listener| async move {
-        loop {
-            match listener.accept().await {
-                Ok((stream, _)) => return Some((stream, listener)),
-                Err(e) => {
-                    eprintln!("accept: {e}");
-                    tokio::time::sleep(net::ACCEPT_BACKOFF).await;
-                }
-            }
-        }
-    })
+    let accept = move || async move { listener.accept().await.map(|(stream, _)| stream) };
+    crate::accept::accept_stream(accept, tokio::time::sleep)
 }

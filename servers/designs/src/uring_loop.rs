@@ -48,17 +48,17 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::net::TcpListener;
 use std::os::unix::io::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::{mpsc, Arc, Once};
+use std::sync::{mpsc, Once};
 use std::time::{Duration, Instant};
 
 use bench_core::counters::{Counters, Field, LocalCounters};
-use bench_core::settings::{Profile, Settings};
-use bench_core::signal::{self, ShutdownSignals};
-use bench_core::{fatal, net, report, Config, Protocol, Session, BUF_SIZE};
+use bench_core::runner::{Server, StopEvent};
+use bench_core::signal;
+use bench_core::{fatal, net, Protocol, Session, BUF_SIZE};
 use io_uring::types::{BufRingEntry, Fd, Fixed, SubmitArgs, Timespec};
 use io_uring::{cqueue, opcode, squeue, IoUring, Probe};
 
@@ -148,24 +148,6 @@ impl std::fmt::Display for Features {
     }
 }
 
-/// Wakes every event loop polling it, once and for good.
-pub struct Stop(File);
-
-impl Stop {
-    pub fn new() -> io::Result<Stop> {
-        // SAFETY: eventfd takes no pointers; a non-negative result is a new fd that we own.
-        match unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) } {
-            fd if fd >= 0 => Ok(Stop(unsafe { File::from_raw_fd(fd) })),
-            _ => Err(io::Error::last_os_error()),
-        }
-    }
-
-    pub fn trigger(&self) {
-        // An eventfd write fails only if its counter would overflow, after 2^64 - 2 triggers.
-        let _ = (&self.0).write(&1u64.to_ne_bytes());
-    }
-}
-
 /// One thread's ring, listener, buffer pool and connections, set up but not yet running.
 pub struct EventLoop {
     // Dropped first (field order): the ring goes before the memory it may have used.
@@ -226,7 +208,7 @@ impl EventLoop {
     /// set up here.
     pub fn new(
         listener: TcpListener,
-        stop: &Stop,
+        stop: &StopEvent,
         protocol: Protocol,
         wanted: Features,
     ) -> io::Result<EventLoop> {
@@ -281,7 +263,7 @@ impl EventLoop {
         Ok(EventLoop {
             ring,
             listener,
-            stop: stop.0.try_clone()?,
+            stop: stop.file().try_clone()?,
             protocol,
             pool,
             features,
@@ -469,47 +451,27 @@ impl EventLoop {
 
     fn sent(&mut self, slot: usize, res: i32, counters: &LocalCounters) {
         let conn = conn_mut(&mut self.conns, slot);
-        let Sending {
-            rest,
-            len,
-            close,
-            held,
-        } = conn.sending.take().expect("a send in flight");
+        let mut sending = conn.sending.take().expect("a send in flight");
         if res == -libc::EINTR || res == -libc::EAGAIN {
             // Nothing happened: send the same bytes again.
-            self.send(
-                slot,
-                Sending {
-                    rest,
-                    len,
-                    close,
-                    held,
-                },
-            );
+            self.send(slot, sending);
             return;
         }
         if res <= 0 {
             // An error, or zero bytes (as io::ErrorKind::WriteZero): the connection is over.
             conn.closing = true;
-        } else if (res as usize) < len {
+        } else if (res as usize) < sending.len {
             counters.add(Field::BytesOut, res as u64);
             // SAFETY: `res < len`, so this stays inside the reply.
-            let rest = unsafe { rest.add(res as usize) };
-            self.send(
-                slot,
-                Sending {
-                    rest,
-                    len: len - res as usize,
-                    close,
-                    held,
-                },
-            );
+            sending.rest = unsafe { sending.rest.add(res as usize) };
+            sending.len -= res as usize;
+            self.send(slot, sending);
             return;
         } else {
-            counters.add(Field::BytesOut, len as u64);
-            conn.closing |= close;
+            counters.add(Field::BytesOut, sending.len as u64);
+            conn.closing |= sending.close;
         }
-        self.recycle(held);
+        self.recycle(sending.held);
         self.drive(slot, counters);
     }
 
@@ -633,18 +595,15 @@ impl EventLoop {
 /// Worker 0 prints the features its loop really uses on stderr once it runs, one line:
 /// `{design}: io_uring features: recv_multishot=on ...`.
 pub fn main(design: &'static str, wanted: Features) {
-    let cfg = Config::from_env();
-    let signals = ShutdownSignals::block();
-    let listeners: Vec<_> = (0..cfg.threads)
-        .map(|_| net::listen_reuseport(cfg.addr()).unwrap_or_else(fatal))
-        .collect();
-
-    let stop = Arc::new(Stop::new().unwrap_or_else(fatal));
+    let mut server = Server::from_env(design);
+    let (cfg, listeners) = (server.cfg.clone(), server.listeners_per_core());
+    let (stop, stop_ends) = StopEvent::for_workers(cfg.threads).unwrap_or_else(fatal);
+    // Not the runner's barrier: the settings line says which features the rings really got, so
+    // READY waits for each worker's word (a worker that cannot make its ring ends the process).
     let (started_tx, started_rx) = mpsc::channel();
     let (counters_tx, counters_rx) = mpsc::channel();
-    for (worker, listener) in listeners.into_iter().enumerate() {
-        let (cfg, stop) = (cfg.clone(), stop.clone());
-        let (started_tx, counters_tx) = (started_tx.clone(), counters_tx.clone());
+    for (worker, (listener, stop)) in listeners.into_iter().zip(stop_ends).enumerate() {
+        let (cfg, started_tx, counters_tx) = (cfg.clone(), started_tx.clone(), counters_tx.clone());
         let run = move || {
             cfg.pin_worker(worker);
             // Made on the worker's own CPU and thread (the ring accepts only its creator's calls).
@@ -682,20 +641,17 @@ pub fn main(design: &'static str, wanted: Features) {
     }
     // The features really in use (less any the kernel refused): the same on every worker.
     // The floor has no library defaults to fall back to, so both profiles report the same.
-    let settings = Settings::new(design, Profile::from_env())
+    let settings = server
+        .settings()
         .with("recv_multishot", used.recv_multishot)
         .with("accept_multishot", used.accept_multishot)
         .with("ring_flags", used.ring_flags)
         .with("registered_files", used.registered_files);
-    bench_core::ready_with(&settings);
+    server.ready(&settings);
 
-    signals.wait();
+    server.wait_for_signal();
     stop.trigger();
-    report::print(
-        design,
-        &cfg,
-        signal::collect_within_grace(&counters_rx, cfg.threads),
-    );
+    server.report(signal::collect_within_grace(&counters_rx, cfg.threads));
 }
 
 impl Drop for EventLoop {
@@ -875,7 +831,7 @@ mod tests {
     /// floor itself is refused something, the rest says nothing and is skipped).
     #[test]
     fn a_loop_uses_the_features_it_is_asked_for() {
-        let stop = Stop::new().unwrap();
+        let stop = StopEvent::new().unwrap();
         let make = |wanted| {
             let listener = net::listen_reuseport("127.0.0.1:0".parse().unwrap()).unwrap();
             EventLoop::new(listener, &stop, Protocol::Http, wanted)

@@ -13,37 +13,23 @@
 use std::env;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Barrier};
-use std::thread;
 
 use async_std::net::TcpListener;
 use async_std::task;
-use bench_core::counters::{CurrentWorker, SharedCounters};
-use bench_core::settings::{Profile, Settings};
-use bench_core::signal::{self, ShutdownSignals};
-use bench_core::{fatal, net, report, Config};
-use server_designs::async_io_conn::{accept_loop, confine_helper_threads, serve};
-
-const DESIGN: &str = "async-std-ws";
+use bench_core::counters::CurrentWorker;
+use server_designs::async_io_conn::{self, accept_loop, serve};
 
 fn main() {
-    let cfg = Config::from_env();
-    // Read for its check only: this runtime is set up the same either way (docs/fairness.md).
-    let settings = Settings::new(DESIGN, Profile::from_env())
-        .with(
-            "executor",
-            "async-global-executor (async-std 1.13's task::spawn)",
-        )
-        .with("reactor", "async-io, driven by whichever thread is idle");
-    let signals = ShutdownSignals::block();
-    confine_helper_threads(&cfg);
+    let start = async_io_conn::start("async-std-ws", EXECUTOR, REACTOR);
+    let (mut server, counters) = (start.server, start.counters);
+    let cfg = server.cfg.clone();
     // async-std's only configuration, read when its runtime starts (the first spawn). Set while
     // this is the only thread, so no one reads the environment concurrently.
     env::set_var("ASYNC_STD_THREAD_COUNT", cfg.threads.to_string());
     env::set_var("ASYNC_STD_THREAD_NAME", "worker");
     // From a std listener (registered with async-io, which starts its "async-io" thread), not
     // `TcpListener::bind`, which resolves the address on async-std's blocking pool.
-    let listener = TcpListener::from(net::listen(cfg.addr()).unwrap_or_else(fatal));
-    let counters = SharedCounters::per_worker(cfg.threads);
+    let listener = TcpListener::from(start.listener);
 
     // Starts the runtime, then takes over each of its threads once (see the top comment).
     let started = Arc::new(AtomicUsize::new(0));
@@ -67,9 +53,9 @@ fn main() {
         })
         .await;
     });
-    bench_core::ready_with(&settings);
+    server.ready(&start.settings);
 
-    signals.wait();
+    server.wait_for_signal();
     // async-std's runtime cannot be shut down, so its threads are taken over again, now for good:
     // N tasks that each park their thread until the process exits. Once all N run, nothing else
     // does and no counter changes; a worker still busy after the grace period is abandoned and
@@ -80,15 +66,12 @@ fn main() {
         let parked_tx = parked_tx.clone();
         task::spawn(async move {
             let _ = parked_tx.send(());
-            loop {
-                thread::park();
-            }
+            async_io_conn::park_for_good()
         });
     }
-    signal::collect_within_grace(&parked_rx, cfg.threads);
-    report::print(
-        DESIGN,
-        &cfg,
-        counters.iter().map(SharedCounters::snapshot).enumerate(),
-    );
+    async_io_conn::report_once_stopped(&server, &parked_rx, counters);
 }
+
+/// The settings line's `executor` and `reactor`.
+const EXECUTOR: &str = "async-global-executor (async-std 1.13's task::spawn)";
+const REACTOR: &str = "async-io, driven by whichever thread is idle";

@@ -23,7 +23,7 @@
 //! Each executor also has glommio's blocking-thread pool (one idle thread, `glommio-pool-N`, for
 //! file and `spawn_blocking` work this design never submits). glommio's wakers cannot be woken
 //! from a thread without an executor, so the main thread stops the workers through
-//! `owned_buf::StopLines`, read with glommio's own `UnixStream`.
+//! bench-core's `runner::StopLines`, read with glommio's own `UnixStream`.
 //!
 //! Set-up: glommio's own TCP benchmark (`benches/tcp.rs`) and monoio's benchmark's glommio server
 //! build `LocalExecutorBuilder::new(Placement::Fixed(cpu))` with nothing else, so its authors'
@@ -32,28 +32,27 @@
 //! parking; that is a compute pipeline's setting, and spinning would bill idle time as server
 //! CPU in an open-loop run.)
 
+use std::io;
 use std::os::unix::io::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
-use std::sync::{mpsc, Arc, Barrier};
 
 use bench_core::counters::LocalCounters;
-use bench_core::settings::{Profile, Settings};
-use bench_core::signal::{self, ShutdownSignals};
-use bench_core::{fatal, net, report, Config, Protocol};
+use bench_core::fatal;
+use bench_core::runner::{Server, StopLines};
 use futures_lite::{future, AsyncReadExt};
 use glommio::net::{TcpListener, UnixStream};
 use glommio::{LocalExecutorBuilder, Placement};
+use server_designs::accept::accept_loop;
 use server_designs::async_io_conn::serve;
-use server_designs::owned_buf::StopLines;
 
 const DESIGN: &str = "glommio-tpc";
 
 fn main() {
-    let cfg = Config::from_env();
+    let server = Server::from_env(DESIGN);
     // Read for its check only: both set-ups are the same here (see the top comment).
-    let profile = Profile::from_env();
     // glommio 0.9's `LocalExecutorBuilder::new` defaults.
-    let settings = Settings::new(DESIGN, profile)
+    let settings = server
+        .settings()
         .with("driver", "io_uring (three rings: main, latency, poll)")
         .with("ring_depth", 128u32)
         .with("spin_before_park", "none")
@@ -67,78 +66,50 @@ fn main() {
             "recv(2) into the connection's buffer, POLL_ADD when nothing is queued",
         )
         .with("send", "send(2), POLL_ADD when the socket is full");
-    let signals = ShutdownSignals::block();
-    let listeners: Vec<_> = (0..cfg.threads)
-        .map(|_| {
-            let listener = net::listen_reuseport(cfg.addr()).unwrap_or_else(fatal);
-            listener.set_nonblocking(false).unwrap_or_else(fatal);
-            listener
-        })
-        .collect();
-
-    let (stop, stop_ends) = StopLines::new(cfg.threads).unwrap_or_else(fatal);
-    let (counters_tx, counters_rx) = mpsc::channel();
-    let workers_ready = Arc::new(Barrier::new(cfg.threads + 1));
-    for (worker, (listener, stop_end)) in listeners.into_iter().zip(stop_ends).enumerate() {
-        let cfg = cfg.clone();
-        let (counters_tx, workers_ready) = (counters_tx.clone(), workers_ready.clone());
-        let run = move || {
-            // Seeds `--work` and pins; glommio's placement then binds to the same CPU.
-            cfg.pin_worker(worker);
-            let placement = cfg.cpu(worker).map_or(Placement::Unbound, Placement::Fixed);
-            // glommio's blocking-pool thread, started by `make`, inherits this thread's name (and
-            // CPU): named apart, so that `worker-*` is only the thread that serves connections.
-            set_thread_name(&format!("glommio-pool-{worker}"));
-            let executor = LocalExecutorBuilder::new(placement).make();
-            set_thread_name(&format!("worker-{worker}"));
-            let executor = executor.unwrap_or_else(|e| {
-                fatal(format_args!(
-                    "{DESIGN}: glommio executor for worker {worker}: {e} (glommio needs \
-                         io_uring and RLIMIT_MEMLOCK >= 512 KiB: raise `ulimit -l`)"
-                ))
-            });
-            let counters = Rc::new(LocalCounters::default());
-            executor.run(async {
-                // SAFETY: each fd is a listening (resp. connected) socket whose ownership moves
-                // into the glommio object; registered with this executor's reactor.
-                let listener = unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) };
-                let stop_end = unsafe { UnixStream::from_raw_fd(stop_end.into_raw_fd()) };
-                workers_ready.wait();
-                future::or(
-                    accept_loop(&listener, cfg.protocol, &counters),
-                    stopped(stop_end),
-                )
-                .await;
-            });
-            // Nothing runs outside `run`: the counters are final.
-            let _ = counters_tx.send((worker, counters.snapshot()));
-        };
-        bench_core::spawn_worker(worker, run);
+    let listeners = server.listeners_per_core();
+    for listener in &listeners {
+        listener.set_nonblocking(false).unwrap_or_else(fatal);
     }
-    workers_ready.wait();
-    bench_core::ready_with(&settings);
-
-    signals.wait();
-    stop.stop();
-    report::print(
-        DESIGN,
-        &cfg,
-        signal::collect_within_grace(&counters_rx, cfg.threads),
-    );
-}
-
-async fn accept_loop(listener: &TcpListener, protocol: Protocol, counters: &Rc<LocalCounters>) {
-    loop {
-        match listener.accept().await {
-            Ok(stream) => {
+    server.run_per_core(&settings, listeners, StopLines::new, |worker| {
+        // The runner pinned this thread (and seeded `--work`); glommio's placement then binds to
+        // the same CPU.
+        let index = worker.index;
+        let placement = worker
+            .cfg
+            .cpu(index)
+            .map_or(Placement::Unbound, Placement::Fixed);
+        // glommio's blocking-pool thread, started by `make`, inherits this thread's name (and
+        // CPU): named apart, so that `worker-*` is only the thread that serves connections.
+        set_thread_name(&format!("glommio-pool-{index}"));
+        let executor = LocalExecutorBuilder::new(placement).make();
+        set_thread_name(&format!("worker-{index}"));
+        let executor = executor.unwrap_or_else(|e| {
+            fatal(format_args!(
+                "{DESIGN}: glommio executor for worker {index}: {e} (glommio needs \
+                     io_uring and RLIMIT_MEMLOCK >= 512 KiB: raise `ulimit -l`)"
+            ))
+        });
+        let counters = Rc::new(LocalCounters::default());
+        executor.run(async {
+            // SAFETY: each fd is a listening (resp. connected) socket whose ownership moves
+            // into the glommio object; registered with this executor's reactor.
+            let listener = &unsafe { TcpListener::from_raw_fd(worker.incoming.into_raw_fd()) };
+            let stop_end = unsafe { UnixStream::from_raw_fd(worker.stop.into_raw_fd()) };
+            worker.started.wait();
+            let protocol = worker.cfg.protocol;
+            let accept = move || async move { listener.accept().await.map_err(io::Error::from) };
+            let spawn = |stream| {
                 glommio::spawn_local(serve(stream, protocol, counters.clone())).detach();
-            }
-            Err(e) => {
-                eprintln!("accept: {e}");
-                glommio::timer::sleep(net::ACCEPT_BACKOFF).await;
-            }
-        }
-    }
+            };
+            future::or(
+                accept_loop(accept, glommio::timer::sleep, spawn),
+                stopped(stop_end),
+            )
+            .await;
+        });
+        // Nothing runs outside `run`: the counters are final.
+        worker.report.send(counters.snapshot());
+    });
 }
 
 /// Renames the calling thread (at most 15 bytes, as the kernel keeps them).

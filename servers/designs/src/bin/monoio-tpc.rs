@@ -10,26 +10,9 @@
 //! server sets it up (`monoio_conn::entries`), or with monoio's defaults under
 //! `BENCH_RUNTIME_SETTINGS=defaults`.
 
-use bench_core::settings::Profile;
-use monoio::{IoUringDriver, RuntimeBuilder};
-use server_designs::monoio_conn;
-
-const DESIGN: &str = "monoio-tpc";
+use monoio::IoUringDriver;
+use server_designs::monoio_conn::{self, Connections};
 
 fn main() {
-    let profile = Profile::from_env();
-    let entries = monoio_conn::entries(profile);
-    let settings = monoio_conn::settings(DESIGN, "io_uring", profile)
-        .with("setup_flags", "none")
-        .with("accept", "single-shot")
-        .with("recv", "single-shot, into the connection's buffer");
-    monoio_conn::main(DESIGN, settings, move || {
-        let builder = RuntimeBuilder::<IoUringDriver>::new();
-        match entries {
-            Some(entries) => builder.with_entries(entries),
-            None => builder,
-        }
-        .enable_timer()
-        .build()
-    });
+    monoio_conn::main::<IoUringDriver>("monoio-tpc", Connections::Tasks);
 }

@@ -12,18 +12,13 @@
 
 use std::future::Future;
 use std::sync::{mpsc, Arc, Barrier};
-use std::thread;
 
 use async_io::Async;
 use async_task::Runnable;
-use bench_core::counters::{CurrentWorker, SharedCounters};
-use bench_core::settings::{Profile, Settings};
-use bench_core::signal::{self, ShutdownSignals};
-use bench_core::{fatal, net, report, Config};
+use bench_core::counters::CurrentWorker;
+use bench_core::fatal;
 use rayon::{ThreadPool, ThreadPoolBuilder};
-use server_designs::async_io_conn::{accept_loop, confine_helper_threads, serve};
-
-const DESIGN: &str = "rayon-ws";
+use server_designs::async_io_conn::{self, accept_loop, serve};
 
 /// Runs `future` on `pool`: each time it is woken, one rayon job polls it once.
 fn spawn(pool: &'static ThreadPool, future: impl Future<Output = ()> + Send + 'static) {
@@ -38,17 +33,11 @@ fn spawn(pool: &'static ThreadPool, future: impl Future<Output = ()> + Send + 's
 }
 
 fn main() {
-    let cfg = Config::from_env();
-    // Read for its check only: this runtime is set up the same either way (docs/fairness.md).
-    let settings = Settings::new(DESIGN, Profile::from_env())
-        .with("executor", "rayon ThreadPool, futures run as jobs")
-        .with("reactor", "async-io, on its own thread");
-    let signals = ShutdownSignals::block();
-    confine_helper_threads(&cfg);
-    let listener = net::listen(cfg.addr()).unwrap_or_else(fatal);
+    let start = async_io_conn::start("rayon-ws", EXECUTOR, REACTOR);
+    let (mut server, counters) = (start.server, start.counters);
+    let cfg = server.cfg.clone();
     // Registering the listener starts async-io's reactor and its "async-io" thread.
-    let listener = Async::new(listener).unwrap_or_else(fatal);
-    let counters = SharedCounters::per_worker(cfg.threads);
+    let listener = Async::new(start.listener).unwrap_or_else(fatal);
 
     let workers_ready = Arc::new(Barrier::new(cfg.threads + 1));
     let pool = ThreadPoolBuilder::new()
@@ -75,9 +64,9 @@ fn main() {
         .await;
     });
     workers_ready.wait();
-    bench_core::ready_with(&settings);
+    server.ready(&start.settings);
 
-    signals.wait();
+    server.wait_for_signal();
     // Detached tasks have no owner that could cancel them, so the workers are stopped instead:
     // each, between two jobs, takes one that parks it until the process exits. Once all are
     // parked no counter changes; a worker still busy after the grace period is abandoned and its
@@ -86,14 +75,11 @@ fn main() {
     let (parked_tx, parked_rx) = mpsc::sync_channel(cfg.threads);
     pool.spawn_broadcast(move |_| {
         let _ = parked_tx.send(());
-        loop {
-            thread::park();
-        }
+        async_io_conn::park_for_good()
     });
-    signal::collect_within_grace(&parked_rx, cfg.threads);
-    report::print(
-        DESIGN,
-        &cfg,
-        counters.iter().map(SharedCounters::snapshot).enumerate(),
-    );
+    async_io_conn::report_once_stopped(&server, &parked_rx, counters);
 }
+
+/// The settings line's `executor` and `reactor`.
+const EXECUTOR: &str = "rayon ThreadPool, futures run as jobs";
+const REACTOR: &str = "async-io, on its own thread";

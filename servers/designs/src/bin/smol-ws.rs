@@ -12,27 +12,17 @@
 
 use std::sync::{mpsc, Arc, Barrier};
 
-use bench_core::counters::{CurrentWorker, SharedCounters};
-use bench_core::settings::{Profile, Settings};
-use bench_core::signal::{self, ShutdownSignals};
-use bench_core::{fatal, net, report, Config};
-use server_designs::async_io_conn::{accept_loop, confine_helper_threads, serve};
+use bench_core::counters::CurrentWorker;
+use bench_core::fatal;
+use server_designs::async_io_conn::{self, accept_loop, serve};
 use smol::{block_on, channel, Async, Executor};
 
-const DESIGN: &str = "smol-ws";
-
 fn main() {
-    let cfg = Config::from_env();
-    // Read for its check only: this runtime is set up the same either way (docs/fairness.md).
-    let settings = Settings::new(DESIGN, Profile::from_env())
-        .with("executor", "async-executor Executor, run by every worker")
-        .with("reactor", "async-io, driven by whichever thread is idle");
-    let signals = ShutdownSignals::block();
-    confine_helper_threads(&cfg);
-    let listener = net::listen(cfg.addr()).unwrap_or_else(fatal);
+    let start = async_io_conn::start("smol-ws", EXECUTOR, REACTOR);
+    let (mut server, counters) = (start.server, start.counters);
+    let cfg = server.cfg.clone();
     // Registering the listener starts async-io's reactor and its "async-io" thread.
-    let listener = Async::new(listener).unwrap_or_else(fatal);
-    let counters = SharedCounters::per_worker(cfg.threads);
+    let listener = Async::new(start.listener).unwrap_or_else(fatal);
 
     // Shared by every worker and task for the whole run, like smol's own global executor.
     let ex: &'static Executor<'static> = Box::leak(Box::default());
@@ -62,16 +52,14 @@ fn main() {
         bench_core::spawn_worker(worker, run);
     }
     workers_ready.wait();
-    bench_core::ready_with(&settings);
+    server.ready(&start.settings);
 
-    signals.wait();
+    server.wait_for_signal();
     stop.close();
-    // Once every worker has left `ex.run` no counter changes; a worker still busy after the grace
-    // period is abandoned and its counters are read as they are.
-    signal::collect_within_grace(&exited_rx, cfg.threads);
-    report::print(
-        DESIGN,
-        &cfg,
-        counters.iter().map(SharedCounters::snapshot).enumerate(),
-    );
+    // Once every worker has left `ex.run` no counter changes.
+    async_io_conn::report_once_stopped(&server, &exited_rx, counters);
 }
+
+/// The settings line's `executor` and `reactor`.
+const EXECUTOR: &str = "async-executor Executor, run by every worker";
+const REACTOR: &str = "async-io, driven by whichever thread is idle";

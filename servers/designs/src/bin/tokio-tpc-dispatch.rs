@@ -14,107 +14,64 @@
 
 use std::net::TcpStream as StdTcpStream;
 use std::rc::Rc;
-use std::sync::{mpsc, Arc, Barrier};
 
 use bench_core::counters::LocalCounters;
-use bench_core::settings::{Profile, Settings};
-use bench_core::signal::{self, ShutdownSignals};
-use bench_core::{fatal, net, report, Config};
-use server_designs::tokio_conn::{accept_loop, serve};
+use bench_core::fatal;
+use bench_core::runner::{Server, Started, Worker};
+use server_designs::tokio_conn::{self, accept_loop, serve, until_stopped, WatchStop};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::runtime::{Builder, LocalOptions};
-use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
-use tokio::sync::watch;
+use tokio::runtime::Builder;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::task;
 
-const DESIGN: &str = "tokio-tpc-dispatch";
-
 fn main() {
-    let cfg = Config::from_env();
-    // Read for its check only: this runtime is set up the same either way (docs/fairness.md).
-    let settings = Settings::new(DESIGN, Profile::from_env())
-        // tokio 1.54's defaults for `Builder::new_current_thread`.
-        .with("builder", "new_current_thread, enable_all, build_local")
-        .with("event_interval", 61u32)
-        .with("max_io_events_per_tick", 1024u32);
-    let signals = ShutdownSignals::block();
+    let server = Server::from_env("tokio-tpc-dispatch");
+    let settings = tokio_conn::current_thread_settings(&server);
     // Before any thread exists: the acceptor inherits it, the workers then pin themselves.
-    cfg.confine_to_worker_cpus();
-    let listener = net::listen(cfg.addr()).unwrap_or_else(fatal);
+    server.cfg.confine_to_worker_cpus();
+    let listener = server.shared_listener();
 
-    let (handoffs, inboxes): (Vec<_>, Vec<_>) = (0..cfg.threads)
+    let (handoffs, inboxes): (Vec<_>, Vec<_>) = (0..server.cfg.threads)
         .map(|_| unbounded_channel::<StdTcpStream>())
         .unzip();
-    let (stop, stop_rx) = watch::channel(false);
-    let (counters_tx, counters_rx) = mpsc::channel();
-    let workers_ready = Arc::new(Barrier::new(cfg.threads + 2));
-    for (worker, mut inbox) in inboxes.into_iter().enumerate() {
-        let (cfg, mut stop_rx) = (cfg.clone(), stop_rx.clone());
-        let (counters_tx, workers_ready) = (counters_tx.clone(), workers_ready.clone());
-        let run = move || {
-            cfg.pin_worker(worker);
-            let rt = Builder::new_current_thread()
-                .enable_all()
-                .build_local(LocalOptions::default())
-                .unwrap_or_else(fatal);
-            let counters = Rc::new(LocalCounters::default());
-            workers_ready.wait();
-            rt.block_on(async {
-                let receive = async {
-                    while let Some(stream) = inbox.recv().await {
-                        // Fails only if the runtime cannot register the socket (ENOMEM).
-                        match TcpStream::from_std(stream) {
-                            Ok(stream) => {
-                                task::spawn_local(serve(stream, cfg.protocol, counters.clone()));
-                            }
-                            Err(e) => eprintln!("worker {worker}: register connection: {e}"),
-                        }
+    let serve_worker = |worker: Worker<UnboundedReceiver<StdTcpStream>, _>| {
+        let rt = tokio_conn::local_runtime();
+        let counters = Rc::new(LocalCounters::default());
+        worker.started.wait();
+        let (protocol, index, mut inbox) = (worker.cfg.protocol, worker.index, worker.incoming);
+        let receive = async {
+            while let Some(stream) = inbox.recv().await {
+                // Fails only if the runtime cannot register the socket (ENOMEM).
+                match TcpStream::from_std(stream) {
+                    Ok(stream) => {
+                        task::spawn_local(serve(stream, protocol, counters.clone()));
                     }
-                    // The acceptor is gone (shutdown): keep serving until told to stop.
-                    std::future::pending::<()>().await;
-                };
-                tokio::select! {
-                    () = receive => {}
-                    _ = stop_rx.changed() => {}
+                    Err(e) => eprintln!("worker {index}: register connection: {e}"),
                 }
-            });
-            // Connections are tasks of `rt`, which runs only inside `block_on`: the counters are
-            // final.
-            let _ = counters_tx.send((worker, counters.snapshot()));
+            }
+            // The acceptor is gone (shutdown): keep serving until told to stop.
+            std::future::pending::<()>().await;
         };
-        bench_core::spawn_worker(worker, run);
-    }
-
-    let (acceptor_ready, mut stop_rx) = (workers_ready.clone(), stop_rx.clone());
-    std::thread::Builder::new()
-        .name("acceptor".into())
-        .spawn(move || {
-            let rt = Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap_or_else(fatal);
-            let listener = {
-                let _runtime = rt.enter();
-                TcpListener::from_std(listener).unwrap_or_else(fatal)
-            };
-            acceptor_ready.wait();
-            rt.block_on(async {
-                tokio::select! {
-                    () = dispatch(&listener, &handoffs) => {}
-                    _ = stop_rx.changed() => {}
-                }
-            });
-        })
-        .unwrap_or_else(fatal);
-    workers_ready.wait();
-    bench_core::ready_with(&settings);
-
-    signals.wait();
-    stop.send_replace(true);
-    report::print(
-        DESIGN,
-        &cfg,
-        signal::collect_within_grace(&counters_rx, cfg.threads),
+        rt.block_on(until_stopped(receive, worker.stop));
+        // Connections are tasks of `rt`, which runs only inside `block_on`: the counters are
+        // final.
+        worker.report.send(counters.snapshot());
+    };
+    let acceptor = move |started: Started, stop| {
+        let rt = Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(fatal);
+        let listener = tokio_conn::register(rt.handle(), listener);
+        started.wait();
+        rt.block_on(until_stopped(dispatch(&listener, &handoffs), stop));
+    };
+    server.run_per_core_with_helper(
+        &settings,
+        inboxes,
+        WatchStop::new,
+        serve_worker,
+        ("acceptor", acceptor),
     );
 }
 

@@ -8,54 +8,19 @@
 //! scheduler differs (stealing or not, over the same listeners and accept tasks); versus
 //! tokio-ws only the accept topology does.
 
-use bench_core::counters::{CurrentWorker, SharedCounters};
-use bench_core::settings::{Profile, Settings};
-use bench_core::signal::{ShutdownSignals, SHUTDOWN_GRACE};
-use bench_core::{fatal, net, report, Config};
-use server_designs::tokio_conn::{accept_loop, multi_thread_runtime, serve};
-use tokio::net::TcpListener;
-
-const DESIGN: &str = "tokio-ws-reuseport";
+use bench_core::runner::Server;
+use server_designs::tokio_conn::{self, WorkStealing};
 
 fn main() {
-    let cfg = Config::from_env();
-    // Read for its check only: this runtime is set up the same either way (docs/fairness.md).
-    let settings = Settings::new(DESIGN, Profile::from_env())
-        // tokio 1.54's defaults for `Builder::new_multi_thread` (`tokio_conn::multi_thread_runtime`
-        // sets only the workers, their names and pinning), as `#[tokio::main]` leaves them.
-        .with("builder", "new_multi_thread, enable_all")
-        .with("event_interval", 61u32)
-        .with("max_io_events_per_tick", 1024u32)
-        .with("lifo_slot", true);
-    let signals = ShutdownSignals::block();
-    let listeners: Vec<_> = (0..cfg.threads)
-        .map(|_| net::listen_reuseport(cfg.addr()).unwrap_or_else(fatal))
-        .collect();
-    let counters = SharedCounters::per_worker(cfg.threads);
-    let rt = multi_thread_runtime(&cfg, counters);
-
-    let protocol = cfg.protocol;
+    let mut server = Server::from_env("tokio-ws-reuseport");
+    let settings = tokio_conn::multi_thread_settings(&server);
+    let listeners = server.listeners_per_core();
+    let runtime = WorkStealing::start(&server.cfg);
     for listener in listeners {
-        let listener = {
-            let _runtime = rt.enter();
-            TcpListener::from_std(listener).unwrap_or_else(fatal)
-        };
-        rt.spawn(async move {
-            accept_loop(&listener, |stream| {
-                tokio::spawn(serve(stream, protocol, CurrentWorker));
-            })
-            .await;
-        });
+        runtime.spawn_accept(listener, server.cfg.protocol);
     }
-    bench_core::ready_with(&settings);
+    server.ready(&settings);
 
-    signals.wait();
-    // Drops every task (the accept loops, hence the listeners, and all connections) and waits for
-    // the workers to exit, after which no counter changes.
-    rt.shutdown_timeout(SHUTDOWN_GRACE);
-    report::print(
-        DESIGN,
-        &cfg,
-        counters.iter().map(SharedCounters::snapshot).enumerate(),
-    );
+    server.wait_for_signal();
+    runtime.shut_down(&server);
 }

@@ -11,40 +11,25 @@
 //! listeners accepted by tasks on them); per-worker state must be `Sync` (counters are written
 //! through the slot of whichever worker runs the task).
 
-use bench_core::counters::{CurrentWorker, SharedCounters};
-use bench_core::settings::{Profile, Settings};
-use bench_core::signal::{ShutdownSignals, SHUTDOWN_GRACE};
-use bench_core::{fatal, net, report, Config};
-use server_designs::tokio_conn::{accept_loop, multi_thread_runtime, serve};
-use tokio::net::TcpListener;
+use bench_core::counters::CurrentWorker;
+use bench_core::fatal;
+use bench_core::runner::Server;
+use server_designs::tokio_conn::{self, accept_loop, serve, WorkStealing};
 use tokio::sync::oneshot;
 
-const DESIGN: &str = "tokio-ws";
-
 fn main() {
-    let cfg = Config::from_env();
-    // Read for its check only: this runtime is set up the same either way (docs/fairness.md).
-    let settings = Settings::new(DESIGN, Profile::from_env())
-        // tokio 1.54's defaults for `Builder::new_multi_thread` (`tokio_conn::multi_thread_runtime`
-        // sets only the workers, their names and pinning), as `#[tokio::main]` leaves them.
-        .with("builder", "new_multi_thread, enable_all")
-        .with("event_interval", 61u32)
-        .with("max_io_events_per_tick", 1024u32)
-        .with("lifo_slot", true);
-    let signals = ShutdownSignals::block();
+    let mut server = Server::from_env("tokio-ws");
+    let settings = tokio_conn::multi_thread_settings(&server);
     // Before any thread exists: the main thread (the acceptor) and the signal thread inherit it,
     // the workers then pin themselves.
-    cfg.confine_to_worker_cpus();
-    let listener = net::listen(cfg.addr()).unwrap_or_else(fatal);
-    let counters = SharedCounters::per_worker(cfg.threads);
-    let rt = multi_thread_runtime(&cfg, counters);
-    let listener = {
-        let _runtime = rt.enter();
-        TcpListener::from_std(listener).unwrap_or_else(fatal)
-    };
+    server.cfg.confine_to_worker_cpus();
+    let listener = server.shared_listener();
+    let runtime = WorkStealing::start(&server.cfg);
+    let listener = tokio_conn::register(runtime.rt.handle(), listener);
 
     // The main thread is busy accepting, so another waits for SIGTERM.
     let (stop, stopped) = oneshot::channel();
+    let signals = server.take_signals();
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
@@ -53,10 +38,11 @@ fn main() {
         })
         .unwrap_or_else(fatal);
 
-    // The listener listens since `net::listen`: connections wait in its backlog until the loop.
-    bench_core::ready_with(&settings);
-    let protocol = cfg.protocol;
-    rt.block_on(async {
+    // The listener listens since `shared_listener`: connections wait in its backlog until the
+    // loop.
+    server.ready(&settings);
+    let protocol = server.cfg.protocol;
+    runtime.rt.block_on(async {
         let accept = accept_loop(&listener, |stream| {
             tokio::spawn(serve(stream, protocol, CurrentWorker));
         });
@@ -66,12 +52,5 @@ fn main() {
         }
     });
     drop(listener);
-    // Drops every task (all connections) and waits for the workers to exit, after which no
-    // counter changes.
-    rt.shutdown_timeout(SHUTDOWN_GRACE);
-    report::print(
-        DESIGN,
-        &cfg,
-        counters.iter().map(SharedCounters::snapshot).enumerate(),
-    );
+    runtime.shut_down(&server);
 }
