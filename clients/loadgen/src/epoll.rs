@@ -10,11 +10,11 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
 use crate::conn::{Conn, Shared};
+use crate::driver::{Driver, WorkerSpec};
 use crate::exchange::Exchange;
 use crate::protocol::Protocol;
 use crate::recorder::Recorder;
 use crate::sys::TimerFd;
-use crate::worker::{Driver, WorkerSpec};
 
 /// Size of the thread's read and write buffers, shared by its connections.
 const BUF_SIZE: usize = 64 * 1024;

@@ -11,6 +11,7 @@
 pub mod cli;
 pub mod config;
 pub mod conn;
+pub mod driver;
 pub mod epoll;
 pub mod exchange;
 pub mod hiccup;

@@ -38,13 +38,13 @@ use std::time::{Duration, Instant};
 use io_uring::types::{Fd, SubmitArgs, Timespec};
 use io_uring::{cqueue, opcode, squeue};
 
+use crate::driver::{Driver, WorkerSpec};
 use crate::exchange::{Chore, Exchange, LinkState, ReadOutcome, Then};
 use crate::protocol::Protocol;
 use crate::recorder::Recorder;
 use crate::stats::ErrorKind;
 use crate::sys::now_ns;
 use crate::uring_ring::{self, is_retry, Ring, SocketAddress, GROUP, READ_SIZE};
-use crate::worker::{Driver, WorkerSpec};
 
 /// Largest send buffer of a connection (requests longer than this go in several sends).
 const SEND_MAX: usize = 64 * 1024;
