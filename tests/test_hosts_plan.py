@@ -133,7 +133,7 @@ def _doc(values_ns: list[int], requests: int, interval_requests: list[int]) -> d
             "sent_rate": 100.0,
             "schedule_lag_us": {"p50": 1.0, "p99": 2.0, "max": 3.0},
             "client_bound": False,
-            "client_bound_reasons": [],
+            "client_limits": [],
             "failed": 0,
             "censored": 0,
             "censored_latency_us": None,
