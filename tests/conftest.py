@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
+from helpers import BIN_DIR, REPO
 
-REPO = Path(__file__).resolve().parent.parent
-BIN_DIR = REPO / "target" / "release"
+__all__ = ["BIN_DIR", "REPO", "build_sysfs", "require_binaries"]
 
 
 def build_sysfs(root: Path, cpus: list[tuple[int, int, int, int]]) -> Path:
@@ -36,3 +37,12 @@ def require_binaries(*names: str) -> None:
     missing = [n for n in names if not (BIN_DIR / n).is_file()]
     if missing:
         pytest.skip(f"not built: {', '.join(missing)} (run `make build`)")
+
+
+@pytest.fixture
+def no_leftover_threads():
+    """The test leaves no thread of this process running (its test servers stopped)."""
+    before = set(threading.enumerate())
+    yield
+    leftover = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    assert not leftover, f"threads left running: {leftover}"

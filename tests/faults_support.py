@@ -10,7 +10,6 @@ import os
 import selectors
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 from conftest import BIN_DIR, REPO
+from helpers import environment, harness_argv
 
 # The fastest real servers, the shortest trials; --mode closed explicitly (the default changes).
 FAST = ["--mode", "closed", "--cores", "1", "--duration", "1", "--warmup", "0", "--repeat", "1"]
@@ -107,12 +107,12 @@ class Harness:
 
     def __init__(self, *args: str, user: list[str] | None = None, env: dict | None = None):
         self.proc = subprocess.Popen(
-            [*(user or []), sys.executable, "-m", "harness", *args],
+            [*(user or []), *harness_argv(*args)],
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
-            env={**os.environ, **(env or {})},
+            env=environment(env),
         )
         self.watch = Watch(self.proc.pid)
         self.out: list[str] = []
@@ -175,12 +175,6 @@ def one_error_line(stderr: str) -> str:
     lines = [ln for ln in stderr.splitlines() if ln.startswith("harness: error: ")]
     assert len(lines) == 1, stderr
     return lines[0]
-
-
-def only_run(root: Path) -> Path:
-    runs = [p for p in root.iterdir() if p.is_dir()]
-    assert len(runs) == 1, runs
-    return runs[0]
 
 
 def trials_of(run: Path) -> pd.DataFrame:

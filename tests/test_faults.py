@@ -28,11 +28,11 @@ from faults_support import (
     design_entry,
     manifest_of,
     one_error_line,
-    only_run,
     registry_with,
     run_harness,
     trials_of,
 )
+from helpers import only_run
 
 from harness.cli import main
 from harness.store.repair import same_tables

@@ -7,8 +7,6 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -16,6 +14,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from fake_run import RUN_ID, build_run
+from helpers import run_harness
 from matplotlib.text import Annotation
 from test_report import section, text
 
@@ -32,13 +31,7 @@ SMALL = ["--customers", "400", "--replications", "2", "--cores", "1,2"]
 
 def _modelled(directory: Path, **kwargs: object) -> Path:
     run_dir = build_run(directory / RUN_ID, **kwargs).directory  # type: ignore[arg-type]
-    done = subprocess.run(
-        [sys.executable, "-m", "harness", "model", str(run_dir), *SMALL],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = run_harness("model", str(run_dir), *SMALL, timeout=300)
     assert done.returncode == 0, done.stderr
     return run_dir
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from fake_run import RUN_ID, build_run
+from helpers import run_harness
 from test_report import section, text
 
 from harness.report.html import render
@@ -22,20 +22,10 @@ from harness.store import load_run
 SMALL = ["--customers", "400", "--replications", "2", "--cores", "1,2"]
 
 
-def _harness(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "harness", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
 @pytest.fixture(scope="module")
 def modelled(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess[str]]:
     run_dir = build_run(tmp_path_factory.mktemp("results") / RUN_ID).directory
-    return run_dir, _harness("model", str(run_dir), *SMALL)
+    return run_dir, run_harness("model", str(run_dir), *SMALL, timeout=300)
 
 
 def test_model_command_writes_model_parquet(modelled) -> None:
@@ -71,6 +61,6 @@ def test_report_without_model_has_no_model_section(tmp_path: Path) -> None:
 
 
 def test_model_command_refuses_a_bad_directory(tmp_path: Path) -> None:
-    done = _harness("model", str(tmp_path / "nowhere"), *SMALL)
+    done = run_harness("model", str(tmp_path / "nowhere"), *SMALL, timeout=300)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "trials.parquet" in done.stderr
