@@ -5,6 +5,7 @@ checks that no process group it started outlives it."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import selectors
@@ -15,9 +16,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import helpers
 import pandas as pd
 from conftest import BIN_DIR, REPO
-from helpers import environment, harness_argv
+from helpers import environment, harness_argv, registry_with
 
 # The fastest real servers, the shortest trials; --mode closed explicitly (the default changes).
 FAST = ["--mode", "closed", "--cores", "1", "--duration", "1", "--warmup", "0", "--repeat", "1"]
@@ -192,26 +194,9 @@ def assert_reportable(run: Path, out: Path) -> None:
     assert out.is_file()
 
 
-def registry_with(tmp_path: Path, entry: str) -> Path:
-    """The real registry plus one design."""
-    registry = tmp_path / "registry.toml"
-    registry.write_text((REPO / "servers" / "registry.toml").read_text() + "\n" + entry)
-    return registry
+# The failing designs of test_faults: ready by a line, pinned by themselves, no counters.
+design_entry = functools.partial(
+    helpers.design_entry, ready="line", pins_itself=True, counters=False
+)
 
-
-def design_entry(name: str, command: str, *, protocols: str = '["echo"]') -> str:
-    return f"""
-[[design]]
-name = "{name}"
-family = "thread-per-core"
-io_model = "epoll"
-language = "sh"
-protocols = {protocols}
-command = "{command}"
-ready = "line"
-pins_itself = true
-counters = false
-"""
-
-
-__all__ = ["BIN_DIR"]
+__all__ = ["BIN_DIR", "registry_with"]

@@ -75,6 +75,32 @@ def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
+def design_entry(
+    name: str, command: str, *, protocols: str = '["echo"]', **fields: str | bool
+) -> str:
+    """A `[[design]]` of registry.toml running a shell command (language sh, no factors);
+    `fields` add keys (ready="line", counters=True, ...)."""
+    lines = [
+        "[[design]]",
+        f'name = "{name}"',
+        'family = "thread-per-core"',
+        'io_model = "epoll"',
+        'language = "sh"',
+        f"protocols = {protocols}",
+        f'command = "{command}"',
+    ]
+    for key, value in fields.items():
+        lines.append(f"{key} = {json.dumps(value)}")  # TOML reads JSON's strings and booleans
+    return "\n" + "\n".join(lines) + "\n"
+
+
+def registry_with(tmp_path: Path, entry: str) -> Path:
+    """The real registry plus one design."""
+    registry = tmp_path / "registry.toml"
+    registry.write_text((REPO / "servers" / "registry.toml").read_text() + "\n" + entry)
+    return registry
+
+
 def run_bounded(argv: Sequence[str], limit: float) -> subprocess.CompletedProcess[str]:
     """`argv` in its own process group, output captured; after `limit` seconds the whole group
     is killed and subprocess.TimeoutExpired raised."""

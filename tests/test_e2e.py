@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 from conftest import REPO, require_binaries
-from helpers import harness_argv, only_run, run_harness
+from helpers import design_entry, harness_argv, only_run, registry_with, run_harness
 
 # --mode closed: the plan as given (no calibration), so these tests check the pipeline, quickly;
 # the headline pair only (a later --servers wins).
@@ -57,23 +57,9 @@ def test_run_produces_tables_and_report(tmp_path):
 
 def broken_registry(tmp_path: Path) -> Path:
     """The real registry plus a design that dies at start-up."""
-    registry = tmp_path / "registry.toml"
-    registry.write_text(
-        (REPO / "servers" / "registry.toml").read_text()
-        + """
-[[design]]
-name = "broken"
-family = "thread-per-core"
-io_model = "epoll"
-language = "sh"
-protocols = ["echo"]
-command = "/bin/sh -c 'echo cannot bind >&2; exit 3' --port {port}"
-ready = "line"
-pins_itself = true
-counters = true
-"""
-    )
-    return registry
+    command = "/bin/sh -c 'echo cannot bind >&2; exit 3' --port {port}"
+    entry = design_entry("broken", command, ready="line", pins_itself=True, counters=True)
+    return registry_with(tmp_path, entry)
 
 
 def test_failed_trial_is_stored_and_run_goes_on(tmp_path):
