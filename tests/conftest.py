@@ -1,12 +1,21 @@
-"""Shared fixtures: fake sysfs CPU trees and the paths of the built binaries."""
+"""Shared fixtures: fake sysfs CPU trees, the paths of the built binaries, the synthetic run
+built once per session (tests/fake_run.py), no thread left behind."""
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
+import subprocess
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from helpers import BIN_DIR, REPO
+from helpers import BIN_DIR, REPO, run_harness
+
+if TYPE_CHECKING:  # fake_run imports the harness: only the tests that use it pay for that
+    from fake_run import FakeRun
 
 __all__ = ["BIN_DIR", "REPO", "build_sysfs", "require_binaries"]
 
@@ -46,3 +55,49 @@ def no_leftover_threads():
     yield
     leftover = [t for t in threading.enumerate() if t not in before and t.is_alive()]
     assert not leftover, f"threads left running: {leftover}"
+
+
+def _tree_state(root: Path) -> dict[str, bytes]:
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    return {str(p.relative_to(root)): p.read_bytes() for p in files}
+
+
+@pytest.fixture(scope="session")
+def fake_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeRun]:
+    """The default synthetic run of tests/fake_run.py (`build_run()`), built once per session
+    and shared: read it, never write into it (`fake_run_copy` gives a test its own). Checked
+    unchanged at the end of the session."""
+    from fake_run import RUN_ID, build_run
+
+    run = build_run(tmp_path_factory.mktemp("fake-run") / RUN_ID)
+    before = _tree_state(run.directory)
+    yield run
+    assert _tree_state(run.directory) == before, f"a test wrote into the shared {run.directory}"
+
+
+@pytest.fixture
+def fake_run_copy(fake_run: FakeRun, tmp_path: Path) -> FakeRun:
+    """A test's own copy of the shared fake run (results/<RUN_ID> under its tmp_path)."""
+    from fake_run import RUN_ID
+
+    directory = tmp_path / "results" / RUN_ID
+    shutil.copytree(fake_run.directory, directory)
+    return dataclasses.replace(fake_run, directory=directory)
+
+
+# `harness model` small on purpose (the simulation is seeded): the tests check the plumbing and
+# the charts, not the simulation's accuracy.
+MODEL_SMALL = ["--customers", "400", "--replications", "2", "--cores", "1,2"]
+
+
+@pytest.fixture(scope="session")
+def modelled_run(
+    fake_run: FakeRun, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """A copy of the shared fake run after `harness model` (MODEL_SMALL), once per session:
+    its directory and the finished command. Read it, never write into it."""
+    from fake_run import RUN_ID
+
+    run_dir = tmp_path_factory.mktemp("modelled") / RUN_ID
+    shutil.copytree(fake_run.directory, run_dir)
+    return run_dir, run_harness("model", str(run_dir), *MODEL_SMALL, timeout=300)

@@ -26,6 +26,21 @@ LOADGEN = BIN_DIR / "loadgen"
 SETTINGS_LINE = '{"schema":"server-settings/1"'  # optional, before READY (server contract)
 
 
+# Bad command lines every server of the contract refuses with one `error:` line and exit 2.
+BAD_SERVER_FLAGS = [
+    ["--bogus", "1"],
+    ["--port"],
+    ["--port", "x"],
+    ["--port", "0"],
+    ["--threads", "0"],
+    ["--host", "nowhere"],
+    ["--cpus", "0-"],
+    ["--cpus", "1023"],  # valid syntax, but not a CPU this process may use
+    ["--threads", "3", "--cpus", "0,0"],
+    ["--protocol", "gopher"],
+]
+
+
 def environment(overrides: Mapping[str, str | None] | None = None) -> dict[str, str]:
     """This process's environment with `overrides` applied; a None value removes the name."""
     env = dict(os.environ)

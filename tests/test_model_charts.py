@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from conftest import MODEL_SMALL
 from fake_run import RUN_ID, build_run
 from helpers import run_harness
 from matplotlib.text import Annotation
@@ -25,21 +26,19 @@ from harness.report.html import render
 from harness.report.model_section import METADATA_KEY
 from harness.store import load_run
 
-# Small on purpose (the simulation is seeded): these check the charts, not its accuracy.
-SMALL = ["--customers", "400", "--replications", "2", "--cores", "1,2"]
-
 
 def _modelled(directory: Path, **kwargs: object) -> Path:
     run_dir = build_run(directory / RUN_ID, **kwargs).directory  # type: ignore[arg-type]
-    done = run_harness("model", str(run_dir), *SMALL, timeout=300)
+    done = run_harness("model", str(run_dir), *MODEL_SMALL, timeout=300)
     assert done.returncode == 0, done.stderr
     return run_dir
 
 
 @pytest.fixture(scope="module")
-def swept(tmp_path_factory) -> tuple[Path, str]:
+def swept(modelled_run) -> tuple[Path, str]:
     """A rate-sweep run (open-loop trials at 1 and 2 cores) and its report."""
-    run_dir = _modelled(tmp_path_factory.mktemp("swept"))
+    run_dir, done = modelled_run
+    assert done.returncode == 0, done.stderr
     return run_dir, render(load_run(run_dir))
 
 

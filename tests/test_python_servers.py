@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import BAD_SERVER_FLAGS
 
 PYTHON_DIR = Path(__file__).resolve().parent.parent / "servers" / "python"
 sys.path.insert(0, str(PYTHON_DIR))
@@ -170,21 +171,12 @@ DESIGNS = ["asyncio_tpc.py", "asyncio_shared.py", "aiohttp_app.py"]
 @pytest.mark.parametrize(
     "args",
     [
-        ["--bogus", "1"],
+        *BAD_SERVER_FLAGS,
         ["7878"],
-        ["--port"],
-        ["--port", "x"],
-        ["--port", "0"],
         ["--port", "70000"],
-        ["--threads", "0"],
         ["--threads", "-1"],
-        ["--host", "nowhere"],
-        ["--cpus", "0-"],
         ["--cpus", "1-0"],
         ["--cpus", ""],
-        ["--cpus", "1023"],  # valid syntax, but not a CPU this process may use
-        ["--threads", "3", "--cpus", "0,0"],
-        ["--protocol", "gopher"],
         ["--work", "fixed:-1"],
         ["--seed", "-1"],
     ],

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers import BAD_SERVER_FLAGS
 
 BIN_DIR = Path(__file__).resolve().parent.parent / "target" / "release"
 DESIGNS = [
@@ -294,22 +295,7 @@ def test_workers_are_pinned(server):
 
 
 @pytest.mark.parametrize("design", DESIGNS)
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["--bogus", "1"],
-        ["--port"],
-        ["--port", "x"],
-        ["--port", "0"],
-        ["--threads", "0"],
-        ["--host", "nowhere"],
-        ["--cpus", "0-"],
-        ["--cpus", "1023"],  # valid syntax, but not a CPU this process may use
-        ["--threads", "3", "--cpus", "0,0"],
-        ["--protocol", "gopher"],
-    ],
-    ids=" ".join,
-)
+@pytest.mark.parametrize("args", BAD_SERVER_FLAGS, ids=" ".join)
 def test_bad_flags_exit_2_with_one_line(design, args):
     proc = subprocess.run(
         [str(binary(design)), *args], capture_output=True, text=True, timeout=TIMEOUT
