@@ -22,12 +22,12 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from helpers import free_port
 from test_server_echo import (
     ALLOWED_CPUS,
     HOST,
     SHUTDOWN_LIMIT,
     TIMEOUT,
-    free_port,
     kill_group,
     start,
     wait_ready,
