@@ -116,16 +116,22 @@ def registry_with(tmp_path: Path, entry: str) -> Path:
     return registry
 
 
-def run_bounded(argv: Sequence[str], limit: float) -> subprocess.CompletedProcess[str]:
-    """`argv` in its own process group, output captured; after `limit` seconds the whole group
-    is killed and subprocess.TimeoutExpired raised."""
-    proc = subprocess.Popen(
+def spawn(argv: Sequence[str]) -> subprocess.Popen[str]:
+    """`argv` started in its own process group (so that all of it can be killed), its output
+    piped as text."""
+    return subprocess.Popen(
         list(argv),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
     )
+
+
+def run_bounded(argv: Sequence[str], limit: float) -> subprocess.CompletedProcess[str]:
+    """`argv` in its own process group, output captured; after `limit` seconds the whole group
+    is killed and subprocess.TimeoutExpired raised."""
+    proc = spawn(argv)
     try:
         out, err = proc.communicate(timeout=limit)
     finally:
@@ -174,13 +180,7 @@ def server_process(
     """A server subprocess in its own process group, stopped (SIGTERM, then SIGKILL) at exit.
     Ready when it prints READY (after the optional settings line), or, with `ready_port`, when
     that port accepts connections."""
-    proc = subprocess.Popen(
-        list(argv),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    proc = spawn(argv)
     try:
         if ready_port is None:
             assert proc.stdout is not None and proc.stderr is not None

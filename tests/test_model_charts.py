@@ -4,10 +4,13 @@ has them, and their labels never overlapping."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -108,13 +111,23 @@ def _load_rows(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return rows, measured
 
 
-def test_load_figure_is_labelled_model_and_draws_every_measured_point(swept) -> None:
-    run_dir, _ = swept
+@contextlib.contextmanager
+def _tokio_tpc_load_figure(run_dir: Path) -> Iterator[tuple[pd.DataFrame, pd.DataFrame, Any]]:
+    """tokio-tpc's load figure of the modelled run: (model rows, measured points, (figure,
+    what was drawn)); the figure is closed afterwards."""
     rows, measured = _load_rows(run_dir)
     styles = design_styles(dict(zip(rows["design"], rows["family"], strict=True)))
     with plt.rc_context(STYLE):
-        fig, drawn = load_figure(rows, measured, styles)
+        drawing = load_figure(rows, measured, styles)
     try:
+        yield rows, measured, drawing
+    finally:
+        plt.close(drawing[0])
+
+
+def test_load_figure_is_labelled_model_and_draws_every_measured_point(swept) -> None:
+    run_dir, _ = swept
+    with _tokio_tpc_load_figure(run_dir) as (rows, measured, (fig, drawn)):
         assert drawn["measured"] == len(measured) > 0
         titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
         assert titles and all("model" in t for t in titles)
@@ -127,17 +140,11 @@ def test_load_figure_is_labelled_model_and_draws_every_measured_point(swept) -> 
         notes = [t.get_text() for ax in fig.axes for t in ax.texts if isinstance(t, Annotation)]
         error = re.compile(r"[+-]\d+(\.\.[+-]\d+)?%(, \d+ unstable)?|model unstable")
         assert notes and all(error.fullmatch(n) for n in notes)
-    finally:
-        plt.close(fig)
 
 
 def test_load_figure_labels_never_overlap(swept) -> None:
     run_dir, _ = swept
-    rows, measured = _load_rows(run_dir)
-    styles = design_styles(dict(zip(rows["design"], rows["family"], strict=True)))
-    with plt.rc_context(STYLE):
-        fig, _ = load_figure(rows, measured, styles)
-    try:
+    with _tokio_tpc_load_figure(run_dir) as (_, _, (fig, _)):
         fig.canvas.draw()
         declutter(fig)  # what the report's rendering does before saving
         renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
@@ -146,8 +153,6 @@ def test_load_figure_labels_never_overlap(swept) -> None:
             boxes.append(ax.title.get_window_extent(renderer))
             for i, a in enumerate(boxes):
                 assert not any(a.overlaps(b) for b in boxes[i + 1 :])
-    finally:
-        plt.close(fig)
 
 
 def test_error_labels_and_ratio_ticks() -> None:
