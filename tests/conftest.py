@@ -101,3 +101,30 @@ def modelled_run(
     run_dir = tmp_path_factory.mktemp("modelled") / RUN_ID
     shutil.copytree(fake_run.directory, run_dir)
     return run_dir, run_harness("model", str(run_dir), *MODEL_SMALL, timeout=300)
+
+
+# --mode closed: the plan as given (no calibration), so the end-to-end tests check the pipeline,
+# quickly; the headline pair only (a later --servers wins).
+RUN_FAST = ["--servers", "tokio-ws,tokio-tpc", "--cores", "1", "--duration", "2", "--warmup", "1",
+            "--repeat", "1", "--mode", "closed"]  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class RealRun:
+    out: Path  # --out: the run directory is its one subdirectory
+    reports: Path  # --reports
+    proc: subprocess.CompletedProcess[str]  # the finished `harness run`
+
+
+@pytest.fixture(scope="session")
+def real_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealRun]:
+    """One real `harness run` RUN_FAST (tokio-ws and tokio-tpc on loopback, one trial each) and
+    its report, once per session, for the tests that only read a run (each checks its exit
+    code); a test that changes the run works on a copy. Checked unchanged at the end."""
+    require_binaries("loadgen", "tokio-ws", "tokio-tpc")
+    root = tmp_path_factory.mktemp("real-run")
+    out, reports = root / "results", root / "reports"
+    proc = run_harness("run", *RUN_FAST, "--out", str(out), "--reports", str(reports))
+    before = _tree_state(root)
+    yield RealRun(out, reports, proc)
+    assert _tree_state(root) == before, f"a test wrote into the shared {root}"

@@ -10,19 +10,12 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from conftest import REPO, require_binaries
+from conftest import REPO, RUN_FAST, require_binaries
 from helpers import design_entry, harness_argv, only_run, registry_with, run_harness
 
-# --mode closed: the plan as given (no calibration), so these tests check the pipeline, quickly;
-# the headline pair only (a later --servers wins).
-RUN_FAST = ["--servers", "tokio-ws,tokio-tpc", "--cores", "1", "--duration", "2", "--warmup", "1",
-            "--repeat", "1", "--mode", "closed"]  # fmt: skip
 
-
-def test_run_produces_tables_and_report(tmp_path):
-    require_binaries("loadgen", "tokio-ws", "tokio-tpc")
-    out, reports = tmp_path / "results", tmp_path / "reports"
-    proc = run_harness("run", *RUN_FAST, "--out", str(out), "--reports", str(reports))
+def test_run_produces_tables_and_report(real_run, tmp_path):
+    out, reports, proc = real_run.out, real_run.reports, real_run.proc
     assert proc.returncode == 0, proc.stdout + proc.stderr
     run = only_run(out)
     trials = pd.read_parquet(run / "trials.parquet")
