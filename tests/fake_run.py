@@ -187,6 +187,33 @@ def plan(
     return Plan(config=config, trials=tuple(trials))
 
 
+def _thread_row(
+    spec: TrialSpec,
+    role: str,
+    thread: int,
+    name: str,
+    cpu_s: float,
+    shares: tuple[float, float],
+    switches: tuple[int, int],
+) -> dict[str, Any]:
+    """One row of threads.parquet: `shares` of its CPU time in user mode and in the kernel,
+    `switches` its voluntary and involuntary context switches."""
+    pid, cpus = (4000, spec.cpus.server) if role == "server" else (9000, spec.cpus.client)
+    return {
+        "trial_id": spec.trial_id,
+        "role": role,
+        "pid": pid + spec.index,
+        "tid": pid + 1 + spec.index * 10 + thread,
+        "name": name,
+        "cpu": cpus[thread],
+        "user_s": cpu_s * shares[0],
+        "system_s": cpu_s * shares[1],
+        "cpu_s": cpu_s,
+        "voluntary_ctxt_switches": switches[0],
+        "involuntary_ctxt_switches": switches[1],
+    }
+
+
 def _hist(samples_us: np.ndarray, requests: int) -> dict[str, Any]:
     """A loadgen histogram of `requests` values shaped like the samples."""
     buckets = histogram.record(int(v) for v in np.maximum(samples_us * 1000.0, 1.0))
@@ -363,36 +390,13 @@ def _result(
         )
         cpu_s = window * util * (0.8 + 0.2 * share * k if tpc else 1.0)
         vol = int(served * CTXT[server] * (1.0 + rng.normal(0.0, 0.02)))
+        switches = (vol, int(vol * 0.02) + 3)
         threads.append(
-            {
-                "trial_id": spec.trial_id,
-                "role": "server",
-                "pid": 4000 + spec.index,
-                "tid": 4001 + spec.index * 10 + w,
-                "name": f"{server}-w{w}",
-                "cpu": spec.cpus.server[w],
-                "user_s": cpu_s * 0.35,
-                "system_s": cpu_s * 0.65,
-                "cpu_s": cpu_s,
-                "voluntary_ctxt_switches": vol,
-                "involuntary_ctxt_switches": int(vol * 0.02) + 3,
-            }
+            _thread_row(spec, "server", w, f"{server}-w{w}", cpu_s, (0.35, 0.65), switches)
         )
     for i in range(client_threads):
         threads.append(
-            {
-                "trial_id": spec.trial_id,
-                "role": "client",
-                "pid": 9000 + spec.index,
-                "tid": 9001 + spec.index * 10 + i,
-                "name": f"loadgen-{i}",
-                "cpu": spec.cpus.client[i],
-                "user_s": busy * window * 0.3,
-                "system_s": busy * window * 0.7,
-                "cpu_s": busy * window,
-                "voluntary_ctxt_switches": 40,
-                "involuntary_ctxt_switches": 2,
-            }
+            _thread_row(spec, "client", i, f"loadgen-{i}", busy * window, (0.3, 0.7), (40, 2))
         )
     counters = {"workers": workers}
     server_cpu_s = sum(t["cpu_s"] for t in threads if t["role"] == "server")

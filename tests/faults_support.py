@@ -5,19 +5,21 @@ checks that no process group it started outlives it."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import selectors
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import helpers
 import pandas as pd
 from conftest import BIN_DIR, REPO
+from helpers import environment, harness_argv, registry_with
 
 # The fastest real servers, the shortest trials; --mode closed explicitly (the default changes).
 FAST = ["--mode", "closed", "--cores", "1", "--duration", "1", "--warmup", "0", "--repeat", "1"]
@@ -107,12 +109,12 @@ class Harness:
 
     def __init__(self, *args: str, user: list[str] | None = None, env: dict | None = None):
         self.proc = subprocess.Popen(
-            [*(user or []), sys.executable, "-m", "harness", *args],
+            [*(user or []), *harness_argv(*args)],
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
-            env={**os.environ, **(env or {})},
+            env=environment(env),
         )
         self.watch = Watch(self.proc.pid)
         self.out: list[str] = []
@@ -177,12 +179,6 @@ def one_error_line(stderr: str) -> str:
     return lines[0]
 
 
-def only_run(root: Path) -> Path:
-    runs = [p for p in root.iterdir() if p.is_dir()]
-    assert len(runs) == 1, runs
-    return runs[0]
-
-
 def trials_of(run: Path) -> pd.DataFrame:
     return pd.read_parquet(run / "trials.parquet")
 
@@ -198,26 +194,9 @@ def assert_reportable(run: Path, out: Path) -> None:
     assert out.is_file()
 
 
-def registry_with(tmp_path: Path, entry: str) -> Path:
-    """The real registry plus one design."""
-    registry = tmp_path / "registry.toml"
-    registry.write_text((REPO / "servers" / "registry.toml").read_text() + "\n" + entry)
-    return registry
+# The failing designs of test_faults: ready by a line, pinned by themselves, no counters.
+design_entry = functools.partial(
+    helpers.design_entry, ready="line", pins_itself=True, counters=False
+)
 
-
-def design_entry(name: str, command: str, *, protocols: str = '["echo"]') -> str:
-    return f"""
-[[design]]
-name = "{name}"
-family = "thread-per-core"
-io_model = "epoll"
-language = "sh"
-protocols = {protocols}
-command = "{command}"
-ready = "line"
-pins_itself = true
-counters = false
-"""
-
-
-__all__ = ["BIN_DIR"]
+__all__ = ["BIN_DIR", "registry_with"]

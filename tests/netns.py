@@ -223,6 +223,18 @@ def _teardown(net: TestNetwork, namespaces: list[str]) -> list[str]:
 
 
 @contextlib.contextmanager
+def network_or_skip(tmp: Path, count: int) -> Iterator[TestNetwork]:
+    """`network`, or the test skipped saying why this machine cannot make one."""
+    import pytest
+
+    reason = unavailable()
+    if reason:
+        pytest.skip(reason)
+    with network(tmp, count) as net:
+        yield net
+
+
+@contextlib.contextmanager
 def network(tmp: Path, count: int) -> Iterator[TestNetwork]:
     """`count` hosts, each a namespace with sshd on ADDR:22, accepting root with a test key."""
     tag = secrets.token_hex(3)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_run import build_client_bound_run, build_empty_run, build_run
+from fake_run import build_client_bound_run, build_empty_run
 
 from harness.analysis.analyse import analyse
 from harness.report.charts import CHART_IDS
@@ -223,8 +223,8 @@ def open_in_browser(html: Path, tmp_path: Path, name: str) -> tuple[dict[str, An
     return state, dt, shot
 
 
-def test_report_renders_in_chromium(tmp_path: Path) -> None:
-    fake = build_run(tmp_path / "results" / "run")
+def test_report_renders_in_chromium(fake_run, tmp_path: Path) -> None:
+    fake = fake_run
     html = write_report(analyse(load_run(fake.directory)), tmp_path / "report" / "index.html")
     state, dt, shot = open_in_browser(html, tmp_path, "full")
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from fake_run import RUN_ID, build_run
 from matplotlib.figure import Figure
 from matplotlib.text import Annotation
 
@@ -19,10 +18,10 @@ from harness.store import load_run
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(fake_run):
     """The synthetic run with a second design client-bound beside epoll-tpc's flagged trial:
     tokio-tpc at 2 cores, same repetition, so both are named at the same core count."""
-    run = load_run(build_run(tmp_path_factory.mktemp("results") / RUN_ID).directory)
+    run = load_run(fake_run.directory)
     t = run.trials
     second = t.trial_id.str.contains("-tokio-tpc-echo-k2-") & t.trial_id.str.endswith("closed-r2")
     assert second.sum() == 1

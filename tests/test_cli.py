@@ -2,42 +2,21 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 from conftest import build_sysfs
-
-
-def harness(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "harness", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **(env or {})},
-    )
-
-
-def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("harness: error: ")
-    return lines[0]
+from helpers import one_error_line, run_harness
 
 
 @pytest.mark.parametrize("value", ["0", "1,0", "-1", "x"])
 def test_bad_cores(value):
-    line = one_error_line(harness("run", "--cores", value, "--dry-run"))
+    line = one_error_line(run_harness("run", "--cores", value, "--dry-run"))
     assert "--cores" in line
 
 
 def test_too_many_cores_names_the_fix(tmp_path):
     two = build_sysfs(tmp_path / "cpu", [(0, 0, 0, 0), (1, 0, 1, 0)])
     line = one_error_line(
-        harness("run", "--cores", "4,16", "--dry-run", env={"HARNESS_SYSFS_CPU": str(two)})
+        run_harness("run", "--cores", "4,16", "--dry-run", env={"HARNESS_SYSFS_CPU": str(two)})
     )
     assert "--cores 16 needs 17 CPUs" in line and "has 2 CPUs" in line
     assert "--oversubscribe" in line and "--cores 1" in line
@@ -45,7 +24,7 @@ def test_too_many_cores_names_the_fix(tmp_path):
 
 def test_oversubscribe_plans_and_marks(tmp_path):
     two = build_sysfs(tmp_path / "cpu", [(0, 0, 0, 0), (1, 0, 1, 0)])
-    proc = harness(
+    proc = run_harness(
         "run",
         "--servers",
         "tokio-ws,tokio-tpc",
@@ -62,29 +41,29 @@ def test_oversubscribe_plans_and_marks(tmp_path):
 
 
 def test_unknown_server():
-    line = one_error_line(harness("run", "--servers", "tokio-ws,nope", "--dry-run"))
+    line = one_error_line(run_harness("run", "--servers", "tokio-ws,nope", "--dry-run"))
     assert "'nope'" in line and "tokio-ws" in line
 
 
 def test_unwritable_out(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    line = one_error_line(harness("run", "--cores", "1", "--out", str(blocker / "results")))
+    line = one_error_line(run_harness("run", "--cores", "1", "--out", str(blocker / "results")))
     assert "--out" in line and "writable" in line
 
 
 def test_report_on_non_results_dir(tmp_path):
-    line = one_error_line(harness("report", str(tmp_path)))
+    line = one_error_line(run_harness("report", str(tmp_path)))
     assert "manifest.json" in line
 
 
 def test_unknown_flag():
-    line = one_error_line(harness("run", "--frobnicate"))
+    line = one_error_line(run_harness("run", "--frobnicate"))
     assert "--frobnicate" in line
 
 
 def test_default_plan_is_interleaved():
-    proc = harness("run", "--dry-run", "--cores", "1")
+    proc = run_harness("run", "--dry-run", "--cores", "1")
     assert proc.returncode == 0, proc.stderr
     servers = [
         line.split("-echo-")[0].split("-", 1)[1]
@@ -111,30 +90,30 @@ def test_default_plan_is_interleaved():
     ],
 )
 def test_bad_run_options(args, needle):
-    line = one_error_line(harness("run", "--dry-run", *args))
+    line = one_error_line(run_harness("run", "--dry-run", *args))
     assert needle in line
 
 
 def test_plan_file_and_profiles(tmp_path):
     plan = tmp_path / "plan.toml"
     plan.write_text('servers = ["tokio-ws"]\ncores = [1]\nrepeat = 2\nduration = 1\n')
-    proc = harness("run", "--dry-run", "--plan", str(plan))
+    proc = run_harness("run", "--dry-run", "--plan", str(plan))
     assert proc.returncode == 0, proc.stderr
     assert "2 trials" in proc.stdout
     # The command line wins over the file.
-    proc = harness("run", "--dry-run", "--plan", str(plan), "--repeat", "3")
+    proc = run_harness("run", "--dry-run", "--plan", str(plan), "--repeat", "3")
     assert "3 trials" in proc.stdout
     plan.write_text("bogus = 1\n")
     assert "unknown option(s) bogus" in one_error_line(
-        harness("run", "--dry-run", "--plan", str(plan))
+        run_harness("run", "--dry-run", "--plan", str(plan))
     )
     for profile in ("quick", "ci", "full"):
-        proc = harness("run", "--dry-run", "--profile", profile)
+        proc = run_harness("run", "--dry-run", "--profile", profile)
         assert proc.returncode == 0, (profile, proc.stderr)
 
 
 def test_doctor_runs():
-    proc = harness("doctor", "--json")
+    proc = run_harness("doctor", "--json")
     assert proc.returncode in (0, 2), proc.stderr
     import json
 

@@ -5,29 +5,24 @@ holds every pin of pyproject.toml."""
 
 from __future__ import annotations
 
+import functools
 import json
-import os
 import re
 import subprocess
 import sys
 import tomllib
-from pathlib import Path
 
 import pytest
 from conftest import BIN_DIR, REPO, require_binaries
+from helpers import environment, run_harness
 
 from harness.cli import COMMANDS
 from harness.plan.designs import DEFAULT_REGISTRY, load_registry
 
 # Python's own defaults show every warning once: what a user of the harness would see.
-ENV = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
-
-
-def harness(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "harness", *args],
-        capture_output=True, text=True, timeout=120, env=ENV, cwd=cwd,
-    )  # fmt: skip
+AS_A_USER = {"PYTHONWARNINGS": None}
+ENV = environment(AS_A_USER)
+harness = functools.partial(run_harness, env=AS_A_USER)
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))

@@ -74,23 +74,21 @@ def test_governor_ok_warning_and_absent(fake: Fake) -> None:
     assert "performance" in r.fix
 
 
-def test_turbo_intel_pstate(fake: Fake) -> None:
+def test_turbo_unknown_is_info(fake: Fake) -> None:
     assert run("turbo", fake.ctx()).status is Status.INFO
-    fake.write(f"{CPU}/intel_pstate/no_turbo", "1\n")
-    assert run("turbo", fake.ctx()).status is Status.OK
-    fake.write(f"{CPU}/intel_pstate/no_turbo", "0\n")
-    r = run("turbo", fake.ctx())
-    assert r.status is Status.WARNING
-    assert "no_turbo" in r.fix
 
 
-def test_turbo_cpufreq_boost(fake: Fake) -> None:
-    fake.write(f"{CPU}/cpufreq/boost", "0\n")
+# The knob's file, its value with turbo off and on (intel_pstate says "no turbo", cpufreq "boost").
+@pytest.mark.parametrize(
+    ("knob", "off", "on"), [("intel_pstate/no_turbo", "1", "0"), ("cpufreq/boost", "0", "1")]
+)
+def test_turbo_off_is_ok_and_on_is_a_warning(fake: Fake, knob: str, off: str, on: str) -> None:
+    fake.write(f"{CPU}/{knob}", f"{off}\n")
     assert run("turbo", fake.ctx()).status is Status.OK
-    fake.write(f"{CPU}/cpufreq/boost", "1\n")
+    fake.write(f"{CPU}/{knob}", f"{on}\n")
     r = run("turbo", fake.ctx())
     assert r.status is Status.WARNING
-    assert "boost" in r.fix
+    assert knob.rsplit("/", 1)[1] in r.fix
 
 
 def test_isolated_cpus(fake: Fake) -> None:
@@ -206,12 +204,25 @@ def test_designs_built(fake: Fake) -> None:
     assert run("designs_built", fake.ctx(designs=none)).status is Status.ERROR
 
 
-def test_loopback_mtu(fake: Fake) -> None:
-    fake.write("sys/class/net/lo/mtu", "65536\n")
-    assert run("loopback_mtu", fake.ctx()).status is Status.OK
-    fake.write("sys/class/net/lo/mtu", "1500\n")
-    r = run("loopback_mtu", fake.ctx())
-    assert (r.status, r.value) == (Status.WARNING, "1500")
+# A check of one kernel setting: a good value is OK, a low one a warning naming the value (and
+# the fix, when there is one to check).
+@pytest.mark.parametrize(
+    ("check", "path", "good", "low", "fix"),
+    [
+        ("loopback_mtu", "sys/class/net/lo/mtu", "65536", "1500", None),
+        ("somaxconn", "proc/sys/net/core/somaxconn", "4096", "128", "somaxconn=4096"),
+    ],
+)
+def test_a_low_kernel_setting_is_a_warning(
+    fake: Fake, check: str, path: str, good: str, low: str, fix: str | None
+) -> None:
+    fake.write(path, f"{good}\n")
+    assert run(check, fake.ctx()).status is Status.OK
+    fake.write(path, f"{low}\n")
+    r = run(check, fake.ctx())
+    assert (r.status, r.value) == (Status.WARNING, low)
+    if fix is not None:
+        assert fix in r.fix
 
 
 def test_fd_limit(fake: Fake) -> None:
@@ -249,15 +260,6 @@ def test_time_wait(fake: Fake) -> None:
     fake.write("proc/net/tcp", _tcp_table(["06"] * (doctor.TIME_WAIT_WARN + 1)))
     r = run("time_wait", fake.ctx())
     assert (r.status, r.value) == (Status.WARNING, str(doctor.TIME_WAIT_WARN + 2))
-
-
-def test_somaxconn(fake: Fake) -> None:
-    fake.write("proc/sys/net/core/somaxconn", "4096\n")
-    assert run("somaxconn", fake.ctx()).status is Status.OK
-    fake.write("proc/sys/net/core/somaxconn", "128\n")
-    r = run("somaxconn", fake.ctx())
-    assert (r.status, r.value) == (Status.WARNING, "128")
-    assert "somaxconn=4096" in r.fix
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,39 +6,16 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
-from conftest import REPO, require_binaries
-
-# --mode closed: the plan as given (no calibration), so these tests check the pipeline, quickly;
-# the headline pair only (a later --servers wins).
-RUN_FAST = ["--servers", "tokio-ws,tokio-tpc", "--cores", "1", "--duration", "2", "--warmup", "1",
-            "--repeat", "1", "--mode", "closed"]  # fmt: skip
+from conftest import REPO, RUN_FAST, require_binaries
+from helpers import design_entry, harness_argv, only_run, registry_with, run_harness
 
 
-def harness(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "harness", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO,
-    )
-
-
-def only_run(root: Path) -> Path:
-    runs = [p for p in root.iterdir() if p.is_dir()]
-    assert len(runs) == 1, runs
-    return runs[0]
-
-
-def test_run_produces_tables_and_report(tmp_path):
-    require_binaries("loadgen", "tokio-ws", "tokio-tpc")
-    out, reports = tmp_path / "results", tmp_path / "reports"
-    proc = harness("run", *RUN_FAST, "--out", str(out), "--reports", str(reports))
+def test_run_produces_tables_and_report(real_run, tmp_path):
+    out, reports, proc = real_run.out, real_run.reports, real_run.proc
     assert proc.returncode == 0, proc.stdout + proc.stderr
     run = only_run(out)
     trials = pd.read_parquet(run / "trials.parquet")
@@ -70,36 +47,22 @@ def test_run_produces_tables_and_report(tmp_path):
     assert html.is_file() and str(html) in proc.stdout
     text = html.read_text()
     assert "data:image/png;base64," in text and "http://" not in text and "https://" not in text
-    again = harness("report", str(run), "-o", str(tmp_path / "again.html"))
+    again = run_harness("report", str(run), "-o", str(tmp_path / "again.html"))
     assert again.returncode == 0, again.stderr
     assert (tmp_path / "again.html").is_file()
 
 
 def broken_registry(tmp_path: Path) -> Path:
     """The real registry plus a design that dies at start-up."""
-    registry = tmp_path / "registry.toml"
-    registry.write_text(
-        (REPO / "servers" / "registry.toml").read_text()
-        + """
-[[design]]
-name = "broken"
-family = "thread-per-core"
-io_model = "epoll"
-language = "sh"
-protocols = ["echo"]
-command = "/bin/sh -c 'echo cannot bind >&2; exit 3' --port {port}"
-ready = "line"
-pins_itself = true
-counters = true
-"""
-    )
-    return registry
+    command = "/bin/sh -c 'echo cannot bind >&2; exit 3' --port {port}"
+    entry = design_entry("broken", command, ready="line", pins_itself=True, counters=True)
+    return registry_with(tmp_path, entry)
 
 
 def test_failed_trial_is_stored_and_run_goes_on(tmp_path):
     require_binaries("loadgen", "tokio-ws")
     out = tmp_path / "results"
-    proc = harness(
+    proc = run_harness(
         "run",
         *RUN_FAST,
         "--no-preflight",  # let it fail as a trial, not at the door
@@ -133,7 +96,7 @@ def test_nonconforming_design_is_refused(tmp_path):
         "--reports",
         str(tmp_path / "reports"),
     ]
-    named = harness(*args, "--servers", "broken,tokio-ws")
+    named = run_harness(*args, "--servers", "broken,tokio-ws")
     assert named.returncode == 2, named.stdout + named.stderr
     error = named.stderr.strip().splitlines()[-1]
     assert "design broken failed conformance" in error and "cannot bind" in error
@@ -145,7 +108,7 @@ def test_nonconforming_design_is_refused(tmp_path):
     broken = broken_registry(tmp_path).read_text().split("[[design]]")[-1]
     registry.write_text(f"[[design]]{tokio_ws}[[design]]{broken}")
     args[args.index("--registry") + 1] = str(registry)
-    everything = harness(*args, "--servers", "all")
+    everything = run_harness(*args, "--servers", "all")
     assert everything.returncode == 0, everything.stdout + everything.stderr
     assert "refused broken" in everything.stdout
     manifest = json.loads((only_run(tmp_path / "results") / "manifest.json").read_text())
@@ -168,10 +131,7 @@ def test_ctrl_c_leaves_no_process_and_keeps_results(tmp_path):
     require_binaries("loadgen", "tokio-ws", "tokio-tpc")
     out = tmp_path / "results"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "harness",
+        harness_argv(
             "run",
             "--servers",
             "tokio-ws,tokio-tpc",
@@ -190,7 +150,7 @@ def test_ctrl_c_leaves_no_process_and_keeps_results(tmp_path):
             str(out),
             "--reports",
             str(tmp_path / "r"),
-        ],
+        ),
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -216,7 +176,7 @@ def test_ctrl_c_leaves_no_process_and_keeps_results(tmp_path):
         trials = pd.read_parquet(run / "trials.parquet")
         assert len(trials) == 1 and trials.iloc[0]["reason"] == "interrupted by the user"
         # The run goes on from where it stopped, with its stored plan.
-        resumed = harness("run", "--resume", str(run), "--reports", str(tmp_path / "r"))
+        resumed = run_harness("run", "--resume", str(run), "--reports", str(tmp_path / "r"))
         assert resumed.returncode == 0, resumed.stdout + resumed.stderr
         trials = pd.read_parquet(run / "trials.parquet")
         assert sorted(trials["server"]) == ["tokio-tpc", "tokio-ws"]

@@ -7,6 +7,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from helpers import design_entry
 
 from harness.errors import HarnessError
 from harness.plan.designs import (
@@ -37,17 +38,18 @@ command = "{{bin_dir}}/{name} --port {{port}}"
 """
 
 
+# The factors of a made-up design unless a test says otherwise.
+FACTORS = {
+    "scheduler": "per-core",
+    "accept": "reuseport",
+    "io": "epoll",
+    "runtime": "tokio",
+    "language": "rust",
+}
+
+
 def entry(name: str, **kw: str) -> str:
-    fields = {
-        "scheduler": "per-core",
-        "accept": "reuseport",
-        "io": "epoll",
-        "runtime": "tokio",
-        "language": "rust",
-        "extra": "",
-    }
-    fields.update(kw)
-    return ENTRY.format(name=name, **fields)
+    return ENTRY.format(name=name, **{**FACTORS, "extra": "", **kw})
 
 
 def registry(tmp_path: Path, *entries: str) -> Path:
@@ -57,14 +59,7 @@ def registry(tmp_path: Path, *entries: str) -> Path:
 
 
 def design(name: str, **factors: str) -> Design:
-    values = {
-        "scheduler": "per-core",
-        "accept": "reuseport",
-        "io": "epoll",
-        "runtime": "tokio",
-        "language": "rust",
-    }
-    values.update(factors)
+    values = {**FACTORS, **factors}
     return Design(
         name=name,
         family="thread-per-core",
@@ -188,15 +183,7 @@ def test_bad_maintenance_requires_and_crate_are_refused(tmp_path):
 
 
 def test_a_design_without_factors_loads_and_pairs_with_nothing(tmp_path):
-    bare = """
-[[design]]
-name = "broken"
-family = "thread-per-core"
-io_model = "epoll"
-language = "sh"
-protocols = ["echo"]
-command = "/bin/sh -c 'exit 3'"
-"""
+    bare = design_entry("broken", "/bin/sh -c 'exit 3'")
     designs = load_registry(registry(tmp_path, bare, entry("tokio-tpc")))
     assert designs["broken"].scheduler is None and designs["broken"].requires == ()
     assert controlled_pairs(designs.values()) == []

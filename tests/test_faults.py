@@ -28,11 +28,11 @@ from faults_support import (
     design_entry,
     manifest_of,
     one_error_line,
-    only_run,
     registry_with,
     run_harness,
     trials_of,
 )
+from helpers import only_run
 
 from harness.cli import main
 from harness.store.repair import same_tables
@@ -43,13 +43,10 @@ def out_args(tmp: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def stored_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One real two-trial run, copied by each test that damages it."""
-    require_binaries("loadgen", "epoll-tpc", "tokio-tpc")
-    tmp = tmp_path_factory.mktemp("stored")
-    code, out, err = run_harness("run", *FAST, *TWO, "--no-preflight", *out_args(tmp))
-    assert code == 0, out + err
-    return only_run(tmp / "results")
+def stored_run(real_run) -> Path:
+    """One real two-trial run (the session's), copied by each test that damages it."""
+    assert real_run.proc.returncode == 0, real_run.proc.stdout + real_run.proc.stderr
+    return only_run(real_run.out)
 
 
 def copy_run(run: Path, tmp: Path) -> Path:

@@ -12,7 +12,6 @@ import copy
 
 import pandas as pd
 import pytest
-from fake_run import RUN_ID, build_run
 from test_store import COUNTERS, LOADGEN, spec
 
 from harness.analysis import analyse
@@ -168,8 +167,8 @@ def test_explanations_follow_each_trials_own_figures():
 
 
 @pytest.fixture(scope="module")
-def fake(tmp_path_factory):
-    return build_run(tmp_path_factory.mktemp("results") / RUN_ID)
+def fake(fake_run):
+    return fake_run
 
 
 def test_a_rate_missed_design_is_ranked_and_shown_worse(fake):

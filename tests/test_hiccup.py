@@ -11,7 +11,6 @@ process is started in its own process group with a hard timeout and killed on th
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import os
@@ -19,13 +18,11 @@ import signal
 import socket
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
+from helpers import BIN_DIR, LOADGEN, run_bounded
 
-ROOT = Path(__file__).resolve().parent.parent
-HICCUP = ROOT / "target" / "release" / "hiccup"
-LOADGEN = ROOT / "target" / "release" / "loadgen"
+HICCUP = BIN_DIR / "hiccup"
 
 pytestmark = pytest.mark.skipif(
     not HICCUP.exists(), reason="hiccup not built: cargo build --release -p loadgen"
@@ -36,20 +33,6 @@ SUMMARY_KEYS = ["cpu", "count", "p50_us", "p90_us", "p99_us", "p999_us", "max_us
 
 def cpu() -> int:
     return max(os.sched_getaffinity(0))
-
-
-def run(argv: list[str], limit: float) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
-    try:
-        out, err = proc.communicate(timeout=limit)
-    finally:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
 def check_summary(entry: dict, duration_s: float) -> None:
@@ -70,7 +53,7 @@ def check_summary(entry: dict, duration_s: float) -> None:
 def test_a_deliberate_50ms_stall_is_seen(tmp_path):
     out = tmp_path / "hiccup.json"
     argv = [str(HICCUP), "--cpus", str(cpu()), "--duration", "2", "--json", str(out)]
-    r = run([*argv, "--stall-ms", "50", "--stall-at", "1.0"], limit=20)
+    r = run_bounded([*argv, "--stall-ms", "50", "--stall-at", "1.0"], limit=20)
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert json.loads(out.read_text()) == doc
@@ -84,7 +67,7 @@ def test_a_deliberate_50ms_stall_is_seen(tmp_path):
 
 
 def test_without_a_stall_the_document_is_well_formed():
-    r = run([str(HICCUP), "--cpus", str(cpu()), "--duration", "1"], limit=20)
+    r = run_bounded([str(HICCUP), "--cpus", str(cpu()), "--duration", "1"], limit=20)
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["stall_ms"] is None and doc["interrupted"] is False
@@ -124,7 +107,7 @@ def test_sigterm_ends_it_cleanly_with_what_it_measured():
     ids=["no-cpus", "bad-cpus", "zero-duration", "cpu-out-of-range"],
 )
 def test_bad_arguments_exit_2_with_one_line(args):
-    r = run([str(HICCUP), *args], limit=10)
+    r = run_bounded([str(HICCUP), *args], limit=10)
     assert r.returncode == 2
     lines = r.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
@@ -139,12 +122,12 @@ def test_the_load_generator_meters_its_cpus_unless_told_not_to():
     c = cpu()
     base = [str(LOADGEN), "--port", str(port), "--connections", "2", "--threads", "2"]
     base += ["--cpus", f"{c},{c}", "--warmup", "0.2", "--duration", "1", "--timeout", "0.5"]
-    r = run(base, limit=20)
+    r = run_bounded(base, limit=20)
     doc = json.loads(r.stdout)
     hiccup = doc["hiccup"]
     assert hiccup["interval_us"] == 1000
     [entry] = hiccup["per_cpu"]  # one meter per distinct client CPU
     assert entry["cpu"] == c
     check_summary(entry, 1.0)
-    r = run([*base, "--no-hiccup"], limit=20)
+    r = run_bounded([*base, "--no-hiccup"], limit=20)
     assert json.loads(r.stdout)["hiccup"] is None

@@ -111,6 +111,19 @@ def test_options_and_plan_keys(tmp_path: Path) -> None:
     assert f"{A} 0,1" in t.cpus.note and f"{B} 0,1" in t.cpus.note
 
 
+def _two_client_spec():
+    """One open-loop trial of epoll-tpc with a client thread on each of two hosts (CPU 0)."""
+    from harness.plan.cpus import CpuAssignment
+    from harness.plan.plan import TrialSpec
+
+    return TrialSpec(
+        index=0, trial_id="t", server="epoll-tpc", design_family="thread-per-core",
+        io_model="epoll", protocol="echo", server_cores=1, connections=8, size_bytes=64,
+        repetition=0, warmup_s=0.5, duration_s=2.0, timeout_s=2.0,
+        cpus=CpuAssignment((1,), (0, 0), False), mode="open", rate=200.0,
+    )  # fmt: skip
+
+
 def _doc(values_ns: list[int], requests: int, interval_requests: list[int]) -> dict:
     hist = histogram.record(values_ns)
     buckets = [{"lower_ns": lo, "upper_ns": hi, "count": n} for lo, hi, n in hist]
@@ -176,18 +189,11 @@ def test_merged_document_adds_counts_and_reads_percentiles_from_the_sum() -> Non
 
 
 def test_rows_keep_each_hosts_histogram_and_series_apart() -> None:
-    from harness.plan.cpus import CpuAssignment
-    from harness.plan.plan import TrialSpec
     from harness.run.multihost import HostsTrialResult
     from harness.run.trial import TrialResult
     from harness.store.rows import trial_rows
 
-    spec = TrialSpec(
-        index=0, trial_id="t", server="epoll-tpc", design_family="thread-per-core",
-        io_model="epoll", protocol="echo", server_cores=1, connections=8, size_bytes=64,
-        repetition=0, warmup_s=0.5, duration_s=2.0, timeout_s=2.0,
-        cpus=CpuAssignment((1,), (0, 0), False), mode="open", rate=200.0,
-    )  # fmt: skip
+    spec = _two_client_spec()
     fast = _doc([100_000] * 100, 100, [50, 50])
     slow = _doc([5_000_000] * 20, 20, [10, 10])
     merged = merge_reports({A: fast, B: slow}, {A: 0, B: 0})
@@ -233,18 +239,11 @@ def test_runs_across_hosts_do_not_calibrate_on_this_machine() -> None:
 
 def test_a_trial_across_hosts_is_rebuilt_from_its_raw_record(tmp_path: Path) -> None:
     """harness repair / --resume rebuild rows from raw/: per-host rows come back the same."""
-    from harness.plan.cpus import CpuAssignment
-    from harness.plan.plan import TrialSpec
     from harness.run.multihost import HostsTrialResult
     from harness.store.raw import from_record, to_record
     from harness.store.rows import trial_rows
 
-    spec = TrialSpec(
-        index=0, trial_id="t", server="epoll-tpc", design_family="thread-per-core",
-        io_model="epoll", protocol="echo", server_cores=1, connections=8, size_bytes=64,
-        repetition=0, warmup_s=0.5, duration_s=2.0, timeout_s=2.0,
-        cpus=CpuAssignment((1,), (0, 0), False), mode="open", rate=200.0,
-    )  # fmt: skip
+    spec = _two_client_spec()
     per_host = {A: _doc([100_000] * 10, 10, [5, 5]), B: _doc([200_000] * 4, 4, [2, 2])}
     merged = merge_reports(per_host, {A: 0, B: 0})
     result = HostsTrialResult(spec, "ok", "", "s", "e", loadgen=merged, server_host=S,

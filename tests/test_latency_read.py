@@ -11,7 +11,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from fake_run import build_run
 
 from harness.analysis import histogram
 from harness.store import load_run
@@ -25,8 +24,8 @@ from harness.store.schema import LATENCY
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_run(tmp_path_factory.mktemp("results") / "20260101T000000Z").directory
+def run_dir(fake_run) -> Path:
+    return fake_run.directory
 
 
 def _general(path: Path) -> pd.DataFrame:

@@ -13,15 +13,15 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from test_store import spec as store_spec
 
 from harness.checks import runtime_needs
 from harness.checks.runtime_needs import Probes
 from harness.cli import doctor as doctor_cli
 from harness.cli import listing
 from harness.errors import HarnessError
-from harness.plan.cpus import CpuAssignment
 from harness.plan.designs import DEFAULT_REGISTRY, load_registry
-from harness.plan.plan import RunConfig, TrialSpec
+from harness.plan.plan import RunConfig
 from harness.run.trial import TrialResult
 from harness.session import run as run_session
 from harness.store import TABLES, RunStore, load_run, trial_rows
@@ -110,21 +110,12 @@ def test_run_refuses_a_named_design_and_leaves_it_out_of_all(monkeypatch, tmp_pa
 
 
 def test_trials_parquet_carries_the_factors(tmp_path):
-    spec = TrialSpec(
-        index=0,
+    spec = dataclasses.replace(
+        store_spec(0),
         trial_id="0000-monoio-tpc-echo-k1-c2-b64-r0",
         server="monoio-tpc",
         design_family="thread-per-core",
         io_model="io_uring",
-        protocol="echo",
-        server_cores=1,
-        connections=2,
-        size_bytes=64,
-        repetition=0,
-        warmup_s=1.0,
-        duration_s=2.0,
-        timeout_s=2.0,
-        cpus=CpuAssignment(server=(1,), client=(0,), oversubscribed=False),
         scheduler="per-core",
         accept="reuseport",
         io="uring-oneshot",

@@ -5,26 +5,22 @@ a hard timeout, so no test can hang and nothing outlives its test. Skipped when 
 built (`cargo build --release -p loadgen`).
 """
 
-import asyncio
 import itertools
 import json
 import math
 import os
-import socket
 import subprocess
-import threading
-import time
 from fractions import Fraction
-from pathlib import Path
 
 import pytest
+from helpers import LOADGEN, ServerThread, free_port, run_loadgen
 
-ROOT = Path(__file__).resolve().parent.parent
-LOADGEN = ROOT / "target" / "release" / "loadgen"
-
-pytestmark = pytest.mark.skipif(
-    not LOADGEN.exists(), reason="loadgen not built: cargo build --release -p loadgen"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not LOADGEN.exists(), reason="loadgen not built: cargo build --release -p loadgen"
+    ),
+    pytest.mark.usefixtures("no_leftover_threads"),
+]
 
 DOC_KEYS = [
     *["schema", "config", "latency_kind", "summary", "histogram", "service_histogram"],
@@ -79,68 +75,6 @@ async def silent(reader, writer):
 async def close_after_first_message(reader, writer):
     """Reads one 64-byte message, then closes without answering."""
     await reader.readexactly(64)
-
-
-class ServerThread:
-    """An asyncio TCP server on 127.0.0.1 (ephemeral port) running `handler` in a thread."""
-
-    def __init__(self, handler):
-        self.handler = handler
-        self.loop = asyncio.new_event_loop()
-        self.ready = threading.Event()
-        self.port = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    async def _serve(self, reader, writer):
-        try:
-            await self.handler(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass  # the load generator drops its connections at the end of a run
-        finally:
-            writer.close()
-
-    def _run(self):
-        asyncio.set_event_loop(self.loop)
-        server = self.loop.run_until_complete(
-            asyncio.start_server(self._serve, "127.0.0.1", 0, backlog=1024)
-        )
-        self.port = server.sockets[0].getsockname()[1]
-        self.ready.set()
-        self.loop.run_forever()
-        server.close()
-        tasks = asyncio.all_tasks(self.loop)
-        for t in tasks:
-            t.cancel()
-        self.loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-        self.loop.close()
-
-    def __enter__(self):
-        self.thread.start()
-        assert self.ready.wait(5), "test server did not start"
-        return self
-
-    def __exit__(self, *exc):
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        assert not self.thread.is_alive(), "test server did not stop"
-
-
-def free_port():
-    """A port nothing listens on (bound once, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def run_loadgen(flags, limit=20):
-    """Runs loadgen with `flags` (a string or a list); returns (exit code, parsed JSON or
-    None, stderr, seconds taken). The run is killed after `limit` seconds."""
-    args = flags.split() if isinstance(flags, str) else flags
-    start = time.monotonic()
-    proc = subprocess.run([str(LOADGEN), *args], capture_output=True, text=True, timeout=limit)
-    elapsed = time.monotonic() - start
-    doc = json.loads(proc.stdout) if proc.stdout.strip() else None
-    return proc.returncode, doc, proc.stderr, elapsed
 
 
 # --- the histogram definition, independently ---------------------------------------------------
@@ -349,11 +283,3 @@ def test_help_exits_0():
     proc = subprocess.run([str(LOADGEN), "--help"], capture_output=True, text=True, timeout=10)
     assert proc.returncode == 0
     assert proc.stdout.startswith("usage: loadgen")
-
-
-@pytest.fixture(autouse=True)
-def _no_leftover_threads():
-    before = set(threading.enumerate())
-    yield
-    leftover = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-    assert not leftover, f"threads left running: {leftover}"

@@ -21,16 +21,14 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import BIN_DIR, require_binaries
+from helpers import free_port, server_process
 
 TOLERANCE = 0.03
 RUN_S = 3
@@ -42,37 +40,13 @@ ORDER = ["wrk", "epoll", "uring", "wrk", "uring", "epoll", "wrk"]
 CPUS = sorted(os.sched_getaffinity(0))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def _server(cpu: int) -> Iterator[int]:
-    port = _free_port()
+    port = free_port()
     argv = [str(BIN_DIR / DESIGN), "--protocol", "http", "--port", str(port)]
     argv += ["--threads", "1", "--cpus", str(cpu), "--work", WORK]
-    proc = subprocess.Popen(
-        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            assert proc.poll() is None, f"{DESIGN} exited {proc.returncode} before listening"
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-                break
-            assert time.monotonic() < deadline, f"{DESIGN} did not listen on port {port}"
-            time.sleep(0.05)
+    with server_process(argv, ready_port=port):
         yield port
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
 
 
 def _wrk(port: int, cpu: int) -> float:

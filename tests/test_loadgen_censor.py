@@ -12,19 +12,11 @@ the server is a thread of this process; nothing outlives the test.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import os
-import signal
-import subprocess
-import threading
 import time
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-LOADGEN = ROOT / "target" / "release" / "loadgen"
+from helpers import LOADGEN, ServerThread, run_loadgen
 
 pytestmark = pytest.mark.skipif(
     not LOADGEN.exists(), reason="loadgen not built: cargo build --release -p loadgen"
@@ -37,70 +29,26 @@ RATE, TIMEOUT_S, WARMUP_S, DURATION_S = 500, 1.0, 0.5, 6.0
 IO_PATHS = ["epoll", "uring"]  # `--io`: both I/O paths keep the same model
 
 
-class HangingEcho:
+class HangingEcho(ServerThread):
     """Echoes for ANSWER_FOR_S seconds after start, then reads and discards forever; counts
     accepted connections."""
 
     def __init__(self) -> None:
+        super().__init__(self._handle, backlog=128)
         self.accepted = 0
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
         self._deadline = 0.0
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.accepted += 1
-        with contextlib.suppress(ConnectionError):
-            while data := await reader.read(65536):
-                if time.monotonic() < self._deadline:
-                    writer.write(data)
-                    await writer.drain()
-        writer.close()
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(
-            asyncio.start_server(self._handle, "127.0.0.1", 0, backlog=128)
-        )
-        self.port = server.sockets[0].getsockname()[1]
-        self._ready.set()
-        self._loop.run_forever()
-        server.close()
-        self._loop.run_until_complete(server.wait_closed())
-        tasks = asyncio.all_tasks(self._loop)
-        for t in tasks:
-            t.cancel()
-        self._loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-        self._loop.close()
+        while data := await reader.read(65536):
+            if time.monotonic() < self._deadline:
+                writer.write(data)
+                await writer.drain()
 
     def __enter__(self) -> HangingEcho:
-        self._thread.start()
-        assert self._ready.wait(5), "server did not start"
+        super().__enter__()
         self._deadline = time.monotonic() + ANSWER_FOR_S
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-
-
-def run_loadgen(args: list[str], limit: float) -> tuple[int, dict, str]:
-    proc = subprocess.Popen(
-        [str(LOADGEN), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        out, err = proc.communicate(timeout=limit)
-    finally:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-    return proc.returncode, json.loads(out), err
 
 
 @pytest.mark.parametrize("io", IO_PATHS)
@@ -108,7 +56,7 @@ def test_a_server_that_stops_answering_leaves_no_request_out(io: str) -> None:
     cpu = min(os.sched_getaffinity(0))
     with HangingEcho() as srv:
         started = time.monotonic()
-        rc, doc, err = run_loadgen(
+        rc, doc, err, _ = run_loadgen(
             [
                 *["--port", str(srv.port), "--rate", str(RATE), "--timeout", str(TIMEOUT_S)],
                 *["--connections", str(CONNECTIONS), "--pipeline", str(PIPELINE)],
@@ -168,7 +116,7 @@ def test_a_healthy_open_loop_run_has_no_censored_tail(io: str) -> None:
     cpu = min(os.sched_getaffinity(0))
     with HangingEcho() as srv:
         srv._deadline = float("inf")  # always answers
-        rc, doc, err = run_loadgen(
+        rc, doc, err, _ = run_loadgen(
             [
                 *["--port", str(srv.port), "--rate", "400", "--connections", "4"],
                 *["--warmup", "0.3", "--duration", "1.5", "--cpus", str(cpu), "--io", io],

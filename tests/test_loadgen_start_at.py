@@ -7,7 +7,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from test_loadgen import LOADGEN, ServerThread, echo, free_port, run_loadgen
+from helpers import LOADGEN, ServerThread, free_port, run_loadgen
+from test_loadgen import echo
 
 pytestmark = pytest.mark.skipif(
     not LOADGEN.exists(), reason="loadgen not built: cargo build --release -p loadgen"

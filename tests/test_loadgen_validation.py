@@ -23,22 +23,24 @@ import ctypes
 import math
 import os
 import select
-import signal
 import socket
 import statistics
 import struct
-import subprocess
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from test_loadgen import LOADGEN, ROOT, ServerThread, bucket_of, echo, percentile_us, run_loadgen
+from helpers import BIN_DIR, LOADGEN, ServerThread, free_port, run_loadgen, server_process
+from test_loadgen import bucket_of, echo, percentile_us
 
-pytestmark = pytest.mark.skipif(
-    not LOADGEN.exists(), reason="loadgen not built: cargo build --release -p loadgen"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not LOADGEN.exists(), reason="loadgen not built: cargo build --release -p loadgen"
+    ),
+    pytest.mark.usefixtures("no_leftover_threads"),
+]
 
 MS = 1000.0  # us per ms
 SLACK_US = 400.0  # see the module docstring
@@ -368,52 +370,6 @@ def count_between(buckets, lo_us, hi_us):
     )
 
 
-@contextlib.contextmanager
-def process(argv, ready_port=None):
-    """A server subprocess in its own process group, stopped (SIGTERM, then SIGKILL) at exit.
-    Ready when it prints READY, or when `ready_port` accepts connections."""
-    proc = subprocess.Popen(
-        argv,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        if ready_port is None:
-            line = proc.stdout.readline()
-            if line.startswith('{"schema":"server-settings/1"'):  # optional, before READY
-                line = proc.stdout.readline()
-            assert line.strip() == "READY", f"{argv[0]}: {line!r} {proc.stderr.read()}"
-        else:
-            while time.monotonic() < deadline:
-                with (
-                    contextlib.suppress(OSError),
-                    socket.create_connection(("127.0.0.1", ready_port), timeout=0.2),
-                ):
-                    break
-                assert proc.poll() is None, proc.stderr.read()
-                time.sleep(0.05)
-            else:
-                raise AssertionError(f"{argv[0]} did not listen on {ready_port}")
-        yield proc
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 NGINX = Path("/usr/sbin/nginx")
 
 
@@ -445,16 +401,8 @@ def nginx(tmp_path, keepalive_requests=1_000_000):
         """
     )
     argv = [str(NGINX), "-c", str(conf), "-p", str(tmp_path), "-e", "stderr", "-g", "daemon off;"]
-    with process(argv, ready_port=port):
+    with server_process(argv, ready_port=port):
         yield port
-
-
-@pytest.fixture(autouse=True)
-def _no_leftover_threads():
-    before = set(threading.enumerate())
-    yield
-    leftover = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-    assert not leftover, f"threads left running: {leftover}"
 
 
 # --- known delay -----------------------------------------------------------------------------
@@ -533,11 +481,11 @@ def test_closed_loop_labels_its_latency_and_hides_the_stall():
 @contextlib.contextmanager
 def fast_echo_server():
     """tokio-tpc pinned to the server CPU when built, else a Python asyncio echo server."""
-    binary = ROOT / "target" / "release" / "tokio-tpc"
+    binary = BIN_DIR / "tokio-tpc"
     if binary.exists():
         port = free_port()
         argv = [str(binary), "--port", str(port), "--threads", "1", "--cpus", str(SERVER_CPU)]
-        with process(argv):
+        with server_process(argv):
             yield port
     else:
         with ServerThread(echo) as srv:

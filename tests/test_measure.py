@@ -3,16 +3,16 @@ design, the chosen mode and its reason in the manifest and the report, and the f
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import REPO, build_sysfs, require_binaries
+from conftest import build_sysfs, require_binaries
 from fake_run import CHAIN, build_chain_run, build_client_bound_run
+from helpers import run_harness
 
 from harness.analysis.analyse import analyse
 from harness.errors import HarnessError
@@ -143,14 +143,8 @@ def test_nothing_measured_is_one_line_error():
         decide(config(), {GROUP: failed}, {GROUP: []}, work_supported=True)
 
 
-def harness(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "harness", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO,
-    )
+# Calibrated runs: a calibration and a ramp before the trials.
+harness = functools.partial(run_harness, timeout=240)
 
 
 def test_measure_conflicting_with_mode_is_refused():

@@ -4,18 +4,21 @@ has them, and their labels never overlapping."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import re
-import subprocess
-import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import matplotlib.pyplot as plt
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from conftest import MODEL_SMALL
 from fake_run import RUN_ID, build_run
+from helpers import run_harness
 from matplotlib.text import Annotation
 from test_report import section, text
 
@@ -27,27 +30,19 @@ from harness.report.html import render
 from harness.report.model_section import METADATA_KEY
 from harness.store import load_run
 
-# Small on purpose (the simulation is seeded): these check the charts, not its accuracy.
-SMALL = ["--customers", "400", "--replications", "2", "--cores", "1,2"]
-
 
 def _modelled(directory: Path, **kwargs: object) -> Path:
     run_dir = build_run(directory / RUN_ID, **kwargs).directory  # type: ignore[arg-type]
-    done = subprocess.run(
-        [sys.executable, "-m", "harness", "model", str(run_dir), *SMALL],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = run_harness("model", str(run_dir), *MODEL_SMALL, timeout=300)
     assert done.returncode == 0, done.stderr
     return run_dir
 
 
 @pytest.fixture(scope="module")
-def swept(tmp_path_factory) -> tuple[Path, str]:
+def swept(modelled_run) -> tuple[Path, str]:
     """A rate-sweep run (open-loop trials at 1 and 2 cores) and its report."""
-    run_dir = _modelled(tmp_path_factory.mktemp("swept"))
+    run_dir, done = modelled_run
+    assert done.returncode == 0, done.stderr
     return run_dir, render(analyse(load_run(run_dir)))
 
 
@@ -117,13 +112,23 @@ def _load_rows(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return rows, measured
 
 
-def test_load_figure_is_labelled_model_and_draws_every_measured_point(swept) -> None:
-    run_dir, _ = swept
+@contextlib.contextmanager
+def _tokio_tpc_load_figure(run_dir: Path) -> Iterator[tuple[pd.DataFrame, pd.DataFrame, Any]]:
+    """tokio-tpc's load figure of the modelled run: (model rows, measured points, (figure,
+    what was drawn)); the figure is closed afterwards."""
     rows, measured = _load_rows(run_dir)
     styles = design_styles(dict(zip(rows["design"], rows["family"], strict=True)))
     with plt.rc_context(STYLE):
-        fig, drawn = load_figure(rows, measured, styles)
+        drawing = load_figure(rows, measured, styles)
     try:
+        yield rows, measured, drawing
+    finally:
+        plt.close(drawing[0])
+
+
+def test_load_figure_is_labelled_model_and_draws_every_measured_point(swept) -> None:
+    run_dir, _ = swept
+    with _tokio_tpc_load_figure(run_dir) as (rows, measured, (fig, drawn)):
         assert drawn["measured"] == len(measured) > 0
         titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
         assert titles and all("model" in t for t in titles)
@@ -136,17 +141,11 @@ def test_load_figure_is_labelled_model_and_draws_every_measured_point(swept) -> 
         notes = [t.get_text() for ax in fig.axes for t in ax.texts if isinstance(t, Annotation)]
         error = re.compile(r"[+-]\d+(\.\.[+-]\d+)?%(, \d+ unstable)?|model unstable")
         assert notes and all(error.fullmatch(n) for n in notes)
-    finally:
-        plt.close(fig)
 
 
 def test_load_figure_labels_never_overlap(swept) -> None:
     run_dir, _ = swept
-    rows, measured = _load_rows(run_dir)
-    styles = design_styles(dict(zip(rows["design"], rows["family"], strict=True)))
-    with plt.rc_context(STYLE):
-        fig, _ = load_figure(rows, measured, styles)
-    try:
+    with _tokio_tpc_load_figure(run_dir) as (_, _, (fig, _)):
         fig.canvas.draw()
         declutter(fig)  # what the report's rendering does before saving
         renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
@@ -155,8 +154,6 @@ def test_load_figure_labels_never_overlap(swept) -> None:
             boxes.append(ax.title.get_window_extent(renderer))
             for i, a in enumerate(boxes):
                 assert not any(a.overlaps(b) for b in boxes[i + 1 :])
-    finally:
-        plt.close(fig)
 
 
 def test_error_labels_and_ratio_ticks() -> None:

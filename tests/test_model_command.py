@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from fake_run import RUN_ID, build_run
+from conftest import MODEL_SMALL
+from helpers import run_harness
 from test_report import section, text
 
 from harness.analysis.analyse import analyse
@@ -19,24 +19,10 @@ from harness.report.html import render
 from harness.report.model_section import METADATA_KEY
 from harness.store import load_run
 
-# Small on purpose: these tests check the plumbing, not the simulation's accuracy.
-SMALL = ["--customers", "400", "--replications", "2", "--cores", "1,2"]
-
-
-def _harness(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "harness", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
 
 @pytest.fixture(scope="module")
-def modelled(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess[str]]:
-    run_dir = build_run(tmp_path_factory.mktemp("results") / RUN_ID).directory
-    return run_dir, _harness("model", str(run_dir), *SMALL)
+def modelled(modelled_run) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    return modelled_run
 
 
 def test_model_command_writes_model_parquet(modelled) -> None:
@@ -66,12 +52,11 @@ def test_report_shows_the_stored_model(modelled) -> None:
     assert errors.count("<tr>") == len(extra["comparison"]) + 1  # header + one per point
 
 
-def test_report_without_model_has_no_model_section(tmp_path: Path) -> None:
-    run_dir = build_run(tmp_path / RUN_ID).directory
-    assert 'id="model"' not in render(analyse(load_run(run_dir)))
+def test_report_without_model_has_no_model_section(fake_run) -> None:
+    assert 'id="model"' not in render(analyse(load_run(fake_run.directory)))
 
 
 def test_model_command_refuses_a_bad_directory(tmp_path: Path) -> None:
-    done = _harness("model", str(tmp_path / "nowhere"), *SMALL)
+    done = run_harness("model", str(tmp_path / "nowhere"), *MODEL_SMALL, timeout=300)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "trials.parquet" in done.stderr

@@ -235,10 +235,7 @@ def _group_alive(pgid: int) -> bool:
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[netns.TestNetwork]:
-    reason = netns.unavailable()
-    if reason:
-        pytest.skip(reason)
-    with netns.network(tmp_path_factory.mktemp("net"), 4) as network:
+    with netns.network_or_skip(tmp_path_factory.mktemp("net"), 4) as network:
         try:
             yield network
         finally:

@@ -43,10 +43,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[netns.TestNetwork]:
-    reason = netns.unavailable()
-    if reason:
-        pytest.skip(reason)
-    with netns.network(tmp_path_factory.mktemp("net"), 3) as network:
+    with netns.network_or_skip(tmp_path_factory.mktemp("net"), 3) as network:
         yield network
     assert not network.notes, network.notes
 
@@ -338,6 +335,14 @@ def _remove_unreachable_scratch(before: set[Path]) -> None:
         shutil.rmtree(d)
 
 
+def _until_loadgen_runs(net: netns.TestNetwork, ns: str, proc: subprocess.Popen[str]) -> None:
+    """Until a load generator runs in namespace `ns` (the harness still running)."""
+    deadline = time.monotonic() + RUN_LIMIT_S
+    while not any(n.endswith(":loadgen") for n in _leftovers(net).get(ns, [])):
+        assert proc.poll() is None and time.monotonic() < deadline, "no load generator ran"
+        time.sleep(0.1)
+
+
 def test_a_client_host_crash_fails_its_trial_naming_the_host(
     net: netns.TestNetwork, tmp_path: Path
 ) -> None:
@@ -346,10 +351,7 @@ def test_a_client_host_crash_fails_its_trial_naming_the_host(
     scratch_before = set(Path("/tmp").glob("executor-bench.*"))
     argv = _argv(net, tmp_path, "--duration", "4", "--repeat", "2")
     with _harness(argv, tmp_path) as proc:
-        deadline = time.monotonic() + RUN_LIMIT_S
-        while not any(n.endswith(":loadgen") for n in _leftovers(net).get(crashed.ns, [])):
-            assert proc.poll() is None and time.monotonic() < deadline, "no load generator ran"
-            time.sleep(0.1)
+        _until_loadgen_runs(net, crashed.ns, proc)
         time.sleep(1.0)  # mid-trial
         crashed.kill_everything()
         output, _ = proc.communicate(timeout=RUN_LIMIT_S)
@@ -366,18 +368,12 @@ def test_a_client_host_crash_fails_its_trial_naming_the_host(
 
 def test_a_server_host_crash_fails_its_trial_naming_the_host(tmp_path: Path) -> None:
     """On a network of its own (the crash takes that host's sshd down too)."""
-    reason = netns.unavailable()
-    if reason:
-        pytest.skip(reason)
     (tmp_path / "net").mkdir()
-    with netns.network(tmp_path / "net", 2) as net:
+    with netns.network_or_skip(tmp_path / "net", 2) as net:
         server, client = net.hosts
         argv = _argv(net, tmp_path, "--duration", "4", "--repeat", "1")
         with _harness(argv, tmp_path) as proc:
-            deadline = time.monotonic() + RUN_LIMIT_S
-            while not any(n.endswith(":loadgen") for n in _leftovers(net).get(client.ns, [])):
-                assert proc.poll() is None and time.monotonic() < deadline, "no load generator"
-                time.sleep(0.1)
+            _until_loadgen_runs(net, client.ns, proc)
             server.kill_everything()
             output, _ = proc.communicate(timeout=RUN_LIMIT_S)
         assert proc.returncode == 1, output

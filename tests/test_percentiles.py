@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 
 import pytest
-from fake_run import build_run
 from rich.console import Console
 
 from harness.analysis import histogram
@@ -23,8 +22,8 @@ from harness.store import RunData, load_run
 
 
 @pytest.fixture(scope="module")
-def stored(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunData, Analysis]:
-    run = load_run(build_run(tmp_path_factory.mktemp("results") / "20260101T000000Z").directory)
+def stored(fake_run) -> tuple[RunData, Analysis]:
+    run = load_run(fake_run.directory)
     return run, analyse(run)
 
 

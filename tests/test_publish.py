@@ -8,36 +8,19 @@ these tests is made up; they check what is shown and how it is labelled, never a
 
 from __future__ import annotations
 
+import functools
 import json
-import os
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 from conftest import BIN_DIR, build_sysfs, require_binaries
+from helpers import one_error_line, run_harness
 
-REPO = Path(__file__).resolve().parent.parent
+# Third-party warnings are test_command_line's business; here they would only be noise.
+QUIET = {"PYTHONWARNINGS": "ignore"}
+harness = functools.partial(run_harness, env=QUIET, timeout=60)
 DESIGNS = ("tokio-ws", "tokio-tpc", "glommio-tpc", "monoio-tpc")
-
-
-def harness(*args: str, env: dict[str, str] | None = None, timeout: float = 60):
-    return subprocess.run(
-        [sys.executable, "-m", "harness", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO,
-        env={**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})},
-    )
-
-
-def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("harness: error: "), proc.stderr
-    return lines[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -73,7 +56,11 @@ def test_profile_plans_on_a_saved_16_cpu_topology(tmp_path: Path) -> None:
 def test_profile_plans_on_16_physical_cores(tmp_path: Path) -> None:
     sysfs = build_sysfs(tmp_path / "cpu", [(i, 0, i, 0) for i in range(16)])
     proc = harness(
-        "run", "--profile", "monoio-2021", "--dry-run", env={"HARNESS_SYSFS_CPU": str(sysfs)}
+        "run",
+        "--profile",
+        "monoio-2021",
+        "--dry-run",
+        env={**QUIET, "HARNESS_SYSFS_CPU": str(sysfs)},
     )
     assert proc.returncode == 0, proc.stderr
     assert "left out --cores 16: --cores 16 needs 17 CPUs" in proc.stdout
@@ -86,7 +73,7 @@ def test_profile_with_oversubscribe_runs_every_core_count_marked(tmp_path: Path)
     sysfs = build_sysfs(tmp_path / "cpu", [(i, 0, i, 0) for i in range(16)])
     proc = harness(
         "run", "--profile", "monoio-2021", "--dry-run", "--oversubscribe", "--repeat", "1",
-        env={"HARNESS_SYSFS_CPU": str(sysfs)},
+        env={**QUIET, "HARNESS_SYSFS_CPU": str(sysfs)},
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     k16 = [line for line in _trial_lines(proc.stdout) if "-k16-" in line]
@@ -135,7 +122,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                     "--connections", "16", "--measure", "closed-loop"],
     }.items():  # fmt: skip
         before = set((root / "results").glob("*")) if (root / "results").is_dir() else set()
-        proc = harness("run", *argv, *common, env={"HARNESS_SYSFS_CPU": str(two)}, timeout=600)
+        proc = harness(
+            "run", *argv, *common, env={**QUIET, "HARNESS_SYSFS_CPU": str(two)}, timeout=600
+        )
         assert proc.returncode in (0, 1), proc.stderr  # 1: a failed trial, stored
         (made[name],) = set((root / "results").glob("*")) - before
     return made

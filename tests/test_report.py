@@ -50,8 +50,8 @@ def chart(page: str, chart_id: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def fake(tmp_path_factory):
-    return build_run(tmp_path_factory.mktemp("results") / RUN_ID)
+def fake(fake_run):
+    return fake_run
 
 
 @pytest.fixture(scope="module")

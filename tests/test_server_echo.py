@@ -8,6 +8,7 @@ network step is bounded by TIMEOUT.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import select
@@ -16,12 +17,13 @@ import socket
 import struct
 import subprocess
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers import BAD_SERVER_FLAGS, BIN_DIR, free_port
 
-BIN_DIR = Path(__file__).resolve().parent.parent / "target" / "release"
 DESIGNS = [
     "tokio-ws",
     "tokio-ws-spawn-accept",
@@ -50,12 +52,6 @@ def binary(design: str) -> Path:
     if not path.is_file():
         pytest.skip(f"{path} is not built (run `cargo build --release` or `make`)")
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -120,24 +116,44 @@ def kill_group(proc: subprocess.Popen[str]) -> None:
         pipe.close()
 
 
-@pytest.fixture(params=[1, 2], ids=lambda n: f"threads{n}")
+@pytest.fixture(scope="module", params=[1, 2], ids=lambda n: f"threads{n}")
 def threads(request) -> int:
     if request.param > len(ALLOWED_CPUS):
         pytest.skip(f"needs {request.param} CPUs, this process may use {ALLOWED_CPUS}")
     return request.param
 
 
-@pytest.fixture(params=DESIGNS)
-def server(request, threads):
+@pytest.fixture(scope="module", params=DESIGNS)
+def design(request) -> str:
+    return request.param
+
+
+@contextlib.contextmanager
+def started(design: str, threads: int) -> Iterator[Server]:
     cpus = ALLOWED_CPUS[:threads]
     port = free_port()
     cpu_list = ",".join(map(str, cpus))
-    proc = start(request.param, "--port", str(port), "--threads", str(threads), "--cpus", cpu_list)
+    proc = start(design, "--port", str(port), "--threads", str(threads), "--cpus", cpu_list)
     try:
         wait_ready(proc)
-        yield Server(request.param, proc, port, cpus)
+        yield Server(design, proc, port, cpus)
     finally:
         kill_group(proc)
+
+
+@pytest.fixture(scope="module")
+def server(design: str, threads: int) -> Iterator[Server]:
+    """One server per design and worker count, shared by the tests that only exchange bytes
+    with it (one start instead of one per test)."""
+    with started(design, threads) as shared:
+        yield shared
+
+
+@pytest.fixture
+def own_server(design: str, threads: int) -> Iterator[Server]:
+    """A fresh server, for a test that stops it or counts everything it served."""
+    with started(design, threads) as fresh:
+        yield fresh
 
 
 def run(coro):
@@ -219,20 +235,20 @@ def test_half_close_gets_every_byte_then_close(server, size):
     assert run(echo_and_half_close(server, payload)) == payload
 
 
-def test_counters_match_the_traffic(server):
+def test_counters_match_the_traffic(own_server):
     payloads = [pattern(size, seed=i) for i, size in enumerate([1, 100, 5000, 70_000] * 5)]
 
     async def traffic():
         # Half-close and read to EOF: the server has counted everything once it closes.
-        return await asyncio.gather(*(echo_and_half_close(server, p) for p in payloads))
+        return await asyncio.gather(*(echo_and_half_close(own_server, p) for p in payloads))
 
     assert run(traffic()) == payloads
-    counters = server.stop()
+    counters = own_server.stop()
     assert counters["schema"] == "server-counters/1"
-    assert (counters["design"], counters["protocol"]) == (server.design, "echo")
+    assert (counters["design"], counters["protocol"]) == (own_server.design, "echo")
     workers = counters["workers"]
-    assert [w["worker"] for w in workers] == list(range(len(server.cpus)))
-    assert [w["cpu"] for w in workers] == server.cpus
+    assert [w["worker"] for w in workers] == list(range(len(own_server.cpus)))
+    assert [w["cpu"] for w in workers] == own_server.cpus
     total = sum(map(len, payloads))
     assert sum(w["connections"] for w in workers) == len(payloads)
     assert sum(w["bytes_in"] for w in workers) == total
@@ -241,9 +257,9 @@ def test_counters_match_the_traffic(server):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
-def test_shutdown_with_open_connections(server, sig):
+def test_shutdown_with_open_connections(own_server, sig):
     async def open_and_use(n):
-        conns = [await connect(server) for _ in range(n)]
+        conns = [await connect(own_server) for _ in range(n)]
         for reader, writer in conns:
             writer.write(b"ping")
             assert await reader.readexactly(4) == b"ping"
@@ -252,7 +268,7 @@ def test_shutdown_with_open_connections(server, sig):
     async def scenario():
         conns = await open_and_use(10)
         # Stop while the clients are still connected; the event loop is not needed for that.
-        counters = await asyncio.to_thread(server.stop, sig)
+        counters = await asyncio.to_thread(own_server.stop, sig)
         for _, writer in conns:
             writer.close()
         return counters
@@ -262,9 +278,9 @@ def test_shutdown_with_open_connections(server, sig):
     assert sum(w["bytes_out"] for w in counters["workers"]) == 40
 
 
-def test_a_client_that_does_not_read_is_back_pressured(server):
+def test_a_client_that_does_not_read_is_back_pressured(own_server):
     payload = pattern(10_000)
-    with socket.create_connection((HOST, server.port), timeout=TIMEOUT) as stalled:
+    with socket.create_connection((HOST, own_server.port), timeout=TIMEOUT) as stalled:
         stalled.setblocking(False)
         sent, chunk = 0, bytes(64 * 1024)
         while sent < 256 * 1024 * 1024:
@@ -275,11 +291,11 @@ def test_a_client_that_does_not_read_is_back_pressured(server):
                 if not select.select([], [stalled], [], 0.5)[1]:
                     break
         assert sent < 64 * 1024 * 1024, "the server kept reading from a client that does not read"
-        assert run(echo(server, payload)) == payload  # the stalled connection blocks no one
+        assert run(echo(own_server, payload)) == payload  # the stalled connection blocks no one
         # Reset it (SO_LINGER 0) while the server is blocked writing to it.
         stalled.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    assert run(echo(server, payload)) == payload
-    assert sum(w["connections"] for w in server.stop()["workers"]) == 3
+    assert run(echo(own_server, payload)) == payload
+    assert sum(w["connections"] for w in own_server.stop()["workers"]) == 3
 
 
 def test_workers_are_pinned(server):
@@ -294,22 +310,7 @@ def test_workers_are_pinned(server):
 
 
 @pytest.mark.parametrize("design", DESIGNS)
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["--bogus", "1"],
-        ["--port"],
-        ["--port", "x"],
-        ["--port", "0"],
-        ["--threads", "0"],
-        ["--host", "nowhere"],
-        ["--cpus", "0-"],
-        ["--cpus", "1023"],  # valid syntax, but not a CPU this process may use
-        ["--threads", "3", "--cpus", "0,0"],
-        ["--protocol", "gopher"],
-    ],
-    ids=" ".join,
-)
+@pytest.mark.parametrize("args", BAD_SERVER_FLAGS, ids=" ".join)
 def test_bad_flags_exit_2_with_one_line(design, args):
     proc = subprocess.run(
         [str(binary(design)), *args], capture_output=True, text=True, timeout=TIMEOUT

@@ -10,7 +10,6 @@ import re
 
 import pandas as pd
 import pytest
-from fake_run import RUN_ID, build_run
 from test_store import COUNTERS, LOADGEN, spec
 
 from harness.analysis import analyse
@@ -92,8 +91,8 @@ def test_server_flags_keep_a_trial_ranked_instrument_flags_do_not(server_flag):
 
 
 @pytest.fixture(scope="module")
-def fake(tmp_path_factory):
-    return build_run(tmp_path_factory.mktemp("results") / RUN_ID)
+def fake(fake_run):
+    return fake_run
 
 
 def _page(fake, floor_p99_us: float | None) -> str:

@@ -18,16 +18,16 @@ import asyncio
 import contextlib
 import json
 import signal
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from helpers import free_port
 from test_server_echo import (
     ALLOWED_CPUS,
     HOST,
     SHUTDOWN_LIMIT,
     TIMEOUT,
-    free_port,
     kill_group,
     start,
     wait_ready,
@@ -45,6 +45,8 @@ BUF_SIZE = 16 * 1024  # bench_core::BUF_SIZE: every connection's receive buffer
 # allocator slack and the group's slot tables (sized by the most connections at once) stay far
 # below this.
 RSS_GROWTH_LIMIT = 16 * 1024 * 1024
+# One request and its answer on a connection (reader, writer, round number).
+RoundTrip = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
 
 
 @contextlib.contextmanager
@@ -71,17 +73,26 @@ def rss_bytes(pid: int) -> int:
     raise AssertionError(f"no VmRSS in /proc/{pid}/status")
 
 
-async def busy(port: int, seed: int) -> int:
-    """BUSY_ROUNDS echo round trips on one connection; the rounds done."""
+async def rounds(port: int, round_trip: RoundTrip) -> int:
+    """BUSY_ROUNDS round trips on one connection; the rounds done."""
     reader, writer = await asyncio.open_connection(HOST, port)
     try:
         for i in range(BUSY_ROUNDS):
-            message = f"{seed:04d}:{i:06d}".encode()
-            writer.write(message)
-            assert await reader.readexactly(len(message)) == message
+            await round_trip(reader, writer, i)
         return BUSY_ROUNDS
     finally:
         writer.close()
+
+
+async def busy(port: int, seed: int) -> int:
+    """BUSY_ROUNDS echo round trips on one connection; the rounds done."""
+
+    async def echo_round(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, i: int):
+        message = f"{seed:04d}:{i:06d}".encode()
+        writer.write(message)
+        assert await reader.readexactly(len(message)) == message
+
+    return await rounds(port, echo_round)
 
 
 @pytest.mark.parametrize("design", STRUCTURED)
@@ -123,21 +134,19 @@ def test_a_slowloris_and_a_non_reader_do_not_starve_busy_connections(design):
 async def busy_http(port: int, seed: int) -> int:
     """BUSY_ROUNDS keep-alive GETs on one connection, each answered 200; the rounds done."""
     del seed
-    reader, writer = await asyncio.open_connection(HOST, port)
-    try:
-        for _ in range(BUSY_ROUNDS):
-            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            head = await reader.readuntil(b"\r\n\r\n")
-            assert head.startswith(b"HTTP/1.1 200"), head
-            length = next(
-                int(line.split(b":", 1)[1])
-                for line in head.split(b"\r\n")
-                if line.lower().startswith(b"content-length:")
-            )
-            await reader.readexactly(length)
-        return BUSY_ROUNDS
-    finally:
-        writer.close()
+
+    async def get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), head
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        await reader.readexactly(length)
+
+    return await rounds(port, get)
 
 
 @pytest.mark.parametrize("design", STRUCTURED)

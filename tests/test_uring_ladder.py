@@ -17,6 +17,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import free_port
 
 from harness.plan.designs import DEFAULT_BIN_DIR, load_registry
 
@@ -40,12 +41,6 @@ LADDER = {
 FEATURES_LINE = re.compile(r"^(?P<design>\S+): io_uring features: (?P<features>.*)$", re.M)
 # The size of the sparse file table the loop registers (uring_loop::FIXED_FILES).
 FIXED_FILES = 4096
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def ring_fdinfo(pid: int) -> str:

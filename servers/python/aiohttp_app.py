@@ -16,22 +16,25 @@ from __future__ import annotations
 
 import asyncio
 
-import common
 import uvloop
 from aiohttp import web
+from core.cli import Config, config_from_argv
+from core.counters import Counters
+from core.net import BACKLOG, listen
+from core.runner import WorkerLink, run_workers
 
 DESIGN = "py-aiohttp"
 BODY = b"Hello, World!"
 
 
-def worker(cfg: common.Config, index: int, link: common.WorkerLink):
+def worker(cfg: Config, index: int, link: WorkerLink):
     try:
-        sock = common.listen(cfg.host, cfg.port, reuseport=True)
+        sock = listen(cfg.host, cfg.port, reuseport=True)
     except OSError as exc:
         link.fail(exc.strerror or str(exc))
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
-    counters = common.Counters(bytes_measured=False)
+    counters = Counters(bytes_measured=False)
     burner = cfg.burner(index)
 
     async def hello(request: web.Request) -> web.Response:
@@ -55,14 +58,14 @@ def worker(cfg: common.Config, index: int, link: common.WorkerLink):
         connection_made(handler, transport)
 
     server.connection_made = count_connection
-    site = web.SockSite(runner, sock, backlog=common.BACKLOG)
+    site = web.SockSite(runner, sock, backlog=BACKLOG)
     loop.run_until_complete(site.start())
     link.serve_until_stopped(loop, counters)
 
 
 def main() -> None:
-    cfg = common.config_from_argv(protocols=("http",))
-    common.run_workers(DESIGN, cfg, lambda index, link: worker(cfg, index, link))
+    cfg = config_from_argv(protocols=("http",))
+    run_workers(DESIGN, cfg, lambda index, link: worker(cfg, index, link))
 
 
 if __name__ == "__main__":

@@ -8,22 +8,26 @@ What differs from py-asyncio-tpc: only where the listening socket comes from."""
 
 from __future__ import annotations
 
-import common
+from core.cli import config_from_argv
+from core.connection import serve_asyncio
+from core.exits import fatal
+from core.net import listen
+from core.runner import run_workers
 
 DESIGN = "py-asyncio-shared"
 
 
 def main() -> None:
-    cfg = common.config_from_argv()
+    cfg = config_from_argv()
     try:
-        sock = common.listen(cfg.host, cfg.port, reuseport=False)
+        sock = listen(cfg.host, cfg.port, reuseport=False)
     except OSError as exc:
-        common.fatal(exc.strerror or str(exc))
+        fatal(exc.strerror or str(exc))
     # Workers inherit the socket; the parent closes its copy once they are forked.
-    common.run_workers(
+    run_workers(
         DESIGN,
         cfg,
-        lambda index, link: common.serve_asyncio(cfg, index, sock, link),
+        lambda index, link: serve_asyncio(cfg, index, sock, link),
         after_fork=sock.close,
     )
 

@@ -7,22 +7,25 @@ worker, created in the worker; there: one, created by the parent before the fork
 
 from __future__ import annotations
 
-import common
+from core.cli import Config, config_from_argv
+from core.connection import serve_asyncio
+from core.net import listen
+from core.runner import WorkerLink, run_workers
 
 DESIGN = "py-asyncio-tpc"
 
 
-def worker(cfg: common.Config, index: int, link: common.WorkerLink):
+def worker(cfg: Config, index: int, link: WorkerLink):
     try:
-        sock = common.listen(cfg.host, cfg.port, reuseport=True)
+        sock = listen(cfg.host, cfg.port, reuseport=True)
     except OSError as exc:
         link.fail(exc.strerror or str(exc))
-    common.serve_asyncio(cfg, index, sock, link)
+    serve_asyncio(cfg, index, sock, link)
 
 
 def main() -> None:
-    cfg = common.config_from_argv()
-    common.run_workers(DESIGN, cfg, lambda index, link: worker(cfg, index, link))
+    cfg = config_from_argv()
+    run_workers(DESIGN, cfg, lambda index, link: worker(cfg, index, link))
 
 
 if __name__ == "__main__":
