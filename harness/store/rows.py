@@ -75,22 +75,34 @@ def _flag_columns(judged: TrialFlags | None) -> dict[str, Any]:
 def trial_rows(run_id: str, result: Any) -> dict[str, list[dict[str, Any]]]:
     """The rows one TrialResult contributes to each table. Absent figures stay None (null),
     never zero."""
-    spec = result.spec
     report = result.loadgen or {}
-    summary = report.get("summary", {})
-    lat = summary.get("latency_us") or {}
-    service = summary.get("service_latency_us") or {}
-    lag = summary.get("schedule_lag_us") or {}
-    cpu = report.get("client_cpu") or {}
-    window = summary.get("window_s")
-    requests = summary.get("requests")
-    server_threads = [t for t in result.threads if t["role"] == "server"]
-    vol = sum(t["voluntary_ctxt_switches"] for t in server_threads) if server_threads else None
-    invol = sum(t["involuntary_ctxt_switches"] for t in server_threads) if server_threads else None
-    hiccups = (report.get("hiccup") or {}).get("per_cpu") or []
-    perf = result.perf or {}
+    window = report.get("summary", {}).get("window_s")
     trial = {
         "run_id": run_id,
+        **_spec_columns(result),
+        **_loadgen_columns(report),
+        **_server_columns(result, window, report.get("summary", {}).get("requests")),
+        **_client_columns(result.spec, report, window),
+        # getattr: a result from before flags were judged by the run has none
+        **_flag_columns(getattr(result, "flags", None)),
+        "server_host": getattr(result, "server_host", "") or "local",
+        "client_hosts": ",".join(getattr(result, "per_host", None) or ["local"]),
+        "status": result.status,
+        "reason": result.reason,
+        "started_at": result.started_at,
+        "ended_at": result.ended_at,
+    }
+    # Several client hosts: each host's histogram and series are rows of their own (the trial's
+    # histogram is their sum, docs/multi-host.md); one host: the rows of "local".
+    per_host = getattr(result, "per_host", None) or {"local": report}
+    return {"trials": [trial], **_host_rows(result.spec.trial_id, per_host),
+            "workers": _worker_rows(result), "threads": result.threads}  # fmt: skip
+
+
+def _spec_columns(result: Any) -> dict[str, Any]:
+    """What the trial was: its identity, design, placement and settings (from its spec)."""
+    spec = result.spec
+    return {
         "trial_id": spec.trial_id,
         "trial_index": spec.index,
         "server": spec.server,
@@ -123,8 +135,19 @@ def trial_rows(run_id: str, result: Any) -> dict[str, list[dict[str, Any]]]:
         "repetition": spec.repetition,
         "warmup_s": spec.warmup_s,
         "duration_s": spec.duration_s,
-        "window_s": window,
-        "requests": requests,
+        "oversubscribed": spec.cpus.oversubscribed,
+    }
+
+
+def _loadgen_columns(report: dict[str, Any]) -> dict[str, Any]:
+    """What the load generator measured (its document's summary, docs/loadgen.md)."""
+    summary = report.get("summary", {})
+    lat = summary.get("latency_us") or {}
+    service = summary.get("service_latency_us") or {}
+    lag = summary.get("schedule_lag_us") or {}
+    return {
+        "window_s": summary.get("window_s"),
+        "requests": summary.get("requests"),
         "errors": summary.get("errors_total"),
         "throughput_rps": summary.get("throughput_rps"),
         "achieved_rate": summary.get("achieved_rate", summary.get("throughput_rps")),
@@ -132,76 +155,82 @@ def trial_rows(run_id: str, result: Any) -> dict[str, list[dict[str, Any]]]:
         "scheduled_rate": summary.get("scheduled_rate"),
         "latency_kind": report.get("latency_kind"),
         "mean_us": lat.get("mean"),
-        "p50_us": lat.get("p50"),
-        "p90_us": lat.get("p90"),
-        "p99_us": lat.get("p99"),
-        "p999_us": lat.get("p999"),
-        "max_us": lat.get("max"),
-        "uncorrected_p50_us": service.get("p50"),
-        "uncorrected_p99_us": service.get("p99"),
-        "uncorrected_p999_us": service.get("p999"),
+        **{f"{p}_us": lat.get(p) for p in ("p50", "p90", "p99", "p999", "max")},
+        **{f"uncorrected_{p}_us": service.get(p) for p in ("p50", "p99", "p999")},
         "schedule_lag_p99_us": lag.get("p99"),
         "schedule_lag_max_us": lag.get("max"),
         "scheduled": (summary.get("scheduled") or {}).get("scheduled"),
         "failed": summary.get("failed"),
         "censored": summary.get("censored"),
         "censored_tail": summary.get("censored_tail"),
-        # The client's noise floor: the worst of its CPUs (a stall of any one delays requests).
-        "hiccup_p99_us": _worst(h.get("p99_us") for h in hiccups),
-        "hiccup_max_us": _worst(h.get("max_us") for h in hiccups),
+    }
+
+
+def _server_columns(result: Any, window: float | None, requests: int | None) -> dict[str, Any]:
+    """What the server's processes cost (/proc and perf)."""
+    server_threads = [t for t in result.threads if t["role"] == "server"]
+    vol = sum(t["voluntary_ctxt_switches"] for t in server_threads) if server_threads else None
+    invol = sum(t["involuntary_ctxt_switches"] for t in server_threads) if server_threads else None
+    perf = result.perf or {}
+    cores = result.spec.server_cores
+    return {
         "server_cpu_s": result.server_cpu_s,
-        "server_cpu_util": _div(result.server_cpu_s, (window or 0) * spec.server_cores),
+        "server_cpu_util": _div(result.server_cpu_s, (window or 0) * cores),
         "requests_per_server_cpu_s": _div(requests, result.server_cpu_s),
         "server_voluntary_ctxt": vol,
         "server_involuntary_ctxt": invol,
         "ctxt_per_request": _div((vol or 0) + (invol or 0), requests) if vol is not None else None,
         "server_rss_bytes": result.server_rss_bytes,
-        "client_cpu_s": cpu.get("total_s"),
-        "client_cpu_util": _div(cpu.get("total_s"), (window or 0) * spec.client_threads),
-        "client_runqueue_wait": max(
-            (
-                t["runqueue_wait_fraction"]
-                for t in cpu.get("threads", [])
-                if t.get("runqueue_wait_fraction") is not None
-            ),
-            default=None,
-        ),
         "perf_instructions": perf.get("instructions"),
         "perf_cycles": perf.get("cycles"),
         "perf_context_switches": perf.get("context-switches"),
         "perf_cache_misses": perf.get("cache-misses"),
-        "oversubscribed": spec.cpus.oversubscribed,
-        # getattr: a result from before flags were judged by the run has none
-        **_flag_columns(getattr(result, "flags", None)),
-        "server_host": getattr(result, "server_host", "") or "local",
-        "client_hosts": ",".join(getattr(result, "per_host", None) or ["local"]),
-        "status": result.status,
-        "reason": result.reason,
-        "started_at": result.started_at,
-        "ended_at": result.ended_at,
     }
-    # Several client hosts: each host's histogram and series are rows of their own (the trial's
-    # histogram is their sum, docs/multi-host.md); one host: the rows of "local".
-    per_host = getattr(result, "per_host", None) or {"local": report}
+
+
+def _client_columns(spec: Any, report: dict[str, Any], window: float | None) -> dict[str, Any]:
+    """What the load generator itself cost and how noisy its CPUs were."""
+    cpu = report.get("client_cpu") or {}
+    hiccups = (report.get("hiccup") or {}).get("per_cpu") or []
+    waits = [
+        t["runqueue_wait_fraction"]
+        for t in cpu.get("threads", [])
+        if t.get("runqueue_wait_fraction") is not None
+    ]
+    return {
+        # The client's noise floor: the worst of its CPUs (a stall of any one delays requests).
+        "hiccup_p99_us": _worst(h.get("p99_us") for h in hiccups),
+        "hiccup_max_us": _worst(h.get("max_us") for h in hiccups),
+        "client_cpu_s": cpu.get("total_s"),
+        "client_cpu_util": _div(cpu.get("total_s"), (window or 0) * spec.client_threads),
+        "client_runqueue_wait": max(waits, default=None),
+    }
+
+
+def _host_rows(trial_id: str, per_host: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The latency buckets and per-interval series of each client host."""
     latency = []
     for host, doc in per_host.items():
         for kind, key in (("primary", "histogram"), ("uncorrected", "service_histogram")):
             for b in (doc.get(key) or {}).get("buckets", []):
-                latency.append({"trial_id": spec.trial_id, "kind": kind, "lower_ns": b["lower_ns"],
+                latency.append({"trial_id": trial_id, "kind": kind, "lower_ns": b["lower_ns"],
                                 "upper_ns": b["upper_ns"], "count": b["count"],
                                 "client_host": host})  # fmt: skip
     series = [
-        {"trial_id": spec.trial_id, "second": s.get("start_s"), "requests": s.get("requests"),
+        {"trial_id": trial_id, "second": s.get("start_s"), "requests": s.get("requests"),
          "errors": s.get("errors"), "p50_us": s.get("p50_us"), "p99_us": s.get("p99_us"),
          "p999_us": s.get("p999_us"), "client_host": host}
         for host, doc in per_host.items()
         for s in doc.get("series", [])
     ]  # fmt: skip
-    workers = [
-        {"trial_id": spec.trial_id, "worker": w.get("worker"), "cpu": w.get("cpu"),
+    return {"latency": latency, "timeseries": series}
+
+
+def _worker_rows(result: Any) -> list[dict[str, Any]]:
+    """The server's counters per worker."""
+    return [
+        {"trial_id": result.spec.trial_id, "worker": w.get("worker"), "cpu": w.get("cpu"),
          "connections": w.get("connections"), "requests": w.get("messages"),
          "bytes_in": w.get("bytes_in"), "bytes_out": w.get("bytes_out")}
         for w in (result.counters or {}).get("workers", [])
     ]  # fmt: skip
-    return {"trials": [trial], "latency": latency, "timeseries": series, "workers": workers,
-            "threads": result.threads}  # fmt: skip
