@@ -225,7 +225,6 @@ def test_a_hosts_records_keep_their_host_through_the_merge():
     busy = _hosts_doc([100_000] * 100, 100, [50, 50])
     for doc, cpu in ((fast, 2), (busy, 7)):
         doc["schema"] = "loadgen/2"
-        del doc["summary"]["client_bound_reasons"]
         doc["summary"]["client_limits"] = []
         doc["client_cpu"]["threads"] = [{"thread": 0, "cpu": cpu, "busy_fraction": 0.5}]
     busy["summary"].update(client_bound=True)
