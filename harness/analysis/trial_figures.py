@@ -1,9 +1,10 @@
 """Figures of a run's trials beside the summaries: how evenly work landed on the workers, the
-client's noise floor (hiccup meter), the trial counts and the network's idle floor. Pure:
-tables in, numbers out."""
+client's noise floor (hiccup meter), how the client's CPUs idled, the trial counts and the
+network's idle floor. Pure: tables in, numbers out."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -56,3 +57,30 @@ def idle_floor_us(manifest: dict[str, Any]) -> float | None:
     rtts = [r.get("min_us") for r in (manifest.get("hosts") or {}).get("idle_rtt") or []]
     present = [float(v) for v in rtts if v is not None]
     return min(present) if present else None
+
+
+@dataclass(frozen=True)
+class ClientIdleCounts:
+    """How the load generator's CPUs idled over a run's successful trials (docs/fairness.md,
+    "Waking the client"): set to poll, left to the system (with the distinct reasons), or not
+    recorded (client hosts, or a run from before the column)."""
+
+    poll: int
+    system: int
+    unrecorded: int
+    why: tuple[str, ...]
+
+
+def client_idle_counts(trials: pd.DataFrame) -> ClientIdleCounts:
+    ok = trials[trials["status"] == "ok"] if not trials.empty else trials
+    if ok.empty or "client_idle" not in ok:
+        return ClientIdleCounts(0, 0, len(ok), ())
+    mode = ok["client_idle"]
+    system = ok[mode == "system"]
+    why = sorted({str(w) for w in system.get("client_idle_why", pd.Series()).dropna()})
+    return ClientIdleCounts(
+        poll=int((mode == "poll").sum()),
+        system=len(system),
+        unrecorded=int(mode.isna().sum()),
+        why=tuple(why),
+    )

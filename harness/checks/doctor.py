@@ -84,6 +84,7 @@ CHECKS: tuple[Check, ...] = (
     Check("nohz_full", system.check_nohz_full),
     Check("aslr", system.check_aslr),
     Check("smt", system.check_smt),
+    Check("client_idle", system.check_client_idle),
     Check("load_average", system.check_load),
     Check("memory", system.check_memory),
     Check("io_uring", system.check_io_uring),

@@ -141,6 +141,31 @@ def check_smt(ctx: Context) -> Finding:
     return Finding(Status.OK, "off (from cpu0's siblings)", "one hardware thread per core")
 
 
+def check_client_idle(ctx: Context) -> Finding:
+    """Whether the harness can make the load generator's CPUs poll when idle (run.client_idle:
+    a halted client CPU costs the server an interrupt per wake-up on one machine)."""
+    state0 = _read(ctx.cpu_dir / "cpu0" / "cpuidle" / "state0" / "name")
+    qos = ctx.cpu_dir / "cpu0" / "power" / "pm_qos_resume_latency_us"
+    if state0 != "POLL" or not qos.exists():
+        return _not_exposed("a cpuidle polling state with a per-CPU resume-latency limit")
+    if os.access(qos, os.W_OK):
+        return Finding(
+            Status.OK,
+            "can poll",
+            "during each trial the load generator's CPUs poll when idle, so that waking the "
+            "client costs the server no inter-processor interrupt (docs/fairness.md)",
+        )
+    return Finding(
+        Status.WARNING,
+        "cannot set",
+        "the load generator's CPUs will halt when idle: on one machine the server's CPU then "
+        "pays an interrupt to wake the client for most responses (12-14% of a server-bound "
+        "design's throughput on a 2-CPU VM, docs/fairness.md)",
+        "run the harness as root (it writes /sys/devices/system/cpu/cpuN/power/"
+        "pm_qos_resume_latency_us for the client CPUs during each trial and restores it)",
+    )
+
+
 def check_load(ctx: Context) -> Finding:
     text = _read(ctx.proc / "loadavg")
     if text is None:

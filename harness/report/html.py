@@ -21,7 +21,12 @@ from harness.analysis.decompose import chains
 from harness.analysis.flagged import kinds_text
 from harness.analysis.scaling import stealing_note
 from harness.analysis.tasks import concurrency_pairs
-from harness.analysis.trial_figures import hiccup_floor, trial_counts
+from harness.analysis.trial_figures import (
+    ClientIdleCounts,
+    client_idle_counts,
+    hiccup_floor,
+    trial_counts,
+)
 from harness.atomic import write_text_atomic
 from harness.report.answer import answer
 from harness.report.chart_pool import draw_charts
@@ -318,6 +323,25 @@ def environment() -> Environment:
     )
 
 
+def client_idle_words(counts: ClientIdleCounts) -> str:
+    """How the load generator's CPUs idled, in words (docs/fairness.md, "Waking the client")."""
+    parts = []
+    if counts.poll:
+        parts.append(
+            f"polled in {counts.poll} trial(s) (set by the harness, so that waking the load "
+            "generator cost the server no inter-processor interrupt)"
+        )
+    if counts.system:
+        parts.append(
+            f"left to the system in {counts.system} trial(s) ({'; '.join(counts.why)}): there "
+            "the server's CPU paid an interrupt for each wake-up of a halted client CPU, a cost "
+            "of the instrument charged to the server"
+        )
+    if counts.unrecorded:
+        parts.append(f"not recorded in {counts.unrecorded} trial(s) (client hosts, or older runs)")
+    return "; ".join(parts) or "no successful trial"
+
+
 def render(analysis: Analysis) -> str:
     """The report's HTML: the analysis drawn and formatted, nothing computed or read here."""
     manifest = analysis.manifest
@@ -328,6 +352,7 @@ def render(analysis: Analysis) -> str:
     outcome = manifest.get("outcome") or {}
     plat, pyperf_meta = platform_rows(manifest)
     plat.append(("client noise floor", the_answer.floor))
+    plat.append(("client CPUs when idle", client_idle_words(client_idle_counts(trials))))
     tasks = tasks_rows(concurrency_pairs(analysis, manifest), hiccup_floor(trials)[0], analysis)
     return (
         environment()

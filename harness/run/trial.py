@@ -20,6 +20,7 @@ from harness.plan.designs import Design
 from harness.plan.plan import TrialSpec
 from harness.plan.topology import format_cpu_list
 from harness.run import procs, sampler, server
+from harness.run.client_idle import polling_when_idle
 from harness.run.flags import TrialFlags
 
 HOST = server.HOST
@@ -46,6 +47,9 @@ class TrialResult:
     # The server's `server-settings/1` line (profile and runtime settings), None if it printed none
     server_settings: dict[str, Any] | None = None
     flags: TrialFlags | None = None  # judged once by the run (run.flags.judge), then stored
+    # How the load generator's CPUs idled (run.client_idle): "poll" or "system", and why not poll
+    client_idle: str | None = None
+    client_idle_why: str = ""
 
 
 @dataclass
@@ -219,17 +223,19 @@ def run_trial(spec: TrialSpec, design: Design, bin_dir: Path, raw: Path) -> Tria
             where = {"port": port, "port_attempts": attempts}
             if isinstance(srv, str):
                 return TrialResult(spec, "failed", srv, started, _now(), **where)
-            client = procs.spawn(
-                loadgen_argv(
-                    spec, bin_dir / "loadgen", port, raw / f"{spec.trial_id}.loadgen.json"
-                ),
-                stdout=subprocess.DEVNULL,
-                stderr=llog,
-            )
-            why = _wait_for_loadgen(spec, srv, client, window, raw)
+            with polling_when_idle(spec.cpus.client[: spec.client_threads]) as idle:
+                client = procs.spawn(
+                    loadgen_argv(
+                        spec, bin_dir / "loadgen", port, raw / f"{spec.trial_id}.loadgen.json"
+                    ),
+                    stdout=subprocess.DEVNULL,
+                    stderr=llog,
+                )
+                why = _wait_for_loadgen(spec, srv, client, window, raw)
             llog.flush()
             if why is None:
                 result = TrialResult(spec, "ok", "", started, "", **where)
+                result.client_idle, result.client_idle_why = idle.mode, idle.why
                 result.server_settings = srv.settings
                 _add_samples(result, window)
                 why = _read_report(result, client.returncode, raw)

@@ -83,6 +83,9 @@ def trial_rows(run_id: str, result: Any) -> dict[str, list[dict[str, Any]]]:
         **_loadgen_columns(report),
         **_server_columns(result, window, report.get("summary", {}).get("requests")),
         **_client_columns(result.spec, report, window),
+        # getattr: a result from before the client CPUs were set to poll has neither
+        "client_idle": getattr(result, "client_idle", None),
+        "client_idle_why": getattr(result, "client_idle_why", None) or None,
         # getattr: a result from before flags were judged by the run has none
         **_flag_columns(getattr(result, "flags", None)),
         "server_host": getattr(result, "server_host", "") or "local",

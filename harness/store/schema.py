@@ -47,6 +47,7 @@ TRIALS = pa.schema([
     ("server_voluntary_ctxt", _I64), ("server_involuntary_ctxt", _I64),
     ("ctxt_per_request", _F), ("server_rss_bytes", _I64),
     ("client_cpu_s", _F), ("client_cpu_util", _F), ("client_runqueue_wait", _F),
+    ("client_idle", _S), ("client_idle_why", _S),
     ("perf_instructions", _I64), ("perf_cycles", _I64), ("perf_context_switches", _I64),
     ("perf_cache_misses", _I64),
     # flags: why a number may not be the server's, each with the causes that set it
