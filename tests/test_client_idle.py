@@ -16,7 +16,13 @@ import pandas as pd
 import pytest
 from conftest import RealRun
 
-from harness.run.client_idle import POLL, ClientIdle, polling_when_idle, qos_file
+from harness.run.client_idle import (
+    POLL,
+    ClientIdle,
+    polling_when_idle,
+    qos_file,
+    release_abandoned,
+)
 
 
 def _cpus(root: Path, count: int = 2, state0: str = "POLL", value: str = "0") -> Path:
@@ -65,6 +71,23 @@ def test_a_killed_runs_hold_does_not_keep_the_cpu_polling(tmp_path: Path) -> Non
         assert _value(root, 0) == POLL
     assert _value(root, 0) == "0"
     assert not (state / f"cpu0.held.{dead}.0").exists()
+
+
+def test_a_killed_runs_setting_is_put_back_before_the_next_trial_holds_anything(
+    tmp_path: Path,
+) -> None:
+    """The next trial may use other CPUs: every CPU left by a dead holder is put back first."""
+    root, state = _cpus(tmp_path / "sys"), tmp_path / "state"
+    state.mkdir()
+    (state / "lock").touch()
+    dead = max(int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()) + 10_000
+    (state / "cpu1.before").write_text("7")
+    (state / f"cpu1.held.{dead}.3").touch()
+    qos_file(1, root).write_text(POLL)
+    assert release_abandoned(root, state) == [1]
+    assert _value(root, 1) == "7" and not list(state.glob("cpu1*"))
+    with polling_when_idle([0], root, state):
+        assert (_value(root, 0), _value(root, 1)) == (POLL, "7")
 
 
 def test_an_exception_inside_the_block_still_restores(tmp_path: Path) -> None:

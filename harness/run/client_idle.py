@@ -64,6 +64,7 @@ def polling_when_idle(
     Two runs may overlap on a CPU (or one was killed before it could restore): `state` keeps
     each CPU's value from before the first holder and one marker per holding process, under a
     lock; the last live holder to leave puts the value back."""
+    release_abandoned(root, state)
     held: list[int] = []
     marker = f"held.{os.getpid()}.{next(_HOLDS)}"
     idle = ClientIdle("poll")
@@ -83,6 +84,24 @@ def polling_when_idle(
         yield idle
     finally:
         _release(held, root, state, marker)
+
+
+def release_abandoned(root: Path = CPU_ROOT, state: Path = STATE_DIR) -> list[int]:
+    """Puts back the value of every CPU whose holders are all gone (a run killed before it could
+    restore: SIGKILL, a lost machine session); returns those CPUs."""
+    if not (state / "lock").exists():
+        return []
+    restored = []
+    with _locked(state):
+        for saved in state.glob("cpu*.before"):
+            cpu = int(saved.name[3:].split(".")[0])
+            if _live_holders(state, cpu):
+                continue
+            with contextlib.suppress(OSError):
+                qos_file(cpu, root).write_text(saved.read_text())
+            saved.unlink()
+            restored.append(cpu)
+    return sorted(restored)
 
 
 @contextmanager
