@@ -601,6 +601,7 @@ def build_failed_run(directory: Path) -> FakeRun:
             "server exited with code 132 before it was ready: Illegal instruction",
             "2026-11-22T11:30:00.000+00:00",
             "2026-11-22T11:30:00.300+00:00",
+            failure="server_start",
         )
         for table, rows in trial_rows(RUN_ID, result).items():
             store.add(table, rows)

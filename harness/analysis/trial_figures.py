@@ -4,6 +4,7 @@ network's idle floor. Pure: tables in, numbers out."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,3 +85,25 @@ def client_idle_counts(trials: pd.DataFrame) -> ClientIdleCounts:
         unrecorded=int(mode.isna().sum()),
         why=tuple(why),
     )
+
+
+@dataclass(frozen=True)
+class FailureCount:
+    """Failed trials of one kind (`failure`), or, for trials stored before kinds were recorded,
+    of one reason as it was written (`kind` None)."""
+
+    kind: str | None
+    reason: str | None
+    count: int
+
+
+def failure_counts(trials: pd.DataFrame) -> list[FailureCount]:
+    """A run's failed trials grouped by kind of failure, most first."""
+    if trials.empty:
+        return []
+    failed = trials[trials["status"] != "ok"]
+    kinds = failed["failure"] if "failure" in failed else pd.Series(None, index=failed.index)
+    groups: Counter[tuple[str | None, str | None]] = Counter()
+    for kind, reason in zip(kinds, failed["reason"].fillna("unknown"), strict=True):
+        groups[(kind, None) if isinstance(kind, str) else (None, str(reason))] += 1
+    return [FailureCount(kind, reason, n) for (kind, reason), n in groups.most_common()]

@@ -13,9 +13,9 @@ from harness.analysis import stats
 from harness.analysis.analyse import Analysis, ConfigSummary, DesignComparison
 from harness.analysis.flagged import dominant_flag, flag_counts, kinds_text
 from harness.analysis.tasks import concurrency_pairs
-from harness.analysis.trial_figures import hiccup_floor
+from harness.analysis.trial_figures import failure_counts, hiccup_floor
 from harness.plan import cpus
-from harness.report.flag_words import flag_names
+from harness.report.flag_words import failure_words, flag_names
 from harness.report.format import cores_text, fmt, fmt_ratio, plural
 
 
@@ -230,8 +230,9 @@ def unrankable(trials: pd.DataFrame, analysis: Analysis, manifest: dict[str, Any
     n = len(trials)
     ok = trials["status"] == "ok"
     if not ok.any():
-        reasons = Counter(str(r).split(":")[0] for r in trials["reason"].fillna("unknown"))
-        top = "; ".join(f"{why} ({k})" for why, k in reasons.most_common(3))
+        top = "; ".join(
+            f"{failure_words(c.kind, c.reason)} ({c.count})" for c in failure_counts(trials)[:3]
+        )
         return f"all {n} trials failed, so nothing was measured ({top}). See the failed trials."
     if not trials["ranked"].any():
         flagged = trials[trials["flagged"]]

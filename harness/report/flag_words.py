@@ -176,3 +176,27 @@ def trial_reasons(row: Mapping[str, Any] | pd.Series) -> str:
     ranked, and says so."""
     ranked = "" if row.get("flagged") else " (server flag: still ranked)"
     return "; ".join(flag_reasons(row)) + ranked
+
+
+# A failed trial's kind of failure (run.trial.FailureKind), in words.
+FAILURE_WORDS = {
+    "server_start": "the server did not start",
+    "port_shared": "another process listened on the trial's port",
+    "server_died": "the server exited during the trial",
+    "server_stop": "the server stopped badly",
+    "loadgen_overran": "the load generator ran past its limit",
+    "loadgen_failed": "the load generator ended without a report",
+    "no_requests": "no request succeeded",
+    "host_lost": "a host was lost",
+    "hosts_unmergeable": "the client hosts' results could not be merged",
+    "rate_unresolved": "its capacity trial measured nothing",
+    "interrupted": "interrupted",
+}
+
+
+def failure_words(kind: str | None, reason: str | None) -> str:
+    """A kind of failure in words; a trial stored before kinds were recorded shows its reason
+    as it was written."""
+    if kind is None:
+        return reason or "unknown"
+    return FAILURE_WORDS.get(kind, kind)

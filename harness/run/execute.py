@@ -168,11 +168,11 @@ def _trial(
     now = datetime.now(UTC).isoformat(timespec="milliseconds")
     resolved = _resolve_rate(spec, capacities)
     if isinstance(resolved, str):
-        return TrialResult(spec, "failed", resolved, now, now)
+        return TrialResult(spec, "failed", resolved, now, now, failure="rate_unresolved")
     try:
         result = run_one(resolved, design, bin_dir, store.directory / "raw")
     except KeyboardInterrupt:
-        return TrialResult(resolved, "failed", INTERRUPTED, now, now)
+        return TrialResult(resolved, "failed", INTERRUPTED, now, now, failure="interrupted")
     if result.status == "ok" and result.loadgen:
         capacities[spec.trial_id] = result.loadgen["summary"].get("throughput_rps")
     return result

@@ -16,16 +16,16 @@ from harness.plan.designs import Design
 from harness.plan.plan import TrialSpec
 from harness.run import clock, procs, sampler, server
 from harness.run.remote import Connection, RemoteError, RemoteProcess
-from harness.run.trial import HostsTrialResult, _now
+from harness.run.trial import FailureKind, HostsTrialResult, _now
 
 
 class TrialFailed(Exception):
     """A trial across hosts failed: the reason, and fields of its result (run_trial returns
     the failed result; nothing escapes)."""
 
-    def __init__(self, reason: str, **fields: Any) -> None:
+    def __init__(self, kind: FailureKind, reason: str, **fields: Any) -> None:
         super().__init__(reason)
-        self.reason, self.fields = reason, fields
+        self.kind, self.reason, self.fields = kind, reason, fields
 
 
 @dataclass
@@ -49,11 +49,11 @@ class HostsTrial:
     def file(self, suffix: str) -> Path:
         return self.raw / f"{self.spec.trial_id}.{suffix}"
 
-    def fail(self, reason: str, **kw: Any) -> HostsTrialResult:
+    def fail(self, failed: TrialFailed) -> HostsTrialResult:
         port_kw = {"port": self.port, "port_attempts": 1} if self.port is not None else {}
         return HostsTrialResult(
-            self.spec, "failed", reason, self.started, _now(), server_host=self.server_host,
-            **port_kw, **kw,
+            self.spec, "failed", failed.reason, self.started, _now(), failure=failed.kind,
+            server_host=self.server_host, **port_kw, **failed.fields,
         )  # fmt: skip
 
 
@@ -76,18 +76,20 @@ def poll_hosts(t: HostsTrial, pending: dict[str, RemoteProcess]) -> None:
                 del pending[h]
         except RemoteError:
             raise TrialFailed(
+                "host_lost",
                 f"client host {h} failed during the trial: its load generator "
-                f"ended without an exit status ({p.error})"
+                f"ended without an exit status ({p.error})",
             ) from None
     try:
         code = t.srv.poll()
     except RemoteError:
         raise TrialFailed(
-            f"server host {t.server_host} failed during the trial ({t.srv.error})"
+            "host_lost", f"server host {t.server_host} failed during the trial ({t.srv.error})"
         ) from None
     if code is not None:
         tail = procs.tail(t.file("server.log"))
-        raise TrialFailed(f"server on {t.server_host} died during the trial (exit {code}): {tail}")
+        why = f"server on {t.server_host} died during the trial (exit {code}): {tail}"
+        raise TrialFailed("server_died", why)
 
 
 def add_samples(result: HostsTrialResult, spec: TrialSpec, window: ServerWindow) -> None:

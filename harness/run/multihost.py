@@ -266,7 +266,7 @@ class HostSession:
             result.counters, notes = stop_server(t.srv, design)
             return trial.conclude(result, result.counters, notes, raw)
         except TrialFailed as failed:
-            return t.fail(failed.reason, **failed.fields)
+            return t.fail(failed)
         finally:
             for p in t.clients.values():
                 p.kill()
@@ -278,12 +278,12 @@ class HostSession:
         try:
             srv_conn = self.conn(t.server_host)
         except RemoteError as exc:
-            raise TrialFailed(f"server host {exc}") from None
+            raise TrialFailed("server_start", f"server host {exc}") from None
         for h in self.layout.client_hosts:
             try:
                 t.conns[h] = self.conn(h)
             except RemoteError as exc:
-                raise TrialFailed(f"client host {exc}") from None
+                raise TrialFailed("host_lost", f"client host {exc}") from None
         try:
             t.addr, listen = self.server_addr()
             t.port = self._free_port(srv_conn)
@@ -291,10 +291,10 @@ class HostSession:
                 self._server_argv(t.spec, design, listen, t.port), stderr=t.file("server.log")
             )
         except (RemoteError, ValueError) as exc:
-            raise TrialFailed(f"server host {exc}") from None
+            raise TrialFailed("server_start", f"server host {exc}") from None
         why = wait_ready(t.srv, t.file("server.log"), t.settings)
         if why:
-            raise TrialFailed(f"server on {t.server_host} {why}")
+            raise TrialFailed("server_start", f"server on {t.server_host} {why}")
         return srv_conn
 
     def _start_clients(self, t: HostsTrial) -> None:
@@ -303,7 +303,7 @@ class HostSession:
         try:
             t.offsets = {h: self._offset(h, CLOCK_ROUNDS) for h in t.conns}
         except RemoteError as exc:
-            raise TrialFailed(f"client host {exc}") from None
+            raise TrialFailed("host_lost", f"client host {exc}") from None
         shares = self.layout.shares(t.spec.connections, t.spec.rate)
         t.start_local = time.time_ns() + int(START_LEAD_S * 1e9)
         for share in shares:
@@ -315,7 +315,7 @@ class HostSession:
             try:
                 t.clients[h] = t.conns[h].start(argv, stderr=t.file(f"{host_tag(h)}.loadgen.log"))
             except RemoteError as exc:
-                raise TrialFailed(f"client host {exc}") from None
+                raise TrialFailed("host_lost", f"client host {exc}") from None
         started = {
             "server_host": t.server_host,
             "server": {"addr": t.addr, "port": t.port, "cpus": list(t.spec.cpus.server)},
@@ -341,8 +341,9 @@ class HostSession:
                     window.before, window.before_cpus = self._sample(srv_conn, t.srv.pgid)
             if time.time() > limit:
                 raise TrialFailed(
+                    "loadgen_overran",
                     f"load generator on {', '.join(pending)} still running "
-                    f"{limit - t.start_local / 1e9:.0f} s after the start; killed"
+                    f"{limit - t.start_local / 1e9:.0f} s after the start; killed",
                 )
             time.sleep(0.05)
         if window.before is not None and t.srv.pgid:
@@ -365,13 +366,14 @@ class HostSession:
                     log = t.file(f"{host_tag(h)}.loadgen.log")
                     why = procs.tail(log) or exc
                     raise TrialFailed(
-                        f"client host {h}: load generator failed (exit {p.returncode}): {why}"
+                        "loadgen_failed",
+                        f"client host {h}: load generator failed (exit {p.returncode}): {why}",
                     ) from None
             try:
                 per_host[h] = json.loads(local_json.read_text())
             except (OSError, json.JSONDecodeError) as exc:
                 raise TrialFailed(
-                    f"client host {h}: load generator wrote invalid JSON: {exc}"
+                    "loadgen_failed", f"client host {h}: load generator wrote invalid JSON: {exc}"
                 ) from None
         result = HostsTrialResult(
             t.spec, "ok", "", t.started, "", per_host=per_host, server_host=t.server_host,
@@ -385,6 +387,6 @@ class HostSession:
             result.loadgen = host_merge.merge_reports(per_host, starts)
         except ValueError as exc:
             why = f"the hosts' results cannot be merged: {exc}"
-            raise TrialFailed(why, per_host=per_host) from None
+            raise TrialFailed("hosts_unmergeable", why, per_host=per_host) from None
         t.file("loadgen.json").write_text(json.dumps(result.loadgen) + "\n")
         return result

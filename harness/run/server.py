@@ -37,11 +37,14 @@ class ServerStartError(Exception):
     not READY), "missing" (not built or installed). `refused`: it exited 2 at once, i.e. it
     rejects these flags (a protocol it lists in the registry but does not speak yet, say)."""
 
-    def __init__(self, reason: str, kind: str, *, exit_code: int | None = None) -> None:
+    def __init__(
+        self, reason: str, kind: str, *, exit_code: int | None = None, detail: str = ""
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.kind = kind
         self.exit_code = exit_code
+        self.detail = detail  # "spawn": the operating system's error, without the binary
 
     @property
     def refused(self) -> bool:
@@ -131,7 +134,9 @@ def start(
             whole = None if design.pins_itself else format_cpu_list(cpus)
             proc = procs.spawn(argv, stdout=subprocess.PIPE, stderr=stderr, cpus=whole)
         except OSError as exc:
-            raise ServerStartError(f"cannot start {argv[0]}: {exc}", "spawn") from None
+            raise ServerStartError(
+                f"cannot start {argv[0]}: {exc}", "spawn", detail=str(exc)
+            ) from None
     server = Server(design, protocol, host, port, cpus, proc, log)
     try:
         _wait_ready(server, strict_ready)

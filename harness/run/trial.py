@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from harness.plan.designs import Design
 from harness.plan.plan import TrialSpec
@@ -26,6 +26,31 @@ from harness.run.flags import TrialFlags
 HOST = server.HOST
 LOADGEN_SLACK_S = 15.0  # beyond warm-up + duration + request timeout, before we kill it
 CLIENT_SAMPLE_EVERY_S = 0.5  # the client exits at the window's end: sample it while it runs
+
+
+# Why a trial failed, as data (docs/data.md, `failure`); its `reason` says it in words, with the
+# details (exit codes, log lines, ports).
+FailureKind = Literal[
+    "server_start",  # the server did not start or was not ready in time
+    "port_shared",  # another process listens on the trial's port (SO_REUSEPORT)
+    "server_died",  # the server exited during the trial
+    "server_stop",  # the server stopped badly or reported no usable counters
+    "loadgen_overran",  # the load generator ran past its limit and was killed
+    "loadgen_failed",  # the load generator ended without a usable report
+    "no_requests",  # no request succeeded
+    "host_lost",  # a host (or its connection) failed during a trial across hosts
+    "hosts_unmergeable",  # the client hosts' results could not be merged
+    "rate_unresolved",  # a rate-sweep trial's capacity trial measured no throughput
+    "interrupted",  # the user stopped the run during the trial
+]
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A failure found while running a trial: its kind, and the reason in words."""
+
+    kind: FailureKind
+    reason: str
 
 
 @dataclass
@@ -50,6 +75,7 @@ class TrialResult:
     # How the load generator's CPUs idled (run.client_idle): "poll" or "system", and why not poll
     client_idle: str | None = None
     client_idle_why: str = ""
+    failure: FailureKind | None = None  # with status "failed": what kind of failure
 
 
 @dataclass
@@ -147,7 +173,7 @@ def _counters(stopped: server.Stopped, design: Design, log: Path) -> tuple[dict 
 def _not_ready(exc: server.ServerStartError, log: Path) -> str:
     """A trial's reason for a server that never became ready: how it ended, then its log."""
     if exc.kind == "spawn":
-        return f"server could not start: {exc.reason.split(': ', 1)[-1]}"
+        return f"server could not start: {exc.detail}"
     if exc.kind == "exited":
         return procs.ended("server", exc.exit_code, log, " before it was ready")
     return f"server not ready after {server.READY_TIMEOUT_S:.0f} s: {procs.log_lines(log)}"
@@ -155,7 +181,7 @@ def _not_ready(exc: server.ServerStartError, log: Path) -> str:
 
 def _start_server(
     spec: TrialSpec, design: Design, bin_dir: Path, log: Path
-) -> tuple[server.Server | str, int, int]:
+) -> tuple[server.Server | Failed, int, int]:
     """The server started on a port nobody else holds: a port taken between picking it and
     the server binding it (the server says EADDRINUSE) is retried on a fresh one. Returns the
     server (or the reason it did not start), the port and the number of ports tried."""
@@ -181,11 +207,11 @@ def _start_server(
             ):
                 continue
             tried = f" ({attempt} ports tried, each taken)" if attempt > 1 else ""
-            return _not_ready(exc, log) + tried, port, attempt
+            return Failed("server_start", _not_ready(exc, log) + tried), port, attempt
         foreign = procs.foreign_listeners(port, sampler.descendants(srv.pid))
         if foreign:
             srv.kill()
-            return _foreign(port, foreign), port, attempt
+            return Failed("port_shared", _foreign(port, foreign)), port, attempt
         return srv, port, attempt
 
 
@@ -221,8 +247,8 @@ def run_trial(spec: TrialSpec, design: Design, bin_dir: Path, raw: Path) -> Tria
         try:
             srv, port, attempts = _start_server(spec, design, bin_dir, server_log)
             where = {"port": port, "port_attempts": attempts}
-            if isinstance(srv, str):
-                return TrialResult(spec, "failed", srv, started, _now(), **where)
+            if isinstance(srv, Failed):
+                return _failed(spec, srv, started, **where)
             with polling_when_idle(spec.cpus.client[: spec.client_threads]) as idle:
                 client = procs.spawn(
                     loadgen_argv(
@@ -240,15 +266,19 @@ def run_trial(spec: TrialSpec, design: Design, bin_dir: Path, raw: Path) -> Tria
                 _add_samples(result, window)
                 why = _read_report(result, client.returncode, raw)
             if why is not None:
-                return TrialResult(spec, "failed", why, started, _now(), **where)
+                return _failed(spec, why, started, **where)
             return _stop_server(result, srv, design, raw, client_failed=client.returncode == 1)
         finally:
             if window.perf is not None:
                 window.perf.kill()
             if client is not None:
                 procs.kill_group(client)
-            if srv is not None and not isinstance(srv, str):
+            if srv is not None and not isinstance(srv, Failed):
                 srv.kill()
+
+
+def _failed(spec: TrialSpec, failed: Failed, started: str, **where: Any) -> TrialResult:
+    return TrialResult(spec, "failed", failed.reason, started, _now(), failure=failed.kind, **where)
 
 
 def _wait_for_loadgen(
@@ -257,7 +287,7 @@ def _wait_for_loadgen(
     client: subprocess.Popen[bytes],
     window: Window,
     raw: Path,
-) -> str | None:
+) -> Failed | None:
     """Until the load generator exits, sampling the threads as the window opens and the
     client while it runs; why the trial fails if it runs past its limit (then killed)."""
     t_start = time.monotonic()
@@ -278,8 +308,9 @@ def _wait_for_loadgen(
                 window.last_client = sample
             next_client_sample = elapsed + CLIENT_SAMPLE_EVERY_S
         if elapsed > limit:
-            return f"load generator still running {limit:.0f} s after start; killed: " + (
-                procs.log_lines(raw / f"{spec.trial_id}.loadgen.log")
+            why = f"load generator still running {limit:.0f} s after start; killed: "
+            return Failed(
+                "loadgen_overran", why + procs.log_lines(raw / f"{spec.trial_id}.loadgen.log")
             )
         time.sleep(0.01)
     return None
@@ -304,21 +335,21 @@ def _add_samples(result: TrialResult, window: Window) -> None:
     result.server_rss_bytes = after_server.rss_bytes
 
 
-def _read_report(result: TrialResult, returncode: int, raw: Path) -> str | None:
+def _read_report(result: TrialResult, returncode: int, raw: Path) -> Failed | None:
     """The load generator's report into the result; why the trial fails if there is none."""
     log = raw / f"{result.spec.trial_id}.loadgen.log"
     out = raw / f"{result.spec.trial_id}.loadgen.json"
     if returncode < 0:  # killed: whatever it wrote is not its report
-        return procs.ended("load generator", returncode, log)
+        return Failed("loadgen_failed", procs.ended("load generator", returncode, log))
     report: dict[str, Any] | None = None
     if out.exists():
         try:
             report = json.loads(out.read_text())
         except json.JSONDecodeError as exc:
             why = procs.ended("load generator", returncode, log)
-            return f"{why} (and wrote invalid JSON: {exc})"
+            return Failed("loadgen_failed", f"{why} (and wrote invalid JSON: {exc})")
     if returncode == 2 or report is None:
-        return procs.ended("load generator", returncode, log)
+        return Failed("loadgen_failed", procs.ended("load generator", returncode, log))
     result.loadgen = report
     return None
 
@@ -330,10 +361,11 @@ def _stop_server(
     SIGTERM and its counters and shutdown go into the result."""
     server_log = raw / f"{result.spec.trial_id}.server.log"
     if (code := srv.proc.poll()) is not None:
-        result.status = "failed"
+        result.status, result.failure = "failed", "server_died"
         result.reason = procs.ended("server", code, server_log, " during the trial")
     elif foreign := procs.foreign_listeners(result.port, sampler.descendants(srv.pid)):
         result.status, result.reason = "failed", _foreign(result.port, foreign)
+        result.failure = "port_shared"
     else:
         counters, notes = _counters(srv.stop(), design, server_log)
         return conclude(result, counters, notes, raw, client_failed)
@@ -354,11 +386,13 @@ def conclude(
     if counters is not None:
         (raw / f"{result.spec.trial_id}.server.json").write_text(json.dumps(counters) + "\n")
     summary = (result.loadgen or {}).get("summary", {})
+    failure: FailureKind = "server_stop"
     if client_failed or not summary.get("requests"):
         errors = summary.get("errors", {})
         kinds = ", ".join(f"{k}={v}" for k, v in errors.items() if v) or "none"
         notes.insert(0, f"no request succeeded (errors: {kinds})")
+        failure = "no_requests"
     if notes:
-        result.status, result.reason = "failed", "; ".join(notes)
+        result.status, result.reason, result.failure = "failed", "; ".join(notes), failure
     result.ended_at = _now()
     return result

@@ -92,6 +92,7 @@ def trial_rows(run_id: str, result: Any) -> dict[str, list[dict[str, Any]]]:
         "client_hosts": ",".join(getattr(result, "per_host", None) or ["local"]),
         "status": result.status,
         "reason": result.reason,
+        "failure": getattr(result, "failure", None),  # getattr: older records have none
         "started_at": result.started_at,
         "ended_at": result.ended_at,
     }

@@ -58,7 +58,7 @@ TRIALS = pa.schema([
     ("client_bound_reason", _S), ("rate_missed_reason", _S), ("unsteady_reason", _S),
     ("contended_reason", _S), ("errors_flag_reason", _S), ("censored_flag_reason", _S),
     ("server_host", _S), ("client_hosts", _S),  # docs/multi-host.md; "local" on one machine
-    ("status", _S), ("reason", _S), ("started_at", _S), ("ended_at", _S),
+    ("status", _S), ("reason", _S), ("failure", _S), ("started_at", _S), ("ended_at", _S),
 ])  # fmt: skip
 
 LATENCY = pa.schema([
