@@ -10,11 +10,16 @@ its client CPUs idled, and the report says it.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from conftest import RealRun
+from helpers import REPO
 
 from harness.run.client_idle import (
     POLL,
@@ -131,3 +136,31 @@ def test_a_real_run_records_how_its_client_cpus_idled(real_run: RealRun) -> None
         assert set(ok["client_idle"]) == {"poll"}
     html = "".join(p.read_text() for p in real_run.reports.rglob("*.html"))
     assert "client CPUs when idle" in html
+
+
+def test_a_user_who_cannot_write_the_setting_gets_the_reason_not_an_error(
+    request: pytest.FixtureRequest,
+) -> None:
+    """Not root (here: nobody, while root's state directory exists): the trial goes on with the
+    CPUs as they were, and says why."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to run as nobody")
+    shared = Path(tempfile.mkdtemp(prefix="client-idle-"))  # pytest's tmp_path is root's only
+    shared.chmod(0o755)
+    request.addfinalizer(lambda: shutil.rmtree(shared))
+    root, state = _cpus(shared / "sys"), shared / "state"
+    with polling_when_idle([0], root, state):  # root's lock and state exist now
+        pass
+    code = (
+        "from pathlib import Path; from harness.run.client_idle import polling_when_idle\n"
+        f"with polling_when_idle([0], Path({str(root)!r}), Path({str(state)!r})) as idle:\n"
+        "    print(idle.mode, idle.why)\n"
+    )
+    nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    out = subprocess.run(
+        [*nobody, sys.executable, "-c", code],
+        capture_output=True, text=True, timeout=30, cwd=REPO,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("system ") and "not writable (run as root)" in out.stdout
+    assert _value(root, 0) == "0"

@@ -89,18 +89,25 @@ def polling_when_idle(
 def release_abandoned(root: Path = CPU_ROOT, state: Path = STATE_DIR) -> list[int]:
     """Puts back the value of every CPU whose holders are all gone (a run killed before it could
     restore: SIGKILL, a lost machine session); returns those CPUs."""
-    if not (state / "lock").exists():
-        return []
+    try:
+        if not (state / "lock").exists():
+            return []
+        with _locked(state):
+            return _restore_abandoned(root, state)
+    except OSError:
+        return []  # not ours to put back (not root): a run that can write them will
+
+
+def _restore_abandoned(root: Path, state: Path) -> list[int]:
     restored = []
-    with _locked(state):
-        for saved in state.glob("cpu*.before"):
-            cpu = int(saved.name[3:].split(".")[0])
-            if _live_holders(state, cpu):
-                continue
-            with contextlib.suppress(OSError):
-                qos_file(cpu, root).write_text(saved.read_text())
-            saved.unlink()
-            restored.append(cpu)
+    for saved in state.glob("cpu*.before"):
+        cpu = int(saved.name[3:].split(".")[0])
+        if _live_holders(state, cpu):
+            continue
+        with contextlib.suppress(OSError):
+            qos_file(cpu, root).write_text(saved.read_text())
+        saved.unlink()
+        restored.append(cpu)
     return sorted(restored)
 
 
@@ -127,6 +134,8 @@ def _live_holders(state: Path, cpu: int) -> list[Path]:
 def _hold(cpu: int, root: Path, state: Path, marker: str) -> str:
     """Takes one hold on `cpu`; returns why not ("" when held)."""
     path = qos_file(cpu, root)
+    if not os.access(path, os.W_OK):
+        return f"{path} is not writable (run as root)"
     try:
         with _locked(state):
             saved = state / f"cpu{cpu}.before"
@@ -144,7 +153,7 @@ def _hold(cpu: int, root: Path, state: Path, marker: str) -> str:
 def _release(cpus: list[int], root: Path, state: Path, marker: str) -> None:
     if not cpus:
         return
-    with _locked(state):
+    with contextlib.suppress(OSError), _locked(state):
         for cpu in cpus:
             (state / f"cpu{cpu}.{marker}").unlink(missing_ok=True)
             saved = state / f"cpu{cpu}.before"
