@@ -414,7 +414,8 @@ def test_ctrl_c_then_resume(tmp_path):
     runs the rest from the stored plan. (test_e2e's Ctrl-C test, merged here: the same run.)"""
     require_binaries("loadgen", "epoll-tpc", "tokio-tpc")
     h = Harness("run", *FAST, *TWO, "--duration", "3", "--no-preflight", *out_args(tmp_path))
-    kids = [h.wait_descendant("loadgen"), h.wait_descendant("epoll-tpc")]  # the trial runs
+    # The first trial runs (its server: epoll-tpc, the plan's order without --seed).
+    kids = [h.wait_descendant("loadgen"), h.wait_descendant("epoll-tpc")]
     time.sleep(0.5)
     os.kill(h.proc.pid, signal.SIGINT)
     code, out, err = h.finish(timeout=30)  # and checks that no process group is left
