@@ -20,9 +20,12 @@ run: setup ## set up, then the default benchmark (results/, reports/); ARGS= for
 
 # The Rust unit tests live in the workspace's libraries (tests/test_layout.py checks that no
 # binary holds one): testing only --lib spares a thin-LTO link of an empty test binary per design.
+# pytest ends with its 15 slowest tests: where the time went (tests/README.md, "Where the time
+# goes").
 test: setup lint ## set up, lint, then every test (Rust unit tests and pytest)
 	$(CARGO) test --release --workspace --lib --quiet
-	$(VENV)/bin/pytest $(ARGS); rc=$$?; [ $$rc -eq 5 ] && { echo "no tests ran" >&2; exit 1; }; exit $$rc
+	$(VENV)/bin/pytest --durations=15 $(ARGS); rc=$$?; \
+	[ $$rc -eq 5 ] && { echo "no tests ran" >&2; exit 1; }; exit $$rc
 
 setup: apt venv build ## Debian packages, the locked .venv, the release build
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import json
 import os
 import selectors
@@ -26,7 +27,7 @@ FAST = ["--mode", "closed", "--cores", "1", "--duration", "1", "--warmup", "0", 
 TWO = ["--servers", "epoll-tpc,tokio-tpc"]
 
 
-def _stat(pid: int) -> tuple[str, int, int] | None:
+def proc_stat(pid: int) -> tuple[str, int, int] | None:
     """(state, ppid, pgid) of a process, None when gone."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -39,7 +40,7 @@ def descendants(root: int) -> dict[int, int]:
     """{pid: pgid} of every live process below root."""
     parent: dict[int, tuple[int, int]] = {}
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (st := _stat(int(entry.name))) and st[0] != "Z":
+        if entry.name.isdigit() and (st := proc_stat(int(entry.name))) and st[0] != "Z":
             parent[int(entry.name)] = (st[1], st[2])
     out: dict[int, int] = {}
     todo = [root]
@@ -98,7 +99,7 @@ class Watch:
 
 def _group_alive(pgid: int) -> bool:
     for entry in Path("/proc").iterdir():
-        st = _stat(int(entry.name)) if entry.name.isdigit() else None
+        st = proc_stat(int(entry.name)) if entry.name.isdigit() else None
         if st and st[2] == pgid and st[0] != "Z":
             return True
     return False
@@ -148,7 +149,7 @@ class Harness:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for pid in self.watch.by_name(name):
-                if _stat(pid) is not None:
+                if proc_stat(pid) is not None:
                     return pid
             time.sleep(0.05)
         raise AssertionError(f"no {name} process started")
@@ -188,9 +189,17 @@ def manifest_of(run: Path) -> dict:
 
 
 def assert_reportable(run: Path, out: Path) -> None:
-    """The run directory reads back: `harness report` writes its report."""
-    code, _, err = run_harness("report", str(run), "-o", str(out))
-    assert code == 0, err
+    """The run directory reads back: `harness report` writes its report. Called in this
+    process (harness.cli.main, what `python -m harness` runs): a report starts no process, and
+    a new interpreter would cost a second of imports each time."""
+    from harness.cli import main
+
+    with (
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()) as err,
+    ):
+        code = main(["report", str(run), "-o", str(out)])
+    assert code == 0, err.getvalue()
     assert out.is_file()
 
 

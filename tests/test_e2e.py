@@ -1,17 +1,16 @@
-"""End to end: `harness run` against the real servers and load generator on loopback."""
+"""End to end: `harness run` against the real servers and load generator on loopback.
+
+A trial whose server dies, and Ctrl-C then --resume, are checked in test_faults (with its
+watch on every process the run starts)."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pandas as pd
 from conftest import REPO, RUN_FAST, require_binaries
-from helpers import design_entry, harness_argv, only_run, registry_with, run_harness
+from helpers import design_entry, only_run, registry_with, run_harness
 
 
 def test_run_produces_tables_and_report(real_run, tmp_path):
@@ -59,31 +58,6 @@ def broken_registry(tmp_path: Path) -> Path:
     return registry_with(tmp_path, entry)
 
 
-def test_failed_trial_is_stored_and_run_goes_on(tmp_path):
-    require_binaries("loadgen", "tokio-ws")
-    out = tmp_path / "results"
-    proc = run_harness(
-        "run",
-        *RUN_FAST,
-        "--no-preflight",  # let it fail as a trial, not at the door
-        "--servers",
-        "broken,tokio-ws",
-        "--registry",
-        str(broken_registry(tmp_path)),
-        "--out",
-        str(out),
-        "--reports",
-        str(tmp_path / "reports"),
-    )
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "1 of 2 trials failed" in proc.stdout and "broken" in proc.stdout
-    trials = pd.read_parquet(only_run(out) / "trials.parquet").set_index("server")
-    assert trials.loc["broken", "status"] == "failed"
-    assert "exited with code 3" in trials.loc["broken", "reason"]
-    assert "cannot bind" in trials.loc["broken", "reason"]
-    assert trials.loc["tokio-ws", "status"] == "ok"
-
-
 def test_nonconforming_design_is_refused(tmp_path):
     require_binaries("loadgen", "tokio-ws")
     args = [
@@ -113,75 +87,3 @@ def test_nonconforming_design_is_refused(tmp_path):
     assert "refused broken" in everything.stdout
     manifest = json.loads((only_run(tmp_path / "results") / "manifest.json").read_text())
     assert "cannot bind" in manifest["left_out"]["broken"]
-
-
-def _children(pid: int) -> list[int]:
-    kids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            kids.append(int(stat.parent.name))
-    return kids
-
-
-def test_ctrl_c_leaves_no_process_and_keeps_results(tmp_path):
-    require_binaries("loadgen", "tokio-ws", "tokio-tpc")
-    out = tmp_path / "results"
-    proc = subprocess.Popen(
-        harness_argv(
-            "run",
-            "--servers",
-            "tokio-ws,tokio-tpc",
-            "--cores",
-            "1",
-            "--duration",
-            "3",
-            "--no-preflight",
-            "--warmup",
-            "0",
-            "--repeat",
-            "1",
-            "--mode",
-            "closed",
-            "--out",
-            str(out),
-            "--reports",
-            str(tmp_path / "r"),
-        ),
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        kids: list[int] = []
-        while time.monotonic() < deadline and len(kids) < 2:  # server and load generator
-            time.sleep(0.2)
-            kids = _children(proc.pid)
-        assert len(kids) >= 2, "trial did not start"
-        time.sleep(1.0)
-        os.kill(proc.pid, signal.SIGINT)
-        proc.wait(timeout=20)
-        assert proc.returncode == 130
-        for kid in kids:
-            assert (
-                not Path(f"/proc/{kid}").exists()
-                or Path(f"/proc/{kid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-            )
-        run = only_run(out)
-        trials = pd.read_parquet(run / "trials.parquet")
-        assert len(trials) == 1 and trials.iloc[0]["reason"] == "interrupted by the user"
-        # The run goes on from where it stopped, with its stored plan.
-        resumed = run_harness("run", "--resume", str(run), "--reports", str(tmp_path / "r"))
-        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-        trials = pd.read_parquet(run / "trials.parquet")
-        assert sorted(trials["server"]) == ["tokio-tpc", "tokio-ws"]
-        assert (trials["status"] == "ok").all()
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()

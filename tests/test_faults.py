@@ -28,6 +28,7 @@ from faults_support import (
     design_entry,
     manifest_of,
     one_error_line,
+    proc_stat,
     registry_with,
     run_harness,
     trials_of,
@@ -232,13 +233,23 @@ def test_server_killed_mid_trial_names_the_signal(tmp_path):
 
 
 def test_server_dying_with_an_empty_log_says_so(tmp_path):
+    """A server that exits before READY fails its trial, stored with the exit code and the
+    end of its log, or that its log is empty; the run goes on (exit 1, the failures named).
+    (test_e2e's failed-trial test, merged here: its design `broken` is one more trial.)"""
     require_binaries("loadgen", "tokio-tpc")
-    registry = registry_with(tmp_path, design_entry("mute", "/bin/sh -c 'exit 3' --port {port}"))
-    args = ["run", *FAST, "--servers", "mute,tokio-tpc", "--no-preflight"]
+    broken = "/bin/sh -c 'echo cannot bind >&2; exit 3' --port {port}"
+    mute = "/bin/sh -c 'exit 3' --port {port}"
+    registry = registry_with(tmp_path, design_entry("broken", broken) + design_entry("mute", mute))
+    args = ["run", *FAST, "--servers", "broken,mute,tokio-tpc", "--no-preflight"]
     code, out, err = run_harness(*args, "--registry", str(registry), *out_args(tmp_path))
     assert code == 1, out + err
+    assert "2 of 3 trials failed" in out and "broken" in out and "mute" in out, out
     run = only_run(tmp_path / "results")
     trials = trials_of(run).set_index("server")
+    assert trials.loc["broken", "status"] == "failed"
+    reason = trials.loc["broken", "reason"]
+    assert "exited with code 3" in reason and "cannot bind" in reason, reason
+    assert trials.loc["mute", "status"] == "failed"
     reason = trials.loc["mute", "reason"]
     assert reason.startswith("server exited with code 3 before it was ready: ")
     assert reason.endswith(".server.log is empty") and trials.loc["tokio-tpc", "status"] == "ok"
@@ -398,13 +409,18 @@ def test_a_reuseport_listener_arriving_after_the_server_fails_the_trial_naming_i
 
 
 def test_ctrl_c_then_resume(tmp_path):
+    """Ctrl-C mid-trial: exit 130, no process left behind (every process group the run started
+    is gone: its server and load generator), the interrupted trial stored as such; --resume
+    runs the rest from the stored plan. (test_e2e's Ctrl-C test, merged here: the same run.)"""
     require_binaries("loadgen", "epoll-tpc", "tokio-tpc")
     h = Harness("run", *FAST, *TWO, "--duration", "3", "--no-preflight", *out_args(tmp_path))
-    h.wait_descendant("loadgen")
+    # The first trial runs (its server: epoll-tpc, the plan's order without --seed).
+    kids = [h.wait_descendant("loadgen"), h.wait_descendant("epoll-tpc")]
     time.sleep(0.5)
     os.kill(h.proc.pid, signal.SIGINT)
-    code, out, err = h.finish(timeout=30)
+    code, out, err = h.finish(timeout=30)  # and checks that no process group is left
     assert code == 130, out + err
+    assert not [k for k in kids if (st := proc_stat(k)) is not None and st[0] != "Z"], kids
     run = only_run(tmp_path / "results")
     trials = trials_of(run)
     assert len(trials) == 1 and trials.iloc[0]["reason"] == "interrupted by the user"
@@ -412,6 +428,7 @@ def test_ctrl_c_then_resume(tmp_path):
     code, out, err = run_harness("run", "--resume", str(run), "--reports", str(tmp_path / "r"))
     assert code == 0, out + err
     trials = trials_of(run)
+    assert sorted(trials["server"]) == ["epoll-tpc", "tokio-tpc"]
     assert len(trials) == 2 and (trials["status"] == "ok").all()
     assert manifest_of(run)["outcome"]["result"] == "complete"
     assert_reportable(run, tmp_path / "report.html")

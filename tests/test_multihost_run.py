@@ -6,13 +6,18 @@ Checked: the merged histogram is the sum of the hosts' histograms, the per-host 
 the target within 1%, per-host rows are stored, clock offsets are recorded; then killing every
 process of one client host mid-trial (a host crash) fails that trial naming the host, the run
 goes on, and nothing of the harness is left in any namespace. Needs root (skips otherwise), the
-release build of loadgen and epoll-tpc; 2 to 4 minutes on the 2-CPU VM (ten short runs, each
-with its report).
+release build of loadgen and epoll-tpc; 2 to 4 minutes on the 2-CPU VM (seven short runs, each
+with its report; a run's set-up over SSH, 4-20 s, costs more than its trial).
+
+One run is shared (`interrupted_run`, module scope): interrupted by Ctrl-C then finished with
+--resume, it is what the Ctrl-C test checks and the run the merge test reads (on a copy). Every
+other test needs its own run: another layout of hosts, or a host stopped or killed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -104,13 +109,56 @@ def _wait_no_leftovers(net: netns.TestNetwork, timeout_s: float = 10.0) -> dict[
     return left
 
 
+@dataclasses.dataclass(frozen=True)
+class InterruptedRun:
+    """A three-host run stopped by Ctrl-C mid-trial, then finished with --resume: what each of
+    the two commands left behind."""
+
+    root: Path  # --out/--reports of the run: results/ and reports/ under it
+    interrupted: tuple[int | None, str]  # exit code and output of the run Ctrl-C stopped
+    left_after_interrupt: dict[str, list[str]]
+    reasons_after_interrupt: list[str]
+    resumed: tuple[int | None, str]  # exit code and output of --resume
+    left_after_resume: dict[str, list[str]]
+
+
+@pytest.fixture(scope="module")
+def interrupted_run(
+    net: netns.TestNetwork, tmp_path_factory: pytest.TempPathFactory
+) -> InterruptedRun:
+    """Once for the module (one multi-host run costs 10-20 s here): `harness run` across the
+    three hosts, Ctrl-C once a load generator runs, then `--resume`. Its tests only read it;
+    the one that repairs a table works on a copy."""
+    root = tmp_path_factory.mktemp("interrupted")
+    with _harness(_argv(net, root, "--duration", "3", "--repeat", "1"), root) as proc:
+        deadline = time.monotonic() + RUN_LIMIT_S
+        while not any(n.endswith(":loadgen") for n in _leftovers(net).get(net.hosts[1].ns, [])):
+            assert proc.poll() is None and time.monotonic() < deadline, "no load generator ran"
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGINT)
+        interrupted = proc.communicate(timeout=RUN_LIMIT_S)[0]
+    left = _wait_no_leftovers(net)
+    run = _run_dir(root)
+    reasons = list(pd.read_parquet(run / "trials.parquet")["reason"])
+    # --resume reconnects to the hosts from the stored plan and runs the trial again.
+    with _harness([str(HARNESS), "run", "--resume", str(run)], root) as resume:
+        resumed = resume.communicate(timeout=RUN_LIMIT_S)[0]
+    return InterruptedRun(
+        root, (proc.returncode, interrupted), left, reasons, (resume.returncode, resumed),
+        _wait_no_leftovers(net),
+    )  # fmt: skip
+
+
 def test_a_run_across_three_hosts_merges_by_adding_counts(
-    net: netns.TestNetwork, tmp_path: Path
+    net: netns.TestNetwork, interrupted_run: InterruptedRun, tmp_path: Path
 ) -> None:
-    with _harness(_argv(net, tmp_path, "--duration", "2", "--repeat", "1"), tmp_path) as proc:
-        output, _ = proc.communicate(timeout=RUN_LIMIT_S)
-    assert proc.returncode == 0, output
-    run = _run_dir(tmp_path)
+    """The three-host run (the module's, finished by --resume): hosts, clocks, per-host rows
+    and their sum."""
+    code, output = interrupted_run.resumed
+    assert code == 0, output
+    shared = _run_dir(interrupted_run.root)
+    run = tmp_path / "results" / shared.name  # a copy: its latency table is deleted below
+    shutil.copytree(shared, run)
     server, c1, c2 = (h.spec for h in net.hosts)
     manifest = json.loads((run / "manifest.json").read_text())
     hosts = manifest["hosts"]
@@ -127,7 +175,7 @@ def test_a_run_across_three_hosts_merges_by_adding_counts(
     placed = {(b["host"], b["program"]): b for b in hosts["binaries"]}
     assert set(placed) == {(c1, "loadgen"), (c2, "loadgen"), (server, "epoll-tpc")}
     for b in placed.values():  # by checksum, where HARNESS_REMOTE_DIR says (one file system)
-        assert b["path"].startswith(str(tmp_path / "remote-bin") + "/")
+        assert b["path"].startswith(str(interrupted_run.root / "remote-bin") + "/")
         assert b["source"] in ("copied", "present") and len(b["sha256"]) == 64
 
     trials = pd.read_parquet(run / "trials.parquet")
@@ -179,7 +227,7 @@ def test_a_run_across_three_hosts_merges_by_adding_counts(
     rebuilt = pd.read_parquet(run / "latency.parquet")
     pd.testing.assert_frame_equal(rebuilt.astype(str), latency.astype(str))
     # The report draws the idle round trip as the floor of the latency chart.
-    (report,) = (tmp_path / "reports").glob("*/index.html")
+    (report,) = (interrupted_run.root / "reports").glob("*/index.html")
     assert "idle network round trip between the client hosts and the server host" in (
         report.read_text()
     )
@@ -272,27 +320,18 @@ def test_a_design_that_cannot_be_copied_is_refused_in_one_line(
     assert _wait_no_leftovers(net) == {}
 
 
-def test_ctrl_c_mid_trial_ends_every_remote_process(net: netns.TestNetwork, tmp_path: Path) -> None:
-    argv = _argv(net, tmp_path, "--duration", "3", "--repeat", "1")
-    with _harness(argv, tmp_path) as proc:
-        deadline = time.monotonic() + RUN_LIMIT_S
-        while not any(n.endswith(":loadgen") for n in _leftovers(net).get(net.hosts[1].ns, [])):
-            assert proc.poll() is None and time.monotonic() < deadline, "no load generator ran"
-            time.sleep(0.1)
-        os.killpg(proc.pid, signal.SIGINT)
-        output, _ = proc.communicate(timeout=RUN_LIMIT_S)
-    assert proc.returncode == 130, output
-    assert _wait_no_leftovers(net) == {}
-    run = _run_dir(tmp_path)
-    trials = pd.read_parquet(run / "trials.parquet")
-    assert list(trials["reason"]) == ["interrupted by the user"]
-    # --resume reconnects to the hosts from the stored plan and runs the trial again.
-    with _harness([str(HARNESS), "run", "--resume", str(run)], tmp_path) as proc:
-        output, _ = proc.communicate(timeout=RUN_LIMIT_S)
-    assert proc.returncode == 0, output
-    trials = pd.read_parquet(run / "trials.parquet")
+def test_ctrl_c_mid_trial_ends_every_remote_process(interrupted_run: InterruptedRun) -> None:
+    """Ctrl-C mid-trial (the module's run): exit 130, nothing left on any host, the trial
+    stored as interrupted; --resume runs it again from the stored plan."""
+    code, output = interrupted_run.interrupted
+    assert code == 130, output
+    assert interrupted_run.left_after_interrupt == {}
+    assert interrupted_run.reasons_after_interrupt == ["interrupted by the user"]
+    code, output = interrupted_run.resumed
+    assert code == 0, output
+    trials = pd.read_parquet(_run_dir(interrupted_run.root) / "trials.parquet")
     assert list(trials["status"]) == ["ok"], list(trials["reason"])
-    assert _wait_no_leftovers(net) == {}
+    assert interrupted_run.left_after_resume == {}
 
 
 def test_a_hung_client_host_fails_its_trial_naming_the_host(

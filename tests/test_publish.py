@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -167,9 +168,33 @@ def test_scaling_section_for_several_core_counts(runs: dict[str, Path]) -> None:
     assert "flagged, not ranked" in section
 
 
-def test_bundle_holds_the_run_and_its_report(runs: dict[str, Path], tmp_path: Path) -> None:
-    out = tmp_path / "run.tar.gz"
-    proc = harness("bundle", str(runs["profile"]), "-o", str(out), timeout=300)
+@pytest.fixture(scope="module")
+def bundle(
+    runs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """`harness bundle` of the profile run, once for the module: the archive and the command."""
+    out = tmp_path_factory.mktemp("bundle") / "run.tar.gz"
+    return out, harness("bundle", str(runs["profile"]), "-o", str(out), timeout=300)
+
+
+@pytest.fixture(scope="module")
+def site(
+    runs: dict[str, Path],
+    bundle: tuple[Path, subprocess.CompletedProcess[str]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """`harness publish` over the bundle and the scaling run's directory, once for the module
+    (read by the site's checks and by the browser): the site and the command."""
+    archive, bundled = bundle
+    assert bundled.returncode == 0, bundled.stderr
+    out = tmp_path_factory.mktemp("published") / "site"
+    return out, harness("publish", str(archive), str(runs["scaling"]), "-o", str(out), timeout=600)
+
+
+def test_bundle_holds_the_run_and_its_report(
+    runs: dict[str, Path], bundle: tuple[Path, subprocess.CompletedProcess[str]]
+) -> None:
+    out, proc = bundle
     assert proc.returncode == 0, proc.stderr
     with tarfile.open(out) as tar:
         names = tar.getnames()
@@ -179,46 +204,48 @@ def test_bundle_holds_the_run_and_its_report(runs: dict[str, Path], tmp_path: Pa
     assert any(n.startswith(f"{run_id}/raw/") and n.endswith(".loadgen.json") for n in names)
 
 
-def test_publish_over_a_bundle_and_a_directory(runs: dict[str, Path], tmp_path: Path) -> None:
-    bundle = tmp_path / "a.tar.gz"
-    assert harness("bundle", str(runs["profile"]), "-o", str(bundle), timeout=300).returncode == 0
-    site = tmp_path / "site"
-    proc = harness("publish", str(bundle), str(runs["scaling"]), "-o", str(site), timeout=600)
+def test_publish_over_a_bundle_and_a_directory(
+    runs: dict[str, Path],
+    bundle: tuple[Path, subprocess.CompletedProcess[str]],
+    site: tuple[Path, subprocess.CompletedProcess[str]],
+    tmp_path: Path,
+) -> None:
+    (published, proc), (archive, _) = site, bundle
     assert proc.returncode == 0, proc.stderr
-    page = (site / "index.html").read_text()
+    page = (published / "index.html").read_text()
     # A fingerprint per machine, each run's page, the ratio table from one query.
     for row in ("CPU model", "topology", "kernel", "virtualisation", "rustc", "runtimes"):
         assert f'<th class="l">{row}</th>' in page
-    pages = sorted(p.parent.name for p in (site / "runs").glob("*/index.html"))
+    pages = sorted(p.parent.name for p in (published / "runs").glob("*/index.html"))
     assert len(pages) == 2 and all(f"runs/{p}/index.html" in page for p in pages)
     assert 'id="ratio-table"' in page and "tokio-tpc / tokio-ws" in page
     assert "oversubscribed" in page  # the --oversubscribe run is labelled
     assert "nobody to steal from" in page  # 1-core ratios are read as the price of stealing
     # Same run twice: refused.
-    again = harness("publish", str(bundle), str(runs["profile"]), "-o", str(tmp_path / "x"))
+    again = harness("publish", str(archive), str(runs["profile"]), "-o", str(tmp_path / "x"))
     assert "given twice" in one_error_line(again)
 
 
-def test_published_site_in_chromium(runs: dict[str, Path], tmp_path: Path) -> None:
+def test_published_site_in_chromium(
+    site: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
     from test_browser import CHROMIUM, open_in_browser
 
     if not CHROMIUM.is_file():
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
     from harness.report.charts import CHART_IDS
 
-    site = tmp_path / "site"
-    proc = harness("publish", str(runs["profile"]), str(runs["scaling"]), "-o", str(site),
-                   timeout=600)  # fmt: skip
+    published, proc = site
     assert proc.returncode == 0, proc.stderr
     for d in ("index", "run"):
         (tmp_path / d).mkdir()
-    state, dt, _ = open_in_browser(site / "index.html", tmp_path / "index", "site")
+    state, dt, _ = open_in_browser(published / "index.html", tmp_path / "index", "site")
     assert dt.problems() == []
     assert all(u.startswith(("file:", "data:")) for u in dt.requests()), dt.requests()
     assert all(r.startswith("data:") for r in state["resources"]), state["resources"]
     assert state["images"] and all(i["ok"] and i["w"] > 200 for i in state["images"])
     assert state["text"] > 1000
-    run_page = next((site / "runs").glob("*/index.html"))
+    run_page = next((published / "runs").glob("*/index.html"))
     state, dt, _ = open_in_browser(run_page, tmp_path / "run", "site-run")
     assert dt.problems() == []
     assert all(u.startswith(("file:", "data:")) for u in dt.requests()), dt.requests()

@@ -81,7 +81,9 @@ def open_hosts(
     plan: Plan | None = None,
     dry_run: bool = False,
 ) -> tuple[HostSession | None, Plan, dict[str, Any]]:
-    """Connect and plan (or take the stored plan, on --resume); with dry_run, only plan."""
+    """Connect and plan (or take the stored plan, on --resume); with dry_run, only plan. On
+    --resume (a stored plan given) the hosts are checked again but their platforms and idle
+    round trips are not measured: the stored manifest keeps the first session's."""
     from harness.run import placement
     from harness.run.multihost import HostSession
 
@@ -93,6 +95,7 @@ def open_hosts(
         remote_bin=config.remote_bin,
         remote_dir=os.environ.get("HARNESS_REMOTE_DIR", placement.DEFAULT_REMOTE_DIR),
     )
+    resuming = plan is not None
     try:
         plan = _plan_on_hosts(session, config, designs, plan)
         if dry_run:
@@ -100,7 +103,8 @@ def open_hosts(
             return None, plan, {"layout": session.layout.as_dict()}
         checks = _check_hosts(session, config, console)
         info = session.open([designs[n] for n in config.servers])
-        info.update(_host_facts(session, config))
+        if not resuming:
+            info.update(_host_facts(session, config))
         info["doctor"] = {h: doctor.to_dicts(r) for h, r in checks.items()}
     except BaseException:
         session.close()
