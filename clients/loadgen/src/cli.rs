@@ -122,7 +122,7 @@ struct Args {
 struct CpuList(Vec<usize>);
 
 /// clap's error as one line (its first paragraph, e.g. with the possible values), without the
-/// `error: ` that `main` adds back (the `hiccup` binary's too).
+/// `error: ` that `main` adds back (`parse_or_exit` too).
 pub fn one_line(e: &clap::Error) -> String {
     let text = e.to_string();
     let first: Vec<&str> = text
@@ -132,6 +132,22 @@ pub fn one_line(e: &clap::Error) -> String {
         .collect();
     let line = first.join(" ");
     line.strip_prefix("error: ").unwrap_or(&line).to_string()
+}
+
+/// The arguments of a helper binary (`hiccup`, `io-floor`): `--help` prints and exits 0; bad
+/// arguments print one line and exit 2.
+pub fn parse_or_exit<T: clap::Parser>() -> T {
+    match T::try_parse() {
+        Ok(args) => args,
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {
+            print!("{e}");
+            std::process::exit(0);
+        }
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e));
+            std::process::exit(2);
+        }
+    }
 }
 
 /// Parses the arguments (without the program name).

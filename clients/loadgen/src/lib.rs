@@ -1,5 +1,6 @@
 //! loadgen: the measuring instrument (docs/loadgen.md), as a library shared by the `loadgen`
-//! binary and the `hiccup` meter (`src/bin/hiccup.rs`).
+//! binary, the `hiccup` meter (`src/bin/hiccup.rs`) and `io-floor` (`src/bin/io-floor.rs`, the
+//! I/O alone, for `scripts/bench-loadgen --floor`).
 //!
 //! Pipeline: `cli` (flags -> `config::Config`) -> `plan` (each connection's share of the load) ->
 //! `worker` threads, each an event loop on one I/O path (`epoll` over `conn`s, or `uring` on

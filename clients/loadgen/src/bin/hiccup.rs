@@ -16,7 +16,7 @@ use std::time::Duration;
 use clap::Parser;
 use serde::Serialize;
 
-use loadgen::cli::{one_line, parse_cpu_list};
+use loadgen::cli::{parse_cpu_list, parse_or_exit};
 use loadgen::hiccup::{HiccupReport, Meters, Stall};
 use loadgen::sys;
 
@@ -84,14 +84,7 @@ fn fail(msg: &str, code: i32) -> ! {
 }
 
 fn main() {
-    let args = match Args::try_parse() {
-        Ok(a) => a,
-        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {
-            print!("{e}");
-            return;
-        }
-        Err(e) => fail(&one_line(&e), 2),
-    };
+    let args: Args = parse_or_exit();
     let allowed =
         sys::allowed_cpus().unwrap_or_else(|e| fail(&format!("sched_getaffinity: {e}"), 2));
     if let Some(bad) = args.cpus.0.iter().find(|c| !allowed.contains(c)) {
