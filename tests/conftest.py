@@ -1,10 +1,12 @@
 """Shared fixtures: fake sysfs CPU trees, the paths of the built binaries, the synthetic run
-built once per session (tests/fake_run.py), no thread left behind."""
+built once per session (tests/fake_run.py), no thread left behind; and Ctrl-C as a terminal
+sends it (below)."""
 
 from __future__ import annotations
 
 import dataclasses
 import shutil
+import signal
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -18,6 +20,14 @@ if TYPE_CHECKING:  # fake_run imports the harness: only the tests that use it pa
     from fake_run import FakeRun
 
 __all__ = ["BIN_DIR", "REPO", "build_sysfs", "require_binaries"]
+
+# A test run started as a background job of a non-interactive shell (`make test &`, some CI
+# runners) inherits SIGINT ignored, and so would every process the tests start: the Ctrl-C tests
+# (test_faults, test_multihost, test_multihost_run) would find the harness ignoring the signal,
+# as it must when its user chose that. They stand for a Ctrl-C at a terminal, where nobody did:
+# with a handler here, the processes they start get the default disposition at exec.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def build_sysfs(root: Path, cpus: list[tuple[int, int, int, int]]) -> Path:
