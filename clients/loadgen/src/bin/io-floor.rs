@@ -133,11 +133,11 @@ fn main() {
     let end = start + args.duration * 1_000_000_000;
     let (mut answers, mut bytes, mut first_len) = (0u64, 0usize, None::<usize>);
     let mut next: Vec<squeue::Entry> = Vec::with_capacity(2 * n);
+    let mut pool_back: Vec<u16> = Vec::with_capacity(n);
     let mut now = start;
     while now < end {
         ring.enter(now, end)
             .unwrap_or_else(|e| fail(&format!("io_uring_enter: {e}"), 1));
-        let mut pool_back = Vec::new();
         for cqe in ring.ring.completion() {
             let (i, is_send) = ((cqe.user_data() >> 1) as usize, cqe.user_data() & 1 == 1);
             let res = cqe.result();
@@ -172,7 +172,7 @@ fn main() {
             next.push(send(i));
         }
         let pool = ring.pool.as_mut().expect("checked above");
-        for id in pool_back {
+        for id in pool_back.drain(..) {
             pool.put(id);
         }
         pool.publish();
